@@ -1,0 +1,5 @@
+//! One module per CLI verb.
+
+pub mod demo_app;
+pub mod diff;
+pub mod validate;

@@ -1,0 +1,1 @@
+//! Human and JSON output shared by the verbs.
