@@ -1,12 +1,98 @@
-//! `turnout validate` (being written).
+//! `turnout validate FILE...`: check templates and report every problem.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde_json::json;
+use turnout_spec::{Diagnostic, SpecError};
+
+use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 
 /// Arguments of `turnout validate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Exit status: 0 when every template is valid (warnings allowed), 1 when \
+    one is not, 2 on a usage error.\n\nExample:\n  turnout validate examples/hello/*.yaml")]
+pub struct Args {
+    /// Template files (seed layout or compose v2/v3). `${VAR}` is filled in
+    /// from the environment.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+}
 
 /// Runs the verb.
-pub fn run(_args: &Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not written yet")
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut all_ok = true;
+    let mut reports = Vec::new();
+    let color = use_color(false);
+    for file in &args.files {
+        let (template, diagnostics): (_, Vec<Diagnostic>) = match turnout_spec::load(file) {
+            Ok(parsed) => (Some(parsed.template), parsed.warnings),
+            Err(SpecError::Invalid { diagnostics, .. }) => (None, diagnostics),
+            Err(err @ SpecError::Read { .. }) => {
+                let d = Diagnostic::error(
+                    turnout_spec::Pos::default(),
+                    &turnout_spec::FieldPath::root(),
+                    err.to_string(),
+                )
+                .hint("check the path");
+                let mut d = d;
+                d.file = file.display().to_string();
+                (None, vec![d])
+            }
+        };
+        all_ok &= template.is_some();
+        match args.output {
+            OutputFormat::Human => {
+                print_diagnostics(&diagnostics);
+                let name = file.display();
+                match &template {
+                    Some(t) => {
+                        let routes: usize = t
+                            .services
+                            .iter()
+                            .map(|s| s.settings.routes.iter().map(|b| b.routes.len()).sum::<usize>())
+                            .sum();
+                        let warnings = diagnostics.len();
+                        let mut line = format!(
+                            "{name}: {} ({} services, {routes} routes",
+                            paint("valid", "green", color),
+                            t.services.len()
+                        );
+                        if warnings > 0 {
+                            line.push_str(&format!(", {warnings} warnings"));
+                        }
+                        line.push(')');
+                        println!("{line}");
+                    }
+                    None => {
+                        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                        println!("{name}: {} ({errors} errors)", paint("invalid", "red", color));
+                    }
+                }
+            }
+            OutputFormat::Json => {
+                let (errors, warnings): (Vec<_>, Vec<_>) =
+                    diagnostics.iter().partition(|d| d.is_error());
+                reports.push(json!({
+                    "file": file.display().to_string(),
+                    "valid": template.is_some(),
+                    "template": template,
+                    "errors": errors,
+                    "warnings": warnings,
+                }));
+            }
+        }
+    }
+    if args.output == OutputFormat::Json {
+        let doc = json!({ "valid": all_ok, "files": reports });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

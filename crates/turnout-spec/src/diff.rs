@@ -1,0 +1,279 @@
+//! The difference between two templates, by service identity: what a
+//! release from the old template to the new one would do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::diagnostic::{Diagnostic, FieldPath, Pos};
+use crate::identity::same_identity;
+use crate::template::{Service, Template};
+
+/// What a release does with a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// In both templates with the same identity: left running (yellow).
+    Unchanged,
+    /// Only in the old template: removed when the release is confirmed (blue).
+    Old,
+    /// Only in the new template: started by the release (green).
+    New,
+    /// Same name, different spec: refused by blue-green, replaced in place
+    /// by `standard`.
+    Changed,
+}
+
+impl Role {
+    /// The colour the console and the CLI show the role in.
+    pub fn color(self) -> &'static str {
+        match self {
+            Role::Unchanged => "yellow",
+            Role::Old => "blue",
+            Role::New => "green",
+            Role::Changed => "magenta",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Unchanged => "unchanged",
+            Role::Old => "old",
+            Role::New => "new",
+            Role::Changed => "changed",
+        })
+    }
+}
+
+/// A release strategy (DESIGN §2, §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Old and new run side by side; traffic moves by weights (default).
+    #[default]
+    BlueGreen,
+    /// Changed services are replaced in place, health-gated, batch by batch.
+    Standard,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Standard => "standard",
+        })
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "blue-green" => Ok(Strategy::BlueGreen),
+            "standard" => Ok(Strategy::Standard),
+            other => Err(format!(
+                "unknown strategy {other:?}: expected blue-green or standard"
+            )),
+        }
+    }
+}
+
+/// One service in a diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceDiff {
+    /// The service name.
+    pub name: String,
+    /// What the release does with it.
+    pub role: Role,
+    /// The role's colour (`yellow`, `blue`, `green`, `magenta`).
+    pub color: &'static str,
+}
+
+/// How a route fares in a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteChange {
+    /// Only the new template has it.
+    Gained,
+    /// Only the old template has it.
+    Lost,
+    /// Both have it: old and new services share it during the release.
+    Shared,
+}
+
+impl fmt::Display for RouteChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteChange::Gained => "gained",
+            RouteChange::Lost => "lost",
+            RouteChange::Shared => "shared",
+        })
+    }
+}
+
+/// One route in a diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteDiff {
+    /// The route id (`serviceb.localhost`).
+    pub id: String,
+    /// Gained, lost or shared.
+    pub change: RouteChange,
+    /// Whether the route is internal (`.local`).
+    pub internal: bool,
+    /// The services on the route across both templates, old ones first.
+    pub services: Vec<String>,
+}
+
+/// The difference between two templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateDiff {
+    /// Services of the old template in its order, then those only in the new.
+    pub services: Vec<ServiceDiff>,
+    /// Routes of either template, by id.
+    pub routes: Vec<RouteDiff>,
+}
+
+impl TemplateDiff {
+    /// The role of the named service, if it is in either template.
+    pub fn role(&self, name: &str) -> Option<Role> {
+        self.services.iter().find(|s| s.name == name).map(|s| s.role)
+    }
+
+    /// The problems that make a release with `strategy` impossible.
+    pub fn check(&self, strategy: Strategy) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        if strategy == Strategy::BlueGreen {
+            for s in self.services.iter().filter(|s| s.role == Role::Changed) {
+                errors.push(
+                    Diagnostic::error(Pos::default(), &FieldPath::root().key(&s.name),
+                        format!("service {} changed, and blue-green never changes a running service", s.name))
+                        .hint(format!(
+                            "give the new version a new name (e.g. {}) so that old and new run side by side, or release with --strategy standard",
+                            next_version_name(&s.name)
+                        )),
+                );
+            }
+        }
+        if self.services.iter().all(|s| s.role == Role::Unchanged) {
+            errors.push(
+                Diagnostic::error(Pos::default(), &FieldPath::root(), "the templates are the same: nothing to release")
+                    .hint("change a service, or add one with a new name"),
+            );
+        }
+        errors
+    }
+}
+
+/// Suggests the next version's name: `serviceB-v1` → `serviceB-v2`,
+/// `web` → `web-v2`.
+pub fn next_version_name(name: &str) -> String {
+    if let Some(idx) = name.rfind("-v")
+        && let Ok(n) = name[idx + 2..].parse::<u64>()
+    {
+        return format!("{}-v{}", &name[..idx], n + 1);
+    }
+    format!("{name}-v2")
+}
+
+/// Compares two templates. Route ids are spelled with `domain`.
+pub fn diff(old: &Template, new: &Template, domain: &str) -> TemplateDiff {
+    let mut services = Vec::new();
+    for s in &old.services {
+        let role = match new.service(&s.name) {
+            Some(n) if same_identity(s, n) => Role::Unchanged,
+            Some(_) => Role::Changed,
+            None => Role::Old,
+        };
+        services.push(ServiceDiff {
+            name: s.name.clone(),
+            role,
+            color: role.color(),
+        });
+    }
+    for s in new.services.iter().filter(|s| old.service(&s.name).is_none()) {
+        services.push(ServiceDiff {
+            name: s.name.clone(),
+            role: Role::New,
+            color: Role::New.color(),
+        });
+    }
+    let old_routes = route_users(old, domain);
+    let new_routes = route_users(new, domain);
+    let mut routes: Vec<RouteDiff> = Vec::new();
+    for (id, internal, users) in &old_routes {
+        let in_new = new_routes.iter().find(|(nid, _, _)| nid == id);
+        let mut all = users.clone();
+        if let Some((_, _, new_users)) = in_new {
+            for u in new_users {
+                if !all.contains(u) {
+                    all.push(u.clone());
+                }
+            }
+        }
+        routes.push(RouteDiff {
+            id: id.clone(),
+            change: if in_new.is_some() {
+                RouteChange::Shared
+            } else {
+                RouteChange::Lost
+            },
+            internal: *internal,
+            services: all,
+        });
+    }
+    for (id, internal, users) in new_routes {
+        if !routes.iter().any(|r| r.id == id) {
+            routes.push(RouteDiff {
+                id,
+                change: RouteChange::Gained,
+                internal,
+                services: users,
+            });
+        }
+    }
+    routes.sort_by(|a, b| a.id.cmp(&b.id));
+    TemplateDiff { services, routes }
+}
+
+/// Route id, internal, service names on it (file order).
+fn route_users(t: &Template, domain: &str) -> Vec<(String, bool, Vec<String>)> {
+    let mut out: Vec<(String, bool, Vec<String>)> = Vec::new();
+    for s in &t.services {
+        for (id, internal) in routes_of(s, domain) {
+            match out.iter_mut().find(|(rid, _, _)| *rid == id) {
+                Some((_, _, users)) => {
+                    if !users.contains(&s.name) {
+                        users.push(s.name.clone());
+                    }
+                }
+                None => out.push((id, internal, vec![s.name.clone()])),
+            }
+        }
+    }
+    out
+}
+
+fn routes_of(s: &Service, domain: &str) -> Vec<(String, bool)> {
+    s.settings
+        .routes
+        .iter()
+        .flat_map(|b| b.routes.iter())
+        .map(|r| (r.id(domain), r.is_internal(domain)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_version_name;
+
+    #[test]
+    fn next_names() {
+        assert_eq!(next_version_name("serviceB-v1"), "serviceB-v2");
+        assert_eq!(next_version_name("web"), "web-v2");
+        assert_eq!(next_version_name("a-v9"), "a-v10");
+    }
+}

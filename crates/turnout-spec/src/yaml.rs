@@ -1,0 +1,377 @@
+//! The YAML layer: a document tree in which every node keeps its source
+//! position, duplicate keys stay visible and merge keys are applied.
+//!
+//! serde-saphyr does the parsing (see ARCHITECTURE.md for why). We read the
+//! document into our own [`Node`] tree rather than into typed structs, so
+//! that one pass can report every problem at once with its position and
+//! field path, instead of stopping at the first serde error.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{DuplicateKeyPolicy, Spanned};
+
+use crate::diagnostic::{Diagnostic, FieldPath, Pos};
+
+/// A YAML node with the place it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) value: Value,
+    /// Where the value is defined (for an alias or a merged key: the
+    /// anchored original, which is where a fix has to be made).
+    pub(crate) pos: Pos,
+    /// The scalar as written in the source, for numbers and booleans, so
+    /// that `0755` or `1.10` keep their spelling when used as strings.
+    pub(crate) raw: Option<String>,
+}
+
+/// The value of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The scalar as a string, the way compose reads label and environment
+    /// values: strings as they are, numbers and booleans as written.
+    pub(crate) fn scalar_string(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Bool(b) => Some(self.raw.clone().unwrap_or_else(|| b.to_string())),
+            Value::Int(i) => Some(self.raw.clone().unwrap_or_else(|| i.to_string())),
+            Value::Float(x) => Some(self.raw.clone().unwrap_or_else(|| x.to_string())),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+
+    /// A short description of the node's kind for "found ..." messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.value {
+            Value::Null => "nothing (null)".into(),
+            Value::Bool(_) => format!("the boolean {}", self.scalar_string().unwrap_or_default()),
+            Value::Int(_) | Value::Float(_) => {
+                format!("the number {}", self.scalar_string().unwrap_or_default())
+            }
+            Value::Str(s) => format!("{s:?}"),
+            Value::Seq(_) => "a list".into(),
+            Value::Map(_) => "a map".into(),
+        }
+    }
+}
+
+/// A problem the YAML parser itself reported (syntax, budget).
+#[derive(Debug)]
+pub(crate) struct SyntaxError {
+    pub(crate) pos: Pos,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Parses one YAML document into a [`Node`] tree.
+pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let mut options = serde_saphyr::Options::default();
+    // Duplicate keys are reported by us, all at once and with both places;
+    // merged keys that an explicit key overrides are still dropped by the
+    // parser, as YAML's merge semantics require.
+    options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
+    // YAML 1.2 booleans: `no`, `on` and `y` stay strings (`restart: no`).
+    options.strict_booleans = true;
+    options.with_snippet = false;
+    let mut budget = serde_saphyr::Budget::default();
+    // Compose files share one anchor across many services; that is normal
+    // use, not an alias bomb (the absolute caps still apply).
+    budget.enforce_alias_anchor_ratio = false;
+    options.budget = Some(budget);
+    let raw: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line() as u32,
+                column: l.column() as u32,
+            })
+            .unwrap_or_default();
+        SyntaxError {
+            pos,
+            message: strip_location(&e.to_string()),
+        }
+    })?;
+    Ok(convert(raw, text))
+}
+
+/// serde-saphyr prefixes its messages with "error: line L column C: ";
+/// we print the location ourselves.
+fn strip_location(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    let rest = first.strip_prefix("error: ").unwrap_or(first);
+    if let Some(after) = rest.strip_prefix("line ")
+        && let Some(idx) = after.find(": ")
+        && after[..idx].contains(" column ")
+    {
+        return after[idx + 2..].to_string();
+    }
+    rest.to_string()
+}
+
+fn convert(spanned: Spanned<RawNode>, text: &str) -> Node {
+    let defined = spanned.defined;
+    let pos = Pos {
+        line: defined.line() as u32,
+        column: defined.column() as u32,
+    };
+    let span = defined.span();
+    let raw_text = || {
+        let start = span.byte_offset()?;
+        let len = span.byte_len()?;
+        let (start, len) = (usize::try_from(start).ok()?, usize::try_from(len).ok()?);
+        text.get(start..start + len).map(|s| s.trim().to_string())
+    };
+    let (value, raw) = match spanned.value {
+        RawNode::Null => (Value::Null, None),
+        RawNode::Bool(b) => (Value::Bool(b), raw_text()),
+        RawNode::Int(i) => (Value::Int(i), raw_text()),
+        RawNode::Float(x) => (Value::Float(x), raw_text()),
+        RawNode::Str(s) => (Value::Str(s), None),
+        RawNode::Seq(items) => (
+            Value::Seq(items.into_iter().map(|n| convert(n, text)).collect()),
+            None,
+        ),
+        RawNode::Map(entries) => (
+            Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (convert(k, text), convert(v, text)))
+                    .collect(),
+            ),
+            None,
+        ),
+    };
+    Node { value, pos, raw }
+}
+
+/// The tree as serde-saphyr hands it to us, before positions are flattened.
+enum RawNode {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<RawNode>>),
+    Map(Vec<(Spanned<RawNode>, Spanned<RawNode>)>),
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
+        RawNode::deserialize(d)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<RawNode, E> {
+        Ok(RawNode::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<RawNode, E> {
+        Ok(RawNode::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    }
+
+    fn visit_i128<E>(self, v: i128) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    }
+
+    fn visit_u128<E>(self, v: u128) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<RawNode, E> {
+        Ok(RawNode::Float(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(RawNode::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key()? {
+            let value = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(RawNode::Map(entries))
+    }
+}
+
+/// A map whose keys were checked: string keys, no duplicates (duplicates
+/// are reported and the first one is kept).
+pub(crate) struct Map<'a> {
+    pub(crate) entries: Vec<(String, &'a Node, &'a Node)>,
+}
+
+impl<'a> Map<'a> {
+    /// Reads `node` as a map with string keys. Reports a non-map, non-string
+    /// keys and duplicate keys; returns `None` when `node` is not a map.
+    pub(crate) fn read(
+        node: &'a Node,
+        path: &FieldPath,
+        what: &str,
+        sink: &mut crate::diagnostic::Sink,
+    ) -> Option<Map<'a>> {
+        let Value::Map(raw) = &node.value else {
+            sink.push(
+                Diagnostic::error(node.pos, path, format!("{what} must be a map"))
+                    .found(node.describe())
+                    .expected("a map of `key: value` lines"),
+            );
+            return None;
+        };
+        let mut entries: Vec<(String, &Node, &Node)> = Vec::with_capacity(raw.len());
+        for (key, value) in raw {
+            let Some(name) = key_string(key) else {
+                sink.push(
+                    Diagnostic::error(key.pos, path, format!("a key of {what} is not a string"))
+                        .found(key.describe())
+                        .expected("a plain name as key"),
+                );
+                continue;
+            };
+            if let Some((_, first, _)) = entries.iter().find(|(n, _, _)| *n == name) {
+                sink.push(
+                    Diagnostic::error(key.pos, &path.key(&name), format!("duplicate key {name:?}"))
+                        .hint(format!(
+                            "it is already set on line {}; keep one of the two",
+                            first.pos.line
+                        )),
+                );
+                continue;
+            }
+            entries.push((name, key, value));
+        }
+        Some(Map { entries })
+    }
+}
+
+fn key_string(key: &Node) -> Option<String> {
+    match &key.value {
+        Value::Seq(_) | Value::Map(_) | Value::Null => None,
+        _ => key.scalar_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_keys(node: &Node) -> Vec<String> {
+        let Value::Map(entries) = &node.value else {
+            panic!("not a map")
+        };
+        entries
+            .iter()
+            .map(|(k, _)| k.scalar_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn positions_are_one_based_and_kept() {
+        let doc = parse("a:\n  b: 1\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        let (_, inner) = &entries[0];
+        let Value::Map(inner) = &inner.value else {
+            panic!()
+        };
+        assert_eq!(inner[0].0.pos, Pos { line: 2, column: 3 });
+        assert_eq!(inner[0].1.pos, Pos { line: 2, column: 6 });
+    }
+
+    #[test]
+    fn numbers_keep_their_spelling() {
+        let doc = parse("a: 0755\nb: 1.10\nc: no\nd: true\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        let values: Vec<_> = entries
+            .iter()
+            .map(|(_, v)| v.scalar_string().unwrap())
+            .collect();
+        assert_eq!(values, ["0755", "1.10", "no", "true"]);
+    }
+
+    #[test]
+    fn merge_keys_are_applied_and_explicit_keys_win() {
+        let doc = parse("x: &c\n  image: a\n  command: b\ns:\n  <<: *c\n  image: z\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        let service = &entries[1].1;
+        let mut keys = map_keys(service);
+        keys.sort();
+        assert_eq!(keys, ["command", "image"]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_not_swallowed() {
+        let doc = parse("a: 1\nb: 2\na: 3\n").unwrap();
+        let mut sink = crate::diagnostic::Sink::default();
+        let map = Map::read(&doc, &FieldPath::root(), "the file", &mut sink).unwrap();
+        assert_eq!(map.entries.len(), 2);
+        assert_eq!(sink.items.len(), 1);
+        assert_eq!(sink.items[0].pos.line, 3);
+        assert!(sink.items[0].hint.as_deref().unwrap().contains("line 1"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position_and_plain_message() {
+        let err = parse("a: [1,\nb: c").unwrap_err();
+        assert_eq!(err.pos.line, 1);
+        assert!(!err.message.starts_with("error:"), "{}", err.message);
+        assert!(err.message.contains("bracket"), "{}", err.message);
+    }
+}
