@@ -1,0 +1,392 @@
+//! The split decision: which service (and, for pinned clients, which
+//! instance) a request goes to. Pure and allocation-free.
+
+use http::HeaderMap;
+
+use crate::cookie::{INSTANCE_COOKIE, POSITION_COOKIE, cookie_value};
+use crate::position::Position;
+use crate::route::{Route, RouteIndex};
+use crate::route_table::RouteTable;
+use crate::service::ServiceIndex;
+use crate::sticky::Sticky;
+
+/// Header naming the service a preview request wants.
+pub const PREVIEW_SERVICE_HEADER: &str = "x-turnout-service";
+/// Header carrying the preview token.
+pub const PREVIEW_TOKEN_HEADER: &str = "x-turnout-preview-token";
+
+/// Everything about one request that the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestKey<'a> {
+    /// The route found by [`RouteTable::lookup`].
+    pub route: RouteIndex,
+    /// A number that grows by one per request on this route (the proxy's
+    /// atomic counter); it drives the smooth weighted round robin.
+    pub seq: u64,
+    /// The request headers (cookies, rule headers, preview headers).
+    pub headers: &'a HeaderMap,
+    /// The raw query string, for query rules.
+    pub query: Option<&'a str>,
+    /// The proxy credential presented on the internal listener, if any.
+    pub caller_token: Option<&'a str>,
+}
+
+/// Why a request was sent where it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// `X-Turnout-Service` with a valid preview token.
+    Preview,
+    /// A rule matched.
+    Rule,
+    /// The client's instance pin named a live instance.
+    Pin,
+    /// The client's position cookie.
+    Position,
+    /// Smooth weighted round robin.
+    Weighted,
+}
+
+/// Where the request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The service, an index into the route's services.
+    pub service: ServiceIndex,
+    /// The pinned instance, an index into the service's endpoints; `None`
+    /// lets the proxy choose among ready instances.
+    pub pinned: Option<u32>,
+    /// Why.
+    pub via: Via,
+    /// A position cookie to give the client (`version`/`instance` routes,
+    /// clients without a valid one).
+    pub set_position: Option<Position>,
+    /// Whether the proxy should pin the client to the instance it chooses.
+    pub set_pin: bool,
+}
+
+/// Why a caller may not use an internal route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forbidden {
+    /// The route lists its callers and the request carried no credential.
+    NoCredential,
+    /// The credential is not one of the table's caller tokens.
+    UnknownCredential,
+    /// The caller is known but not in the route's `callers`.
+    NotAllowed,
+}
+
+/// The outcome of [`pick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward to this target.
+    Forward(Target),
+    /// Refuse with 403 (internal routes only).
+    Forbidden(Forbidden),
+    /// No service can take the request (every weight is 0): 503.
+    NoService,
+    /// The route index is not in this table (a key built for another
+    /// table): the proxy answers as for an unknown host.
+    UnknownRoute,
+}
+
+/// Decides where a request goes: caller check, then preview override, then
+/// rules, then stickiness, then the weights.
+pub fn pick(table: &RouteTable, key: &RequestKey<'_>) -> Decision {
+    let Some(route) = table.route(key.route) else {
+        return Decision::UnknownRoute;
+    };
+    if let Some(refusal) = check_caller(table, route, key.caller_token) {
+        return Decision::Forbidden(refusal);
+    }
+    let pin = if route.sticky == Sticky::Instance {
+        cookie_value(key.headers, INSTANCE_COOKIE).and_then(|id| find_instance(route, id))
+    } else {
+        None
+    };
+    let chosen = |service: ServiceIndex, via: Via| {
+        // A pin inside the chosen service still holds, so a preview or rule
+        // client keeps its session too.
+        let pinned = pin.filter(|(s, _)| *s == service).map(|(_, e)| e);
+        Decision::Forward(Target {
+            service,
+            pinned,
+            via,
+            set_position: None,
+            set_pin: route.sticky == Sticky::Instance && pinned.is_none(),
+        })
+    };
+    if let Some(service) = preview_service(table, route, key.headers) {
+        return chosen(service, Via::Preview);
+    }
+    if let Some(rule) = route
+        .rules
+        .iter()
+        .find(|r| r.matches(key.headers, key.query))
+    {
+        return chosen(rule.service, Via::Rule);
+    }
+    if let Some((service, endpoint)) = pin {
+        return Decision::Forward(Target {
+            service,
+            pinned: Some(endpoint),
+            via: Via::Pin,
+            set_position: None,
+            set_pin: false,
+        });
+    }
+    if route.sticky != Sticky::Off
+        && let Some(position) = cookie_value(key.headers, POSITION_COOKIE).and_then(Position::parse)
+        && let Some(service) = owner(route, position)
+    {
+        return chosen(service, Via::Position);
+    }
+    if route.cycle.is_empty() {
+        return Decision::NoService;
+    }
+    let slot = (key.seq % route.cycle.len() as u64) as usize;
+    let service = route.cycle[slot];
+    let set_position = if route.sticky == Sticky::Off {
+        None
+    } else {
+        route
+            .service(service)
+            .and_then(|s| Position::spread(&s.range, key.seq))
+    };
+    Decision::Forward(Target {
+        service,
+        pinned: None,
+        via: Via::Weighted,
+        set_position,
+        set_pin: route.sticky == Sticky::Instance,
+    })
+}
+
+/// The service whose range holds `position`, if any service has weight.
+pub(crate) fn owner(route: &Route, position: Position) -> Option<ServiceIndex> {
+    let p = position.get();
+    route
+        .services
+        .iter()
+        .position(|s| s.range.contains(&p))
+        .map(|i| i as ServiceIndex)
+}
+
+fn check_caller(table: &RouteTable, route: &Route, token: Option<&str>) -> Option<Forbidden> {
+    let allowed = route.callers.as_deref()?;
+    let Some(token) = token else {
+        return Some(Forbidden::NoCredential);
+    };
+    let Some(caller) = table.caller(token) else {
+        return Some(Forbidden::UnknownCredential);
+    };
+    if allowed.iter().any(|a| a == caller) {
+        None
+    } else {
+        Some(Forbidden::NotAllowed)
+    }
+}
+
+fn preview_service(table: &RouteTable, route: &Route, headers: &HeaderMap) -> Option<ServiceIndex> {
+    let expected = table.preview_token()?;
+    let name = headers.get(PREVIEW_SERVICE_HEADER)?.to_str().ok()?;
+    let presented = headers.get(PREVIEW_TOKEN_HEADER)?.as_bytes();
+    if !constant_time_eq(expected, presented) {
+        return None;
+    }
+    route
+        .services
+        .iter()
+        .position(|s| s.name.eq_ignore_ascii_case(name))
+        .map(|i| i as ServiceIndex)
+}
+
+fn find_instance(route: &Route, id: &str) -> Option<(ServiceIndex, u32)> {
+    route.services.iter().enumerate().find_map(|(s, service)| {
+        service
+            .endpoints
+            .iter()
+            .position(|e| &*e.id == id)
+            .map(|e| (s as ServiceIndex, e as u32))
+    })
+}
+
+/// Compares tokens without an early exit, so timing does not reveal how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::Listener;
+    use http::HeaderValue;
+    use http::header::COOKIE;
+
+    const FILE: &str = r#"
+routes:
+  - host: app.localhost
+    sticky: instance
+    rules:
+      - match: { header: { x-beta: "1" }, query: { lang: "prefix:en" } }
+        service: app-v2
+    services:
+      - { name: app-v1, weight: 90, endpoints: ["127.0.0.1:19001", "127.0.0.1:19011"] }
+      - { name: app-v2, weight: 10, endpoints: ["127.0.0.1:19002"] }
+  - host: off.localhost
+    sticky: off
+    services:
+      - { name: a, weight: 50, endpoints: ["127.0.0.1:19003"] }
+      - { name: b, weight: 50, endpoints: ["127.0.0.1:19004"] }
+  - host: zero.localhost
+    services:
+      - { name: z, weight: 0, endpoints: ["127.0.0.1:19005"] }
+  - host: servicea.local
+    callers: [web-v1]
+    services:
+      - { name: servicea, endpoints: ["127.0.0.1:19006"] }
+preview_token: secret
+caller_tokens: { tok-web: web-v1, tok-batch: batch }
+"#;
+
+    fn table() -> RouteTable {
+        RouteTable::from_yaml(FILE).unwrap()
+    }
+
+    fn key<'a>(route: RouteIndex, seq: u64, headers: &'a HeaderMap) -> RequestKey<'a> {
+        RequestKey {
+            route,
+            seq,
+            headers,
+            query: None,
+            caller_token: None,
+        }
+    }
+
+    fn forward(d: Decision) -> Target {
+        match d {
+            Decision::Forward(t) => t,
+            other => panic!("expected forward, got {other:?}"),
+        }
+    }
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn weighted_gives_exact_shares_and_positions() {
+        let t = table();
+        let h = HeaderMap::new();
+        let mut counts = [0u32; 2];
+        for seq in 0..10_000 {
+            let target = forward(pick(&t, &key(0, seq, &h)));
+            assert_eq!(target.via, Via::Weighted);
+            counts[target.service as usize] += 1;
+            let p = target.set_position.unwrap().get();
+            let range = t.routes()[0].services()[target.service as usize].positions();
+            assert!(range.contains(&p));
+            assert!(target.set_pin);
+        }
+        assert_eq!(counts, [9000, 1000]);
+    }
+
+    #[test]
+    fn position_cookie_keeps_the_version() {
+        let t = table();
+        let h = with_cookie("turnout_pos=950000");
+        for seq in 0..50 {
+            let target = forward(pick(&t, &key(0, seq, &h)));
+            assert_eq!((target.service, target.via), (1, Via::Position));
+            assert_eq!(target.set_position, None);
+        }
+        // Garbage positions are treated as absent.
+        let h = with_cookie("turnout_pos=abc");
+        assert_eq!(forward(pick(&t, &key(0, 0, &h))).via, Via::Weighted);
+    }
+
+    #[test]
+    fn pin_beats_position_and_dead_pin_is_ignored() {
+        let t = table();
+        let h = with_cookie("turnout_pos=10; turnout_instance=127.0.0.1:19002");
+        let target = forward(pick(&t, &key(0, 0, &h)));
+        assert_eq!(
+            (target.service, target.pinned, target.via),
+            (1, Some(0), Via::Pin)
+        );
+        let h = with_cookie("turnout_pos=10; turnout_instance=127.0.0.1:1");
+        let target = forward(pick(&t, &key(0, 0, &h)));
+        assert_eq!(
+            (target.service, target.pinned, target.via),
+            (0, None, Via::Position)
+        );
+        assert!(target.set_pin);
+    }
+
+    #[test]
+    fn rules_beat_stickiness() {
+        let t = table();
+        let mut h = with_cookie("turnout_pos=10");
+        h.insert("x-beta", HeaderValue::from_static("1"));
+        let mut k = key(0, 0, &h);
+        k.query = Some("lang=en-US");
+        assert_eq!(forward(pick(&t, &k)).via, Via::Rule);
+        assert_eq!(forward(pick(&t, &k)).service, 1);
+        k.query = Some("lang=de");
+        assert_eq!(forward(pick(&t, &k)).via, Via::Position);
+    }
+
+    #[test]
+    fn preview_needs_the_token() {
+        let t = table();
+        let mut h = with_cookie("turnout_pos=950000");
+        h.insert(PREVIEW_SERVICE_HEADER, HeaderValue::from_static("app-v1"));
+        h.insert(PREVIEW_TOKEN_HEADER, HeaderValue::from_static("wrong"));
+        assert_eq!(forward(pick(&t, &key(0, 0, &h))).service, 1);
+        h.insert(PREVIEW_TOKEN_HEADER, HeaderValue::from_static("secret"));
+        let target = forward(pick(&t, &key(0, 0, &h)));
+        assert_eq!((target.service, target.via), (0, Via::Preview));
+    }
+
+    #[test]
+    fn off_sets_no_cookie_and_zero_is_no_service() {
+        let t = table();
+        let h = with_cookie("turnout_pos=999999");
+        let a = forward(pick(&t, &key(1, 0, &h)));
+        let b = forward(pick(&t, &key(1, 1, &h)));
+        assert_ne!(a.service, b.service);
+        assert_eq!(a.set_position, None);
+        assert!(!a.set_pin);
+        assert_eq!(pick(&t, &key(2, 0, &h)), Decision::NoService);
+        assert_eq!(pick(&t, &key(99, 0, &h)), Decision::UnknownRoute);
+    }
+
+    #[test]
+    fn callers_are_checked() {
+        let t = table();
+        let h = HeaderMap::new();
+        let route = t.lookup(Listener::Internal, "servicea.local", "/").unwrap();
+        let mut k = key(route, 0, &h);
+        assert_eq!(pick(&t, &k), Decision::Forbidden(Forbidden::NoCredential));
+        k.caller_token = Some("nope");
+        assert_eq!(
+            pick(&t, &k),
+            Decision::Forbidden(Forbidden::UnknownCredential)
+        );
+        k.caller_token = Some("tok-batch");
+        assert_eq!(pick(&t, &k), Decision::Forbidden(Forbidden::NotAllowed));
+        k.caller_token = Some("tok-web");
+        assert!(matches!(pick(&t, &k), Decision::Forward(_)));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

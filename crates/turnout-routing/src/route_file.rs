@@ -1,0 +1,225 @@
+//! The route file of `turnout proxy --config FILE` (DESIGN §4). The control
+//! plane fills the same structs in process, so there is one schema.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::RoutingError;
+use crate::sticky::Sticky;
+
+/// Default time removed instances get to finish in-flight requests.
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+
+/// A whole route file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// The routes, each a virtual host (plus context path) and its services.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    /// How long removed instances may finish in-flight requests, in ms;
+    /// 30000 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_ms: Option<u64>,
+    /// Enables the preview override (`X-Turnout-Service` with
+    /// `X-Turnout-Preview-Token`); absent means disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_token: Option<String>,
+    /// Proxy credential (the user name of `Proxy-Authorization`) → the
+    /// service that calls with it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub caller_tokens: BTreeMap<String, String>,
+}
+
+/// One route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// The route id; defaults to the first host plus the context path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Host names the route answers for (or `host` for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// The single host the route answers for (or `hosts` for several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Context path prefix; `/` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Whether the route is served on the internal listener only; implied
+    /// by hosts ending in `.local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<bool>,
+    /// Internal routes: the services allowed to call. Absent means any
+    /// caller, empty means nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callers: Option<Vec<String>>,
+    /// Stickiness; `version` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    /// Rules checked before the weights, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleSpec>,
+    /// The services sharing the route, the first at the bottom of the
+    /// position space.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// Active health checks of the route's instances; a TCP check every 2 s
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+}
+
+/// A rule: requests that match go to `service`, whatever the weights.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// What the request must carry; every condition must hold.
+    #[serde(rename = "match")]
+    pub matches: MatchSpec,
+    /// The service (of this route) that matching requests go to.
+    pub service: String,
+}
+
+/// Conditions of a rule. Each maps a name to a pattern: text for an exact
+/// match, `prefix:TEXT` or `regex:RE`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Request headers (names case-insensitive).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header: BTreeMap<String, String>,
+    /// Cookies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cookie: BTreeMap<String, String>,
+    /// Query parameters, compared as sent (not percent-decoded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+}
+
+/// A service on a route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service name, such as `serviceB-v2`.
+    pub name: String,
+    /// Integer weight 0..=100; 100 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<WeightValue>,
+    /// Instance addresses, `ip:port`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+/// Health check settings of a route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    /// HTTP path to GET; a TCP connect check when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Time between probes once an instance answered, in ms (2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// Time one probe may take, in ms (1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Failures in a row that make an instance unhealthy (3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<u32>,
+    /// Successes in a row that make it ready again (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<u32>,
+}
+
+/// A weight as written, kept raw so that validation can report a negative,
+/// oversized or fractional weight together with every other problem instead
+/// of stopping at the first type error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightValue {
+    /// An integer (possibly out of range).
+    Integer(i128),
+    /// A number with a fraction.
+    Float(f64),
+    /// Anything else, as text.
+    Text(String),
+}
+
+impl From<u8> for WeightValue {
+    fn from(value: u8) -> Self {
+        WeightValue::Integer(value.into())
+    }
+}
+
+impl fmt::Display for WeightValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightValue::Integer(v) => v.fmt(f),
+            WeightValue::Float(v) => v.fmt(f),
+            WeightValue::Text(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WeightValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+        impl Visitor<'_> for RawVisitor {
+            type Value = WeightValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer weight 0..100")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<WeightValue, E> {
+                Ok(WeightValue::Integer(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<WeightValue, E> {
+                Ok(WeightValue::Integer(v.into()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<WeightValue, E> {
+                Ok(WeightValue::Integer(v))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<WeightValue, E> {
+                Ok(WeightValue::Integer(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<WeightValue, E> {
+                Ok(WeightValue::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WeightValue, E> {
+                Ok(WeightValue::Text(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<WeightValue, E> {
+                Ok(WeightValue::Text(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<WeightValue, E> {
+                Ok(WeightValue::Text("null".to_owned()))
+            }
+        }
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+impl Serialize for WeightValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WeightValue::Integer(v) => {
+                serializer.serialize_i64(i64::try_from(*v).unwrap_or(i64::MAX))
+            }
+            WeightValue::Float(v) => serializer.serialize_f64(*v),
+            WeightValue::Text(v) => serializer.serialize_str(v),
+        }
+    }
+}
+
+impl RouteFile {
+    /// Parses a route file. Only the syntax and the schema's shape are
+    /// checked here; [`RouteFile::validate`] checks the rest.
+    pub fn from_yaml(text: &str) -> Result<RouteFile, RoutingError> {
+        serde_saphyr::from_str(text).map_err(|err| RoutingError::Parse {
+            message: err.to_string(),
+        })
+    }
+}
