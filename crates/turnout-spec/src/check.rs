@@ -26,8 +26,9 @@ fn dependencies(template: &Template, sources: &[ServiceSource], sink: &mut Sink)
                         .hint("remove the service from its own dependencies"),
                 );
             } else if !names.contains(&dep.as_str()) {
-                let mut d = Diagnostic::error(*pos, path, format!("depends on unknown service {dep:?}"))
-                    .expected(format!("one of {}", names.join(", ")));
+                let mut d =
+                    Diagnostic::error(*pos, path, format!("depends on unknown service {dep:?}"))
+                        .expected(format!("one of {}", names.join(", ")));
                 if let Some(m) = crate::diagnostic::did_you_mean(dep, &names) {
                     d = d.hint(format!("did you mean {m:?}?"));
                 }
@@ -82,10 +83,20 @@ fn visit(
                 .iter()
                 .find(|(d, _, _)| d == names[next])
                 .cloned()
-                .unwrap_or_else(|| (String::new(), sources[node].name_pos, sources[node].path.clone()));
+                .unwrap_or_else(|| {
+                    (
+                        String::new(),
+                        sources[node].name_pos,
+                        sources[node].path.clone(),
+                    )
+                });
             sink.push(
-                Diagnostic::error(pos, &path, format!("dependency cycle: {}", cycle.join(" -> ")))
-                    .hint("services cannot start before each other; remove one of these dependencies"),
+                Diagnostic::error(
+                    pos,
+                    &path,
+                    format!("dependency cycle: {}", cycle.join(" -> ")),
+                )
+                .hint("services cannot start before each other; remove one of these dependencies"),
             );
         } else {
             visit(next, edges, state, stack, names, sources, sink);
@@ -241,7 +252,10 @@ mod tests {
     #[test]
     fn host_mentions_are_whole_words() {
         assert!(mentions_host("http://servicea.local", "servicea.local"));
-        assert!(mentions_host("http://ServiceA.local:80/x", "servicea.local"));
+        assert!(mentions_host(
+            "http://ServiceA.local:80/x",
+            "servicea.local"
+        ));
         assert!(!mentions_host("http://xservicea.local", "servicea.local"));
         assert!(!mentions_host("http://servicea.locals", "servicea.local"));
     }

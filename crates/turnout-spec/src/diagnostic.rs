@@ -258,14 +258,21 @@ mod tests {
             .key("labels")
             .key("aliyun.scale");
         assert_eq!(path.to_string(), r#"serviceB-v1.labels."aliyun.scale""#);
-        let path = FieldPath::root().key("services").key("a").key("ports").index(2);
+        let path = FieldPath::root()
+            .key("services")
+            .key("a")
+            .key("ports")
+            .index(2);
         assert_eq!(path.to_string(), "services.a.ports[2]");
     }
 
     #[test]
     fn display_has_location_path_found_expected_and_hint() {
         let mut d = Diagnostic::error(
-            Pos { line: 7, column: 21 },
+            Pos {
+                line: 7,
+                column: 21,
+            },
             &FieldPath::root().key("a").key("labels").key("aliyun.scale"),
             "invalid scale",
         )

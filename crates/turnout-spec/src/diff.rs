@@ -140,7 +140,10 @@ pub struct TemplateDiff {
 impl TemplateDiff {
     /// The role of the named service, if it is in either template.
     pub fn role(&self, name: &str) -> Option<Role> {
-        self.services.iter().find(|s| s.name == name).map(|s| s.role)
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.role)
     }
 
     /// The problems that make a release with `strategy` impossible.
@@ -160,8 +163,12 @@ impl TemplateDiff {
         }
         if self.services.iter().all(|s| s.role == Role::Unchanged) {
             errors.push(
-                Diagnostic::error(Pos::default(), &FieldPath::root(), "the templates are the same: nothing to release")
-                    .hint("change a service, or add one with a new name"),
+                Diagnostic::error(
+                    Pos::default(),
+                    &FieldPath::root(),
+                    "the templates are the same: nothing to release",
+                )
+                .hint("change a service, or add one with a new name"),
             );
         }
         errors
@@ -194,7 +201,11 @@ pub fn diff(old: &Template, new: &Template, domain: &str) -> TemplateDiff {
             color: role.color(),
         });
     }
-    for s in new.services.iter().filter(|s| old.service(&s.name).is_none()) {
+    for s in new
+        .services
+        .iter()
+        .filter(|s| old.service(&s.name).is_none())
+    {
         services.push(ServiceDiff {
             name: s.name.clone(),
             role: Role::New,

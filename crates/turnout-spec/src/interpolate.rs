@@ -23,8 +23,8 @@ pub(crate) fn substitute_tree(node: &mut Node, path: &FieldPath, env: Lookup<'_>
                 match substitute(s, env) {
                     Ok(out) => *s = out,
                     Err(e) => {
-                        let mut d = Diagnostic::error(node.pos, path, e.message)
-                            .found(format!("{s:?}"));
+                        let mut d =
+                            Diagnostic::error(node.pos, path, e.message).found(format!("{s:?}"));
                         if let Some(hint) = e.hint {
                             d = d.hint(hint);
                         }
@@ -166,7 +166,9 @@ fn expand_braced(body: &str, whole: &str, env: Lookup<'_>) -> Result<String, Sub
             } else {
                 format!("variable {name} is not set: {message}")
             },
-            hint: Some(format!("set {name} in the environment before reading the template")),
+            hint: Some(format!(
+                "set {name} in the environment before reading the template"
+            )),
         }),
     };
     if let Some(message) = op.strip_prefix(":?") {
@@ -222,7 +224,10 @@ mod tests {
     #[test]
     fn leaves_runtime_ports_alone() {
         assert_eq!(sub("serve --port ${PORT}").unwrap(), "serve --port ${PORT}");
-        assert_eq!(sub("${PORT_5000:-80} $PORT_8080").unwrap(), "${PORT_5000:-80} $PORT_8080");
+        assert_eq!(
+            sub("${PORT_5000:-80} $PORT_8080").unwrap(),
+            "${PORT_5000:-80} $PORT_8080"
+        );
         // PORTAL is an ordinary variable.
         assert!(sub("${PORTAL}").is_err());
     }

@@ -259,8 +259,9 @@ fn aliyun_label(rest: &str, l: &LabelEntry, path: &FieldPath, c: &mut Collected,
         }
         _ if rest.starts_with("auto_scaling.") => {
             sink.push(
-                Diagnostic::warning(l.key_pos, path, format!("turnout ignores {}", l.key))
-                    .hint("autoscaling is not supported; set the number of instances with aliyun.scale"),
+                Diagnostic::warning(l.key_pos, path, format!("turnout ignores {}", l.key)).hint(
+                    "autoscaling is not supported; set the number of instances with aliyun.scale",
+                ),
             );
         }
         _ => {
@@ -269,7 +270,7 @@ fn aliyun_label(rest: &str, l: &LabelEntry, path: &FieldPath, c: &mut Collected,
                 path,
                 format!("unknown label {}; turnout ignores it", l.key),
             );
-            if let Some(m) = did_you_mean(&l.key, ALIYUN_LABELS) {
+            if let Some(m) = suggest("aliyun.", rest, ALIYUN_LABELS) {
                 d = d.hint(format!("did you mean {m}?"));
             }
             sink.push(d);
@@ -325,19 +326,35 @@ fn turnout_label(rest: &str, l: &LabelEntry, path: &FieldPath, c: &mut Collected
             }
             set(&mut c.probe_interval, interval, l, path, sink);
         }
-        _ if rest.starts_with("route.") => {
+        // `turnout.route.<port>`; a name that is not a number is most
+        // likely a misspelt `turnout.route.sticky` or the like.
+        _ if rest
+            .strip_prefix("route.")
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
             let port = &rest["route.".len()..];
             route_label(port, l, path, false, c, sink);
         }
         _ => {
             let mut d = Diagnostic::error(l.key_pos, path, format!("unknown label {}", l.key));
-            d = match did_you_mean(&l.key, TURNOUT_LABELS) {
+            d = match suggest("turnout.", rest, TURNOUT_LABELS) {
                 Some(m) => d.hint(format!("did you mean {m}?")),
-                None => d.hint(format!("turnout.* labels are: {}", TURNOUT_LABELS.join(", "))),
+                None => d.hint(format!(
+                    "turnout.* labels are: {}",
+                    TURNOUT_LABELS.join(", ")
+                )),
             };
             sink.push(d);
         }
     }
+}
+
+/// A known label close to `prefix` + `rest`. The shared prefix is left out
+/// of the comparison, or every `turnout.*` label would look alike.
+fn suggest(prefix: &str, rest: &str, known: &[&'static str]) -> Option<&'static str> {
+    let suffixes: Vec<&str> = known.iter().map(|k| &k[prefix.len()..]).collect();
+    let best = did_you_mean(rest, &suffixes)?;
+    known.iter().copied().find(|k| &k[prefix.len()..] == best)
 }
 
 /// Records a label's value; a twin with a different value is an error.
@@ -351,11 +368,15 @@ fn set<T: PartialEq + fmt::Debug>(
     let Some(value) = value else { return };
     match slot {
         Some(prev) if prev.value != value => sink.push(
-            Diagnostic::error(l.key_pos, path, format!("{} contradicts {}", l.key, prev.key))
-                .hint(format!(
-                    "{} (line {}) sets the same thing differently; keep one of the two",
-                    prev.key, prev.pos.line
-                )),
+            Diagnostic::error(
+                l.key_pos,
+                path,
+                format!("{} contradicts {}", l.key, prev.key),
+            )
+            .hint(format!(
+                "{} (line {}) sets the same thing differently; keep one of the two",
+                prev.key, prev.pos.line
+            )),
         ),
         Some(_) => {}
         None => {
@@ -376,7 +397,10 @@ fn positive(l: &LabelEntry, path: &FieldPath, sink: &mut Sink) -> Option<u32> {
                 Diagnostic::error(l.value_pos, path, format!("invalid {}", l.key))
                     .found(quoted(&l.value))
                     .expected("a positive integer")
-                    .hint(format!("write a whole number of at least 1, e.g. {}: 3", l.key)),
+                    .hint(format!(
+                        "write a whole number of at least 1, e.g. {}: 3",
+                        l.key
+                    )),
             );
             None
         }
@@ -391,7 +415,10 @@ fn seconds(l: &LabelEntry, path: &FieldPath, sink: &mut Sink) -> Option<u32> {
                 Diagnostic::error(l.value_pos, path, format!("invalid {}", l.key))
                     .found(quoted(&l.value))
                     .expected("a non-negative integer number of seconds")
-                    .hint(format!("write whole seconds without a unit, e.g. {}: 5", l.key)),
+                    .hint(format!(
+                        "write whole seconds without a unit, e.g. {}: 5",
+                        l.key
+                    )),
             );
             None
         }
@@ -454,7 +481,9 @@ fn route_label(
             Diagnostic::error(l.key_pos, path, "invalid container port in route label")
                 .found(quoted(port))
                 .expected("a port number from 1 to 65535")
-                .hint(format!("name the container port the service listens on, e.g. {example}")),
+                .hint(format!(
+                    "name the container port the service listens on, e.g. {example}"
+                )),
         );
         return;
     };
@@ -511,7 +540,10 @@ fn probe_url(l: &LabelEntry, path: &FieldPath, sink: &mut Sink) -> Option<ProbeC
         None => (authority, None),
     };
     if host != "container" {
-        return err(sink, &format!("probe url host must be `container`, not {host:?}"));
+        return err(
+            sink,
+            &format!("probe url host must be `container`, not {host:?}"),
+        );
     }
     if scheme == "tcp" {
         if probe_path != "/" {
@@ -544,9 +576,15 @@ fn finish(c: Collected, cx: &Context<'_>, sink: &mut Sink) -> Settings {
     let scale = match (&c.scale, cx.replicas) {
         (Some(label), Some((replicas, pos))) if label.value != replicas => {
             sink.push(
-                Diagnostic::error(pos, &cx.service_path.key("deploy").key("replicas"),
-                    format!("replicas {replicas} contradicts {} {}", label.key, label.value))
-                    .hint("set the number of instances in one place only"),
+                Diagnostic::error(
+                    pos,
+                    &cx.service_path.key("deploy").key("replicas"),
+                    format!(
+                        "replicas {replicas} contradicts {} {}",
+                        label.key, label.value
+                    ),
+                )
+                .hint("set the number of instances in one place only"),
             );
             label.value
         }
@@ -554,11 +592,19 @@ fn finish(c: Collected, cx: &Context<'_>, sink: &mut Sink) -> Settings {
         (None, Some((replicas, _))) => replicas,
         (None, None) => 1,
     };
+    let probe_url_at = c.probe_url.as_ref().map(|f| (f.key.clone(), f.pos));
     let probe = match (c.probe_url, c.probe_cmd) {
         (Some(url), Some(cmd)) => {
             sink.push(
-                Diagnostic::error(cmd.pos, &labels_path.key(&cmd.key), "probe url and probe cmd are exclusive")
-                    .hint(format!("{} (line {}) already sets a probe; keep one of the two", url.key, url.pos.line)),
+                Diagnostic::error(
+                    cmd.pos,
+                    &labels_path.key(&cmd.key),
+                    "probe url and probe cmd are exclusive",
+                )
+                .hint(format!(
+                    "{} (line {}) already sets a probe; keep one of the two",
+                    url.key, url.pos.line
+                )),
             );
             None
         }
@@ -577,10 +623,15 @@ fn finish(c: Collected, cx: &Context<'_>, sink: &mut Sink) -> Settings {
     routes.sort_by_key(|r| r.container_port);
     if let Some(ProbeCheck::Http { port: None, .. }) = &probe
         && routes.is_empty()
+        && let Some((key, pos)) = &probe_url_at
     {
         sink.push(
-            Diagnostic::error(cx.service_pos, &labels_path, "the http probe names no port and the service has no routed port")
-                .hint("write the port in the probe url, e.g. http://container:5000/health"),
+            Diagnostic::error(
+                *pos,
+                &labels_path.key(key),
+                "the http probe names no port and the service has no routed port",
+            )
+            .hint("write the port in the probe url, e.g. http://container:5000/health"),
         );
     }
     let probe_settings = [&c.probe_timeout, &c.probe_delay, &c.probe_interval];
@@ -594,9 +645,12 @@ fn finish(c: Collected, cx: &Context<'_>, sink: &mut Sink) -> Settings {
         None => {
             if let Some(orphan) = probe_settings.into_iter().flatten().next() {
                 sink.push(
-                    Diagnostic::warning(orphan.pos, &labels_path.key(&orphan.key),
-                        format!("{} has no effect without a probe", orphan.key))
-                        .hint("add aliyun.probe.url or aliyun.probe.cmd, or remove the label"),
+                    Diagnostic::warning(
+                        orphan.pos,
+                        &labels_path.key(&orphan.key),
+                        format!("{} has no effect without a probe", orphan.key),
+                    )
+                    .hint("add aliyun.probe.url or aliyun.probe.cmd, or remove the label"),
                 );
             }
             None
@@ -604,9 +658,12 @@ fn finish(c: Collected, cx: &Context<'_>, sink: &mut Sink) -> Settings {
     };
     if probe.is_some() && cx.has_healthcheck {
         sink.push(
-            Diagnostic::warning(cx.service_pos, &cx.service_path.key("healthcheck"),
-                "both a probe label and a healthcheck are set; the probe label is used")
-                .hint("remove one of the two"),
+            Diagnostic::warning(
+                cx.service_pos,
+                &cx.service_path.key("healthcheck"),
+                "both a probe label and a healthcheck are set; the probe label is used",
+            )
+            .hint("remove one of the two"),
         );
     }
     let mut depends = c.depends;

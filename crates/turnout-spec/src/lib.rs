@@ -40,7 +40,6 @@ pub fn load(path: &Path) -> Result<Parsed, SpecError> {
         source,
     })?;
     let file = path.display().to_string();
-    parse(&file, &text, &|name| std::env::var(name).ok()).map_err(|diagnostics| {
-        SpecError::Invalid { file, diagnostics }
-    })
+    parse(&file, &text, &|name| std::env::var(name).ok())
+        .map_err(|diagnostics| SpecError::Invalid { file, diagnostics })
 }

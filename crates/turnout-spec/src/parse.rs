@@ -37,19 +37,89 @@ const USED_FIELDS: &[&str] = &[
 
 /// Compose service fields turnout accepts and ignores (with a warning).
 const IGNORED_FIELDS: &[&str] = &[
-    "annotations", "attach", "blkio_config", "cap_add", "cap_drop", "cgroup", "cgroup_parent",
-    "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
-    "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec",
-    "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "dockerfile",
-    "domainname", "driver_opts", "entrypoint", "env_file", "expose", "extends", "extra_hosts",
-    "gpus", "group_add", "hostname", "init", "ipc", "isolation", "label_file", "log_driver",
-    "log_opt", "logging", "mac_address", "mem_limit", "mem_reservation", "mem_swappiness",
-    "memswap_limit", "models", "net", "network_mode", "networks", "oom_kill_disable",
-    "oom_score_adj", "pid", "pids_limit", "platform", "post_start", "pre_stop", "privileged",
-    "profiles", "provider", "pull_policy", "read_only", "runtime", "secrets", "security_opt",
-    "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls",
-    "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volume_driver",
-    "volumes", "volumes_from",
+    "annotations",
+    "attach",
+    "blkio_config",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "dockerfile",
+    "domainname",
+    "driver_opts",
+    "entrypoint",
+    "env_file",
+    "expose",
+    "extends",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "hostname",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "log_driver",
+    "log_opt",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "net",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "read_only",
+    "runtime",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volume_driver",
+    "volumes",
+    "volumes_from",
 ];
 
 /// A template that was read, with the warnings found on the way.
@@ -98,8 +168,12 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         Ok(root) => root,
         Err(e) => {
             sink.push(
-                Diagnostic::error(e.pos, &FieldPath::root(), format!("invalid YAML: {}", e.message))
-                    .hint("check the indentation and quoting around this place"),
+                Diagnostic::error(
+                    e.pos,
+                    &FieldPath::root(),
+                    format!("invalid YAML: {}", e.message),
+                )
+                .hint("check the indentation and quoting around this place"),
             );
             return None;
         }
@@ -118,7 +192,11 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         .iter()
         .any(|(k, _, _)| k == "version" || k == "services");
     let mut template = Template {
-        format: if is_compose { Format::Compose } else { Format::Seed },
+        format: if is_compose {
+            Format::Compose
+        } else {
+            Format::Seed
+        },
         version: None,
         name: None,
         services: Vec::new(),
@@ -127,6 +205,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
     let mut services_node: Vec<(String, &Node, &Node, FieldPath)> = Vec::new();
     if is_compose {
         let mut found_services = false;
+        let mut misspelt_services = false;
         for (key, key_node, value) in &top.entries {
             let path = FieldPath::root().key(key);
             match key.as_str() {
@@ -153,6 +232,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                     let mut d = Diagnostic::error(key_node.pos, &path, format!("unknown top-level key {key:?}"))
                         .expected(format!("one of {}, or an x-* extension", TOP_LEVEL_KEYS.join(", ")));
                     if let Some(m) = did_you_mean(key, TOP_LEVEL_KEYS) {
+                        misspelt_services |= m == "services";
                         d = d.hint(format!("did you mean {m:?}?"));
                     } else {
                         d = d.hint("services go under `services:` in a file with `version:` or `services:`");
@@ -161,10 +241,14 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                 }
             }
         }
-        if !found_services {
+        if !found_services && !misspelt_services {
             sink.push(
-                Diagnostic::error(root.pos, &FieldPath::root(), "the template has no `services:`")
-                    .hint("list the services under a top-level `services:` key"),
+                Diagnostic::error(
+                    root.pos,
+                    &FieldPath::root(),
+                    "the template has no `services:`",
+                )
+                .hint("list the services under a top-level `services:` key"),
             );
         }
     } else {
@@ -307,24 +391,37 @@ fn read_service(
                 }
             }
             other if IGNORED_FIELDS.contains(&other) => sink.push(
-                Diagnostic::warning(key_node.pos, &p, format!("turnout ignores {other}"))
-                    .hint("this compose field has no effect on how turnout runs or routes the service"),
+                Diagnostic::warning(key_node.pos, &p, format!("turnout ignores {other}")).hint(
+                    "this compose field has no effect on how turnout runs or routes the service",
+                ),
             ),
             other => {
                 let mut d = Diagnostic::error(key_node.pos, &p, format!("unknown field {other:?}"));
                 let all: Vec<&str> = USED_FIELDS.iter().chain(IGNORED_FIELDS).copied().collect();
                 d = match did_you_mean(other, &all) {
                     Some(m) => d.hint(format!("did you mean {m:?}?")),
-                    None => d.hint(format!("service fields turnout uses: {}", USED_FIELDS.join(", "))),
+                    None => d.hint(format!(
+                        "service fields turnout uses: {}",
+                        USED_FIELDS.join(", ")
+                    )),
                 };
                 sink.push(d);
             }
         }
     }
     if let Some(Command::Shell(s)) = &service.command {
-        source.strings.push((s.clone(), name_pos, path.key("command")));
+        source
+            .strings
+            .push((s.clone(), name_pos, path.key("command")));
     }
-    if service.image.is_none() && service.build.is_none() && service.command.is_none() {
+    // A misspelt `comand:` or an invalid `command:` was reported already;
+    // saying the service has no command on top of it adds nothing.
+    let reported = fields.entries.iter().any(|(k, _, _)| {
+        ["image", "build", "command"].contains(&k.as_str())
+            || did_you_mean(k, &["image", "build", "command"]).is_some()
+    });
+    if service.image.is_none() && service.build.is_none() && service.command.is_none() && !reported
+    {
         sink.push(
             Diagnostic::error(name_pos, path, format!("service {name} has no image, build or command"))
                 .expected("at least one of image, build, command")
@@ -341,7 +438,11 @@ fn read_service(
     service.settings = labels::interpret(&label_entries, &cx, sink);
     for dep in &service.settings.depends {
         if !source.depends.iter().any(|(d, _, _)| d == dep) {
-            let pos = source.labels.get("aliyun.depends").copied().unwrap_or(name_pos);
+            let pos = source
+                .labels
+                .get("aliyun.depends")
+                .copied()
+                .unwrap_or(name_pos);
             source
                 .depends
                 .push((dep.clone(), pos, path.key("labels").key("aliyun.depends")));
@@ -434,16 +535,27 @@ fn key_values(
                 };
                 if k.is_empty() || k.contains(char::is_whitespace) {
                     sink.push(
-                        Diagnostic::error(item.pos, &path.index(i), format!("invalid entry in {what}"))
-                            .found(quoted(&s))
-                            .expected("`KEY=VALUE` with a key without spaces"),
+                        Diagnostic::error(
+                            item.pos,
+                            &path.index(i),
+                            format!("invalid entry in {what}"),
+                        )
+                        .found(quoted(&s))
+                        .expected("`KEY=VALUE` with a key without spaces"),
                     );
                     continue;
                 }
                 if let Some((_, _, first)) = out.iter().find(|(k2, _, _)| *k2 == k) {
                     sink.push(
-                        Diagnostic::error(item.pos, &path.key(&k), format!("duplicate key {k:?} in {what}"))
-                            .hint(format!("it is already set on line {}; keep one of the two", first.line)),
+                        Diagnostic::error(
+                            item.pos,
+                            &path.key(&k),
+                            format!("duplicate key {k:?} in {what}"),
+                        )
+                        .hint(format!(
+                            "it is already set on line {}; keep one of the two",
+                            first.line
+                        )),
                     );
                     continue;
                 }
@@ -457,10 +569,14 @@ fn key_values(
                         Value::Null => None,
                         Value::Seq(_) | Value::Map(_) => {
                             sink.push(
-                                Diagnostic::error(v.pos, &path.key(&k), format!("a value in {what} must be a string"))
-                                    .found(v.describe())
-                                    .expected("a string, number or boolean")
-                                    .hint("quote the value if it is meant as text"),
+                                Diagnostic::error(
+                                    v.pos,
+                                    &path.key(&k),
+                                    format!("a value in {what} must be a string"),
+                                )
+                                .found(v.describe())
+                                .expected("a string, number or boolean")
+                                .hint("quote the value if it is meant as text"),
                             );
                             continue;
                         }
@@ -591,14 +707,16 @@ fn ports(node: &Node, path: &FieldPath, sink: &mut Sink) -> Vec<PortMapping> {
         let parsed = match &item.value {
             Value::Map(_) => long_port(item, &p, sink),
             _ => match item.scalar_string() {
-                Some(s) => short_port(&s).map_err(|e| {
-                    sink.push(
+                Some(s) => short_port(&s)
+                    .map_err(|e| {
+                        sink.push(
                         Diagnostic::error(item.pos, &p, e)
                             .found(quoted(&s))
                             .expected("`[host_ip:][host_port:]container_port[/tcp|/udp]`")
                             .hint("quote port mappings: YAML reads `80:80` as a number in base 60"),
                     );
-                }).ok(),
+                    })
+                    .ok(),
                 None => {
                     sink.push(
                         Diagnostic::error(item.pos, &p, "invalid port entry")
@@ -649,7 +767,11 @@ fn short_port(s: &str) -> Result<Vec<PortMapping>, String> {
     let (host_ip, published, target) = match parts.as_slice() {
         [target] => (None, None, *target),
         [target, published] => (None, Some(*published), *target),
-        [target, published, ip] => (Some(ip.trim_matches(['[', ']']).to_string()), Some(*published), *target),
+        [target, published, ip] => (
+            Some(ip.trim_matches(['[', ']']).to_string()),
+            Some(*published),
+            *target,
+        ),
         _ => return Err("invalid port mapping".into()),
     };
     let target = port_range(target)?;
@@ -685,21 +807,31 @@ fn long_port(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Vec<PortM
         match k.as_str() {
             "target" => match port_number(&text) {
                 Ok(t) => target = Some(t),
-                Err(e) => sink.push(Diagnostic::error(v.pos, &p, e).expected("a port from 1 to 65535")),
+                Err(e) => {
+                    sink.push(Diagnostic::error(v.pos, &p, e).expected("a port from 1 to 65535"))
+                }
             },
             "published" => match port_number(&text) {
                 Ok(t) => published = Some(t),
-                Err(e) => sink.push(Diagnostic::error(v.pos, &p, e).expected("a port from 1 to 65535")),
+                Err(e) => {
+                    sink.push(Diagnostic::error(v.pos, &p, e).expected("a port from 1 to 65535"))
+                }
             },
             "host_ip" => host_ip = Some(text),
             "protocol" => match text.as_str() {
                 "tcp" => protocol = Protocol::Tcp,
                 "udp" => protocol = Protocol::Udp,
-                _ => sink.push(Diagnostic::error(v.pos, &p, "invalid protocol").found(quoted(&text)).expected("tcp or udp")),
+                _ => sink.push(
+                    Diagnostic::error(v.pos, &p, "invalid protocol")
+                        .found(quoted(&text))
+                        .expected("tcp or udp"),
+                ),
             },
-            "mode" | "name" | "app_protocol" => sink.push(
-                Diagnostic::warning(key_node.pos, &p, format!("turnout ignores ports.{k}")),
-            ),
+            "mode" | "name" | "app_protocol" => sink.push(Diagnostic::warning(
+                key_node.pos,
+                &p,
+                format!("turnout ignores ports.{k}"),
+            )),
             _ => sink.push(
                 Diagnostic::error(key_node.pos, &p, format!("unknown port field {k:?}"))
                     .expected("target, published, host_ip, protocol or mode"),
@@ -707,6 +839,9 @@ fn long_port(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Vec<PortM
         }
     }
     let Some(target) = target else {
+        if map.entries.iter().any(|(k, _, _)| k == "target") {
+            return None;
+        }
         sink.push(
             Diagnostic::error(node.pos, path, "port has no target")
                 .hint("write the container port as `target: 80`"),
@@ -806,7 +941,9 @@ fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Healthc
             "timeout" => h.timeout_ms = duration(sink),
             "start_period" => h.start_period_ms = duration(sink),
             "retries" => match &v.value {
-                Value::Int(n) if *n >= 0 && *n <= i64::from(u32::MAX) => h.retries = Some(*n as u32),
+                Value::Int(n) if *n >= 0 && *n <= i64::from(u32::MAX) => {
+                    h.retries = Some(*n as u32)
+                }
                 _ => sink.push(
                     Diagnostic::error(v.pos, &p, "invalid healthcheck.retries")
                         .found(v.describe())
@@ -822,8 +959,12 @@ fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Healthc
                 ),
             },
             "start_interval" => sink.push(
-                Diagnostic::warning(key_node.pos, &p, "turnout ignores healthcheck.start_interval")
-                    .hint("turnout probes every 100 ms until the first success anyway"),
+                Diagnostic::warning(
+                    key_node.pos,
+                    &p,
+                    "turnout ignores healthcheck.start_interval",
+                )
+                .hint("turnout probes every 100 ms until the first success anyway"),
             ),
             _ => sink.push(
                 Diagnostic::error(key_node.pos, &p, format!("unknown healthcheck field {k:?}"))

@@ -164,7 +164,10 @@ fn parse_entry(entry: &str, legacy: bool) -> Result<RouteSpec, RouteValueError> 
             return Err(err(
                 "`host:context` is the seed's spelling and is not accepted in turnout.* labels"
                     .into(),
-                format!("write the context path after a slash: `{host}/{}`", ctx.trim_start_matches('/')),
+                format!(
+                    "write the context path after a slash: `{host}/{}`",
+                    ctx.trim_start_matches('/')
+                ),
             ));
         }
         if ctx.is_empty() {
@@ -210,7 +213,9 @@ fn check_host(host: &str) -> Result<String, (String, String)> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !valid {
             return Err((
                 format!("invalid host name {host:?}"),
@@ -227,9 +232,9 @@ fn check_path(path: &str) -> Result<Option<String>, (String, String)> {
     if path.is_empty() || path == "/" {
         return Ok(None);
     }
-    let ok = path.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'%')
-    });
+    let ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~' | b'%'));
     if !ok || path.contains("//") {
         return Err((
             format!("invalid context path {path:?}"),

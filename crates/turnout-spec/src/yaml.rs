@@ -93,19 +93,20 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // use, not an alias bomb (the absolute caps still apply).
     budget.enforce_alias_anchor_ratio = false;
     options.budget = Some(budget);
-    let raw: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let pos = e
-            .location()
-            .map(|l| Pos {
-                line: l.line() as u32,
-                column: l.column() as u32,
-            })
-            .unwrap_or_default();
-        SyntaxError {
-            pos,
-            message: strip_location(&e.to_string()),
-        }
-    })?;
+    let raw: Spanned<RawNode> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: l.line() as u32,
+                    column: l.column() as u32,
+                })
+                .unwrap_or_default();
+            SyntaxError {
+                pos,
+                message: strip_location(&e.to_string()),
+            }
+        })?;
     Ok(convert(raw, text))
 }
 
@@ -118,9 +119,17 @@ fn strip_location(message: &str) -> String {
         && let Some(idx) = after.find(": ")
         && after[..idx].contains(" column ")
     {
-        return after[idx + 2..].to_string();
+        return strip_trailing_location(&after[idx + 2..]);
     }
-    rest.to_string()
+    strip_trailing_location(rest)
+}
+
+/// Some messages repeat the place at their end (" at line 3, column 9").
+fn strip_trailing_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) if message[idx..].contains(", column ") => message[..idx].to_string(),
+        _ => message.to_string(),
+    }
 }
 
 fn convert(spanned: Spanned<RawNode>, text: &str) -> Node {

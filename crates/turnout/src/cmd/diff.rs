@@ -1,20 +1,23 @@
 //! `turnout diff OLD NEW`: what a release from OLD to NEW would do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
-use turnout_spec::{Diagnostic, FieldPath, Pos, SpecError, Strategy, Template};
+use turnout_spec::{Diagnostic, Strategy, Template};
 
+use super::validate::load_diagnosed;
 use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 
 /// Arguments of `turnout diff`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Services are shown as in the console: unchanged (yellow), old (blue, \
+#[command(
+    after_help = "Services are shown as in the console: unchanged (yellow), old (blue, \
     removed on confirm), new (green, started by the release), changed (same name, other spec: \
     refused by blue-green).\n\nExit status: 0 when the release is possible, 1 when a template is \
     invalid or the strategy refuses the change, 2 on a usage error.\n\nExample:\n  turnout diff \
-    examples/hello/app.yaml examples/hello/app-frontend-v2.yaml")]
+    examples/hello/app.yaml examples/hello/app-frontend-v2.yaml"
+)]
 pub struct Args {
     /// The template running now.
     #[arg(value_name = "OLD")]
@@ -37,30 +40,16 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     s.parse()
 }
 
-fn load(path: &PathBuf, warnings: &mut Vec<Diagnostic>, errors: &mut Vec<Diagnostic>) -> Option<Template> {
-    match turnout_spec::load(path) {
-        Ok(parsed) => {
-            warnings.extend(parsed.warnings);
-            Some(parsed.template)
-        }
-        Err(SpecError::Invalid { diagnostics, .. }) => {
-            for d in diagnostics {
-                if d.is_error() {
-                    errors.push(d);
-                } else {
-                    warnings.push(d);
-                }
-            }
-            None
-        }
-        Err(err @ SpecError::Read { .. }) => {
-            let mut d = Diagnostic::error(Pos::default(), &FieldPath::root(), err.to_string())
-                .hint("check the path");
-            d.file = path.display().to_string();
-            errors.push(d);
-            None
-        }
-    }
+fn load(
+    path: &Path,
+    warnings: &mut Vec<Diagnostic>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Template> {
+    let (template, diagnostics) = load_diagnosed(path);
+    let (e, w): (Vec<_>, Vec<_>) = diagnostics.into_iter().partition(Diagnostic::is_error);
+    errors.extend(e);
+    warnings.extend(w);
+    template
 }
 
 /// Runs the verb.
@@ -110,7 +99,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn print_human(diff: &turnout_spec::TemplateDiff, strategy: Strategy) {
     let color = use_color(false);
-    let width = diff.services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let width = diff
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
     println!("{} ({strategy})", paint("services", "bold", color));
     for s in &diff.services {
         let what = match s.role {

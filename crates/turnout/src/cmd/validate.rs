@@ -1,17 +1,19 @@
 //! `turnout validate FILE...`: check templates and report every problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
-use turnout_spec::{Diagnostic, SpecError};
+use turnout_spec::{Diagnostic, FieldPath, Pos, SpecError, Template};
 
 use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 
 /// Arguments of `turnout validate`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit status: 0 when every template is valid (warnings allowed), 1 when \
-    one is not, 2 on a usage error.\n\nExample:\n  turnout validate examples/hello/*.yaml")]
+#[command(
+    after_help = "Exit status: 0 when every template is valid (warnings allowed), 1 when \
+    one is not, 2 on a usage error.\n\nExample:\n  turnout validate examples/hello/*.yaml"
+)]
 pub struct Args {
     /// Template files (seed layout or compose v2/v3). `${VAR}` is filled in
     /// from the environment.
@@ -22,27 +24,28 @@ pub struct Args {
     output: OutputFormat,
 }
 
+/// Loads a template; an unreadable file becomes a diagnostic like any other
+/// problem, so that every verb reports it the same way.
+pub(crate) fn load_diagnosed(file: &Path) -> (Option<Template>, Vec<Diagnostic>) {
+    match turnout_spec::load(file) {
+        Ok(parsed) => (Some(parsed.template), parsed.warnings),
+        Err(SpecError::Invalid { diagnostics, .. }) => (None, diagnostics),
+        Err(err @ SpecError::Read { .. }) => {
+            let mut d = Diagnostic::error(Pos::default(), &FieldPath::root(), err.to_string())
+                .hint("check the path");
+            d.file = file.display().to_string();
+            (None, vec![d])
+        }
+    }
+}
+
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     let mut reports = Vec::new();
     let color = use_color(false);
     for file in &args.files {
-        let (template, diagnostics): (_, Vec<Diagnostic>) = match turnout_spec::load(file) {
-            Ok(parsed) => (Some(parsed.template), parsed.warnings),
-            Err(SpecError::Invalid { diagnostics, .. }) => (None, diagnostics),
-            Err(err @ SpecError::Read { .. }) => {
-                let d = Diagnostic::error(
-                    turnout_spec::Pos::default(),
-                    &turnout_spec::FieldPath::root(),
-                    err.to_string(),
-                )
-                .hint("check the path");
-                let mut d = d;
-                d.file = file.display().to_string();
-                (None, vec![d])
-            }
-        };
+        let (template, diagnostics) = load_diagnosed(file);
         all_ok &= template.is_some();
         match args.output {
             OutputFormat::Human => {
@@ -53,7 +56,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         let routes: usize = t
                             .services
                             .iter()
-                            .map(|s| s.settings.routes.iter().map(|b| b.routes.len()).sum::<usize>())
+                            .map(|s| {
+                                s.settings
+                                    .routes
+                                    .iter()
+                                    .map(|b| b.routes.len())
+                                    .sum::<usize>()
+                            })
                             .sum();
                         let warnings = diagnostics.len();
                         let mut line = format!(
@@ -69,7 +78,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     }
                     None => {
                         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-                        println!("{name}: {} ({errors} errors)", paint("invalid", "red", color));
+                        println!(
+                            "{name}: {} ({errors} errors)",
+                            paint("invalid", "red", color)
+                        );
                     }
                 }
             }
