@@ -326,6 +326,10 @@ async fn default_text_and_instance_name_from_the_environment() {
     let reply = get(app.addr, "/").await;
     assert_eq!(reply.body, "Hello from turnout demo-app\n");
     assert_eq!(reply.instance(), "from-env");
+
+    // An empty variable means unset, not an error.
+    let app = DemoApp::start_with_env(&[], &[("TURNOUT_INSTANCE", "")]);
+    assert!(!get(app.addr, "/").await.instance().is_empty());
 }
 
 #[tokio::test]
@@ -774,7 +778,7 @@ fn bad_flags_exit_2_naming_the_flag() {
             &["--text", "a", "--upstream", "http://a.local/"],
             "cannot be used with",
         ),
-        (&["--name", ""], "--name"),
+        (&["--name", "bad\u{1}name"], "--name"),
         (&["--port", "70000"], "--port"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];

@@ -82,7 +82,8 @@ pub struct Args {
 
     /// Instance name sent in the X-Demo-Instance header of every answer
     ///
-    /// Defaults to the host name, so containers are told apart by their id.
+    /// Defaults to the host name, so containers are told apart by their id;
+    /// an empty value means the default too.
     #[arg(long, value_name = "NAME", env = "TURNOUT_INSTANCE", value_parser = |text: &str| parse_name(text).map(|_| text.to_owned()))]
     name: Option<String>,
 
@@ -128,9 +129,6 @@ stops accepting and lets requests in flight finish (30 s at most).";
 
 /// Parses `--name`: it goes into a header, so it must be a valid value.
 fn parse_name(text: &str) -> Result<HeaderValue, String> {
-    if text.trim().is_empty() {
-        return Err("the name is empty".to_owned());
-    }
     HeaderValue::from_str(text).map_err(|_| {
         "the name must be usable as an HTTP header value (no control characters)".to_owned()
     })
@@ -144,7 +142,9 @@ fn host_name() -> HeaderValue {
     [from_kernel, from_env]
         .into_iter()
         .flatten()
-        .find_map(|name| parse_name(name.trim()).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .find_map(|name| parse_name(&name).ok())
         .unwrap_or_else(|| HeaderValue::from_static("demo-app"))
 }
 
@@ -177,7 +177,9 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         latency_ms: args.latency_ms,
         healthy: !args.unhealthy,
     };
-    let instance = match args.name {
+    // An empty TURNOUT_INSTANCE is treated as unset rather than refused,
+    // since runtimes and shells often export empty variables.
+    let instance = match args.name.filter(|name| !name.trim().is_empty()) {
         Some(name) => parse_name(&name).map_err(anyhow::Error::msg)?,
         None => host_name(),
     };
