@@ -35,33 +35,43 @@ pub struct Pos {
 }
 
 /// A path to a field inside a template, e.g. `serviceB-v1.labels."aliyun.scale"`.
+///
+/// Kept as the rendered text: paths are built for every field while a
+/// template is read, and one string per step is far cheaper than a list
+/// of segments cloned at every step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldPath(Vec<Segment>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
+pub struct FieldPath(String);
 
 impl FieldPath {
     /// The empty path: the document itself.
     pub fn root() -> Self {
-        Self(Vec::new())
+        Self(String::new())
     }
 
     /// This path extended by a map key.
     pub fn key(&self, key: &str) -> Self {
-        let mut next = self.clone();
-        next.0.push(Segment::Key(key.to_owned()));
-        next
+        let mut next = String::with_capacity(self.0.len() + key.len() + 3);
+        next.push_str(&self.0);
+        if !next.is_empty() {
+            next.push('.');
+        }
+        // Keys that would be ambiguous in a dotted path are quoted, so
+        // `labels."aliyun.scale"` reads as one label.
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if plain {
+            next.push_str(key);
+        } else {
+            next.push_str(&format!("{key:?}"));
+        }
+        Self(next)
     }
 
     /// This path extended by a list index.
     pub fn index(&self, index: usize) -> Self {
-        let mut next = self.clone();
-        next.0.push(Segment::Index(index));
-        next
+        Self(format!("{}[{index}]", self.0))
     }
 
     /// Whether this is the root path.
@@ -72,30 +82,7 @@ impl FieldPath {
 
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for segment in &self.0 {
-            match segment {
-                Segment::Key(key) => {
-                    if !first {
-                        f.write_str(".")?;
-                    }
-                    // Keys that would be ambiguous in a dotted path are quoted,
-                    // so `labels."aliyun.scale"` reads as one label.
-                    let plain = !key.is_empty()
-                        && key
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                    if plain {
-                        f.write_str(key)?;
-                    } else {
-                        write!(f, "{key:?}")?;
-                    }
-                }
-                Segment::Index(index) => write!(f, "[{index}]")?,
-            }
-            first = false;
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 

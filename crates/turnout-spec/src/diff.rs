@@ -7,7 +7,9 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::diagnostic::{Diagnostic, FieldPath, Pos};
-use crate::identity::same_identity;
+use std::collections::{HashMap, HashSet};
+
+use crate::identity::spec_hash;
 use crate::template::{Service, Template};
 
 /// What a release does with a service.
@@ -188,10 +190,14 @@ pub fn next_version_name(name: &str) -> String {
 
 /// Compares two templates. Route ids are spelled with `domain`.
 pub fn diff(old: &Template, new: &Template, domain: &str) -> TemplateDiff {
+    // Indexes by name keep a diff of thousands of services linear.
+    let new_by_name: HashMap<&str, &Service> =
+        new.services.iter().map(|s| (s.name.as_str(), s)).collect();
+    let old_names: HashSet<&str> = old.services.iter().map(|s| s.name.as_str()).collect();
     let mut services = Vec::new();
     for s in &old.services {
-        let role = match new.service(&s.name) {
-            Some(n) if same_identity(s, n) => Role::Unchanged,
+        let role = match new_by_name.get(s.name.as_str()) {
+            Some(n) if spec_hash(s) == spec_hash(n) => Role::Unchanged,
             Some(_) => Role::Changed,
             None => Role::Old,
         };
@@ -201,67 +207,58 @@ pub fn diff(old: &Template, new: &Template, domain: &str) -> TemplateDiff {
             color: role.color(),
         });
     }
-    for s in new
-        .services
-        .iter()
-        .filter(|s| old.service(&s.name).is_none())
-    {
-        services.push(ServiceDiff {
-            name: s.name.clone(),
-            role: Role::New,
-            color: Role::New.color(),
-        });
-    }
-    let old_routes = route_users(old, domain);
-    let new_routes = route_users(new, domain);
-    let mut routes: Vec<RouteDiff> = Vec::new();
-    for (id, internal, users) in &old_routes {
-        let in_new = new_routes.iter().find(|(nid, _, _)| nid == id);
-        let mut all = users.clone();
-        if let Some((_, _, new_users)) = in_new {
-            for u in new_users {
-                if !all.contains(u) {
-                    all.push(u.clone());
-                }
-            }
-        }
-        routes.push(RouteDiff {
-            id: id.clone(),
-            change: if in_new.is_some() {
-                RouteChange::Shared
-            } else {
-                RouteChange::Lost
-            },
-            internal: *internal,
-            services: all,
-        });
-    }
-    for (id, internal, users) in new_routes {
-        if !routes.iter().any(|r| r.id == id) {
-            routes.push(RouteDiff {
-                id,
-                change: RouteChange::Gained,
-                internal,
-                services: users,
+    for s in &new.services {
+        if !old_names.contains(s.name.as_str()) {
+            services.push(ServiceDiff {
+                name: s.name.clone(),
+                role: Role::New,
+                color: Role::New.color(),
             });
         }
+    }
+    let old_routes = route_users(old, domain);
+    let mut new_routes = route_users(new, domain);
+    let mut routes: Vec<RouteDiff> = Vec::new();
+    for (id, (internal, users)) in old_routes {
+        let (change, services) = match new_routes.remove(&id) {
+            Some((_, new_users)) => {
+                let mut all = users;
+                for u in new_users {
+                    if !all.contains(&u) {
+                        all.push(u);
+                    }
+                }
+                (RouteChange::Shared, all)
+            }
+            None => (RouteChange::Lost, users),
+        };
+        routes.push(RouteDiff {
+            id,
+            change,
+            internal,
+            services,
+        });
+    }
+    for (id, (internal, services)) in new_routes {
+        routes.push(RouteDiff {
+            id,
+            change: RouteChange::Gained,
+            internal,
+            services,
+        });
     }
     routes.sort_by(|a, b| a.id.cmp(&b.id));
     TemplateDiff { services, routes }
 }
 
-/// Route id, internal, service names on it (file order).
-fn route_users(t: &Template, domain: &str) -> Vec<(String, bool, Vec<String>)> {
-    let mut out: Vec<(String, bool, Vec<String>)> = Vec::new();
+/// Route id → (internal, service names on it in file order).
+fn route_users(t: &Template, domain: &str) -> HashMap<String, (bool, Vec<String>)> {
+    let mut out: HashMap<String, (bool, Vec<String>)> = HashMap::new();
     for s in &t.services {
         for (id, internal) in routes_of(s, domain) {
-            match out.iter_mut().find(|(rid, _, _)| *rid == id) {
-                Some((_, _, users)) => {
-                    if !users.contains(&s.name) {
-                        users.push(s.name.clone());
-                    }
-                }
-                None => out.push((id, internal, vec![s.name.clone()])),
+            let (_, users) = out.entry(id).or_insert_with(|| (internal, Vec::new()));
+            if !users.contains(&s.name) {
+                users.push(s.name.clone());
             }
         }
     }

@@ -185,7 +185,10 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         );
         return None;
     }
-    interpolate::substitute_tree(&mut root, &FieldPath::root(), env, sink);
+    // Most templates have no `$` at all; skip the walk for them.
+    if text.contains('$') {
+        interpolate::substitute_tree(&mut root, &FieldPath::root(), env, sink);
+    }
     let top = Map::read(&root, &FieldPath::root(), "the template", sink)?;
     let is_compose = top
         .entries

@@ -152,9 +152,12 @@ fn parse_entry(entry: &str, legacy: bool) -> Result<RouteSpec, RouteValueError> 
     let host = &rest[..host_end];
     let after = &rest[host_end..];
     let path = if let Some(ctx) = after.strip_prefix(':') {
-        if !ctx.is_empty() && ctx.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits after the colon are a port, also when a path follows them
+        // (`http://host:80/x`), as in any URL.
+        let port = ctx.split('/').next().unwrap_or_default();
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(
-                format!("port {ctx} in a route value"),
+                format!("port {port} in a route value"),
                 "a route carries no port: the container port is the <N> of the label key \
                  (`aliyun.routing.port_<N>`); remove the port"
                     .into(),

@@ -23,6 +23,9 @@ pub(crate) struct Node {
     /// The scalar as written in the source, for numbers and booleans, so
     /// that `0755` or `1.10` keep their spelling when used as strings.
     pub(crate) raw: Option<String>,
+    /// Byte offset and length of a number or boolean in the source, until
+    /// `raw` is filled in from it.
+    span: Option<(usize, usize)>,
 }
 
 /// The value of a node.
@@ -93,21 +96,21 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // use, not an alias bomb (the absolute caps still apply).
     budget.enforce_alias_anchor_ratio = false;
     options.budget = Some(budget);
-    let raw: Spanned<RawNode> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let pos = e
-                .location()
-                .map(|l| Pos {
-                    line: l.line() as u32,
-                    column: l.column() as u32,
-                })
-                .unwrap_or_default();
-            SyntaxError {
-                pos,
-                message: strip_location(&e.to_string()),
-            }
-        })?;
-    Ok(convert(raw, text))
+    let mut root: Node = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line() as u32,
+                column: l.column() as u32,
+            })
+            .unwrap_or_default();
+        SyntaxError {
+            pos,
+            message: strip_location(&e.to_string()),
+        }
+    })?;
+    fill_raw(&mut root, text);
+    Ok(root)
 }
 
 /// serde-saphyr prefixes its messages with "error: line L column C: ";
@@ -132,127 +135,127 @@ fn strip_trailing_location(message: &str) -> String {
     }
 }
 
-fn convert(spanned: Spanned<RawNode>, text: &str) -> Node {
-    let defined = spanned.defined;
-    let pos = Pos {
-        line: defined.line() as u32,
-        column: defined.column() as u32,
-    };
-    let span = defined.span();
-    let raw_text = || {
-        let start = span.byte_offset()?;
-        let len = span.byte_len()?;
-        let (start, len) = (usize::try_from(start).ok()?, usize::try_from(len).ok()?);
-        text.get(start..start + len).map(|s| s.trim().to_string())
-    };
-    let (value, raw) = match spanned.value {
-        RawNode::Null => (Value::Null, None),
-        RawNode::Bool(b) => (Value::Bool(b), raw_text()),
-        RawNode::Int(i) => (Value::Int(i), raw_text()),
-        RawNode::Float(x) => (Value::Float(x), raw_text()),
-        RawNode::Str(s) => (Value::Str(s), None),
-        RawNode::Seq(items) => (
-            Value::Seq(items.into_iter().map(|n| convert(n, text)).collect()),
-            None,
-        ),
-        RawNode::Map(entries) => (
-            Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (convert(k, text), convert(v, text)))
-                    .collect(),
-            ),
-            None,
-        ),
-    };
-    Node { value, pos, raw }
-}
-
-/// The tree as serde-saphyr hands it to us, before positions are flattened.
-enum RawNode {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<RawNode>>),
-    Map(Vec<(Spanned<RawNode>, Spanned<RawNode>)>),
-}
-
-impl<'de> Deserialize<'de> for RawNode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
+/// Copies the source spelling of numbers and booleans into their nodes.
+fn fill_raw(node: &mut Node, text: &str) {
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|n| fill_raw(n, text)),
+        Value::Map(entries) => {
+            for (k, v) in entries.iter_mut() {
+                fill_raw(k, text);
+                fill_raw(v, text);
+            }
+        }
+        Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
+            if let Some((start, len)) = node.span {
+                node.raw = text.get(start..start + len).map(|s| s.trim().to_string());
+            }
+        }
+        Value::Null | Value::Str(_) => {}
     }
 }
 
-struct RawVisitor;
+// The tree is deserialised straight into `Node`s: each node through
+// `Spanned` for its position, its children through `Node` again.
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned: Spanned<Value> = Spanned::deserialize(deserializer)?;
+        let defined = spanned.defined;
+        let pos = Pos {
+            line: defined.line() as u32,
+            column: defined.column() as u32,
+        };
+        let span = match spanned.value {
+            Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
+                let s = defined.span();
+                s.byte_offset()
+                    .zip(s.byte_len())
+                    .and_then(|(o, l)| Some((usize::try_from(o).ok()?, usize::try_from(l).ok()?)))
+            }
+            _ => None,
+        };
+        Ok(Node {
+            value: spanned.value,
+            pos,
+            raw: None,
+            span,
+        })
+    }
+}
 
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawNode;
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any YAML value")
     }
 
-    fn visit_unit<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<RawNode, E> {
-        Ok(RawNode::Null)
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
-        RawNode::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<RawNode, E> {
-        Ok(RawNode::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<RawNode, E> {
-        Ok(RawNode::Int(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
     }
 
-    fn visit_i128<E>(self, v: i128) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
     }
 
-    fn visit_u128<E>(self, v: u128) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<RawNode, E> {
-        Ok(RawNode::Float(v))
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<RawNode, E> {
-        Ok(RawNode::Str(v.to_owned()))
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<RawNode, E> {
-        Ok(RawNode::Str(v))
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
-        Ok(RawNode::Seq(items))
+        Ok(Value::Seq(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key()? {
             let value = map.next_value()?;
             entries.push((key, value));
         }
-        Ok(RawNode::Map(entries))
+        Ok(Value::Map(entries))
     }
 }
 
@@ -280,6 +283,10 @@ impl<'a> Map<'a> {
             return None;
         };
         let mut entries: Vec<(String, &Node, &Node)> = Vec::with_capacity(raw.len());
+        // Index of each key in `entries`, so that a file with thousands of
+        // services is checked for duplicates in linear time.
+        let mut seen: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::with_capacity(raw.len());
         for (key, value) in raw {
             let Some(name) = key_string(key) else {
                 sink.push(
@@ -289,7 +296,8 @@ impl<'a> Map<'a> {
                 );
                 continue;
             };
-            if let Some((_, first, _)) = entries.iter().find(|(n, _, _)| *n == name) {
+            if let Some(&idx) = seen.get(&name) {
+                let first = entries[idx].1;
                 sink.push(
                     Diagnostic::error(key.pos, &path.key(&name), format!("duplicate key {name:?}"))
                         .hint(format!(
@@ -299,6 +307,7 @@ impl<'a> Map<'a> {
                 );
                 continue;
             }
+            seen.insert(name.clone(), entries.len());
             entries.push((name, key, value));
         }
         Some(Map { entries })
