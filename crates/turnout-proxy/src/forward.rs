@@ -1,0 +1,585 @@
+//! The request path: find the route, ask `turnout_routing::pick`, choose a
+//! ready instance, forward with retries, and pass upgrades through.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme, Uri};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body, Incoming};
+use turnout_routing::{
+    Decision, Forbidden, INSTANCE_COOKIE, Listener, POSITION_COOKIE, PREVIEW_TOKEN_HEADER,
+    RequestKey, RouteIndex, Target, pick, request_host,
+};
+
+use crate::instance::InstanceState;
+use crate::metrics::code_class;
+use crate::response::local;
+use crate::shared::Shared;
+use crate::snapshot::{ServiceState, Snapshot};
+use crate::tunnel;
+
+/// Body of requests to upstreams and of responses to clients: streamed from
+/// the other side, or bytes the proxy holds (a buffered request body for
+/// retries, a local response).
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Most attempts one request makes on different instances.
+const MAX_ATTEMPTS: usize = 3;
+
+/// How long a position cookie lasts: a year, so a client keeps its version
+/// through a release.
+const POSITION_MAX_AGE: &str = "31536000";
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// The connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnInfo {
+    pub listener: Listener,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Why an upstream attempt failed; classified, not formatted, on the hot
+/// path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Nothing reached the upstream: safe to retry any request.
+    Connect,
+    /// The request may have reached the upstream; retried only when
+    /// idempotent.
+    Protocol,
+    /// No response head in time; not retried (the upstream may still act).
+    Timeout,
+    /// The instance's drain deadline passed.
+    Drained,
+}
+
+/// Serves one request. Never fails: every problem becomes a response.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let snapshot = shared.current.load_full();
+    Ok(route_request(&shared, &snapshot, conn, req, started).await)
+}
+
+async fn route_request(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    started: Instant,
+) -> Response<ProxyBody> {
+    if req.method() == Method::CONNECT {
+        return local(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "turnout does not tunnel CONNECT; send plain http:// requests through the proxy\n",
+        );
+    }
+    let headers = req.headers();
+    // Both framings at once is the classic smuggling vector. hyper already
+    // lets Transfer-Encoding win and drops Content-Length (RFC 9112 §6.3),
+    // and the upstream request is framed anew by our client, so the proxy
+    // and the upstream cannot disagree on where a request ends; this only
+    // refuses a request that still carries both.
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return local(
+            StatusCode::BAD_REQUEST,
+            "both transfer-encoding and content-length\n",
+        );
+    }
+    let Some(host) = request_host(req.uri(), headers) else {
+        return local(StatusCode::BAD_REQUEST, "missing host\n");
+    };
+    let table = &snapshot.table;
+    let Some(route_index) = table.lookup(conn.listener, host, req.uri().path()) else {
+        return local(StatusCode::NOT_FOUND, "unknown host\n");
+    };
+    let Some(route_state) = snapshot.routes.get(route_index as usize) else {
+        return local(StatusCode::NOT_FOUND, "unknown host\n");
+    };
+    let token = match conn.listener {
+        Listener::Internal => proxy_token(headers),
+        Listener::Public => None,
+    };
+    let seq = route_state.seq.fetch_add(1, Ordering::Relaxed);
+    let decision = pick(
+        table,
+        &RequestKey {
+            route: route_index,
+            seq,
+            headers,
+            query: req.uri().query(),
+            caller_token: token.as_deref(),
+        },
+    );
+    match decision {
+        Decision::Forward(target) => {
+            forward(shared, snapshot, route_index, target, req, conn, started).await
+        }
+        Decision::Forbidden(reason) => {
+            route_state.local[code_class(403)].inc();
+            local(
+                StatusCode::FORBIDDEN,
+                forbidden_hint(snapshot, route_index, reason, token.as_deref()),
+            )
+        }
+        Decision::NoService => {
+            route_state.local[code_class(503)].inc();
+            local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no service of this route takes traffic (every weight is 0)\n",
+            )
+        }
+        Decision::UnknownRoute => local(StatusCode::NOT_FOUND, "unknown host\n"),
+    }
+}
+
+async fn forward(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    route_index: RouteIndex,
+    target: Target,
+    mut req: Request<Incoming>,
+    conn: ConnInfo,
+    started: Instant,
+) -> Response<ProxyBody> {
+    let (Some(route_state), Some(route)) = (
+        snapshot.routes.get(route_index as usize),
+        snapshot.table.route(route_index),
+    ) else {
+        return local(StatusCode::NOT_FOUND, "unknown host\n");
+    };
+    let (Some(state), Some(service)) = (
+        route_state.services.get(usize::from(target.service)),
+        route.service(target.service),
+    ) else {
+        return local(StatusCode::SERVICE_UNAVAILABLE, "no such service\n");
+    };
+    let upgrade = is_upgrade(&req);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    let (mut parts, body) = req.into_parts();
+    prepare_request_headers(&mut parts.headers, &parts.uri, conn, upgrade);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+
+    // A body that is empty or small and idempotent can be sent again, so the
+    // request may be retried on another instance.
+    let mut streamed = None;
+    let replay = if body.is_end_stream() {
+        Some(Bytes::new())
+    } else if idempotent
+        && body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= shared.config.max_retry_body_bytes as u64)
+    {
+        match body.collect().await {
+            Ok(collected) => Some(collected.to_bytes()),
+            Err(_) => return local(StatusCode::BAD_REQUEST, "request body ended early\n"),
+        }
+    } else {
+        streamed = Some(body);
+        None
+    };
+    let attempts = if replay.is_some() && !upgrade {
+        MAX_ATTEMPTS.min(state.instances.len()).max(1)
+    } else {
+        1
+    };
+
+    let mut tried = 0u64;
+    let mut failure = None;
+    for attempt in 0..attempts {
+        let Some(slot_index) = choose(state, target.pinned, tried) else {
+            break;
+        };
+        tried |= 1 << (slot_index % 64);
+        let slot = &state.instances[slot_index];
+        let body = match (&replay, streamed.take()) {
+            (Some(bytes), _) => Either::Right(Full::new(bytes.clone())),
+            (None, Some(body)) => Either::Left(body),
+            (None, None) => break,
+        };
+        let mut upstream = Request::new(body);
+        *upstream.method_mut() = parts.method.clone();
+        *upstream.version_mut() = Version::HTTP_11;
+        *upstream.uri_mut() = upstream_uri(&slot.instance.authority, &path_and_query);
+        *upstream.headers_mut() = if attempt + 1 == attempts {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
+        let sent = tokio::select! {
+            result = tokio::time::timeout(
+                shared.config.timeouts.upstream_response,
+                shared.client.request(upstream),
+            ) => match result {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(err)) if err.is_connect() => Err(Failure::Connect),
+                Ok(Err(_)) => Err(Failure::Protocol),
+                Err(_) => Err(Failure::Timeout),
+            },
+            () = slot.instance.drained.cancelled() => Err(Failure::Drained),
+        };
+        match sent {
+            Ok(mut response) => {
+                let status = response.status();
+                slot.requests[code_class(status.as_u16())].inc();
+                state.duration.observe(started.elapsed().as_secs_f64());
+                if shared.config.access_log {
+                    access_log(
+                        route.id(),
+                        service.name(),
+                        &slot.instance.id,
+                        &parts.method,
+                        &path_and_query,
+                        status,
+                        started,
+                    );
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_upgrade) = client_upgrade
+                {
+                    let upstream_upgrade = hyper::upgrade::on(&mut response);
+                    tunnel::spawn(
+                        shared,
+                        client_upgrade,
+                        upstream_upgrade,
+                        slot.instance.clone(),
+                    );
+                } else {
+                    strip_hop_by_hop(response.headers_mut());
+                }
+                let pin_moved = target.pinned.is_some_and(|p| p as usize != slot_index);
+                set_cookies(
+                    response.headers_mut(),
+                    target,
+                    (target.set_pin || pin_moved).then_some(&*slot.instance.id),
+                );
+                return response.map(Either::Left);
+            }
+            Err(kind) => {
+                failure = Some(kind);
+                match kind {
+                    Failure::Connect => {
+                        state.errors.connect.inc();
+                        // Passive ejection: the health check brings it back.
+                        slot.instance.eject();
+                    }
+                    Failure::Protocol => {
+                        state.errors.protocol.inc();
+                        if !idempotent {
+                            break;
+                        }
+                    }
+                    Failure::Timeout => {
+                        state.errors.timeout.inc();
+                        break;
+                    }
+                    Failure::Drained => break,
+                }
+            }
+        }
+    }
+    let (status, text) = match failure {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no ready instance of the chosen service\n",
+        ),
+        Some(Failure::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+        Some(Failure::Connect | Failure::Protocol | Failure::Drained) => {
+            (StatusCode::BAD_GATEWAY, "upstream failed\n")
+        }
+    };
+    state.local[code_class(status.as_u16())].inc();
+    local(status, text)
+}
+
+/// The pinned instance if it is ready, else the next ready one in round
+/// robin that this request has not tried yet. Draining instances are a
+/// last resort: only a request that loaded the snapshot just before a swap
+/// can see them, and they are still alive until the drain deadline.
+fn choose(state: &ServiceState, pinned: Option<u32>, tried: u64) -> Option<usize> {
+    let n = state.instances.len();
+    let untried = |i: usize| tried & (1 << (i % 64)) == 0;
+    if let Some(p) = pinned.map(|p| p as usize)
+        && p < n
+        && untried(p)
+        && state.instances[p].instance.is_ready()
+    {
+        return Some(p);
+    }
+    if n == 0 {
+        return None;
+    }
+    let start = state.next.fetch_add(1, Ordering::Relaxed);
+    let scan = |accept: &dyn Fn(InstanceState) -> bool| {
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| untried(i) && accept(state.instances[i].instance.state()))
+    };
+    scan(&|s| s == InstanceState::Ready).or_else(|| scan(&|s| s == InstanceState::Draining))
+}
+
+fn upstream_uri(authority: &http::uri::Authority, path_and_query: &PathAndQuery) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(path_and_query.clone());
+    // Scheme, authority and path are all set, which is all from_parts needs.
+    Uri::from_parts(parts).unwrap_or_default()
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && connection_has(req.headers(), "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) end at the proxy; the forwarding
+/// headers tell the upstream who asked and how.
+fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: ConnInfo, upgrade: bool) {
+    let original_host = match uri.authority() {
+        // Absolute form wins; userinfo never travels on.
+        Some(authority) => HeaderValue::from_str(
+            authority
+                .as_str()
+                .rsplit_once('@')
+                .map_or(authority.as_str(), |(_, h)| h),
+        )
+        .ok(),
+        None => headers.get(header::HOST).cloned(),
+    };
+    strip_hop_by_hop(headers);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(PREVIEW_TOKEN_HEADER);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(header::HOST, host);
+    }
+    let ip = conn.peer.ip();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(before) => HeaderValue::from_str(&format!("{before}, {ip}")),
+        None => HeaderValue::from_str(&ip.to_string()),
+    };
+    if let Ok(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+}
+
+/// Removes the headers that describe one connection, not the message. An
+/// `Upgrade` header is left for the caller to decide.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|name| name != header::UPGRADE)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+fn set_cookies(headers: &mut HeaderMap, target: Target, pin: Option<&str>) {
+    if let Some(position) = target.set_position
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{POSITION_COOKIE}={}; Path=/; Max-Age={POSITION_MAX_AGE}; HttpOnly; SameSite=Lax",
+            position.get()
+        ))
+    {
+        headers.append(header::SET_COOKIE, value);
+    }
+    if let Some(id) = pin
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{INSTANCE_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax"
+        ))
+    {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
+/// The proxy credential: the user name of `Proxy-Authorization: Basic`.
+fn proxy_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+    Some(user.to_owned())
+}
+
+fn forbidden_hint(
+    snapshot: &Snapshot,
+    route_index: RouteIndex,
+    reason: Forbidden,
+    token: Option<&str>,
+) -> String {
+    let Some(route) = snapshot.table.route(route_index) else {
+        return "forbidden\n".to_owned();
+    };
+    let allowed = route
+        .callers()
+        .map(|c| c.iter().map(|s| &**s).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    let allowed = if allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        allowed
+    };
+    match reason {
+        Forbidden::NoCredential => format!(
+            "route {} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<token>@<internal-address>\n",
+            route.id()
+        ),
+        Forbidden::UnknownCredential => format!(
+            "the proxy credential is not known to this router; route {} accepts callers: {allowed}\n",
+            route.id()
+        ),
+        Forbidden::NotAllowed => {
+            let caller = token
+                .and_then(|t| snapshot.table.caller(t))
+                .map_or("this caller", |c| &**c);
+            format!(
+                "service {caller} may not call {}; add it to external_links of {caller} (allowed callers: {allowed})\n",
+                route.id()
+            )
+        }
+    }
+}
+
+fn access_log(
+    route: &str,
+    service: &str,
+    instance: &str,
+    method: &Method,
+    path: &PathAndQuery,
+    status: StatusCode,
+    started: Instant,
+) {
+    tracing::info!(
+        target: "turnout::access",
+        route,
+        service,
+        instance,
+        method = method.as_str(),
+        path = path.as_str(),
+        status = status.as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_token_reads_the_user_name() {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("tok-1f3a:");
+        headers.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        assert_eq!(proxy_token(&headers).as_deref(), Some("tok-1f3a"));
+        headers.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Bearer x"),
+        );
+        assert_eq!(proxy_token(&headers), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("app.localhost"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let conn = ConnInfo {
+            listener: Listener::Public,
+            peer: "127.0.0.9:5000".parse().unwrap(),
+            tls: false,
+        };
+        prepare_request_headers(&mut headers, &Uri::from_static("/x"), conn, false);
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "app.localhost");
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("wrong"));
+        let uri = Uri::from_static("http://servicea.local/y");
+        prepare_request_headers(&mut headers, &uri, conn, false);
+        assert_eq!(headers[header::HOST], "servicea.local");
+    }
+}

@@ -1,0 +1,136 @@
+//! The runtime side of one upstream instance: its health state and its
+//! drain signal. Kept across table swaps by address, so health survives a
+//! reload.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use http::uri::Authority;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio_util::sync::CancellationToken;
+
+/// The state of an instance as the proxy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    /// Takes new requests.
+    Ready,
+    /// Failed its health checks or a connect: no new requests until a probe
+    /// succeeds again.
+    Unhealthy,
+    /// Removed from the table: finishes in-flight requests until the drain
+    /// deadline.
+    Draining,
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InstanceState::Ready => "ready",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Draining => "draining",
+        })
+    }
+}
+
+impl InstanceState {
+    fn from_u8(value: u8) -> InstanceState {
+        match value {
+            0 => InstanceState::Ready,
+            1 => InstanceState::Unhealthy,
+            _ => InstanceState::Draining,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            InstanceState::Ready => 0,
+            InstanceState::Unhealthy => 1,
+            InstanceState::Draining => 2,
+        }
+    }
+}
+
+/// One upstream instance.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub id: Arc<str>,
+    pub addr: SocketAddr,
+    /// `ip:port` as a URI authority, built once.
+    pub authority: Authority,
+    state: AtomicU8,
+    ready_gauge: Gauge,
+    /// Wakes the health check early after a passive ejection, so a
+    /// recovered instance is readmitted at the fast probe rate.
+    pub recheck: tokio::sync::Notify,
+    /// Cancelled at the drain deadline: in-flight requests and upgraded
+    /// connections to the instance end then.
+    pub drained: CancellationToken,
+}
+
+impl Instance {
+    pub fn new(id: Arc<str>, addr: SocketAddr, ready_gauge: Gauge) -> Arc<Instance> {
+        // A SocketAddr always renders as a valid authority.
+        let authority = Authority::try_from(addr.to_string().as_str())
+            .unwrap_or_else(|_| Authority::from_static("127.0.0.1"));
+        ready_gauge.set(1);
+        Arc::new(Instance {
+            id,
+            addr,
+            authority,
+            // Endpoints start ready (DESIGN §4); health checks correct that.
+            state: AtomicU8::new(InstanceState::Ready.as_u8()),
+            ready_gauge,
+            recheck: tokio::sync::Notify::new(),
+            drained: CancellationToken::new(),
+        })
+    }
+
+    pub fn state(&self) -> InstanceState {
+        InstanceState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state() == InstanceState::Ready
+    }
+
+    /// Moves between ready and unhealthy; a draining instance stays
+    /// draining. Returns whether the state changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        let (from, to) = if healthy {
+            (InstanceState::Unhealthy, InstanceState::Ready)
+        } else {
+            (InstanceState::Ready, InstanceState::Unhealthy)
+        };
+        let changed = self
+            .state
+            .compare_exchange(
+                from.as_u8(),
+                to.as_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if changed {
+            self.ready_gauge.set(i64::from(healthy));
+            tracing::info!(instance = %self.id, state = %to, "instance state changed");
+        }
+        changed
+    }
+
+    /// Passive ejection after a failed connect: unhealthy until the health
+    /// check, woken now, sees it answer again.
+    pub fn eject(&self) {
+        if self.set_healthy(false) {
+            self.recheck.notify_one();
+        }
+    }
+
+    /// Marks the instance removed: it gets no new requests.
+    pub fn start_draining(&self) {
+        self.state
+            .store(InstanceState::Draining.as_u8(), Ordering::Release);
+        self.ready_gauge.set(0);
+    }
+}

@@ -1,0 +1,35 @@
+//! turnout's data plane.
+//!
+//! [`Proxy::start`] binds the public, internal and admin listeners (and
+//! optionally TLS) and serves requests with the [`RouteTable`] it was given;
+//! [`Proxy::publish`] (or a cloned [`Publisher`]) replaces that table with
+//! one atomic swap. Building the per-route runtime state (counters, metric
+//! handles, instance health) happens in `publish`, off the request path;
+//! requests only load the current snapshot and never take a lock.
+//!
+//! Instances removed by a publish get no new requests and are drained:
+//! in-flight requests may finish until the drain timeout, then upgraded
+//! connections to them are closed.
+//!
+//! [`RouteTable`]: turnout_routing::RouteTable
+
+mod admin;
+mod config;
+mod error;
+mod forward;
+mod health_check;
+mod instance;
+mod listener;
+mod metrics;
+mod proxy;
+mod registry;
+mod response;
+mod shared;
+mod snapshot;
+mod tls;
+mod tunnel;
+
+pub use config::{ProxyConfig, Timeouts, TlsConfig};
+pub use error::{ProxyError, RouteFileError};
+pub use instance::InstanceState;
+pub use proxy::{BoundAddrs, Proxy, Publisher, load_route_file};

@@ -1,0 +1,137 @@
+//! Prometheus metrics. Label sets are resolved to metric handles when a
+//! table is published, so a request only increments atomics.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The status classes of the `code` label, indexed by `status / 100 - 1`.
+pub(crate) const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Index into [`CODE_CLASSES`] for a status code.
+pub(crate) fn code_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+/// Labels of `turnout_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub route: Arc<str>,
+    pub service: Arc<str>,
+    pub instance: Arc<str>,
+    pub code: &'static str,
+}
+
+/// Labels of per-service metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ServiceLabels {
+    pub route: Arc<str>,
+    pub service: Arc<str>,
+}
+
+/// Labels of `turnout_upstream_errors_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ErrorLabels {
+    pub route: Arc<str>,
+    pub service: Arc<str>,
+    pub kind: &'static str,
+}
+
+/// Labels of `turnout_instance_ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct InstanceLabels {
+    pub service: Arc<str>,
+    pub instance: Arc<str>,
+}
+
+type HistogramFamily = Family<ServiceLabels, Histogram, fn() -> Histogram>;
+
+/// The proxy's metric families and their registry.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: HistogramFamily,
+    pub upstream_errors: Family<ErrorLabels, Counter>,
+    pub route_weight: Family<ServiceLabels, Gauge>,
+    pub instance_ready: Family<InstanceLabels, Gauge>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms to about 16 s, doubling.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        let route_weight = Family::<ServiceLabels, Gauge>::default();
+        let instance_ready = Family::<InstanceLabels, Gauge>::default();
+        registry.register(
+            "turnout_requests",
+            "Requests answered, by route, service, instance and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "turnout_request_duration_seconds",
+            "Time from request to upstream response head, by route and service",
+            duration.clone(),
+        );
+        registry.register(
+            "turnout_upstream_errors",
+            "Failed upstream attempts, by route, service and kind (connect, timeout, protocol)",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "turnout_route_weight",
+            "Configured weight of each service on each route",
+            route_weight.clone(),
+        );
+        registry.register(
+            "turnout_instance_ready",
+            "1 when the instance takes new requests, 0 when unhealthy or draining",
+            instance_ready.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            upstream_errors,
+            route_weight,
+            instance_ready,
+        }
+    }
+
+    /// The five per-class request counters of one (route, service, instance).
+    pub fn request_counters(
+        &self,
+        route: &Arc<str>,
+        service: &Arc<str>,
+        instance: &Arc<str>,
+    ) -> [Counter; 5] {
+        CODE_CLASSES.map(|code| {
+            self.requests.get_or_create_owned(&RequestLabels {
+                route: route.clone(),
+                service: service.clone(),
+                instance: instance.clone(),
+                code,
+            })
+        })
+    }
+
+    /// The Prometheus text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

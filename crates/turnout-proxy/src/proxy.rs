@@ -1,0 +1,230 @@
+//! The public face of the data plane: start, publish, shut down.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use turnout_routing::{Listener, RouteTable};
+
+use crate::config::ProxyConfig;
+use crate::error::{ProxyError, RouteFileError};
+use crate::instance::InstanceState;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::shared::Shared;
+use crate::snapshot::Snapshot;
+use crate::{admin, listener, tls};
+
+/// The addresses the proxy is listening on (port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundAddrs {
+    /// Public listener.
+    pub public: SocketAddr,
+    /// Internal listener, if any.
+    pub internal: Option<SocketAddr>,
+    /// Admin listener, if any.
+    pub admin: Option<SocketAddr>,
+    /// TLS listener, if any.
+    pub tls: Option<SocketAddr>,
+}
+
+impl fmt::Display for BoundAddrs {
+    /// `public=... internal=... admin=...`, the form of DESIGN §5.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "public={}", self.public)?;
+        if let Some(addr) = self.internal {
+            write!(f, " internal={addr}")?;
+        }
+        if let Some(addr) = self.admin {
+            write!(f, " admin={addr}")?;
+        }
+        if let Some(addr) = self.tls {
+            write!(f, " tls={addr}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    addrs: BoundAddrs,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+/// A cheap handle that publishes new route tables to a running proxy, for
+/// the reload watcher or the control plane.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+impl Publisher {
+    /// Replaces the route table with one atomic swap; see [`Proxy::publish`].
+    pub fn publish(&self, table: RouteTable) {
+        self.shared.publish(table);
+    }
+
+    /// The table requests are routed with now.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.shared.current.load().table.clone()
+    }
+
+    /// Reads, validates and publishes a route file. On any problem the
+    /// error names the file and every problem, and the table in use stays.
+    pub fn reload_file(&self, path: &Path) -> Result<(), ProxyError> {
+        self.publish(load_route_file(path)?);
+        Ok(())
+    }
+}
+
+/// Reads and validates a route file into a table.
+pub fn load_route_file(path: &Path) -> Result<RouteTable, ProxyError> {
+    let error = |source: RouteFileError| ProxyError::RouteFile {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| error(err.into()))?;
+    RouteTable::from_yaml(&text).map_err(|err| error(err.into()))
+}
+
+impl Proxy {
+    /// Binds every configured listener and starts serving `table`. Must be
+    /// called inside a Tokio runtime, which then runs the proxy's tasks.
+    pub async fn start(config: ProxyConfig, table: RouteTable) -> Result<Proxy, ProxyError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::Bind { addr, source })
+        };
+        let public = bind(config.listen).await?;
+        let internal = match config.internal_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let admin = match config.admin {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(tls_config) => Some((bind(tls_config.listen).await?, tls::acceptor(tls_config)?)),
+            None => None,
+        };
+        let local = |l: &TcpListener| l.local_addr().ok();
+        let addrs = BoundAddrs {
+            public: local(&public).unwrap_or(config.listen),
+            internal: internal.as_ref().and_then(local),
+            admin: admin.as_ref().and_then(local),
+            tls: tls.as_ref().and_then(|(l, _)| local(l)),
+        };
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.timeouts.idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let metrics = Metrics::new();
+        let empty = Snapshot::build(RouteTable::default(), &Default::default(), &metrics, None);
+        let shared = Arc::new(Shared {
+            current: ArcSwap::from_pointee(empty),
+            registry: parking_lot::Mutex::new(Registry::default()),
+            metrics,
+            client,
+            config,
+            tasks: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
+            stop: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+        });
+        shared.publish(table);
+
+        let mut listeners = vec![tokio::spawn(listener::serve(
+            public,
+            Listener::Public,
+            None,
+            shared.clone(),
+        ))];
+        if let Some(internal) = internal {
+            listeners.push(tokio::spawn(listener::serve(
+                internal,
+                Listener::Internal,
+                None,
+                shared.clone(),
+            )));
+        }
+        if let Some((tls_listener, acceptor)) = tls {
+            listeners.push(tokio::spawn(listener::serve(
+                tls_listener,
+                Listener::Public,
+                Some(acceptor),
+                shared.clone(),
+            )));
+        }
+        if let Some(admin) = admin {
+            listeners.push(tokio::spawn(admin::serve(admin, shared.clone())));
+        }
+        Ok(Proxy {
+            shared,
+            addrs,
+            listeners,
+        })
+    }
+
+    /// Where the proxy listens.
+    pub fn addrs(&self) -> BoundAddrs {
+        self.addrs
+    }
+
+    /// Replaces the route table with one atomic swap. The runtime state of
+    /// the new table is built first; instances it no longer lists drain.
+    pub fn publish(&self, table: RouteTable) {
+        self.shared.publish(table);
+    }
+
+    /// A handle that can publish from elsewhere.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The table requests are routed with now.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.shared.current.load().table.clone()
+    }
+
+    /// The proxy's view of the instance at `addr`, if the table lists it.
+    pub fn instance_state(&self, addr: SocketAddr) -> Option<InstanceState> {
+        self.shared.registry.lock().get(&addr).map(|i| i.state())
+    }
+
+    /// The Prometheus text of the proxy's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    /// Stops accepting, lets in-flight requests finish until the drain
+    /// timeout, then closes what is left and waits for every task.
+    pub async fn shutdown(self) {
+        self.shared.stop.cancel();
+        for listener in self.listeners {
+            let _ = listener.await;
+        }
+        self.shared.hard_stop.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}

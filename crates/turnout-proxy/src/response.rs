@@ -1,0 +1,19 @@
+//! Responses the proxy writes itself (404, 403, 503...), short text bodies.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use crate::forward::ProxyBody;
+
+/// A plain-text response from the proxy itself.
+pub(crate) fn local(status: StatusCode, text: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(text.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the data plane over real sockets on 127.0.0.1,
+//! one module per numbered item of the router issue.
+
+mod support;
+
+mod bad_input;
+mod drain;
+mod health;
+mod internal;
+mod metrics;
+mod protocols;
+mod reload;
+mod routing;
+mod split;
