@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, FieldPath, Pos};
 use std::collections::{HashMap, HashSet};
@@ -51,7 +51,7 @@ impl fmt::Display for Role {
 }
 
 /// A release strategy (DESIGN §2, §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Old and new run side by side; traffic moves by weights (default).

@@ -1,0 +1,19 @@
+//! turnout's release engine.
+//!
+//! The core is pure: [`step`] maps an [`App`] and a [`Command`] to the next
+//! `App` and the [`Effect`]s to run; [`plan`] says which instances to start
+//! or drain; [`route_file`] builds the router's table. The reconciler (IO)
+//! observes instances through a runtime, runs the effects and publishes
+//! route tables; the server commits every accepted `App` before answering.
+
+mod error;
+mod model;
+mod plan;
+mod routes;
+mod step;
+
+pub use error::EngineError;
+pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
+pub use routes::{Endpoints, route_file, route_specs};
+pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};

@@ -1,0 +1,657 @@
+//! The release state machine: `step(&App, Command) -> (App, Vec<Effect>)`.
+//!
+//! A pure function: no IO, no clock (times come in with the commands), so
+//! every transition is tested without processes or sockets. The reconciler
+//! runs the effects; the server commits the new `App` before it answers.
+
+use std::collections::BTreeMap;
+
+use turnout_spec::{Role, Strategy, Template};
+
+use crate::error::EngineError;
+use crate::model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+
+/// Something asked of an app: by the operator, or observed by the
+/// reconciler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Start a release to `template` (version `version`).
+    StartRelease {
+        /// The new template.
+        template: Template,
+        /// Its version number.
+        version: u32,
+        /// How to release it.
+        strategy: Strategy,
+        /// The id the release gets.
+        release_id: i64,
+        /// The time, unix ms.
+        now_ms: i64,
+    },
+    /// Set the weights of some services of one route, in one step; the
+    /// route's other services keep theirs.
+    SetWeights {
+        /// The route id.
+        route: String,
+        /// Service → weight 0..=100.
+        weights: Vec<(String, u8)>,
+    },
+    /// Move all of a route's traffic to the other side in one step.
+    Switch {
+        /// The route id.
+        route: String,
+    },
+    /// Confirm the release in progress: old services go.
+    Confirm {
+        /// Switch every route whose new services carry weight 0 first.
+        switch: bool,
+    },
+    /// Roll the release in progress back: new services go, weights return.
+    Rollback,
+    /// The reconciler saw every new instance of the release ready (or, for
+    /// `standard`, every replacement done).
+    Ready {
+        /// The release this is about.
+        release_id: i64,
+    },
+    /// The release cannot succeed (instances never became ready).
+    Fail {
+        /// The release this is about.
+        release_id: i64,
+        /// Why, for the operator.
+        reason: String,
+    },
+}
+
+/// What the reconciler must do after a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The wanted services or weights changed: start or stop instances and
+    /// publish a new route table.
+    Reconcile,
+    /// Record an event for the operator (history, SSE).
+    Event {
+        /// A short kind (`release-started`, `weights`, ...).
+        kind: &'static str,
+        /// What happened, in a sentence.
+        message: String,
+    },
+}
+
+fn event(kind: &'static str, message: impl Into<String>) -> Effect {
+    Effect::Event {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// The route ids of a service, spelled with `domain`.
+pub fn route_ids(spec: &turnout_spec::Service, domain: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for binding in &spec.settings.routes {
+        for route in &binding.routes {
+            let id = route.id(domain);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// A new app running `template` as version `version` (no release).
+pub fn deploy(name: &str, domain: &str, template: Template, version: u32) -> App {
+    let mut services = BTreeMap::new();
+    let mut weights: Weights = BTreeMap::new();
+    for spec in &template.services {
+        for id in route_ids(spec, domain) {
+            weights.entry(id).or_default().push(RouteWeight {
+                service: spec.name.clone(),
+                weight: spec.settings.weight.unwrap_or(100),
+            });
+        }
+        services.insert(
+            spec.name.clone(),
+            ServiceEntry::new(spec.clone(), version, ServiceRole::Current),
+        );
+    }
+    let mut templates = BTreeMap::new();
+    templates.insert(version, template);
+    App {
+        name: name.to_string(),
+        domain: domain.to_string(),
+        version,
+        templates,
+        services,
+        weights,
+        release: None,
+    }
+}
+
+/// Applies `command` to `app`. On refusal, nothing changed.
+pub fn step(app: &App, command: Command) -> Result<(App, Vec<Effect>), EngineError> {
+    match command {
+        Command::StartRelease {
+            template,
+            version,
+            strategy,
+            release_id,
+            now_ms,
+        } => start_release(app, template, version, strategy, release_id, now_ms),
+        Command::SetWeights { route, weights } => set_weights(app, &route, &weights),
+        Command::Switch { route } => switch(app, &route),
+        Command::Confirm { switch } => confirm(app, switch),
+        Command::Rollback => rollback(app, None),
+        Command::Ready { release_id } => ready(app, release_id),
+        Command::Fail { release_id, reason } => fail(app, release_id, &reason),
+    }
+}
+
+fn no_release(app: &App) -> EngineError {
+    EngineError::conflict(
+        format!("app {} has no release in progress", app.name),
+        "start one with `turnout release FILE`",
+    )
+}
+
+fn start_release(
+    app: &App,
+    template: Template,
+    version: u32,
+    strategy: Strategy,
+    release_id: i64,
+    now_ms: i64,
+) -> Result<(App, Vec<Effect>), EngineError> {
+    if let Some(current) = app.active_release() {
+        return Err(EngineError::conflict(
+            format!(
+                "release {} of app {} is {}; one release at a time",
+                current.id, app.name, current.state
+            ),
+            "confirm it (`turnout confirm`) or roll it back (`turnout rollback`) first",
+        ));
+    }
+    let old = app.template().ok_or_else(|| {
+        EngineError::not_found(
+            format!("app {} has no template version {}", app.name, app.version),
+            "deploy the app again",
+        )
+    })?;
+    let diff = turnout_spec::diff(old, &template, &app.domain);
+    if let Some(problem) = diff.check(strategy).into_iter().next() {
+        return Err(EngineError::invalid(
+            problem.message,
+            problem.hint.unwrap_or_default(),
+        ));
+    }
+    let mut next = app.clone();
+    let mut weights = app.weights.clone();
+    for s in &diff.services {
+        let role = match s.role {
+            Role::Unchanged => ServiceRole::Unchanged,
+            Role::Old => ServiceRole::Old,
+            Role::New => ServiceRole::New,
+            Role::Changed => ServiceRole::Changed,
+        };
+        match s.role {
+            Role::Old => {
+                if let Some(entry) = next.services.get_mut(&s.name) {
+                    entry.role = role;
+                }
+            }
+            Role::Unchanged | Role::Changed | Role::New => {
+                let spec = template
+                    .service(&s.name)
+                    .expect("diff names services of the new template")
+                    .clone();
+                if s.role == Role::New {
+                    for id in route_ids(&spec, &app.domain) {
+                        let route = weights.entry(id).or_default();
+                        // A new service joins a shared route at weight 0 in a
+                        // blue-green release (the operator moves traffic); on a
+                        // route of its own, or in a standard release, it takes
+                        // traffic at once.
+                        let shared = !route.is_empty();
+                        let default = if shared && strategy == Strategy::BlueGreen {
+                            0
+                        } else {
+                            100
+                        };
+                        route.push(RouteWeight {
+                            service: spec.name.clone(),
+                            weight: spec.settings.weight.unwrap_or(default),
+                        });
+                    }
+                }
+                next.services
+                    .insert(s.name.clone(), ServiceEntry::new(spec, version, role));
+            }
+        }
+    }
+    next.templates.insert(version, template);
+    next.version = version;
+    next.weights = weights;
+    next.release = Some(Release {
+        id: release_id,
+        strategy,
+        state: ReleaseState::Deploying,
+        from_version: app.version,
+        to_version: version,
+        reason: None,
+        saved_weights: app.weights.clone(),
+        started_at_ms: now_ms,
+    });
+    let summary = summarize(&next);
+    Ok((
+        next,
+        vec![
+            event(
+                "release-started",
+                format!(
+                    "release {release_id} ({strategy}) from version {} to {version}: {summary}",
+                    app.version
+                ),
+            ),
+            Effect::Reconcile,
+        ],
+    ))
+}
+
+fn summarize(app: &App) -> String {
+    let names = |role: ServiceRole| -> Vec<&str> {
+        app.services
+            .values()
+            .filter(|e| e.role == role)
+            .map(ServiceEntry::name)
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (label, role) in [
+        ("new", ServiceRole::New),
+        ("old", ServiceRole::Old),
+        ("changed", ServiceRole::Changed),
+        ("unchanged", ServiceRole::Unchanged),
+    ] {
+        let list = names(role);
+        if !list.is_empty() {
+            parts.push(format!("{label} {}", list.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+/// The route id `name` stands for: an id, or a bare prefix that is
+/// unambiguous (`serviceb` for `serviceb.localhost`).
+pub fn resolve_route(app: &App, name: &str) -> Result<String, EngineError> {
+    let lower = name.to_ascii_lowercase();
+    if app.weights.contains_key(&lower) {
+        return Ok(lower);
+    }
+    let prefix = format!("{lower}.");
+    let matches: Vec<&String> = app
+        .weights
+        .keys()
+        .filter(|id| id.starts_with(&prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(EngineError::not_found(
+            format!("app {} has no route {name:?}", app.name),
+            format!(
+                "routes: {}",
+                app.weights.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        many => Err(EngineError::invalid(
+            format!("route {name:?} is ambiguous"),
+            format!(
+                "name one of {}",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn route_weights<'a>(app: &'a App, route: &str) -> Result<&'a Vec<RouteWeight>, EngineError> {
+    app.weights.get(route).ok_or_else(|| {
+        EngineError::not_found(
+            format!("app {} has no route {route:?}", app.name),
+            format!(
+                "routes: {}",
+                app.weights.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })
+}
+
+fn describe(weights: &[RouteWeight]) -> String {
+    weights
+        .iter()
+        .map(|w| format!("{}={}", w.service, w.weight))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_weights(
+    app: &App,
+    route: &str,
+    changes: &[(String, u8)],
+) -> Result<(App, Vec<Effect>), EngineError> {
+    let current = route_weights(app, route)?;
+    if changes.is_empty() {
+        return Err(EngineError::invalid(
+            "no weights given",
+            format!("name services and weights, e.g. `turnout weights {route} SERVICE=100`"),
+        ));
+    }
+    let mut updated = current.clone();
+    for (service, weight) in changes {
+        if *weight > 100 {
+            return Err(EngineError::invalid(
+                format!("weight {weight} for {service} is out of range"),
+                "weights are integers from 0 to 100; they are relative (100 and 100 is 50/50)",
+            ));
+        }
+        let Some(slot) = updated.iter_mut().find(|w| &w.service == service) else {
+            return Err(EngineError::not_found(
+                format!("service {service:?} is not on route {route}"),
+                format!(
+                    "services on {route}: {}",
+                    current
+                        .iter()
+                        .map(|w| w.service.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        slot.weight = *weight;
+    }
+    if updated.iter().all(|w| w.weight == 0) {
+        return Err(EngineError::invalid(
+            format!("these weights would leave route {route} with no traffic target"),
+            "raise another service's weight first (raise the new version before lowering the old one)",
+        ));
+    }
+    let mut next = app.clone();
+    let message = format!("{route}: {}", describe(&updated));
+    next.weights.insert(route.to_string(), updated);
+    Ok((next, vec![event("weights", message), Effect::Reconcile]))
+}
+
+/// The weights of `route` after a switch, or why it cannot switch.
+fn switched(app: &App, route: &str) -> Result<Vec<RouteWeight>, EngineError> {
+    let current = route_weights(app, route)?;
+    let role = |name: &str| app.services.get(name).map(|e| e.role);
+    let has_new = current
+        .iter()
+        .any(|w| role(&w.service) == Some(ServiceRole::New));
+    if app.active_release().is_some() && has_new {
+        // In a release, switching moves the route to the new services.
+        return Ok(current
+            .iter()
+            .map(|w| RouteWeight {
+                service: w.service.clone(),
+                weight: match role(&w.service) {
+                    Some(ServiceRole::New) => 100,
+                    Some(ServiceRole::Old) => 0,
+                    _ => w.weight,
+                },
+            })
+            .collect());
+    }
+    match current.as_slice() {
+        [a, b] if (a.weight == 0) != (b.weight == 0) => Ok(vec![
+            RouteWeight {
+                service: a.service.clone(),
+                weight: if a.weight == 0 { 100 } else { 0 },
+            },
+            RouteWeight {
+                service: b.service.clone(),
+                weight: if b.weight == 0 { 100 } else { 0 },
+            },
+        ]),
+        [_, _] => Err(EngineError::invalid(
+            format!(
+                "route {route} has no side to switch to: {}",
+                describe(current)
+            ),
+            "switch flips a route whose traffic is all on one of its two services; set the weights instead",
+        )),
+        _ => Err(EngineError::invalid(
+            format!("route {route} has {} services, not two", current.len()),
+            "set the weights instead (`turnout weights ROUTE SERVICE=W ...`)",
+        )),
+    }
+}
+
+fn switch(app: &App, route: &str) -> Result<(App, Vec<Effect>), EngineError> {
+    let updated = switched(app, route)?;
+    let mut next = app.clone();
+    let message = format!("{route} switched: {}", describe(&updated));
+    next.weights.insert(route.to_string(), updated);
+    Ok((next, vec![event("switch", message), Effect::Reconcile]))
+}
+
+fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineError> {
+    let release = app.active_release().ok_or_else(|| no_release(app))?;
+    if release.state != ReleaseState::PendingConfirmation {
+        return Err(EngineError::conflict(
+            format!(
+                "release {} is {}, not pending-confirmation",
+                release.id, release.state
+            ),
+            "wait until every new instance is ready (`turnout status`), or roll back",
+        ));
+    }
+    let mut next = app.clone();
+    let mut effects = Vec::new();
+    // Routes on which the new services carry no traffic: confirming would
+    // remove every service that does.
+    let idle: Vec<String> = app
+        .weights
+        .iter()
+        .filter(|(_, ws)| {
+            let news: Vec<&RouteWeight> = ws
+                .iter()
+                .filter(|w| app.services.get(&w.service).map(|e| e.role) == Some(ServiceRole::New))
+                .collect();
+            let others_live = ws.iter().any(|w| {
+                w.weight > 0
+                    && app.services.get(&w.service).map(|e| e.role) != Some(ServiceRole::Old)
+                    && app.services.get(&w.service).map(|e| e.role) != Some(ServiceRole::New)
+            });
+            !news.is_empty() && news.iter().all(|w| w.weight == 0) && !others_live
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !idle.is_empty() {
+        if !switch_first {
+            return Err(EngineError::conflict(
+                format!(
+                    "the new services of {} carry weight 0; confirming would leave {} without traffic",
+                    idle.join(", "),
+                    if idle.len() == 1 { "it" } else { "them" }
+                ),
+                format!(
+                    "switch first (`turnout switch {}`) or confirm with --switch",
+                    idle[0]
+                ),
+            ));
+        }
+        for route in &idle {
+            let updated = switched(&next, route)?;
+            effects.push(event(
+                "switch",
+                format!("{route} switched: {}", describe(&updated)),
+            ));
+            next.weights.insert(route.clone(), updated);
+        }
+    }
+    let old: Vec<String> = next
+        .services
+        .values()
+        .filter(|e| e.role == ServiceRole::Old)
+        .map(|e| e.name().to_string())
+        .collect();
+    for name in &old {
+        next.services.remove(name);
+    }
+    remove_from_weights(&mut next.weights, &old);
+    for entry in next.services.values_mut() {
+        entry.role = ServiceRole::Current;
+    }
+    let to = release.to_version;
+    next.templates.retain(|v, _| *v == to);
+    let id = release.id;
+    if let Some(r) = next.release.as_mut() {
+        r.state = ReleaseState::Confirmed;
+    }
+    effects.push(event(
+        "release-confirmed",
+        format!(
+            "release {id} confirmed; removing {}",
+            if old.is_empty() {
+                "nothing".to_string()
+            } else {
+                old.join(", ")
+            }
+        ),
+    ));
+    effects.push(Effect::Reconcile);
+    Ok((next, effects))
+}
+
+fn remove_from_weights(weights: &mut Weights, services: &[String]) {
+    for ws in weights.values_mut() {
+        ws.retain(|w| !services.contains(&w.service));
+    }
+    weights.retain(|_, ws| !ws.is_empty());
+}
+
+fn rollback(app: &App, reason: Option<&str>) -> Result<(App, Vec<Effect>), EngineError> {
+    let release = app.active_release().ok_or_else(|| no_release(app))?;
+    let mut next = app.clone();
+    let from = release.from_version;
+    let old_template = app.templates.get(&from).cloned().ok_or_else(|| {
+        EngineError::not_found(
+            format!("template version {from} of app {} is missing", app.name),
+            "the store lost it; deploy the app again",
+        )
+    })?;
+    let new: Vec<String> = next
+        .services
+        .values()
+        .filter(|e| e.role == ServiceRole::New)
+        .map(|e| e.name().to_string())
+        .collect();
+    for name in &new {
+        next.services.remove(name);
+    }
+    // Changed and unchanged services go back to the old template's spec.
+    for entry in next.services.values_mut() {
+        if let Some(spec) = old_template.service(entry.name()) {
+            *entry = ServiceEntry::new(spec.clone(), from, ServiceRole::Current);
+        }
+    }
+    next.weights = release.saved_weights.clone();
+    next.version = from;
+    next.templates.retain(|v, _| *v == from);
+    let id = release.id;
+    if let Some(r) = next.release.as_mut() {
+        r.state = ReleaseState::RolledBack;
+        r.reason = reason.map(str::to_string);
+    }
+    let mut message = format!(
+        "release {id} rolled back; removing {}",
+        if new.is_empty() {
+            "nothing".to_string()
+        } else {
+            new.join(", ")
+        }
+    );
+    if let Some(reason) = reason {
+        message.push_str(&format!(" ({reason})"));
+    }
+    Ok((
+        next,
+        vec![event("release-rolled-back", message), Effect::Reconcile],
+    ))
+}
+
+fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> {
+    let Some(release) = app.active_release().filter(|r| r.id == release_id) else {
+        // A late observation about a release that already moved on.
+        return Ok((app.clone(), Vec::new()));
+    };
+    if release.state != ReleaseState::Deploying {
+        return Ok((app.clone(), Vec::new()));
+    }
+    let mut next = app.clone();
+    match release.strategy {
+        Strategy::BlueGreen => {
+            if let Some(r) = next.release.as_mut() {
+                r.state = ReleaseState::PendingConfirmation;
+            }
+            Ok((
+                next,
+                vec![event(
+                    "release-ready",
+                    format!(
+                        "release {release_id}: every new instance is ready; pending-confirmation"
+                    ),
+                )],
+            ))
+        }
+        Strategy::Standard => {
+            // A standard release ends by itself: old services go, roles clear.
+            let old: Vec<String> = next
+                .services
+                .values()
+                .filter(|e| e.role == ServiceRole::Old)
+                .map(|e| e.name().to_string())
+                .collect();
+            for name in &old {
+                next.services.remove(name);
+            }
+            remove_from_weights(&mut next.weights, &old);
+            for entry in next.services.values_mut() {
+                entry.role = ServiceRole::Current;
+            }
+            let to = release.to_version;
+            next.templates.retain(|v, _| *v == to);
+            if let Some(r) = next.release.as_mut() {
+                r.state = ReleaseState::Confirmed;
+            }
+            Ok((
+                next,
+                vec![
+                    event(
+                        "release-confirmed",
+                        format!("release {release_id} (standard) done: every instance replaced"),
+                    ),
+                    Effect::Reconcile,
+                ],
+            ))
+        }
+    }
+}
+
+fn fail(app: &App, release_id: i64, reason: &str) -> Result<(App, Vec<Effect>), EngineError> {
+    let Some(release) = app.active_release().filter(|r| r.id == release_id) else {
+        return Ok((app.clone(), Vec::new()));
+    };
+    if release.state != ReleaseState::Deploying {
+        return Ok((app.clone(), Vec::new()));
+    }
+    let reason = format!("failed: {reason}");
+    let (next, mut effects) = rollback(app, Some(&reason))?;
+    effects.insert(
+        0,
+        event("release-failed", format!("release {release_id} {reason}")),
+    );
+    Ok((next, effects))
+}
