@@ -25,6 +25,8 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Run the small HTTP demo service used by the examples and tests.
     DemoApp(cmd::demo_app::Args),
+    /// Run the router alone, fed by a route file (reloaded on SIGHUP and on change).
+    Proxy(cmd::proxy::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Diff(args) => cmd::diff::run(&args),
         Command::DemoApp(args) => cmd::demo_app::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,5 @@
 
 pub mod demo_app;
 pub mod diff;
+pub mod proxy;
 pub mod validate;
