@@ -1,0 +1,111 @@
+//! Events: the control plane's log, read by `history`, the console and the
+//! SSE stream.
+
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+
+use crate::convert::{from_json, to_json};
+use crate::error::{StoreError, sql};
+
+/// An event as stored, with its id and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Its id: strictly increasing, never reused, so an SSE client resumes
+    /// with "every event after id N".
+    pub id: i64,
+    /// The app it is about (any string: events outlive their app).
+    pub app: String,
+    /// When it was committed, unix milliseconds.
+    pub at: i64,
+    /// What kind of event it is (`release-started`, ...), as the engine
+    /// spells it.
+    pub kind: String,
+    /// A one-line human description.
+    pub message: String,
+    /// Structured details, if any.
+    pub data: Option<serde_json::Value>,
+}
+
+/// An event to record in a change; the store gives it its id and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// The app it is about.
+    pub app: String,
+    /// What kind of event it is.
+    pub kind: String,
+    /// A one-line human description.
+    pub message: String,
+    /// Structured details, if any.
+    pub data: Option<serde_json::Value>,
+}
+
+/// Appends an event stamped `at`.
+pub(crate) fn insert(conn: &Connection, e: &NewEvent, at: i64) -> Result<EventRecord, StoreError> {
+    let data = e
+        .data
+        .as_ref()
+        .map(|d| to_json(d, "events.data"))
+        .transpose()?;
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO events (app, at, kind, message, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![e.app, at, e.kind, e.message, data], |row| {
+                row.get(0)
+            })
+        })
+        .map_err(sql("write event"))?;
+    Ok(EventRecord {
+        id,
+        app: e.app.clone(),
+        at,
+        kind: e.kind.clone(),
+        message: e.message.clone(),
+        data: e.data.clone(),
+    })
+}
+
+/// Reads up to `limit` events with an id above `after_id`, of one app or of
+/// all, in id order.
+pub(crate) fn load(
+    conn: &Connection,
+    app: Option<&str>,
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, app, at, kind, message, data FROM events
+             WHERE id > ?1 AND (?2 IS NULL OR app = ?2)
+             ORDER BY id LIMIT ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![after_id, app, limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, Option<String>>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql("read events"))?;
+    rows.into_iter()
+        .map(|(id, app, at, kind, message, data)| {
+            Ok(EventRecord {
+                id,
+                app,
+                at,
+                kind,
+                message,
+                data: data.map(|d| from_json(&d, "events.data")).transpose()?,
+            })
+        })
+        .collect()
+}
