@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 /// Zero-downtime releases of multi-service apps: blue-green, canary, gray
 /// and A/B releases on a weighted HTTP router that turnout owns.
 #[derive(Debug, Parser)]
-#[command(name = "turnout", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "turnout",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -71,7 +71,10 @@ fn validate_reports_every_error_with_place_and_exits_1() {
         err.contains(r#"bad.yaml:4:19: serviceB-v1.labels."aliyun.scale": invalid aliyun.scale: found "abc", expected a positive integer"#),
         "{err}"
     );
-    assert!(err.contains(r#"bad.yaml:5:27: serviceB-v1.labels."turnout.route.weight""#), "{err}");
+    assert!(
+        err.contains(r#"bad.yaml:5:27: serviceB-v1.labels."turnout.route.weight""#),
+        "{err}"
+    );
     assert!(err.contains("hint: "), "{err}");
     assert!(stdout(&o).contains("invalid (2 errors)"), "{}", stdout(&o));
 }
@@ -80,7 +83,13 @@ fn validate_reports_every_error_with_place_and_exits_1() {
 fn validate_json_lists_errors_and_the_template() {
     let bad = write_temp("bad-json.yaml", "web:\n  lables: {}\n");
     let o = turnout(
-        &["validate", "--output", "json", "examples/hello/app.yaml", bad.to_str().unwrap()],
+        &[
+            "validate",
+            "--output",
+            "json",
+            "examples/hello/app.yaml",
+            bad.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
@@ -92,7 +101,11 @@ fn validate_json_lists_errors_and_the_template() {
     assert_eq!(files[0]["template"]["services"][0]["settings"]["scale"], 3);
     assert_eq!(files[1]["valid"], false);
     let errors = files[1]["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 2, "the typo and the missing command: {errors:?}");
+    assert_eq!(
+        errors.len(),
+        2,
+        "the typo and the missing command: {errors:?}"
+    );
     let e = errors.iter().find(|e| e["path"] == "web.lables").unwrap();
     assert_eq!(e["path"], "web.lables");
     assert_eq!(e["line"], 2);
@@ -104,13 +117,21 @@ fn validate_json_lists_errors_and_the_template() {
 fn validate_missing_file_is_invalid_input() {
     let o = turnout(&["validate", "no/such/file.yaml"], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot read no/such/file.yaml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read no/such/file.yaml"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn diff_frontend_release() {
     let o = turnout(
-        &["diff", "examples/hello/app.yaml", "examples/hello/app-frontend-v2.yaml"],
+        &[
+            "diff",
+            "examples/hello/app.yaml",
+            "examples/hello/app-frontend-v2.yaml",
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -125,7 +146,10 @@ fn diff_frontend_release() {
     assert_eq!(role("serviceA-v1"), "unchanged", "{out}");
     assert_eq!(role("serviceB-v1"), "old", "{out}");
     assert_eq!(role("serviceB-v2"), "new", "{out}");
-    assert!(out.contains("serviceb.localhost  shared  serviceB-v1, serviceB-v2"), "{out}");
+    assert!(
+        out.contains("serviceb.localhost  shared  serviceB-v1, serviceB-v2"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -158,7 +182,10 @@ fn diff_backend_release_json() {
         .cloned()
         .unwrap();
     assert_eq!(route["change"], "shared");
-    assert_eq!(route["services"], serde_json::json!(["serviceA-v1", "serviceA-v2"]));
+    assert_eq!(
+        route["services"],
+        serde_json::json!(["serviceA-v1", "serviceA-v2"])
+    );
     assert_eq!(doc["errors"], serde_json::json!([]));
     assert!(doc["warnings"].is_array());
 }
@@ -171,9 +198,18 @@ fn diff_refuses_a_changed_service_for_blue_green_only() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("service web-v1 changed"), "{err}");
-    assert!(err.contains("web-v2"), "the hint suggests the next name: {err}");
+    assert!(
+        err.contains("web-v2"),
+        "the hint suggests the next name: {err}"
+    );
     let o = turnout(
-        &["diff", "--strategy", "standard", old.to_str().unwrap(), new.to_str().unwrap()],
+        &[
+            "diff",
+            "--strategy",
+            "standard",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -192,13 +228,20 @@ fn diff_of_identical_templates_has_nothing_to_release() {
 
 #[test]
 fn colour_follows_no_color_and_force() {
-    let args = ["diff", "examples/hello/app.yaml", "examples/hello/app-frontend-v2.yaml"];
+    let args = [
+        "diff",
+        "examples/hello/app.yaml",
+        "examples/hello/app-frontend-v2.yaml",
+    ];
     let forced = stdout(&turnout(&args, &[("CLICOLOR_FORCE", "1")]));
     // Blue for old, green for new, yellow for unchanged (ANSI 34, 32, 33).
     assert!(forced.contains("\u{1b}[34mserviceB-v1"), "{forced:?}");
     assert!(forced.contains("\u{1b}[32mserviceB-v2"), "{forced:?}");
     assert!(forced.contains("\u{1b}[33mserviceA-v1"), "{forced:?}");
-    let plain = stdout(&turnout(&args, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+    let plain = stdout(&turnout(
+        &args,
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    ));
     assert!(!plain.contains('\u{1b}'), "{plain:?}");
 }
 
