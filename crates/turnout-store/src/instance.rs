@@ -31,6 +31,8 @@ pub struct InstanceRecord {
     pub ports: BTreeMap<u16, u16>,
     /// The instance's proxy credential; unique among non-empty tokens.
     pub token: String,
+    /// The spec (`turnout_spec::spec_hash`) the instance was started from.
+    pub spec_hash: String,
     /// Its state (`starting`, `ready`, ...), as the engine spells it.
     pub state: String,
     /// How many times it was restarted.
@@ -52,8 +54,8 @@ pub(crate) fn upsert(conn: &Connection, i: &InstanceRecord) -> Result<(), StoreE
     let written = conn
         .prepare_cached(
             "INSERT INTO instances (id, app, service, ordinal, pid, start_time, ports, token,
-                                    state, restarts, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                    state, restarts, created_at, updated_at, spec_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (id) DO UPDATE SET
                  service = excluded.service,
                  ordinal = excluded.ordinal,
@@ -64,7 +66,8 @@ pub(crate) fn upsert(conn: &Connection, i: &InstanceRecord) -> Result<(), StoreE
                  state = excluded.state,
                  restarts = excluded.restarts,
                  created_at = excluded.created_at,
-                 updated_at = excluded.updated_at
+                 updated_at = excluded.updated_at,
+                 spec_hash = excluded.spec_hash
              WHERE instances.app = excluded.app",
         )
         .and_then(|mut stmt| {
@@ -80,7 +83,8 @@ pub(crate) fn upsert(conn: &Connection, i: &InstanceRecord) -> Result<(), StoreE
                 i.state,
                 i.restarts,
                 i.created_at,
-                i.updated_at
+                i.updated_at,
+                i.spec_hash
             ])
         })
         .map_err(sql("write instance"))?;
@@ -103,7 +107,7 @@ pub(crate) fn delete(conn: &Connection, id: &str) -> Result<(), StoreError> {
 }
 
 const COLUMNS: &str = "id, app, service, ordinal, pid, start_time, ports, token, state, restarts, \
-                       created_at, updated_at";
+                       created_at, updated_at, spec_hash";
 
 /// Reads one instance.
 pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -147,6 +151,7 @@ struct InstanceRow {
     restarts: i64,
     created_at: i64,
     updated_at: i64,
+    spec_hash: String,
 }
 
 fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
@@ -163,6 +168,7 @@ fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         restarts: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        spec_hash: row.get(12)?,
     })
 }
 
@@ -182,6 +188,7 @@ fn record(row: InstanceRow) -> Result<InstanceRecord, StoreError> {
             .transpose()?,
         ports: from_json(&row.ports, "instances.ports")?,
         token: row.token,
+        spec_hash: row.spec_hash,
         state: row.state,
         restarts: from_column(row.restarts, "instances.restarts")?,
         created_at: row.created_at,

@@ -111,7 +111,11 @@ CREATE INDEX events_app ON events (app, id);
 
 /// Every migration, in order; schema version `n` is reached by running the
 /// first `n`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: the spec an instance was started from, so that a restarted
+/// server tells the old generation of a standard release from the new.
+const V2: &str = "ALTER TABLE instances ADD COLUMN spec_hash TEXT NOT NULL DEFAULT '';";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -301,6 +301,7 @@ mod tests {
             start_time: Some(i64::MAX as u64 / 2 + u64::from(ordinal)),
             ports: BTreeMap::from([(80, 41234), (9000, 41235 + ordinal as u16)]),
             token: format!("tok-{id}"),
+            spec_hash: format!("hash-{id}"),
             state: "ready".into(),
             restarts: 3,
             created_at: 20,
@@ -758,6 +759,7 @@ mod tests {
         let (store, _) = seeded();
         let copy = InstanceRecord {
             token: "tok-serviceB-v2.1".into(),
+            spec_hash: "h2".into(),
             ..instance("hello", "serviceB-v2.2", "serviceB-v2", 2)
         };
         let err = store

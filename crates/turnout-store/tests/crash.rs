@@ -75,6 +75,7 @@ fn change(n: u32) -> Change {
             start_time: Some(u64::from(n) * 7),
             ports: BTreeMap::from([(80, 40000 + n as u16)]),
             token: format!("tok-{n}"),
+            spec_hash: format!("hash-{n}"),
             state: "ready".into(),
             restarts: 0,
             created_at: 1,

@@ -83,6 +83,7 @@ fn everything(name: &str) -> Change {
             start_time: Some(987_654_321),
             ports: BTreeMap::from([(8080, 41234)]),
             token: format!("tok-{name}"),
+            spec_hash: "abc123".into(),
             state: "ready".into(),
             restarts: 1,
             created_at: 8,
