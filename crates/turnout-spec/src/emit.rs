@@ -1,33 +1,49 @@
 //! Writing a template back out as compose YAML.
 //!
-//! The output uses the compose v3 layout with every scalar double-quoted
-//! (a JSON string is a valid YAML double-quoted scalar), so that no value
-//! is re-typed on the way back in: `"0755"` stays a string, `"no"` stays
-//! "no". Reading the output gives back the same [`Template`].
+//! The output uses the template's layout (seed or compose v3) with every
+//! scalar double-quoted (a JSON string is a valid YAML double-quoted
+//! scalar), so that no value is re-typed on the way back in: `"0755"` stays
+//! a string, `"no"` stays "no". Values are read through `${VAR}`
+//! substitution, so a `$` in them is written `$$`. Reading the output gives
+//! back the same [`Template`].
 
 use std::fmt::Write;
 
 use crate::template::{Command, Format, HealthTest, Template};
 
+/// A value: quoted, with `$` doubled so that substitution gives it back.
 fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    key(&s.replace('$', "$$"))
+}
+
+/// A map key: quoted as it is (keys are never substituted).
+fn key(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    // YAML allows fewer characters unescaped than JSON does: DEL, the C1
+    // controls and U+FFFE/U+FFFF must be written as escapes.
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if matches!(c, '\u{7f}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}') {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes `template` as compose YAML.
 pub fn to_yaml(template: &Template) -> String {
     let mut out = String::new();
-    // `version` marks the compose layout; a seed template is written in
-    // the compose layout too, which reads back to the same services.
     if let Some(v) = &template.version {
         let _ = writeln!(out, "version: {}", q(v));
     }
     if let Some(n) = &template.name {
         let _ = writeln!(out, "name: {}", q(n));
     }
-    let _ = template.format == Format::Seed;
     out.push_str("services:\n");
     for s in &template.services {
-        let _ = writeln!(out, "  {}:", q(&s.name));
+        let _ = writeln!(out, "  {}:", key(&s.name));
         if let Some(image) = &s.image {
             let _ = writeln!(out, "    image: {}", q(image));
         }
@@ -43,7 +59,7 @@ pub fn to_yaml(template: &Template) -> String {
             if !b.args.is_empty() {
                 out.push_str("      args:\n");
                 for (k, v) in &b.args {
-                    let _ = writeln!(out, "        {}: {}", q(k), q(v));
+                    let _ = writeln!(out, "        {}: {}", key(k), q(v));
                 }
             }
         }
@@ -67,10 +83,10 @@ pub fn to_yaml(template: &Template) -> String {
             for (k, v) in &s.environment {
                 match v {
                     Some(v) => {
-                        let _ = writeln!(out, "      {}: {}", q(k), q(v));
+                        let _ = writeln!(out, "      {}: {}", key(k), q(v));
                     }
                     None => {
-                        let _ = writeln!(out, "      {}: null", q(k));
+                        let _ = writeln!(out, "      {}: null", key(k));
                     }
                 }
             }
@@ -78,7 +94,7 @@ pub fn to_yaml(template: &Template) -> String {
         if !s.labels.is_empty() {
             out.push_str("    labels:\n");
             for (k, v) in &s.labels {
-                let _ = writeln!(out, "      {}: {}", q(k), q(v));
+                let _ = writeln!(out, "      {}: {}", key(k), q(v));
             }
         }
         for (field, list) in [("external_links", &s.external_links), ("links", &s.links)] {
@@ -137,6 +153,15 @@ pub fn to_yaml(template: &Template) -> String {
         if let Some(r) = s.replicas {
             let _ = writeln!(out, "    deploy:\n      replicas: {r}");
         }
+    }
+    // A seed template goes back to the seed layout, services at the top
+    // level, so that it reads back as the same template, format included.
+    if template.format == Format::Seed && template.version.is_none() && template.name.is_none() {
+        return out
+            .lines()
+            .skip(1)
+            .map(|line| format!("{}\n", line.strip_prefix("  ").unwrap_or(line)))
+            .collect();
     }
     out
 }
