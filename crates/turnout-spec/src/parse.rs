@@ -820,7 +820,14 @@ fn long_port(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Vec<PortM
                     sink.push(Diagnostic::error(v.pos, &p, e).expected("a port from 1 to 65535"))
                 }
             },
-            "host_ip" => host_ip = Some(text),
+            "host_ip" => match text.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+                Ok(ip) => host_ip = Some(ip.to_string()),
+                Err(_) => sink.push(
+                    Diagnostic::error(v.pos, &p, "invalid host_ip")
+                        .found(quoted(&text))
+                        .expected("an IP address such as 127.0.0.1 or ::1"),
+                ),
+            },
             "protocol" => match text.as_str() {
                 "tcp" => protocol = Protocol::Tcp,
                 "udp" => protocol = Protocol::Udp,
@@ -975,7 +982,8 @@ fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Healthc
             ),
         }
     }
-    if h.test.is_none() && !h.disable {
+    let test_given = map.entries.iter().any(|(k, _, _)| k == "test");
+    if h.test.is_none() && !h.disable && !test_given {
         sink.push(
             Diagnostic::error(node.pos, path, "healthcheck has no test")
                 .hint("add `test: [\"CMD\", ...]`, or `disable: true`"),

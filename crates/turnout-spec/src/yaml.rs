@@ -95,6 +95,9 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // Compose files share one anchor across many services; that is normal
     // use, not an alias bomb (the absolute caps still apply).
     budget.enforce_alias_anchor_ratio = false;
+    // A template is a few levels deep; 32 keeps the recursive tree build
+    // well inside a 2 MiB thread stack even in debug builds.
+    budget.max_depth = 32;
     options.budget = Some(budget);
     let mut root: Node = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let pos = e
@@ -104,10 +107,16 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
                 column: l.column() as u32,
             })
             .unwrap_or_default();
-        SyntaxError {
-            pos,
-            message: strip_location(&e.to_string()),
-        }
+        let message = strip_location(&e.to_string());
+        let message = if message.starts_with("budget breached") {
+            format!(
+                "the document exceeds a parser limit ({}): too deeply nested or too many aliases",
+                message.trim_start_matches("budget breached: ")
+            )
+        } else {
+            message
+        };
+        SyntaxError { pos, message }
     })?;
     fill_raw(&mut root, text);
     Ok(root)
