@@ -19,20 +19,24 @@ use turnout_routing::{
     RequestKey, RouteIndex, Target, pick, request_host,
 };
 
-use crate::instance::InstanceState;
+use crate::body::ResponseBody;
+use crate::in_flight::InFlight;
 use crate::metrics::code_class;
 use crate::response::local;
 use crate::shared::Shared;
 use crate::snapshot::{ServiceState, Snapshot};
 use crate::tunnel;
 
-/// Body of requests to upstreams and of responses to clients: streamed from
-/// the other side, or bytes the proxy holds (a buffered request body for
-/// retries, a local response).
+/// Body of requests to upstreams: streamed from the client, or bytes the
+/// proxy holds (a buffered request body for retries).
 pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// Most attempts one request makes on different instances.
 const MAX_ATTEMPTS: usize = 3;
+
+/// Most times one request is routed: again when the snapshot it read was
+/// replaced meanwhile and none of its instances takes requests any more.
+const MAX_ROUTINGS: usize = 3;
 
 /// How long a position cookie lasts: a year, so a client keeps its version
 /// through a release.
@@ -67,15 +71,38 @@ enum Failure {
     Drained,
 }
 
+/// What routing a request with one snapshot came to.
+enum Routed {
+    Done(Response<ResponseBody>),
+    /// The snapshot was replaced and none of the chosen service's instances
+    /// takes requests any more: route the untouched request again.
+    Stale(Request<Incoming>),
+}
+
+impl From<Response<ResponseBody>> for Routed {
+    fn from(response: Response<ResponseBody>) -> Routed {
+        Routed::Done(response)
+    }
+}
+
 /// Serves one request. Never fails: every problem becomes a response.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+    mut req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
-    let snapshot = shared.current.load_full();
-    Ok(route_request(&shared, &snapshot, conn, req, started).await)
+    for _ in 0..MAX_ROUTINGS {
+        let snapshot = shared.current.load_full();
+        match route_request(&shared, &snapshot, conn, req, started).await {
+            Routed::Done(response) => return Ok(response),
+            Routed::Stale(back) => req = back,
+        }
+    }
+    Ok(local(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the route table kept changing; try again\n",
+    ))
 }
 
 async fn route_request(
@@ -84,12 +111,13 @@ async fn route_request(
     conn: ConnInfo,
     req: Request<Incoming>,
     started: Instant,
-) -> Response<ProxyBody> {
+) -> Routed {
     if req.method() == Method::CONNECT {
         return local(
             StatusCode::METHOD_NOT_ALLOWED,
             "turnout does not tunnel CONNECT; send plain http:// requests through the proxy\n",
-        );
+        )
+        .into();
     }
     let headers = req.headers();
     // Both framings at once is the classic smuggling vector. hyper already
@@ -103,17 +131,18 @@ async fn route_request(
         return local(
             StatusCode::BAD_REQUEST,
             "both transfer-encoding and content-length\n",
-        );
+        )
+        .into();
     }
     let Some(host) = request_host(req.uri(), headers) else {
-        return local(StatusCode::BAD_REQUEST, "missing host\n");
+        return local(StatusCode::BAD_REQUEST, "missing host\n").into();
     };
     let table = &snapshot.table;
     let Some(route_index) = table.lookup(conn.listener, host, req.uri().path()) else {
-        return local(StatusCode::NOT_FOUND, "unknown host\n");
+        return local(StatusCode::NOT_FOUND, "unknown host\n").into();
     };
     let Some(route_state) = snapshot.routes.get(route_index as usize) else {
-        return local(StatusCode::NOT_FOUND, "unknown host\n");
+        return local(StatusCode::NOT_FOUND, "unknown host\n").into();
     };
     let token = match conn.listener {
         Listener::Internal => proxy_token(headers),
@@ -140,6 +169,7 @@ async fn route_request(
                 StatusCode::FORBIDDEN,
                 forbidden_hint(snapshot, route_index, reason, token.as_deref()),
             )
+            .into()
         }
         Decision::NoService => {
             route_state.local[code_class(503)].inc();
@@ -147,8 +177,9 @@ async fn route_request(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no service of this route takes traffic (every weight is 0)\n",
             )
+            .into()
         }
-        Decision::UnknownRoute => local(StatusCode::NOT_FOUND, "unknown host\n"),
+        Decision::UnknownRoute => local(StatusCode::NOT_FOUND, "unknown host\n").into(),
     }
 }
 
@@ -160,18 +191,32 @@ async fn forward(
     mut req: Request<Incoming>,
     conn: ConnInfo,
     started: Instant,
-) -> Response<ProxyBody> {
+) -> Routed {
     let (Some(route_state), Some(route)) = (
         snapshot.routes.get(route_index as usize),
         snapshot.table.route(route_index),
     ) else {
-        return local(StatusCode::NOT_FOUND, "unknown host\n");
+        return local(StatusCode::NOT_FOUND, "unknown host\n").into();
     };
     let (Some(state), Some(service)) = (
         route_state.services.get(usize::from(target.service)),
         route.service(target.service),
     ) else {
-        return local(StatusCode::SERVICE_UNAVAILABLE, "no such service\n");
+        return local(StatusCode::SERVICE_UNAVAILABLE, "no such service\n").into();
+    };
+    // The first instance is chosen (and the request counted in its
+    // in-flight) before anything of the request is consumed, so that a
+    // request holding a replaced snapshot can still be routed again.
+    let Some(first) = choose(state, target.pinned, 0) else {
+        if !std::ptr::eq(&**shared.current.load(), snapshot) {
+            return Routed::Stale(req);
+        }
+        state.local[code_class(503)].inc();
+        return local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no ready instance of the chosen service\n",
+        )
+        .into();
     };
     let upgrade = is_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -200,7 +245,9 @@ async fn forward(
     {
         match body.collect().await {
             Ok(collected) => Some(collected.to_bytes()),
-            Err(_) => return local(StatusCode::BAD_REQUEST, "request body ended early\n"),
+            Err(_) => {
+                return local(StatusCode::BAD_REQUEST, "request body ended early\n").into();
+            }
         }
     } else {
         streamed = Some(body);
@@ -214,8 +261,13 @@ async fn forward(
 
     let mut tried = 0u64;
     let mut failure = None;
+    let mut next = Some(first);
     for attempt in 0..attempts {
-        let Some(slot_index) = choose(state, target.pinned, tried) else {
+        // The request counts in the instance's in-flight from here until
+        // its response body is dropped (or this attempt fails).
+        let Some((slot_index, in_flight)) =
+            next.take().or_else(|| choose(state, target.pinned, tried))
+        else {
             break;
         };
         tried |= 1 << (slot_index % 64);
@@ -266,12 +318,7 @@ async fn forward(
                     && let Some(client_upgrade) = client_upgrade
                 {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
-                    tunnel::spawn(
-                        shared,
-                        client_upgrade,
-                        upstream_upgrade,
-                        slot.instance.clone(),
-                    );
+                    tunnel::spawn(shared, client_upgrade, upstream_upgrade, in_flight.clone());
                 } else {
                     strip_hop_by_hop(response.headers_mut());
                 }
@@ -281,7 +328,9 @@ async fn forward(
                     target,
                     (target.set_pin || pin_moved).then_some(&*slot.instance.id),
                 );
-                return response.map(Either::Left);
+                return response
+                    .map(|body| ResponseBody::upstream(body, in_flight))
+                    .into();
             }
             Err(kind) => {
                 failure = Some(kind);
@@ -317,33 +366,41 @@ async fn forward(
         }
     };
     state.local[code_class(status.as_u16())].inc();
-    local(status, text)
+    local(status, text).into()
 }
 
 /// The pinned instance if it is ready, else the next ready one in round
-/// robin that this request has not tried yet. Draining instances are a
-/// last resort: only a request that loaded the snapshot just before a swap
-/// can see them, and they are still alive until the drain deadline.
-fn choose(state: &ServiceState, pinned: Option<u32>, tried: u64) -> Option<usize> {
+/// robin that this request has not tried yet, with the request counted in
+/// its in-flight. Never a draining instance: only a request that read the
+/// snapshot just before a swap can see one, and it routes again instead,
+/// so that a drain that reads 0 in flight can end at once.
+fn choose(state: &ServiceState, pinned: Option<u32>, tried: u64) -> Option<(usize, InFlight)> {
     let n = state.instances.len();
     let untried = |i: usize| tried & (1 << (i % 64)) == 0;
+    let take = |i: usize| {
+        let instance = &state.instances[i].instance;
+        // The plain load first spares unready instances the increment.
+        if instance.is_ready() {
+            InFlight::acquire(instance).map(|in_flight| (i, in_flight))
+        } else {
+            None
+        }
+    };
     if let Some(p) = pinned.map(|p| p as usize)
         && p < n
         && untried(p)
-        && state.instances[p].instance.is_ready()
+        && let Some(chosen) = take(p)
     {
-        return Some(p);
+        return Some(chosen);
     }
     if n == 0 {
         return None;
     }
     let start = state.next.fetch_add(1, Ordering::Relaxed);
-    let scan = |accept: &dyn Fn(InstanceState) -> bool| {
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| untried(i) && accept(state.instances[i].instance.state()))
-    };
-    scan(&|s| s == InstanceState::Ready).or_else(|| scan(&|s| s == InstanceState::Draining))
+    (0..n)
+        .map(|k| (start + k) % n)
+        .filter(|&i| untried(i))
+        .find_map(take)
 }
 
 fn upstream_uri(authority: &http::uri::Authority, path_and_query: &PathAndQuery) -> Uri {

@@ -1,11 +1,11 @@
-//! The runtime side of one upstream instance: its health state and its
-//! drain signal. Kept across table swaps by address, so health survives a
-//! reload.
+//! The runtime side of one upstream instance: its health state, its
+//! in-flight count and its drain signal. Kept across table swaps by
+//! address, so health survives a reload.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use http::uri::Authority;
 use prometheus_client::metrics::gauge::Gauge;
@@ -19,8 +19,8 @@ pub enum InstanceState {
     /// Failed its health checks or a connect: no new requests until a probe
     /// succeeds again.
     Unhealthy,
-    /// Removed from the table: finishes in-flight requests until the drain
-    /// deadline.
+    /// Removed from the table: no new requests; finishes the ones in flight
+    /// until they are done or the drain deadline passes.
     Draining,
 }
 
@@ -64,9 +64,14 @@ pub(crate) struct Instance {
     /// Wakes the health check early after a passive ejection, so a
     /// recovered instance is readmitted at the fast probe rate.
     pub recheck: tokio::sync::Notify,
-    /// Cancelled at the drain deadline: in-flight requests and upgraded
-    /// connections to the instance end then.
+    /// Cancelled when a drain ends (nothing in flight, or the deadline):
+    /// whatever still uses the instance then is cut.
     pub drained: CancellationToken,
+    /// Requests forwarded to the instance whose response is not finished,
+    /// plus open upgraded connections; see [`crate::in_flight::InFlight`].
+    pub(crate) in_flight: AtomicUsize,
+    /// Woken when `in_flight` drops to 0 while the instance drains.
+    pub idle: tokio::sync::Notify,
 }
 
 impl Instance {
@@ -84,6 +89,8 @@ impl Instance {
             ready_gauge,
             recheck: tokio::sync::Notify::new(),
             drained: CancellationToken::new(),
+            in_flight: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
         })
     }
 
@@ -93,6 +100,17 @@ impl Instance {
 
     pub fn is_ready(&self) -> bool {
         self.state() == InstanceState::Ready
+    }
+
+    /// The state, read in the single total order of `SeqCst` operations
+    /// that the in-flight handshake with the drain relies on.
+    pub(crate) fn state_seq_cst(&self) -> InstanceState {
+        InstanceState::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Requests and upgraded connections using the instance now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Moves between ready and unhealthy; a draining instance stays
@@ -127,10 +145,21 @@ impl Instance {
         }
     }
 
-    /// Marks the instance removed: it gets no new requests.
+    /// Marks the instance removed: it gets no new requests. `SeqCst`, so
+    /// that a request that counts itself in after this store sees it (see
+    /// [`crate::in_flight::InFlight::acquire`]).
     pub fn start_draining(&self) {
         self.state
-            .store(InstanceState::Draining.as_u8(), Ordering::Release);
+            .store(InstanceState::Draining.as_u8(), Ordering::SeqCst);
         self.ready_gauge.set(0);
+    }
+
+    /// A draining instance listed again before its drain ended: it takes
+    /// requests again (its health check, restarted, corrects that).
+    pub fn revive(&self) {
+        self.state
+            .store(InstanceState::Ready.as_u8(), Ordering::SeqCst);
+        self.ready_gauge.set(1);
+        tracing::info!(instance = %self.id, "draining instance listed again");
     }
 }

@@ -8,16 +8,19 @@
 //! requests only load the current snapshot and never take a lock.
 //!
 //! Instances removed by a publish get no new requests and are drained:
-//! in-flight requests may finish until the drain timeout, then upgraded
-//! connections to them are closed.
+//! in-flight requests may finish until the drain timeout, then what is left
+//! is cut. [`Proxy::in_flight`] tells the control plane when a removed
+//! instance has nothing left in flight, so it can stop it at once.
 //!
 //! [`RouteTable`]: turnout_routing::RouteTable
 
 mod admin;
+mod body;
 mod config;
 mod error;
 mod forward;
 mod health_check;
+mod in_flight;
 mod instance;
 mod listener;
 mod metrics;

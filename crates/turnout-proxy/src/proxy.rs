@@ -75,6 +75,11 @@ impl Publisher {
         self.shared.publish(table);
     }
 
+    /// The Prometheus text of the proxy's metrics; see [`Proxy::metrics_text`].
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
     /// The table requests are routed with now.
     pub fn table(&self) -> Arc<RouteTable> {
         self.shared.current.load().table.clone()
@@ -85,6 +90,12 @@ impl Publisher {
     pub fn reload_file(&self, path: &Path) -> Result<(), ProxyError> {
         self.publish(load_route_file(path)?);
         Ok(())
+    }
+
+    /// Requests and upgraded connections using the instance at `addr`; see
+    /// [`Proxy::in_flight`].
+    pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
+        self.shared.in_flight(addr)
     }
 }
 
@@ -206,9 +217,27 @@ impl Proxy {
         self.shared.current.load().table.clone()
     }
 
-    /// The proxy's view of the instance at `addr`, if the table lists it.
+    /// The proxy's view of the instance at `addr`, if the table lists it
+    /// or it is still draining.
     pub fn instance_state(&self, addr: SocketAddr) -> Option<InstanceState> {
         self.shared.registry.lock().get(&addr).map(|i| i.state())
+    }
+
+    /// How many requests and upgraded connections use the instance at
+    /// `addr` now: a request counts from the moment it is sent to the
+    /// instance until its response body is sent to the end or aborted; an
+    /// upgraded (WebSocket) connection counts until it closes.
+    ///
+    /// `None` when the proxy does not track the address: it was never
+    /// listed, or it was removed by a publish and its drain has ended. A
+    /// drain ends as soon as nothing is in flight (or at the drain
+    /// deadline, which cuts what is left), so after removing an instance
+    /// the control plane can poll this and stop the process when it reads
+    /// `Some(0)` or `None`: once a removed instance is marked draining (when
+    /// `publish` returns), a request that has not been counted yet never
+    /// goes to it.
+    pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
+        self.shared.in_flight(addr)
     }
 
     /// The Prometheus text of the proxy's metrics.

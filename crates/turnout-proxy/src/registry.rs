@@ -1,11 +1,10 @@
 //! The instances the proxy knows, by address, so that health state and
-//! health-check tasks survive table swaps; and the drain of those a swap
-//! removed.
+//! health-check tasks survive table swaps; and those a swap removed, until
+//! their drain ends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,10 +22,31 @@ struct Entry {
     stop_check: CancellationToken,
 }
 
-/// Instances by address. Only touched when a table is published.
+/// A removed instance whose drain has not ended.
+#[derive(Debug)]
+struct Draining {
+    instance: Arc<Instance>,
+    service: Arc<str>,
+    /// Cancelled when the instance is listed again before the drain ends.
+    abort: CancellationToken,
+}
+
+/// An instance a reconcile removed, for the caller to drain once the new
+/// snapshot is stored.
+#[derive(Debug)]
+pub(crate) struct Removed {
+    pub instance: Arc<Instance>,
+    /// Cancelled if a later table lists the address again first.
+    pub abort: CancellationToken,
+}
+
+/// Instances by address: the listed ones and the draining ones. Only
+/// touched when a table is published, when a drain ends, and by the
+/// control plane's queries; never by a request.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     entries: HashMap<SocketAddr, Entry>,
+    draining: HashMap<SocketAddr, Draining>,
 }
 
 /// What a reconcile needs from the proxy.
@@ -36,21 +56,21 @@ pub(crate) struct Context<'a> {
     pub runtime: &'a tokio::runtime::Handle,
     /// Parent of every health-check token: cancelled when the proxy stops.
     pub stop: &'a CancellationToken,
-    /// Cancelled at the shutdown deadline; drains end then at the latest.
-    pub hard_stop: &'a CancellationToken,
 }
 
 impl Registry {
-    /// Makes the registry hold exactly the instances of `table`: new ones
+    /// Makes the registry list exactly the instances of `table`: new ones
     /// are created (ready) with a health-check task, kept ones keep their
-    /// state (their task restarts if the route's check changed), and removed
-    /// ones are returned for the caller to drain once the new snapshot is
-    /// stored. Returns the instances by address and the removed ones.
+    /// state (their task restarts if the route's check changed), draining
+    /// ones listed again are revived with their in-flight count, and
+    /// removed ones move to the draining set and are returned for the
+    /// caller to drain once the new snapshot is stored. Returns the listed
+    /// instances by address and the removed ones.
     pub fn reconcile(
         &mut self,
         table: &RouteTable,
         cx: &Context<'_>,
-    ) -> (HashMap<SocketAddr, Arc<Instance>>, Vec<Arc<Instance>>) {
+    ) -> (HashMap<SocketAddr, Arc<Instance>>, Vec<Removed>) {
         let mut wanted: HashMap<SocketAddr, (Arc<str>, Arc<str>, HealthCheck)> = HashMap::new();
         for route in table.routes() {
             for service in route.services() {
@@ -76,15 +96,42 @@ impl Registry {
         for addr in removed {
             if let Some(entry) = self.entries.remove(&addr) {
                 entry.stop_check.cancel();
-                cx.metrics.instance_ready.remove(&InstanceLabels {
-                    service: entry.service.clone(),
-                    instance: entry.instance.id.clone(),
+                let abort = CancellationToken::new();
+                self.draining.insert(
+                    addr,
+                    Draining {
+                        instance: entry.instance.clone(),
+                        service: entry.service,
+                        abort: abort.clone(),
+                    },
+                );
+                drained.push(Removed {
+                    instance: entry.instance,
+                    abort,
                 });
-                drained.push(entry.instance);
             }
         }
         let mut out = HashMap::with_capacity(wanted.len());
         for (addr, (id, service, check)) in wanted {
+            if !self.entries.contains_key(&addr)
+                && let Some(draining) = self.draining.remove(&addr)
+            {
+                // Still alive and maybe still serving: one instance, one
+                // count, whatever table lists it.
+                draining.abort.cancel();
+                draining.instance.revive();
+                let stop_check = cx.stop.child_token();
+                spawn_check(&draining.instance, &check, &stop_check, cx);
+                self.entries.insert(
+                    addr,
+                    Entry {
+                        instance: draining.instance,
+                        service: draining.service,
+                        check: check.clone(),
+                        stop_check,
+                    },
+                );
+            }
             let entry = self.entries.entry(addr).or_insert_with(|| {
                 let gauge = cx
                     .metrics
@@ -114,9 +161,35 @@ impl Registry {
         (out, drained)
     }
 
-    /// The state of the instance at `addr`, if the table lists it.
+    /// The instance at `addr`, listed or draining.
     pub fn get(&self, addr: &SocketAddr) -> Option<&Arc<Instance>> {
-        self.entries.get(addr).map(|e| &e.instance)
+        self.entries
+            .get(addr)
+            .map(|e| &e.instance)
+            .or_else(|| self.draining.get(addr).map(|d| &d.instance))
+    }
+
+    /// Forgets a drained instance, unless it was listed again (its drain
+    /// was aborted) meanwhile. Returns whether the drain really ended.
+    pub fn end_drain(
+        &mut self,
+        instance: &Arc<Instance>,
+        abort: &CancellationToken,
+        metrics: &Metrics,
+    ) -> bool {
+        // Only a revival takes a draining entry away, and it cancels
+        // `abort` first, under the same lock.
+        if abort.is_cancelled() {
+            return false;
+        }
+        let Some(draining) = self.draining.remove(&instance.addr) else {
+            return false;
+        };
+        metrics.instance_ready.remove(&InstanceLabels {
+            service: draining.service,
+            instance: draining.instance.id.clone(),
+        });
+        true
     }
 }
 
@@ -128,22 +201,4 @@ fn spawn_check(
 ) {
     let task = health_check::run(instance.clone(), check.clone(), stop.clone());
     cx.tasks.spawn_on(task, cx.runtime);
-}
-
-/// No new requests reach a draining instance (it is not in the new
-/// snapshot); its in-flight requests and tunnels end at the deadline.
-pub(crate) fn drain(instance: Arc<Instance>, timeout: Duration, cx: &Context<'_>) {
-    instance.start_draining();
-    tracing::info!(instance = %instance.id, timeout_ms = timeout.as_millis() as u64, "draining removed instance");
-    let hard_stop = cx.hard_stop.clone();
-    cx.tasks.spawn_on(
-        async move {
-            tokio::select! {
-                () = tokio::time::sleep(timeout) => {}
-                () = hard_stop.cancelled() => {}
-            }
-            instance.drained.cancel();
-        },
-        cx.runtime,
-    );
 }

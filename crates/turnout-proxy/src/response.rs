@@ -3,13 +3,12 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{Either, Full};
 
-use crate::forward::ProxyBody;
+use crate::body::ResponseBody;
 
 /// A plain-text response from the proxy itself.
-pub(crate) fn local(status: StatusCode, text: impl Into<Bytes>) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(text.into())));
+pub(crate) fn local(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::local(text.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

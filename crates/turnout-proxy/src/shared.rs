@@ -1,6 +1,8 @@
 //! State shared by every listener and request of one proxy.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
@@ -11,8 +13,9 @@ use turnout_routing::RouteTable;
 
 use crate::config::ProxyConfig;
 use crate::forward::ProxyBody;
+use crate::instance::Instance;
 use crate::metrics::Metrics;
-use crate::registry::{Context, Registry, drain};
+use crate::registry::{Context, Registry, Removed};
 use crate::snapshot::Snapshot;
 
 /// The proxy's shared state.
@@ -20,7 +23,8 @@ use crate::snapshot::Snapshot;
 pub(crate) struct Shared {
     /// The snapshot requests read; replaced whole by [`Shared::publish`].
     pub current: ArcSwap<Snapshot>,
-    /// Instances by address; locked only while publishing.
+    /// Instances by address, listed and draining; locked only to publish,
+    /// to end a drain and to answer the control plane.
     pub registry: parking_lot::Mutex<Registry>,
     pub metrics: Metrics,
     /// Pooled keep-alive HTTP/1.1 connections to upstream instances.
@@ -39,13 +43,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// Builds the runtime state of `table` and swaps it in with one store.
     /// Instances the new table no longer lists start draining.
-    pub fn publish(&self, table: RouteTable) {
+    pub fn publish(self: &Arc<Self>, table: RouteTable) {
         let cx = Context {
             metrics: &self.metrics,
             tasks: &self.tasks,
             runtime: &self.runtime,
             stop: &self.stop,
-            hard_stop: &self.hard_stop,
         };
         // One publish at a time, so two reloads cannot interleave their
         // reconcile and store.
@@ -56,9 +59,66 @@ impl Shared {
         let snapshot = Snapshot::build(table, &instances, &self.metrics, Some(&previous));
         self.current.store(Arc::new(snapshot));
         // Only after the swap: requests on the new snapshot never see the
-        // removed instances, and those still on the old one find them alive.
-        for instance in removed {
-            drain(instance, drain_timeout, &cx);
+        // removed instances, and those still on the old one find them alive
+        // (or, once they drain, route again with the new snapshot).
+        for removed in removed {
+            self.drain(removed, drain_timeout);
         }
     }
+
+    /// Requests and upgraded connections using the instance at `addr`;
+    /// `None` once the proxy does not track the address (never listed, or
+    /// removed and drained).
+    pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
+        self.registry.lock().get(&addr).map(|i| i.in_flight())
+    }
+
+    /// Drains a removed instance: it gets no new requests (it is not in the
+    /// new snapshot, and requests on an older one skip it once it is
+    /// draining); the drain ends as soon as nothing is in flight, or at the
+    /// deadline, and then cuts whatever still uses the instance.
+    fn drain(self: &Arc<Self>, removed: Removed, timeout: Duration) {
+        let Removed { instance, abort } = removed;
+        instance.start_draining();
+        tracing::info!(instance = %instance.id, timeout_ms = timeout.as_millis() as u64, "draining removed instance");
+        let shared: Weak<Shared> = Arc::downgrade(self);
+        let hard_stop = self.hard_stop.clone();
+        self.tasks.spawn_on(
+            async move {
+                let deadline = tokio::time::sleep(timeout);
+                tokio::pin!(deadline);
+                loop {
+                    // Read after `start_draining`, so 0 here means no
+                    // request uses the instance and none will.
+                    if instance.in_flight() == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        () = instance.idle.notified() => {}
+                        () = &mut deadline => {
+                            tracing::info!(instance = %instance.id, in_flight = instance.in_flight(), "drain deadline passed; cutting what is left");
+                            break;
+                        }
+                        () = hard_stop.cancelled() => break,
+                        () = abort.cancelled() => return,
+                    }
+                }
+                end_drain(&shared, &instance, &abort);
+            },
+            &self.runtime,
+        );
+    }
+}
+
+/// Forgets a drained instance and cuts what still uses it, unless it was
+/// listed again meanwhile.
+fn end_drain(shared: &Weak<Shared>, instance: &Arc<Instance>, abort: &CancellationToken) {
+    if let Some(shared) = shared.upgrade() {
+        let mut registry = shared.registry.lock();
+        if !registry.end_drain(instance, abort, &shared.metrics) {
+            return;
+        }
+    }
+    tracing::info!(instance = %instance.id, "drain ended");
+    instance.drained.cancel();
 }

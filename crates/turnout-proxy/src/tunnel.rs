@@ -1,24 +1,19 @@
 //! Upgraded connections (WebSocket and other `Upgrade:` protocols): after
 //! the upstream answers 101, bytes are copied both ways until either side
-//! closes, the instance's drain deadline passes, or the proxy stops.
-
-use std::sync::Arc;
+//! closes, the instance's drain ends, or the proxy stops. The connection
+//! counts in the instance's in-flight for as long as it lasts.
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::instance::Instance;
+use crate::in_flight::InFlight;
 use crate::shared::Shared;
 
 /// Joins the client's and the upstream's upgraded connections.
-pub(crate) fn spawn(
-    shared: &Shared,
-    client: OnUpgrade,
-    upstream: OnUpgrade,
-    instance: Arc<Instance>,
-) {
+pub(crate) fn spawn(shared: &Shared, client: OnUpgrade, upstream: OnUpgrade, in_flight: InFlight) {
     let hard_stop = shared.hard_stop.clone();
     shared.tasks.spawn(async move {
+        let instance = in_flight.instance();
         let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
             tracing::debug!(instance = %instance.id, "upgrade did not complete");
             return;

@@ -5,8 +5,141 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turnout_proxy::InstanceState;
 
 use crate::support::*;
+
+/// Opens a WebSocket-style tunnel to `/ws` through the proxy and returns
+/// the connection once the 101 has arrived.
+async fn open_tunnel(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut tunnel = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tunnel
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tunnel.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"));
+    tunnel
+}
+
+#[tokio::test]
+async fn in_flight_counts_requests_and_tunnels_until_they_end() {
+    let a = Backend::start("a").await;
+    let proxy = proxy(&split_file(&[("a", 100, &a)], "")).await;
+    let addr = proxy.addrs().public;
+    let publisher = proxy.publisher();
+    let c = client();
+    assert_eq!(proxy.in_flight(a.addr), Some(0));
+    assert_eq!(proxy.in_flight("127.0.0.1:1".parse().unwrap()), None);
+    let held = {
+        let c = c.clone();
+        tokio::spawn(async move { get(&c, addr, "app.localhost", "/hold", &[]).await })
+    };
+    a.held().await;
+    // Counted before it was sent, so the backend holding it means 1.
+    assert_eq!(proxy.in_flight(a.addr), Some(1));
+    assert_eq!(publisher.in_flight(a.addr), Some(1));
+    a.release();
+    assert_eq!(held.await.unwrap().body, "a");
+    eventually("the finished request to leave the count", || {
+        proxy.in_flight(a.addr) == Some(0)
+    })
+    .await;
+
+    // An upgraded connection counts for as long as it is open.
+    let mut tunnel = open_tunnel(addr).await;
+    eventually("the tunnel to count once", || {
+        proxy.in_flight(a.addr) == Some(1)
+    })
+    .await;
+    tunnel.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tunnel.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping");
+    assert_eq!(proxy.in_flight(a.addr), Some(1));
+    drop(tunnel);
+    eventually("the closed tunnel to leave the count", || {
+        proxy.in_flight(a.addr) == Some(0)
+    })
+    .await;
+    proxy.shutdown().await;
+    a.kill().await;
+}
+
+#[tokio::test]
+async fn a_removed_instance_is_forgotten_as_soon_as_nothing_is_in_flight() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    // The default drain deadline, 30 s, is far beyond `eventually`'s 10 s:
+    // the drains below end because nothing is in flight.
+    let proxy = proxy(&split_file(&[("old", 100, &old)], "")).await;
+    let addr = proxy.addrs().public;
+    let c = client();
+    let held = {
+        let c = c.clone();
+        tokio::spawn(async move { get(&c, addr, "app.localhost", "/hold", &[]).await })
+    };
+    old.held().await;
+    proxy.publish(table(&split_file(&[("new", 100, &new)], "")));
+    assert_eq!(proxy.in_flight(old.addr), Some(1));
+    assert_eq!(
+        proxy.instance_state(old.addr),
+        Some(InstanceState::Draining)
+    );
+    assert_eq!(get(&c, addr, "app.localhost", "/", &[]).await.body, "new");
+    assert_eq!(proxy.in_flight(old.addr), Some(1));
+    old.release();
+    let answer = held.await.unwrap();
+    assert_eq!((answer.status.as_u16(), answer.body.as_str()), (200, "old"));
+    eventually("the drained instance to be forgotten", || {
+        proxy.in_flight(old.addr).is_none()
+    })
+    .await;
+    assert_eq!(proxy.instance_state(old.addr), None);
+
+    // An idle instance is forgotten right after the publish that removes it.
+    proxy.publish(table(&split_file(&[("old", 100, &old)], "")));
+    eventually("the idle removed instance to be forgotten", || {
+        proxy.in_flight(new.addr).is_none()
+    })
+    .await;
+    assert_eq!(get(&c, addr, "app.localhost", "/", &[]).await.body, "old");
+    proxy.shutdown().await;
+    old.kill().await;
+    new.kill().await;
+}
+
+#[tokio::test]
+async fn an_instance_listed_again_while_draining_keeps_its_count() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let proxy = proxy(&split_file(&[("a", 100, &a)], "")).await;
+    let addr = proxy.addrs().public;
+    let c = client();
+    let held = {
+        let c = c.clone();
+        tokio::spawn(async move { get(&c, addr, "app.localhost", "/hold", &[]).await })
+    };
+    a.held().await;
+    proxy.publish(table(&split_file(&[("b", 100, &b)], "")));
+    assert_eq!(proxy.instance_state(a.addr), Some(InstanceState::Draining));
+    proxy.publish(table(&split_file(&[("a", 100, &a)], "")));
+    assert_eq!(proxy.instance_state(a.addr), Some(InstanceState::Ready));
+    assert_eq!(proxy.in_flight(a.addr), Some(1));
+    assert_eq!(get(&c, addr, "app.localhost", "/", &[]).await.body, "a");
+    a.release();
+    assert_eq!(held.await.unwrap().body, "a");
+    eventually("the request to leave the count", || {
+        proxy.in_flight(a.addr) == Some(0)
+    })
+    .await;
+    // Listed, so still tracked: its drain was called off.
+    assert_eq!(proxy.instance_state(a.addr), Some(InstanceState::Ready));
+    proxy.shutdown().await;
+    a.kill().await;
+    b.kill().await;
+}
 
 #[tokio::test]
 async fn removed_instance_finishes_its_in_flight_request() {
@@ -47,14 +180,7 @@ async fn drain_deadline_ends_requests_and_upgraded_connections() {
     let c = client();
     let addr = proxy.addrs().public;
     // An upgraded connection to the old instance.
-    let mut tunnel = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tunnel
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 1024];
-    let n = tunnel.read(&mut head).await.unwrap();
-    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"));
+    let mut tunnel = open_tunnel(addr).await;
     // And a request that the old instance never answers.
     let held = {
         let c = c.clone();
