@@ -20,6 +20,7 @@ use turnout_routing::{
 };
 
 use crate::body::ResponseBody;
+use crate::connection::ConnState;
 use crate::in_flight::InFlight;
 use crate::metrics::code_class;
 use crate::response::local;
@@ -89,9 +90,20 @@ impl From<Response<ResponseBody>> for Routed {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
+    conn_state: Arc<ConnState>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
+    let index = conn_state.begin_request();
+    if let Some(problem) = framing_problem(&req, conn_state.ambiguous(index)) {
+        let mut response = local(StatusCode::BAD_REQUEST, problem);
+        // Where this request ends is in doubt, so nothing after it on the
+        // connection can be trusted.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
         match route_request(&shared, &snapshot, conn, req, started).await {
@@ -120,20 +132,6 @@ async fn route_request(
         .into();
     }
     let headers = req.headers();
-    // Both framings at once is the classic smuggling vector. hyper already
-    // lets Transfer-Encoding win and drops Content-Length (RFC 9112 §6.3),
-    // and the upstream request is framed anew by our client, so the proxy
-    // and the upstream cannot disagree on where a request ends; this only
-    // refuses a request that still carries both.
-    if headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return local(
-            StatusCode::BAD_REQUEST,
-            "both transfer-encoding and content-length\n",
-        )
-        .into();
-    }
     let Some(host) = request_host(req.uri(), headers) else {
         return local(StatusCode::BAD_REQUEST, "missing host\n").into();
     };
@@ -367,6 +365,40 @@ async fn forward(
     };
     state.local[code_class(status.as_u16())].inc();
     local(status, text).into()
+}
+
+/// Why a request's framing is refused (request smuggling, RFC 9112 §6.1,
+/// §6.3 and §11.2), if it is: both `Transfer-Encoding` and
+/// `Content-Length`, or a transfer coding other than `chunked` alone.
+///
+/// hyper drops `Content-Length` when `Transfer-Encoding` is present, so an
+/// HTTP/1.1 head that carried both is known from the connection's framing
+/// follower (`ambiguous_head`). hyper itself refuses a `Transfer-Encoding`
+/// whose last coding is not `chunked`, and duplicate `Content-Length`
+/// values that differ. The upstream request is framed anew by our client
+/// in any case; refusing is defence in depth, and keeps a coding such as
+/// `gzip, chunked` from reaching an upstream as if it were plain bytes.
+fn framing_problem(req: &Request<Incoming>, ambiguous_head: bool) -> Option<&'static str> {
+    let headers = req.headers();
+    if ambiguous_head
+        || (headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.contains_key(header::CONTENT_LENGTH))
+    {
+        return Some("both transfer-encoding and content-length\n");
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => None,
+        (Some(coding), None)
+            if coding
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked") =>
+        {
+            None
+        }
+        _ => Some("transfer-encoding other than chunked\n"),
+    }
 }
 
 /// The pinned instance if it is ready, else the next ready one in round

@@ -17,8 +17,10 @@
 mod admin;
 mod body;
 mod config;
+mod connection;
 mod error;
 mod forward;
+mod framing;
 mod health_check;
 mod in_flight;
 mod instance;

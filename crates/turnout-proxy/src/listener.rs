@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use turnout_routing::Listener;
 
+use crate::connection::{ClientIo, ConnState};
 use crate::forward::{ConnInfo, handle};
 use crate::shared::Shared;
 
@@ -52,7 +53,7 @@ pub(crate) async fn serve(
             tls: tls.is_some(),
         };
         match &tls {
-            None => serve_connection(&shared, &builder, &graceful, TokioIo::new(stream), conn),
+            None => serve_connection(&shared, &builder, &graceful, stream, conn),
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 let shared_for_task = shared.clone();
@@ -71,9 +72,13 @@ pub(crate) async fn serve(
                         },
                         () = hard_stop.cancelled() => return,
                     };
-                    let service = service_fn(move |req| handle(shared_for_task.clone(), conn, req));
+                    let state = ConnState::new();
+                    let io = TokioIo::new(ClientIo::new(stream, state.clone()));
+                    let service = service_fn(move |req| {
+                        handle(shared_for_task.clone(), conn, state.clone(), req)
+                    });
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(io, service)
                         .into_owned();
                     tokio::select! {
                         _ = connection => {}
@@ -97,13 +102,16 @@ fn serve_connection<I>(
     shared: &Arc<Shared>,
     builder: &Arc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
-    io: TokioIo<I>,
+    stream: I,
     conn: ConnInfo,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared_for_service = shared.clone();
-    let service = service_fn(move |req| handle(shared_for_service.clone(), conn, req));
+    let state = ConnState::new();
+    let io = TokioIo::new(ClientIo::new(stream, state.clone()));
+    let service =
+        service_fn(move |req| handle(shared_for_service.clone(), conn, state.clone(), req));
     let connection = builder
         .serve_connection_with_upgrades(io, service)
         .into_owned();

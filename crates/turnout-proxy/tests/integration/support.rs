@@ -288,6 +288,20 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Sends raw bytes and returns everything the server sent until it closed
+/// the connection.
+pub async fn raw_until_close(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("server closed the connection in time");
+    // A reset after the last response is a close too.
+    let _ = read;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Waits for a condition that no event announces (health state), checking
 /// every 10 ms, for at most 10 s.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
