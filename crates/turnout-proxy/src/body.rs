@@ -8,15 +8,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use crate::connection::InProgress;
 use crate::in_flight::InFlight;
 
 /// A response body. Dropping it (sent to the end, or the client went away)
-/// ends the request's [`InFlight`].
+/// ends the request's [`InFlight`] on its instance and its [`InProgress`]
+/// on its connection.
 #[derive(Debug)]
 pub(crate) struct ResponseBody {
     inner: Inner,
     /// Held only for its drop.
     _in_flight: Option<InFlight>,
+    /// Held only for its drop.
+    _in_progress: Option<InProgress>,
 }
 
 #[derive(Debug)]
@@ -31,6 +35,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Upstream(body),
             _in_flight: Some(in_flight),
+            _in_progress: None,
         }
     }
 
@@ -39,7 +44,13 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Local(Full::new(bytes)),
             _in_flight: None,
+            _in_progress: None,
         }
+    }
+
+    /// Keeps the request's connection busy until the body is dropped.
+    pub fn hold(&mut self, in_progress: InProgress) {
+        self._in_progress = Some(in_progress);
     }
 }
 

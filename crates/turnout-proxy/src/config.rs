@@ -55,8 +55,13 @@ impl Default for ProxyConfig {
 pub struct Timeouts {
     /// Connecting to an upstream instance.
     pub connect: Duration,
-    /// A client sending a request head.
+    /// A client sending a request head: from its first byte (for a new
+    /// connection, from the accept) to its end.
     pub header_read: Duration,
+    /// A client connection with no request in progress (HTTP/1.1
+    /// keep-alive between requests, HTTP/2 without open streams) is closed
+    /// after this; HTTP/2 gets a `GOAWAY`.
+    pub client_idle: Duration,
     /// An upstream sending its response head.
     pub upstream_response: Duration,
     /// An idle pooled upstream connection is closed after this.
@@ -68,6 +73,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(3),
             header_read: Duration::from_secs(10),
+            client_idle: Duration::from_secs(60),
             upstream_response: Duration::from_secs(60),
             idle: Duration::from_secs(90),
         }

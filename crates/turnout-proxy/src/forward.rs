@@ -91,30 +91,44 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
     conn_state: Arc<ConnState>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    // Dropped with the response body, or with this future if the client
+    // goes away first.
+    let in_progress = conn_state.begin_request(req.version());
+    let ambiguous = conn_state.ambiguous(in_progress.index());
+    let mut response = respond(&shared, conn, ambiguous, req).await;
+    response.body_mut().hold(in_progress);
+    Ok(response)
+}
+
+async fn respond(
+    shared: &Shared,
+    conn: ConnInfo,
+    ambiguous_head: bool,
+    mut req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
-    let index = conn_state.begin_request();
-    if let Some(problem) = framing_problem(&req, conn_state.ambiguous(index)) {
+    if let Some(problem) = framing_problem(&req, ambiguous_head) {
         let mut response = local(StatusCode::BAD_REQUEST, problem);
         // Where this request ends is in doubt, so nothing after it on the
         // connection can be trusted.
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(response);
+        return response;
     }
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
-        match route_request(&shared, &snapshot, conn, req, started).await {
-            Routed::Done(response) => return Ok(response),
+        match route_request(shared, &snapshot, conn, req, started).await {
+            Routed::Done(response) => return response,
             Routed::Stale(back) => req = back,
         }
     }
-    Ok(local(
+    local(
         StatusCode::SERVICE_UNAVAILABLE,
         "the route table kept changing; try again\n",
-    ))
+    )
 }
 
 async fn route_request(

@@ -1,25 +1,28 @@
 //! Accept loops: each connection is served by hyper (HTTP/1.1 with
-//! upgrades, or HTTP/2 by prior knowledge or ALPN) and shut down gracefully
-//! when the proxy stops.
+//! upgrades, or HTTP/2 by prior knowledge or ALPN), closed when it idles
+//! or sends a head too slowly, and shut down gracefully when the proxy
+//! stops.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 use turnout_routing::Listener;
 
-use crate::connection::{ClientIo, ConnState};
+use crate::connection::{Check, ClientIo, ConnState};
 use crate::forward::{ConnInfo, handle};
 use crate::shared::Shared;
 
 /// How long a client may take for the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Builder = Arc<auto::Builder<TokioExecutor>>;
 
 /// Serves `listener` until the proxy stops, then lets open connections
 /// finish their requests until the drain timeout.
@@ -29,8 +32,9 @@ pub(crate) async fn serve(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
-    let builder = Arc::new(connection_builder(&shared));
-    let graceful = GracefulShutdown::new();
+    let builder: Builder = Arc::new(connection_builder(&shared));
+    // This listener's connections, to wait for when the proxy stops.
+    let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -53,16 +57,17 @@ pub(crate) async fn serve(
             tls: tls.is_some(),
         };
         match &tls {
-            None => serve_connection(&shared, &builder, &graceful, stream, conn),
+            None => {
+                let task = serve_connection(shared.clone(), builder.clone(), stream, conn);
+                shared.tasks.spawn(connections.track_future(task));
+            }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 let shared_for_task = shared.clone();
                 let builder = builder.clone();
-                let hard_stop = shared.hard_stop.clone();
-                // The handshake runs in its own task so a slow client does
-                // not hold up the accept loop; its connection then closes
-                // with the others at the shutdown deadline.
-                shared.tasks.spawn(async move {
+                // The handshake runs in the connection's task so a slow
+                // client does not hold up the accept loop.
+                let task = async move {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                     let stream = tokio::select! {
@@ -70,63 +75,70 @@ pub(crate) async fn serve(
                             Ok(Ok(stream)) => stream,
                             _ => return,
                         },
-                        () = hard_stop.cancelled() => return,
+                        () = shared_for_task.hard_stop.cancelled() => return,
                     };
-                    let state = ConnState::new();
-                    let io = TokioIo::new(ClientIo::new(stream, state.clone()));
-                    let service = service_fn(move |req| {
-                        handle(shared_for_task.clone(), conn, state.clone(), req)
-                    });
-                    let connection = builder
-                        .serve_connection_with_upgrades(io, service)
-                        .into_owned();
-                    tokio::select! {
-                        _ = connection => {}
-                        () = hard_stop.cancelled() => {}
-                    }
-                });
+                    serve_connection(shared_for_task, builder, stream, conn).await;
+                };
+                shared.tasks.spawn(connections.track_future(task));
             }
         }
     }
     drop(listener);
+    connections.close();
     let deadline = shared.current.load().table.drain_timeout();
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = connections.wait() => {}
         () = tokio::time::sleep(deadline) => {
             tracing::warn!("connections still open at the drain deadline; closing them");
         }
     }
 }
 
-fn serve_connection<I>(
-    shared: &Arc<Shared>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
-    graceful: &GracefulShutdown,
-    stream: I,
-    conn: ConnInfo,
-) where
+/// Serves one connection until it ends, idles for `client_idle`, takes
+/// longer than `header_read` for a request head, or the proxy stops.
+async fn serve_connection<I>(shared: Arc<Shared>, builder: Builder, stream: I, conn: ConnInfo)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let shared_for_service = shared.clone();
     let state = ConnState::new();
     let io = TokioIo::new(ClientIo::new(stream, state.clone()));
-    let service =
-        service_fn(move |req| handle(shared_for_service.clone(), conn, state.clone(), req));
-    let connection = builder
-        .serve_connection_with_upgrades(io, service)
-        .into_owned();
-    let connection = graceful.watch(connection);
-    let hard_stop = shared.hard_stop.clone();
-    shared.tasks.spawn(async move {
+    let service = {
+        let (shared, state) = (shared.clone(), state.clone());
+        service_fn(move |req| handle(shared.clone(), conn, state.clone(), req))
+    };
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let timeouts = shared.config.timeouts;
+    // The first check is due when the first head would be late.
+    let timer = tokio::time::sleep(timeouts.header_read.min(timeouts.client_idle));
+    tokio::pin!(timer);
+    let mut closing = false;
+    loop {
         tokio::select! {
-            result = connection => {
+            result = connection.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(%err, "connection ended with an error");
                 }
+                return;
             }
-            () = hard_stop.cancelled() => {}
+            () = shared.stop.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = &mut timer, if !closing => match state.check(Instant::now(), &timeouts) {
+                Check::Wait(at) => timer.as_mut().reset(tokio::time::Instant::from_std(at)),
+                Check::Idle => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                Check::SlowHead => {
+                    tracing::debug!(peer = %conn.peer, "request head too slow; closing");
+                    return;
+                }
+            },
+            () = shared.hard_stop.cancelled() => return,
         }
-    });
+    }
 }
 
 fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
@@ -135,7 +147,10 @@ fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.timeouts.header_read)
+        // hyper's head timer also runs while a keep-alive connection waits
+        // for its next request, which would cap the idle time at
+        // `header_read`; `serve_connection` keeps both clocks instead.
+        .header_read_timeout(None)
         .max_buf_size(config.max_header_bytes.max(8192))
         .max_headers(config.max_headers)
         .keep_alive(true);

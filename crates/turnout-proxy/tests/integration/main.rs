@@ -12,3 +12,4 @@ mod protocols;
 mod reload;
 mod routing;
 mod split;
+mod timeouts;

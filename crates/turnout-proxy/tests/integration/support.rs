@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use turnout_proxy::{Proxy, ProxyConfig};
+use turnout_proxy::{Proxy, ProxyConfig, Timeouts};
 use turnout_routing::RouteTable;
 
 /// A test backend: answers its name, and a few test endpoints.
@@ -191,10 +191,16 @@ async fn answer(
 
 /// A proxy on ephemeral ports, with an internal and an admin listener.
 pub async fn proxy(yaml: &str) -> Proxy {
+    proxy_with(yaml, Timeouts::default()).await
+}
+
+/// [`proxy`] with other timeouts.
+pub async fn proxy_with(yaml: &str, timeouts: Timeouts) -> Proxy {
     let config = ProxyConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         internal_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin: Some("127.0.0.1:0".parse().unwrap()),
+        timeouts,
         ..ProxyConfig::default()
     };
     Proxy::start(config, table(yaml)).await.unwrap()
