@@ -1,0 +1,137 @@
+//! The error type of the runtime crate.
+
+use std::path::PathBuf;
+
+/// Why a runtime could not start, stop, probe or read an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The service cannot run on this runtime (the process runtime needs a
+    /// `command`).
+    #[error("service {service} cannot run on the {runtime} runtime: {reason}")]
+    Unsupported {
+        /// The service's name.
+        service: String,
+        /// The runtime's name.
+        runtime: &'static str,
+        /// What is missing.
+        reason: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// The command has nothing to run (an empty string or list).
+    #[error("instance {instance} has an empty command")]
+    EmptyCommand {
+        /// The instance id.
+        instance: String,
+    },
+    /// A `${PORT}` or `${PORT_<N>}` reference names a port the instance was
+    /// not given, and has no `:-default`.
+    #[error("{variable} is not set for {instance}: {reason}")]
+    UnknownPort {
+        /// The instance id (or the probe's service).
+        instance: String,
+        /// The variable as written (`PORT_5000`).
+        variable: String,
+        /// Why it has no value.
+        reason: String,
+    },
+    /// The probe names a container port that has no mapped host port.
+    #[error("the probe of {service} checks container port {port}, which has no mapped port")]
+    UnmappedPort {
+        /// The service's name.
+        service: String,
+        /// The container port.
+        port: u16,
+    },
+    /// The instance's log file (or its folder) could not be created.
+    #[error("cannot open log file {}: {source}", path.display())]
+    LogFile {
+        /// The log file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A log file could not be read.
+    #[error("cannot read log file {}: {source}", path.display())]
+    ReadLog {
+        /// The log file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The program could not be started (not found, not executable, no
+    /// such working directory).
+    #[error("cannot start {instance} ({program}): {source}")]
+    Spawn {
+        /// The instance id.
+        instance: String,
+        /// The program that was to run.
+        program: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The started process could not be read from `/proc`.
+    #[error("cannot read /proc/{pid}/stat of {instance}: {reason}")]
+    ProcStat {
+        /// The instance id.
+        instance: String,
+        /// The process id.
+        pid: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A signal could not be sent (other than to a process that is gone).
+    #[error("cannot send {signal} to process group {pid}: {source}")]
+    Signal {
+        /// The process (group) id.
+        pid: u32,
+        /// The signal's name.
+        signal: &'static str,
+        /// What the operating system said.
+        source: nix::errno::Errno,
+    },
+    /// The instance was still running after SIGKILL (a process stuck in
+    /// the kernel, for example on a dead network file system).
+    #[error("process {pid} is still running after sigkill")]
+    StillRunning {
+        /// The process id.
+        pid: u32,
+    },
+    /// No free loopback port could be bound.
+    #[error("cannot allocate a loopback port: {source}")]
+    Ports {
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    /// What the operator can do about it, when there is something to say
+    /// (for the API's `hint` and the CLI).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RuntimeError::Unsupported { hint, .. } => Some(hint.clone()),
+            RuntimeError::UnknownPort { variable, .. } if variable == "PORT" => Some(
+                "route a port with a routing label (aliyun.routing.port_<N>), or give a default: \
+                 ${PORT:-8080}"
+                    .to_string(),
+            ),
+            RuntimeError::UnknownPort { variable, .. } => {
+                let port = variable.trim_start_matches("PORT_");
+                Some(format!(
+                    "declare the port (a routing label, a probe url or `ports: [\"{port}\"]`), \
+                     or give a default: ${{{variable}:-{port}}}"
+                ))
+            }
+            RuntimeError::EmptyCommand { .. } => {
+                Some("give the service a command to run".to_string())
+            }
+            RuntimeError::Spawn { .. } => Some(
+                "check that the program exists on this machine and is executable, and that the \
+                 working directory exists"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Health probes of one instance: what to check, and checking it once.
+//!
+//! What to check comes from the template (DESIGN §4): turnout's probe
+//! labels first, else the compose `healthcheck`, else a TCP connection to
+//! the instance's primary (first routed) port, else nothing — the
+//! instance is ready once started. When to check is
+//! [`ProbeSchedule`](crate::ProbeSchedule)'s business.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use turnout_spec::template::HealthTest;
+use turnout_spec::{ProbeCheck, Service};
+
+use crate::command::{PortVars, expand_ports};
+use crate::error::RuntimeError;
+use crate::runtime::InstanceSpec;
+
+/// What to check on one instance, addresses resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    /// `GET path` over HTTP/1.1; a 2xx or 3xx answer is healthy.
+    Http {
+        /// The instance's address and mapped port.
+        addr: SocketAddr,
+        /// The path (and query) to request.
+        path: String,
+    },
+    /// An accepted TCP connection is healthy.
+    Tcp {
+        /// The instance's address and mapped port.
+        addr: SocketAddr,
+    },
+    /// A program run on the server's machine with the instance's
+    /// environment; exit status 0 is healthy.
+    Command {
+        /// The program and its arguments (`sh -c <cmd>` for shell forms).
+        argv: Vec<String>,
+        /// Variables on top of the server's environment (the instance's).
+        env: Vec<(String, String)>,
+        /// The directory to run in (the instance's).
+        working_dir: Option<PathBuf>,
+    },
+    /// No probe: the instance is ready once started.
+    Started,
+}
+
+impl ProbeTarget {
+    /// The probe of one instance of `service`, started from `spec` and
+    /// listening on `address` (from [`Started`](crate::Started)).
+    ///
+    /// In the order DESIGN §4 gives: `aliyun.probe.*`/`turnout.probe.*`
+    /// labels, else the compose `healthcheck` (unless disabled), else TCP
+    /// to `spec.primary_port`, else [`ProbeTarget::Started`]. Ports in
+    /// urls are container ports, mapped through `spec.ports`; an http url
+    /// without a port probes the first routed port. `${PORT}` forms in
+    /// probe commands are filled in as in the instance's command.
+    pub fn from_service(
+        service: &Service,
+        spec: &InstanceSpec,
+        address: IpAddr,
+    ) -> Result<ProbeTarget, RuntimeError> {
+        let mapped = |port: u16| {
+            spec.ports
+                .get(&port)
+                .map(|host| SocketAddr::new(address, *host))
+                .ok_or_else(|| RuntimeError::UnmappedPort {
+                    service: service.name.clone(),
+                    port,
+                })
+        };
+        let vars = PortVars {
+            ports: &spec.ports,
+            primary: spec.primary_port,
+            env: &spec.env,
+        };
+        let expand = |s: &str| {
+            expand_ports(s, vars).map_err(|e| RuntimeError::UnknownPort {
+                instance: spec.id.clone(),
+                variable: e.variable,
+                reason: e.reason,
+            })
+        };
+        let command = |argv: Vec<String>| ProbeTarget::Command {
+            argv,
+            env: spec.env.clone(),
+            working_dir: spec.working_dir.clone(),
+        };
+        let shell = |cmd: &str| -> Result<ProbeTarget, RuntimeError> {
+            Ok(command(vec!["/bin/sh".into(), "-c".into(), expand(cmd)?]))
+        };
+        if let Some(probe) = &service.settings.probe {
+            return match &probe.check {
+                ProbeCheck::Http { port, path } => {
+                    let port = port
+                        .or_else(|| service.settings.routes.first().map(|r| r.container_port))
+                        .or(spec.primary_port);
+                    let Some(port) = port else {
+                        // The template reader refuses this; be explicit anyway.
+                        return Err(RuntimeError::UnmappedPort {
+                            service: service.name.clone(),
+                            port: 0,
+                        });
+                    };
+                    Ok(ProbeTarget::Http {
+                        addr: mapped(port)?,
+                        path: path.clone(),
+                    })
+                }
+                ProbeCheck::Tcp { port } => Ok(ProbeTarget::Tcp {
+                    addr: mapped(*port)?,
+                }),
+                ProbeCheck::Cmd(cmd) => shell(cmd),
+            };
+        }
+        let healthcheck = service
+            .healthcheck
+            .as_ref()
+            .filter(|h| !h.disable)
+            .and_then(|h| h.test.as_ref());
+        match healthcheck {
+            Some(HealthTest::Shell(cmd)) => shell(cmd),
+            Some(HealthTest::Cmd(argv)) if !argv.is_empty() => Ok(command(
+                argv.iter().map(|a| expand(a)).collect::<Result<_, _>>()?,
+            )),
+            _ => match spec.primary_port {
+                Some(port) => Ok(ProbeTarget::Tcp {
+                    addr: mapped(port)?,
+                }),
+                None => Ok(ProbeTarget::Started),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ProbeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeTarget::Http { addr, path } => write!(f, "http://{addr}{path}"),
+            ProbeTarget::Tcp { addr } => write!(f, "tcp://{addr}"),
+            ProbeTarget::Command { argv, .. } => write!(f, "command {}", argv.join(" ")),
+            ProbeTarget::Started => f.write_str("started"),
+        }
+    }
+}
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// The check passed.
+    Healthy,
+    /// The check failed, and why (for events and logs).
+    Unhealthy(String),
+}
+
+impl ProbeResult {
+    /// Whether the check passed.
+    pub fn is_healthy(&self) -> bool {
+        *self == ProbeResult::Healthy
+    }
+}
+
+/// Probes `target` once; a check that takes longer than `timeout` fails
+/// (a command is killed, with its process group).
+pub async fn probe(target: &ProbeTarget, timeout: Duration) -> ProbeResult {
+    let outcome = match target {
+        ProbeTarget::Started => return ProbeResult::Healthy,
+        ProbeTarget::Command {
+            argv,
+            env,
+            working_dir,
+        } => return probe_command(argv, env, working_dir.as_ref(), timeout).await,
+        ProbeTarget::Http { addr, path } => {
+            tokio::time::timeout(timeout, probe_http(*addr, path)).await
+        }
+        ProbeTarget::Tcp { addr } => {
+            tokio::time::timeout(timeout, async {
+                TcpStream::connect(addr)
+                    .await
+                    .map(|_| ProbeResult::Healthy)
+                    .unwrap_or_else(|e| ProbeResult::Unhealthy(format!("connect {addr}: {e}")))
+            })
+            .await
+        }
+    };
+    outcome.unwrap_or_else(|_| ProbeResult::Unhealthy(format!("timed out after {timeout:?}")))
+}
+
+/// The status line of an HTTP/1.1 answer to `GET path` is read; the body
+/// is not.
+async fn probe_http(addr: SocketAddr, path: &str) -> ProbeResult {
+    let mut stream = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::Unhealthy(format!("connect {addr}: {e}")),
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: turnout-probe\r\n\
+         Accept: */*\r\nConnection: close\r\n\r\n"
+    );
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return ProbeResult::Unhealthy(format!("send to {addr}: {e}"));
+    }
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    // The status line is short; 4 KiB without a line end is not HTTP.
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return ProbeResult::Unhealthy(format!("read from {addr}: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    let status = line
+        .strip_prefix("HTTP/")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(code) if (200..400).contains(&code) => ProbeResult::Healthy,
+        Some(code) => ProbeResult::Unhealthy(format!("http status {code}")),
+        None if head.is_empty() => {
+            ProbeResult::Unhealthy("connection closed without an answer".into())
+        }
+        None => ProbeResult::Unhealthy(format!("not an http answer: {line:?}")),
+    }
+}
+
+async fn probe_command(
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&PathBuf>,
+    timeout: Duration,
+) -> ProbeResult {
+    let Some((program, args)) = argv.split_first() else {
+        return ProbeResult::Unhealthy("empty probe command".into());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .envs(
+            env.iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own group, so that a timeout kills what it started too.
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = working_dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return ProbeResult::Unhealthy(format!("cannot run {program}: {e}")),
+    };
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => ProbeResult::Healthy,
+        Ok(Ok(status)) => ProbeResult::Unhealthy(format!("probe command {status}")),
+        Ok(Err(e)) => ProbeResult::Unhealthy(format!("probe command: {e}")),
+        Err(_) => {
+            // The child is not reaped yet, so its pid (the group id) is
+            // still its own.
+            if let Some(pid) = pid {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            ProbeResult::Unhealthy(format!("probe command timed out after {timeout:?}"))
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! The process runtime with real child processes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use turnout_runtime::{
+    InstanceStatus, LogFollower, ProcessRuntime, Runtime, RuntimeError, allocate_ports,
+    instance_env,
+};
+
+fn runtime() -> ProcessRuntime {
+    // Tests that do not use a leading `turnout` can give any executable.
+    ProcessRuntime::new(PathBuf::from("/bin/echo"))
+}
+
+#[tokio::test]
+async fn a_started_instance_runs_until_stopped() {
+    let dir = TempDir::new("run");
+    let rt = runtime();
+    let started = rt
+        .start(&spec("sleeper.1", shell("sleep 300"), dir.path()))
+        .await
+        .unwrap();
+    let _guard = Guard::new(&started);
+    assert_eq!(started.address.to_string(), "127.0.0.1");
+    assert_eq!(
+        rt.status(started.pid, started.start_time).await,
+        InstanceStatus::Running
+    );
+    // `exec`: the pid becomes the program's own (once the shell has
+    // exec'd it), leading its own group.
+    eventually("the shell to exec sleep", || async {
+        (comm(started.pid).as_deref() == Some("sleep")).then_some(())
+    })
+    .await;
+    let st = stat(started.pid).unwrap();
+    assert_eq!(st.pgrp, started.pid);
+    assert_eq!(st.start_time, started.start_time);
+    assert_ne!(st.pgrp, stat(std::process::id()).unwrap().pgrp);
+
+    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let after = rt.status(started.pid, started.start_time).await;
+    assert!(
+        matches!(
+            after,
+            InstanceStatus::Exited { code: None } | InstanceStatus::Gone
+        ),
+        "{after:?}"
+    );
+    assert!(!runs(started.pid, Some(started.start_time)));
+    // Stopping again is fine and sends nothing.
+    rt.stop(started.pid, started.start_time, Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+/// The engine is generic over the runtime and polls from spawned tasks.
+async fn status_from_a_task<R: Runtime + 'static>(
+    rt: Arc<R>,
+    pid: u32,
+    start_time: u64,
+) -> InstanceStatus {
+    tokio::spawn(async move { rt.status(pid, start_time).await })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_generic_engine_can_poll_from_tasks_and_follow_logs() {
+    let dir = TempDir::new("generic");
+    let rt = Arc::new(runtime());
+    let spec = spec(
+        "counter.1",
+        shell("for i in 1 2 3; do echo line$i; sleep 0.1; done; sleep 300"),
+        dir.path(),
+    );
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    assert_eq!(
+        status_from_a_task(rt.clone(), started.pid, started.start_time).await,
+        InstanceStatus::Running
+    );
+    // `turnout logs -f`: the lines come as the instance writes them.
+    let mut follower = LogFollower::new(&spec.log_path, 0);
+    for want in ["line1", "line2", "line3"] {
+        assert_eq!(follower.next_line().await.unwrap(), want);
+    }
+    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        !status_from_a_task(rt, started.pid, started.start_time)
+            .await
+            .is_running()
+    );
+}
+
+#[tokio::test]
+async fn exited_children_are_reaped_with_their_exit_status() {
+    let dir = TempDir::new("exit");
+    let rt = runtime();
+    let started = rt
+        .start(&spec("quitter.1", shell("exit 3"), dir.path()))
+        .await
+        .unwrap();
+    let _guard = Guard::new(&started);
+    let code = eventually("the exit status", || {
+        let rt = &rt;
+        async move {
+            match rt.status(started.pid, started.start_time).await {
+                InstanceStatus::Exited { code } => Some(code),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, Some(3));
+    // Reaped: no zombie is left behind.
+    assert!(stat(started.pid).is_none_or(|s| s.start_time != started.start_time));
+
+    // The background reaper does it without anyone asking for the status.
+    let quick = rt
+        .start(&spec("quick.1", exec(&["true"]), dir.path()))
+        .await
+        .unwrap();
+    let _guard = Guard::new(&quick);
+    eventually("the reaper to reap `true`", || async {
+        stat(quick.pid)
+            .is_none_or(|s| s.start_time != quick.start_time)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        rt.status(quick.pid, quick.start_time).await,
+        InstanceStatus::Exited { code: Some(0) }
+    );
+}
+
+#[tokio::test]
+async fn a_program_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let dir = TempDir::new("term");
+    let rt = runtime();
+    let spec = spec(
+        "stubborn.1",
+        shell("trap '' TERM; echo armed; sleep 30"),
+        dir.path(),
+    );
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    // Only once the trap is set does SIGTERM go unheard.
+    log_line(&spec.log_path, |l| (l == "armed").then_some(())).await;
+
+    let grace = Duration::from_millis(400);
+    let begun = Instant::now();
+    rt.stop(started.pid, started.start_time, grace)
+        .await
+        .unwrap();
+    assert!(begun.elapsed() >= grace, "stopped before the grace period");
+    // SIGKILL, not an exit of its own.
+    assert_eq!(
+        rt.status(started.pid, started.start_time).await,
+        InstanceStatus::Exited { code: None }
+    );
+}
+
+#[tokio::test]
+async fn stop_takes_the_instances_own_children_with_it() {
+    let dir = TempDir::new("group");
+    let rt = runtime();
+    let spec = spec(
+        "parent.1",
+        shell("sleep 300 & echo child=$!; wait"),
+        dir.path(),
+    );
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    let child = log_line(&spec.log_path, |l| value_after(l, "child=")).await;
+    let child_start = stat(child).unwrap().start_time;
+    let _child_guard = Guard {
+        pid: child,
+        start_time: child_start,
+    };
+    assert_eq!(stat(child).unwrap().pgrp, started.pid);
+    assert!(runs(child, Some(child_start)));
+
+    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        !runs(child, Some(child_start)),
+        "the background sleep survived"
+    );
+}
+
+#[tokio::test]
+async fn what_an_exited_instance_left_running_is_killed() {
+    let dir = TempDir::new("leftover");
+    let rt = runtime();
+    let spec = spec("daemon.1", shell("sleep 300 & echo child=$!"), dir.path());
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    let child = log_line(&spec.log_path, |l| value_after(l, "child=")).await;
+    let child_start = stat(child).map(|s| s.start_time);
+    let _child_guard = child_start.map(|start_time| Guard {
+        pid: child,
+        start_time,
+    });
+    let code = eventually("the shell to exit", || {
+        let rt = &rt;
+        async move {
+            match rt.status(started.pid, started.start_time).await {
+                InstanceStatus::Exited { code } => Some(code),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, Some(0));
+    // Like a container's processes when its main process exits.
+    eventually("the leftover sleep to die", || async {
+        (!runs(child, child_start)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn port_variables_are_filled_in_string_and_list_commands() {
+    let dir = TempDir::new("ports");
+    let rt = runtime();
+    let ports = allocate_ports(&[5000, 9000]).unwrap();
+    let (p5000, p9000) = (ports[&5000], ports[&9000]);
+
+    let mut string = spec(
+        "web.1",
+        shell("echo shell $PORT ${PORT_9000} ${PORT_7:-seven} ${PORT_5000-x}"),
+        dir.path(),
+    );
+    string.ports = ports.clone();
+    string.primary_port = Some(5000);
+    // The runtime fills the command in itself, not the shell from the
+    // environment.
+    string.env = vec![("PORT".into(), "wrong".into())];
+    let a = rt.start(&string).await.unwrap();
+    let _a = Guard::new(&a);
+    let line = log_line(&string.log_path, |l| {
+        l.starts_with("shell").then(|| l.to_string())
+    })
+    .await;
+    assert_eq!(line, format!("shell {p5000} {p9000} seven {p5000}"));
+
+    let mut list = spec(
+        "web.2",
+        exec(&[
+            "printf",
+            "list %s %s %s\\n",
+            "${PORT}",
+            "$PORT_5000",
+            "${PORT_9:-nine}",
+        ]),
+        dir.path(),
+    );
+    list.ports = ports.clone();
+    list.primary_port = Some(9000);
+    let b = rt.start(&list).await.unwrap();
+    let _b = Guard::new(&b);
+    let line = log_line(&list.log_path, |l| {
+        l.starts_with("list").then(|| l.to_string())
+    })
+    .await;
+    assert_eq!(line, format!("list {p9000} {p5000} nine"));
+
+    // A port the instance was not given, without a default, starts nothing.
+    let mut missing = spec("web.3", exec(&["echo", "${PORT_8080}"]), dir.path());
+    missing.ports = ports;
+    let err = rt.start(&missing).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::UnknownPort { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "PORT_8080 is not set for web.3: the service declares no container port 8080"
+    );
+    assert_eq!(
+        err.hint().unwrap(),
+        "declare the port (a routing label, a probe url or `ports: [\"8080\"]`), or give a \
+         default: ${PORT_8080:-8080}"
+    );
+    assert!(!missing.log_path.exists());
+}
+
+#[tokio::test]
+async fn environment_is_the_servers_then_the_templates_then_turnouts() {
+    let dir = TempDir::new("env");
+    let rt = runtime();
+    let mut spec = spec(
+        "env.1",
+        // `$(printenv PORT)`: the variable, not the runtime's filling-in.
+        shell(
+            "echo \"home=$HOME path=$PATH port=$(printenv PORT) instance=$TURNOUT_INSTANCE \
+             no_proxy=$no_proxy\"",
+        ),
+        dir.path(),
+    );
+    let ports = BTreeMap::from([(80, 41234)]);
+    // Template first (overriding the server's HOME; its PORT and
+    // TURNOUT_INSTANCE are overridden by turnout's).
+    spec.env = vec![
+        ("HOME".into(), "/template-home".into()),
+        ("PORT".into(), "1".into()),
+        ("TURNOUT_INSTANCE".into(), "bogus".into()),
+    ];
+    spec.env
+        .extend(instance_env(&ports, Some(80), None, "env.1"));
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    let line = log_line(&spec.log_path, |l| {
+        l.starts_with("home=").then(|| l.to_string())
+    })
+    .await;
+    let path = std::env::var("PATH").unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "home=/template-home path={path} port=41234 instance=env.1 \
+             no_proxy=localhost,127.0.0.1,::1"
+        )
+    );
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_are_appended_to_the_log_file() {
+    let dir = TempDir::new("log");
+    let rt = runtime();
+    let spec = spec(
+        "talker.1",
+        shell("echo out; echo err >&2; echo done"),
+        dir.path(),
+    );
+    assert!(!spec.log_path.parent().unwrap().exists());
+    for _ in 0..2 {
+        let started = rt.start(&spec).await.unwrap();
+        let _guard = Guard::new(&started);
+        eventually("the instance to exit", || {
+            let rt = &rt;
+            async move {
+                (!rt.status(started.pid, started.start_time)
+                    .await
+                    .is_running())
+                .then_some(())
+            }
+        })
+        .await;
+    }
+    let text = std::fs::read_to_string(&spec.log_path).unwrap();
+    assert_eq!(text, "out\nerr\ndone\nout\nerr\ndone\n");
+    let tail = turnout_runtime::tail(&spec.log_path, 2).await.unwrap();
+    assert_eq!(tail.lines, vec!["err", "done"]);
+}
+
+#[tokio::test]
+async fn a_leading_turnout_runs_the_given_executable() {
+    let dir = TempDir::new("turnout");
+    let rt = runtime(); // "turnout" is /bin/echo here
+    let mut string = spec("self.1", shell("turnout from-shell $PORT"), dir.path());
+    string.ports = BTreeMap::from([(80, 40000)]);
+    string.primary_port = Some(80);
+    let list = spec("self.2", exec(&["turnout", "from-list"]), dir.path());
+    for (spec, want) in [(string, "from-shell 40000"), (list, "from-list")] {
+        let started = rt.start(&spec).await.unwrap();
+        let _guard = Guard::new(&started);
+        log_line(&spec.log_path, |l| (l == want).then_some(())).await;
+    }
+}
+
+#[tokio::test]
+async fn the_working_directory_is_the_specs() {
+    let dir = TempDir::new("cwd");
+    let work = dir.path().join("work dir");
+    std::fs::create_dir_all(&work).unwrap();
+    let rt = runtime();
+    let mut spec = spec("pwd.1", exec(&["pwd"]), dir.path());
+    spec.working_dir = Some(work.clone());
+    let started = rt.start(&spec).await.unwrap();
+    let _guard = Guard::new(&started);
+    let want = work.canonicalize().unwrap().display().to_string();
+    log_line(&spec.log_path, |l| (l == want).then_some(())).await;
+
+    spec.working_dir = Some(dir.path().join("missing"));
+    let err = rt.start(&spec).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn a_program_that_cannot_start_is_an_error() {
+    let dir = TempDir::new("spawn");
+    let rt = runtime();
+    let err = rt
+        .start(&spec(
+            "ghost.1",
+            exec(&["/nonexistent/program"]),
+            dir.path(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::Spawn { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot start ghost.1 (/nonexistent/program)")
+    );
+    let err = rt
+        .start(&spec("empty.1", shell("   "), dir.path()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "instance empty.1 has an empty command");
+}
+
+#[tokio::test]
+async fn a_wrong_start_time_is_never_signalled() {
+    let dir = TempDir::new("reuse");
+    let rt = runtime();
+    let started = rt
+        .start(&spec("victim.1", shell("sleep 300"), dir.path()))
+        .await
+        .unwrap();
+    let _guard = Guard::new(&started);
+    // As if the pid had been reused by another process.
+    let other = started.start_time + 1;
+    assert_eq!(rt.status(started.pid, other).await, InstanceStatus::Gone);
+    rt.stop(started.pid, other, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        rt.status(started.pid, started.start_time).await,
+        InstanceStatus::Running
+    );
+    assert!(runs(started.pid, Some(started.start_time)));
+    // A pid that exists nowhere is gone too.
+    assert_eq!(rt.status(u32::MAX >> 1, 1).await, InstanceStatus::Gone);
+}
+
+#[test]
+fn the_process_runtime_needs_a_command() {
+    let yaml = "services:\n  web:\n    image: nginx\n  job:\n    command: run\n";
+    let template = turnout_spec::parse("app.yaml", yaml, &|_| None)
+        .unwrap()
+        .template;
+    let rt = runtime();
+    assert_eq!(rt.name(), "process");
+    assert!(rt.check(template.service("job").unwrap()).is_ok());
+    let err = rt.check(template.service("web").unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service web cannot run on the process runtime: it has only an image and no command"
+    );
+    let RuntimeError::Unsupported { hint, .. } = err else {
+        panic!("{err:?}");
+    };
+    assert!(hint.contains("--runtime docker"), "{hint}");
+}
+
+/// Set in the environment of the test binary when it re-runs itself as
+/// the "server" that starts an instance and is then killed.
+const PARENT_ENV: &str = "TURNOUT_RUNTIME_TEST_PARENT_DIR";
+const OUTLIVES: &str = "an_instance_outlives_the_server_that_started_it";
+
+#[test]
+fn an_instance_outlives_the_server_that_started_it() {
+    if let Ok(dir) = std::env::var(PARENT_ENV) {
+        act_as_the_server(Path::new(&dir));
+    }
+    let dir = TempDir::new("outlive");
+    let server = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", OUTLIVES, "--nocapture", "--test-threads=1"])
+        .env(PARENT_ENV, dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = ChildGuard(server);
+    let server_pid = server.0.id();
+    let stdout = server.0.stdout.take().unwrap();
+    // The server says which instance it started, then waits to be killed.
+    // libtest writes `test NAME ... ` before it on the same line.
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| Some(l.split_once("started ")?.1.to_string()))
+        .expect("the server reports its instance");
+    let mut words = line.split_whitespace();
+    let pid: u32 = words.next().unwrap().parse().unwrap();
+    let start_time: u64 = words.next().unwrap().parse().unwrap();
+    let _guard = Guard { pid, start_time };
+    assert_eq!(stat(pid).unwrap().ppid, server_pid);
+
+    // kill -9 of the server.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        // A new server finds the instance by pid and start time.
+        let rt = runtime();
+        assert_eq!(rt.status(pid, start_time).await, InstanceStatus::Running);
+        assert_ne!(stat(pid).unwrap().ppid, server_pid, "not re-parented");
+        assert_eq!(rt.status(pid, start_time + 1).await, InstanceStatus::Gone);
+        rt.stop(pid, start_time, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let after = rt.status(pid, start_time).await;
+        // Not our child: reaped by whoever adopted it (gone), or a zombie
+        // there (exited).
+        assert!(
+            matches!(
+                after,
+                InstanceStatus::Gone | InstanceStatus::Exited { code: None }
+            ),
+            "{after:?}"
+        );
+        assert!(!runs(pid, Some(start_time)));
+    });
+}
+
+/// The "server" side of [`an_instance_outlives_the_server_that_started_it`]:
+/// starts `sleep 300`, prints its pid and start time, waits forever.
+fn act_as_the_server(dir: &Path) -> ! {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let rt = runtime();
+        let started = rt
+            .start(&spec("orphan.1", shell("sleep 300"), dir))
+            .await
+            .unwrap();
+        println!("started {} {}", started.pid, started.start_time);
+        std::future::pending::<()>().await;
+    });
+    unreachable!("the server waits to be killed")
+}
