@@ -6,11 +6,17 @@
 //! observes instances through a runtime, runs the effects and publishes
 //! route tables; the server commits every accepted `App` before answering.
 
+mod controller;
 mod error;
 mod model;
 mod plan;
+mod reconciler;
 mod routes;
+mod status;
 mod step;
+
+pub use controller::{ControlError, Controller, DataPlane, Settings, stored_template};
+pub use status::{AppStatus, InstanceStatus, ReleaseStatus, RouteStatus, ServiceStatus};
 
 pub use error::EngineError;
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod output;
+mod server;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server with an app deployed from FILE, in the foreground.
+    Up(cmd::up::Args),
+    /// Run the server (router, release engine, API); resumes its data dir.
+    Serve(cmd::serve::Args),
     /// Check templates and report every problem with its file, line and field.
     Validate(cmd::validate::Args),
     /// Compare two templates: which services are unchanged, old, new or changed.
@@ -37,6 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => cmd::up::run(args),
+        Command::Serve(args) => cmd::serve::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Diff(args) => cmd::diff::run(&args),
         Command::DemoApp(args) => cmd::demo_app::run(args),

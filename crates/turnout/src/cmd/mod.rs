@@ -3,4 +3,6 @@
 pub mod demo_app;
 pub mod diff;
 pub mod proxy;
+pub mod serve;
+pub mod up;
 pub mod validate;

@@ -1,0 +1,122 @@
+"""Driver of bench/release.sh: starts `turnout up examples/hello/app.yaml`
+on ephemeral loopback ports and times releases, weight changes and
+confirms through the REST API. Prints figures; asserts nothing."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN, ROUNDS = sys.argv[1], int(sys.argv[2])
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def call(addr, method, path, body=None, headers=None):
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    data = json.dumps(body) if body is not None else None
+    conn.request(method, path, body=data, headers=headers or {})
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    return r.status, text
+
+
+def main():
+    data = tempfile.mkdtemp(prefix="turnout-bench-")
+    proc = subprocess.Popen(
+        [BIN, "up", "examples/hello/app.yaml", "--data-dir", data,
+         "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, RUST_LOG="off"))
+    try:
+        line = proc.stdout.readline()
+        fields = dict(w.split("=", 1) for w in line.split()[2:])
+        public, admin = fields["public"], fields["admin"]
+        while "is up" not in proc.stdout.readline():
+            pass
+        token = open(os.path.join(data, "token")).read().strip()
+        auth = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+
+        def api(method, path, body=None):
+            status, text = call(admin, method, path, body, auth)
+            if status >= 300:
+                raise SystemExit(f"{method} {path}: {status} {text}")
+            return json.loads(text) if text else None
+
+        def get():
+            return call(public, "GET", "/", headers={"Host": "serviceb.localhost"})[1]
+
+        def state():
+            return (api("GET", "/v1/apps/hello")["release"] or {}).get("state")
+
+        frontend = open(os.path.join(ROOT, "examples/hello/app-frontend-v2.yaml")).read()
+        release_ms, confirm_ms, weight_ms = [], [], []
+        stale = 0
+        flips = 0
+        for rnd in range(ROUNDS):
+            # Release to pending-confirmation.
+            t0 = time.perf_counter()
+            api("POST", "/v1/apps/hello/releases",
+                {"template": frontend, "source_name": "app-frontend-v2.yaml"})
+            while state() != "pending-confirmation":
+                time.sleep(0.005)
+            release_ms.append((time.perf_counter() - t0) * 1000)
+            # Weight changes, each checked in the data plane right after
+            # the API answered.
+            for i in range(100):
+                to_v2 = i % 2 == 0
+                body = {"weights": {"serviceB-v2": 100, "serviceB-v1": 0}} if to_v2 else \
+                       {"weights": {"serviceB-v1": 100, "serviceB-v2": 0}}
+                t0 = time.perf_counter()
+                api("PUT", "/v1/apps/hello/routes/serviceb/weights", body)
+                weight_ms.append((time.perf_counter() - t0) * 1000)
+                answer = get()
+                flips += 1
+                want = "Welcome to the world!" if to_v2 else "Hello world!"
+                if answer != want:
+                    stale += 1
+            # Switch, then confirm; done when the old instances are gone.
+            api("POST", "/v1/apps/hello/routes/serviceb/switch")
+            t0 = time.perf_counter()
+            api("POST", "/v1/apps/hello/confirm")
+            while True:
+                s = api("GET", "/v1/apps/hello")
+                if all(x["name"] != "serviceB-v1" for x in s["services"]) and \
+                        not any(i["state"] == "draining" for x in s["services"] for i in x["instances"]):
+                    # The store forgets an instance once its process is gone.
+                    inst = api("GET", "/v1/apps/hello/services")
+                    break
+                time.sleep(0.005)
+            confirm_ms.append((time.perf_counter() - t0) * 1000)
+            # Back to v1 for the next round: release the original template
+            # under a new name is not possible (v1 is gone), so the next
+            # round releases v1's template again as a new version.
+            original = open(os.path.join(ROOT, "examples/hello/app.yaml")).read()
+            frontend, original = original, frontend
+        weight_ms.sort()
+        p = lambda q: weight_ms[min(len(weight_ms) - 1, int(q * len(weight_ms)))]
+        print(f"rounds: {ROUNDS}")
+        print(f"release to pending-confirmation: " + ", ".join(f"{x:.0f} ms" for x in release_ms)
+              + f"  (median {statistics.median(release_ms):.0f} ms; target < 2000 ms)")
+        print(f"confirm, drain included (idle):  " + ", ".join(f"{x:.0f} ms" for x in confirm_ms)
+              + f"  (median {statistics.median(confirm_ms):.0f} ms; target < 1000 ms)")
+        print(f"weight change via API: n={len(weight_ms)} p50 {p(0.5):.2f} ms  p99 {p(0.99):.2f} ms"
+              f"  max {weight_ms[-1]:.2f} ms  (target p99 < 10 ms)")
+        print(f"requests right after the API answered that saw the old weights: {stale} of {flips}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+main()

@@ -1,0 +1,464 @@
+//! The handlers of `/v1`, one per endpoint of `docs/api.md`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio_stream::StreamExt;
+use turnout_engine::{Command, ControlError, DataPlane, resolve_route};
+use turnout_runtime::Runtime;
+use turnout_spec::Strategy;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Refused(e) => e.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Reads a JSON body with our own error format (axum's rejections are
+/// plain text).
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+    if bytes.is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|e| {
+            ApiError::bad_request(
+                format!("the request needs a JSON body: {e}"),
+                "send a JSON object, see docs/api.md",
+            )
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            format!("invalid JSON body: {e}"),
+            "send a JSON object as docs/api.md describes it",
+        )
+    })
+}
+
+/// Parses a template sent in a request; an invalid one is refused with
+/// every diagnostic.
+fn template(text: &str, source_name: &str) -> Result<turnout_spec::Template> {
+    turnout_spec::parse(source_name, text, &|_| None)
+        .map(|p| p.template)
+        .map_err(|diagnostics| {
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            let first = diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("the template has {errors} errors; the first: {first}"),
+                "fix the template (`turnout validate FILE` shows every problem) and send it again",
+            )
+            .with_details(json!({ "diagnostics": diagnostics }))
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeployBody {
+    name: String,
+    template: String,
+    #[serde(default)]
+    source_name: Option<String>,
+}
+
+pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "apps": s.controller.statuses().await })))
+}
+
+fn check_app_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            format!("invalid app name {name:?}"),
+            "an app name is 1 to 64 letters, digits, `-` and `_`, starting with a letter or digit",
+        ))
+    }
+}
+
+pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let b: DeployBody = body(&bytes)?;
+    check_app_name(&b.name)?;
+    let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
+    let t = template(&b.template, &source)?;
+    let status = s.controller.deploy(&b.name, &source, t).await?;
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+pub(crate) async fn get_app<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<Response> {
+    Ok(Json(s.controller.status(&app).await?).into_response())
+}
+
+pub(crate) async fn delete_app<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<StatusCode> {
+    s.controller.delete(&app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseBody {
+    template: String,
+    #[serde(default)]
+    source_name: Option<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+}
+
+pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let b: ReleaseBody = body(&bytes)?;
+    let strategy: Strategy = match b.strategy.as_deref() {
+        None => Strategy::BlueGreen,
+        Some(s) => s.parse().map_err(|e: String| {
+            ApiError::bad_request(e, "strategy is `blue-green` (default) or `standard`")
+        })?,
+    };
+    let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
+    // The app must exist before the template is worth reading.
+    s.controller.status(&app).await?;
+    let t = template(&b.template, &source)?;
+    let status = s.controller.release(&app, &source, t, strategy).await?;
+    Ok((StatusCode::CREATED, Json(status)).into_response())
+}
+
+pub(crate) async fn list_releases<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    s.controller.status(&app).await?;
+    let releases = s
+        .controller
+        .store()
+        .releases(&app)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(json!({ "releases": releases })))
+}
+
+pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Response> {
+    s.controller.status(&app).await?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("app {app} has no release {id:?}"),
+            format!("list them with GET /v1/apps/{app}/releases"),
+        )
+    };
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let release = s
+        .controller
+        .store()
+        .release(id)
+        .map_err(|e| ApiError::internal(&e))?
+        .filter(|r| r.app == app)
+        .ok_or_else(not_found)?;
+    Ok(Json(release).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfirmBody {
+    #[serde(default)]
+    switch: bool,
+}
+
+pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let b: ConfirmBody = body(&bytes)?;
+    let status = s
+        .controller
+        .command(&app, Command::Confirm { switch: b.switch })
+        .await?;
+    Ok(Json(status).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmptyBody {}
+
+pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let _: EmptyBody = body(&bytes)?;
+    let status = s.controller.command(&app, Command::Rollback).await?;
+    Ok(Json(status).into_response())
+}
+
+pub(crate) async fn list_routes<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    let status = s.controller.status(&app).await?;
+    Ok(Json(json!({ "routes": status.routes })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WeightsBody {
+    weights: serde_json::Map<String, serde_json::Value>,
+}
+
+pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path((app, route)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response> {
+    let b: WeightsBody = body(&bytes)?;
+    let mut weights = Vec::with_capacity(b.weights.len());
+    for (service, value) in &b.weights {
+        let w = value.as_u64().filter(|w| *w <= 100).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("weight {value} for {service} is not an integer from 0 to 100"),
+                "weights are integers from 0 to 100; they are relative (100 and 100 is 50/50)",
+            )
+        })?;
+        weights.push((service.clone(), u8::try_from(w).unwrap_or(100)));
+    }
+    let route = resolve(&s, &app, &route).await?;
+    let status = s
+        .controller
+        .command(&app, Command::SetWeights { route, weights })
+        .await?;
+    Ok(Json(status).into_response())
+}
+
+async fn resolve<R: Runtime + 'static, D: DataPlane>(
+    s: &ApiState<R, D>,
+    app: &str,
+    route: &str,
+) -> Result<String> {
+    let snapshot = s.controller.app(app).await?;
+    Ok(resolve_route(&snapshot, route)?)
+}
+
+pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path((app, route)): Path<(String, String)>,
+) -> Result<Response> {
+    let route = resolve(&s, &app, &route).await?;
+    let status = s
+        .controller
+        .command(&app, Command::Switch { route })
+        .await?;
+    Ok(Json(status).into_response())
+}
+
+pub(crate) async fn list_services<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    let status = s.controller.status(&app).await?;
+    Ok(Json(json!({ "services": status.services })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    #[serde(default)]
+    tail: Option<usize>,
+    #[serde(default)]
+    follow: Option<bool>,
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+pub(crate) async fn service_logs<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path((app, service)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response> {
+    let status = s.controller.status(&app).await?;
+    let svc = status
+        .services
+        .iter()
+        .find(|x| x.name == service)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("app {app} has no service {service:?}"),
+                format!(
+                    "services: {}",
+                    status
+                        .services
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+    let n = q.tail.unwrap_or(100);
+    let mut out = String::new();
+    for inst in &svc.instances {
+        let path = turnout_runtime::log_path(&s.controller.settings().data_dir, &app, &inst.id);
+        if let Ok(tail) = turnout_runtime::tail(&path, n).await {
+            for line in tail.lines {
+                out.push_str(&format!("{} | {line}\n", inst.id));
+            }
+        }
+    }
+    Ok(text(out))
+}
+
+pub(crate) async fn instance_logs<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path((app, id)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response> {
+    let status = s.controller.status(&app).await?;
+    if !status
+        .services
+        .iter()
+        .any(|svc| svc.instances.iter().any(|i| i.id == id))
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("app {app} has no instance {id:?}"),
+            "list the instances with `turnout ps`",
+        ));
+    }
+    let path = turnout_runtime::log_path(&s.controller.settings().data_dir, &app, &id);
+    let tail = turnout_runtime::tail(&path, q.tail.unwrap_or(100))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut out = String::new();
+    for line in &tail.lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !q.follow.unwrap_or(false) {
+        return Ok(text(out));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, Infallible>>(64);
+    let _ = tx.send(Ok(Bytes::from(out))).await;
+    let mut follower = turnout_runtime::LogFollower::new(path, tail.end);
+    tokio::spawn(async move {
+        while let Ok(line) = follower.next_line().await {
+            if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventQuery {
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Query(q): Query<EventQuery>,
+) -> Result<Json<serde_json::Value>> {
+    let events = s
+        .controller
+        .store()
+        .events(
+            q.app.as_deref(),
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(100).min(10_000),
+        )
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(json!({ "events": events })))
+}
+
+pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Query(q): Query<EventQuery>,
+) -> Result<Response> {
+    // Subscribe before reading the past, so nothing falls between the two.
+    let live = s.controller.subscribe();
+    let past = s
+        .controller
+        .store()
+        .events(q.app.as_deref(), q.after.unwrap_or(0), 10_000)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut last = past.last().map_or(q.after.unwrap_or(0), |e| e.id);
+    let app = q.app;
+    let to_event = |e: &turnout_store::EventRecord| {
+        Event::default()
+            .event(e.kind.clone())
+            .id(e.id.to_string())
+            .data(serde_json::to_string(e).unwrap_or_default())
+    };
+    let past_events: Vec<std::result::Result<Event, Infallible>> =
+        past.iter().map(|e| Ok(to_event(e))).collect();
+    let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |e| {
+        let e = e.ok()?;
+        if e.id <= last || app.as_ref().is_some_and(|a| a != &e.app) {
+            return None;
+        }
+        last = e.id;
+        Some(Ok(to_event(&e)))
+    });
+    let stream = tokio_stream::iter(past_events).chain(live);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

@@ -1,0 +1,722 @@
+//! The controller: the one owner of the control plane's state. Operator
+//! commands go through `step`, are committed to the store, and only then
+//! answered; the reconciler (see `reconciler.rs`) brings the instances and
+//! the router in line with the committed state.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Notify, broadcast};
+use turnout_routing::RouteTable;
+use turnout_runtime::{ProbeSchedule, Runtime};
+use turnout_spec::{Strategy, Template};
+use turnout_store::{
+    AppRecord, Change, EventRecord, InstanceRecord, NewEvent, ReleaseRecord, ServiceRecord, Store,
+    TemplateRecord, WeightRecord, now_millis,
+};
+
+use crate::error::EngineError;
+use crate::model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+use crate::plan::Phase;
+use crate::status::{AppStatus, app_status};
+use crate::step::{Command, Effect, deploy, step};
+
+/// How the control plane runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where logs (and the store) live.
+    pub data_dir: PathBuf,
+    /// The route domain bare prefixes are completed with.
+    pub domain: String,
+    /// The internal listener, given to instances as their HTTP proxy.
+    pub internal_addr: Option<SocketAddr>,
+    /// New instances of a release must be ready within this, or the release
+    /// fails and rolls back.
+    pub ready_deadline: Duration,
+    /// Removed instances get this long to finish in-flight requests.
+    pub drain_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when an instance is stopped.
+    pub stop_grace: Duration,
+    /// How often the reconciler looks at the instances.
+    pub tick: Duration,
+}
+
+impl Settings {
+    /// Defaults of DESIGN §5 under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            domain: turnout_spec::DEFAULT_DOMAIN.to_string(),
+            internal_addr: None,
+            ready_deadline: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+            tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The router the controller publishes to.
+pub trait DataPlane: Send + Sync + 'static {
+    /// Replaces the route table (one atomic swap).
+    fn publish(&self, table: RouteTable);
+    /// Requests in flight to `addr`; `None` when the router no longer
+    /// tracks it (nothing can be in flight).
+    fn in_flight(&self, addr: SocketAddr) -> Option<usize>;
+}
+
+/// Why the controller could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The command was refused; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] EngineError),
+    /// The store failed; nothing changed.
+    #[error("the store failed: {0}")]
+    Store(#[from] turnout_store::StoreError),
+    /// The route table could not be built from the state (a bug: the state
+    /// is validated before it is committed).
+    #[error("the route table could not be built: {0}")]
+    Routes(String),
+}
+
+/// One instance as the controller tracks it.
+#[derive(Debug)]
+pub(crate) struct Inst {
+    pub(crate) record: InstanceRecord,
+    pub(crate) phase: Phase,
+    pub(crate) address: IpAddr,
+    pub(crate) schedule: ProbeSchedule,
+    pub(crate) next_probe: Instant,
+    pub(crate) probing: bool,
+    pub(crate) drain_deadline: Option<Instant>,
+    pub(crate) stopping: bool,
+    pub(crate) restart_at: Option<Instant>,
+}
+
+impl Inst {
+    /// The address the router sends to for `container_port`.
+    pub(crate) fn endpoint(&self, container_port: u16) -> Option<SocketAddr> {
+        self.record
+            .ports
+            .get(&container_port)
+            .map(|p| SocketAddr::new(self.address, *p))
+    }
+}
+
+/// The state behind the lock.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) apps: BTreeMap<String, App>,
+    /// By (app, instance id).
+    pub(crate) instances: BTreeMap<(String, String), Inst>,
+    pub(crate) next_release_id: i64,
+    /// When each active release's deadline expires.
+    pub(crate) deadlines: BTreeMap<String, Instant>,
+}
+
+pub(crate) struct Inner<R, D> {
+    pub(crate) store: Store,
+    pub(crate) runtime: R,
+    pub(crate) plane: D,
+    pub(crate) settings: Settings,
+    pub(crate) state: Mutex<State>,
+    pub(crate) wake: Notify,
+    pub(crate) events: broadcast::Sender<EventRecord>,
+}
+
+/// The control plane's state and its commands. Cheap to clone.
+pub struct Controller<R, D> {
+    pub(crate) inner: Arc<Inner<R, D>>,
+}
+
+impl<R, D> Clone for Controller<R, D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R, D> std::fmt::Debug for Controller<R, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Converts the engine's weights into store records (route order kept).
+fn weight_records(weights: &Weights) -> Vec<WeightRecord> {
+    weights
+        .iter()
+        .flat_map(|(route, ws)| {
+            ws.iter().map(move |w| WeightRecord {
+                route_id: route.clone(),
+                service: w.service.clone(),
+                weight: w.weight,
+            })
+        })
+        .collect()
+}
+
+fn weights_from(records: &[WeightRecord]) -> Weights {
+    let mut weights: Weights = BTreeMap::new();
+    for r in records {
+        weights
+            .entry(r.route_id.clone())
+            .or_default()
+            .push(RouteWeight {
+                service: r.service.clone(),
+                weight: r.weight,
+            });
+    }
+    weights
+}
+
+pub(crate) fn app_record(app: &App, created_at: i64) -> AppRecord {
+    AppRecord {
+        name: app.name.clone(),
+        template_version: app.version,
+        created_at,
+        updated_at: now_millis(),
+        services: app
+            .services
+            .values()
+            .map(|e| ServiceRecord {
+                name: e.name().to_string(),
+                template_version: e.template_version,
+                spec_hash: e.spec_hash.clone(),
+                scale: e.spec.settings.scale,
+                state: e.role.to_string(),
+            })
+            .collect(),
+        weights: weight_records(&app.weights),
+    }
+}
+
+pub(crate) fn release_record(app: &str, r: &Release) -> ReleaseRecord {
+    let now = now_millis();
+    ReleaseRecord {
+        id: r.id,
+        app: app.to_string(),
+        strategy: r.strategy.to_string(),
+        state: r.state.to_string(),
+        from_version: r.from_version,
+        to_version: r.to_version,
+        reason: r.reason.clone(),
+        saved_weights: weight_records(&r.saved_weights),
+        created_at: r.started_at_ms,
+        updated_at: now,
+    }
+}
+
+pub(crate) fn events_of(app: &str, effects: &[Effect]) -> Vec<NewEvent> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Event { kind, message } => Some(NewEvent {
+                app: app.to_string(),
+                kind: (*kind).to_string(),
+                message: message.clone(),
+                data: None,
+            }),
+            Effect::Reconcile => None,
+        })
+        .collect()
+}
+
+/// Reads a template stored by the controller (normalised YAML, so no
+/// environment is needed to read it back).
+pub fn stored_template(record: &TemplateRecord) -> Result<Template, EngineError> {
+    turnout_spec::parse(&record.source_name, &record.text, &|_| None)
+        .map(|p| p.template)
+        .map_err(|diagnostics| {
+            EngineError::invalid(
+                format!(
+                    "stored template {} of app {} no longer reads: {}",
+                    record.version,
+                    record.app,
+                    diagnostics
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                "the data dir was written by another turnout version; deploy the app again",
+            )
+        })
+}
+
+impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
+    /// A controller over `store`, reading back every app it holds. Instances
+    /// are adopted (or restarted) by the reconciler once it runs.
+    pub fn new(
+        store: Store,
+        runtime: R,
+        plane: D,
+        settings: Settings,
+    ) -> Result<Self, ControlError> {
+        let mut state = State::default();
+        for record in store.apps()? {
+            let app = load_app(&store, &record, &settings.domain)?;
+            state.next_release_id = state
+                .next_release_id
+                .max(app.release.as_ref().map_or(0, |r| r.id));
+            for r in store.releases(&record.name)? {
+                state.next_release_id = state.next_release_id.max(r.id);
+            }
+            if let Some(r) = app.active_release()
+                && r.state == ReleaseState::Deploying
+            {
+                // The deadline restarts with the server: the instances get a
+                // full deadline to come back.
+                state
+                    .deadlines
+                    .insert(app.name.clone(), Instant::now() + settings.ready_deadline);
+            }
+            state.apps.insert(record.name.clone(), app);
+        }
+        for record in store.all_instances()? {
+            let Some(app) = state.apps.get(&record.app) else {
+                continue;
+            };
+            let plan = app
+                .services
+                .get(&record.service)
+                .map(|e| turnout_runtime::ProbePlan::from_service(&e.spec))
+                .unwrap_or_default();
+            let phase = match Phase::parse(&record.state) {
+                Some(Phase::Draining) => Phase::Draining,
+                // An instance that was ready keeps its traffic across a
+                // restart of the server: its probe runs at once, and the
+                // reconciler's first look finds it dead if it is.
+                Some(Phase::Ready) => Phase::Ready,
+                Some(Phase::Exited) => Phase::Exited,
+                _ => Phase::Starting,
+            };
+            let key = (record.app.clone(), record.id.clone());
+            state.instances.insert(
+                key,
+                Inst {
+                    record,
+                    phase,
+                    address: IpAddr::from([127, 0, 0, 1]),
+                    schedule: ProbeSchedule::new(plan),
+                    next_probe: Instant::now(),
+                    probing: false,
+                    drain_deadline: (phase == Phase::Draining)
+                        .then(|| Instant::now() + settings.drain_timeout),
+                    stopping: false,
+                    restart_at: (phase == Phase::Exited).then(Instant::now),
+                },
+            );
+        }
+        let (events, _) = broadcast::channel(1024);
+        let controller = Self {
+            inner: Arc::new(Inner {
+                store,
+                runtime,
+                plane,
+                settings,
+                state: Mutex::new(state),
+                wake: Notify::new(),
+                events,
+            }),
+        };
+        Ok(controller)
+    }
+
+    /// The settings the controller runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The store (read-only uses: history, events).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// New events as they are committed (for SSE).
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.inner.events.subscribe()
+    }
+
+    /// The names of the apps.
+    pub async fn app_names(&self) -> Vec<String> {
+        self.inner.state.lock().await.apps.keys().cloned().collect()
+    }
+
+    /// The status of one app (DESIGN §5 shape).
+    pub async fn status(&self, app: &str) -> Result<AppStatus, ControlError> {
+        let state = self.inner.state.lock().await;
+        let a = state
+            .apps
+            .get(app)
+            .ok_or_else(|| unknown_app(app, &state))?;
+        Ok(app_status(a, &state))
+    }
+
+    /// A copy of one app's state.
+    pub async fn app(&self, app: &str) -> Result<App, ControlError> {
+        let state = self.inner.state.lock().await;
+        state
+            .apps
+            .get(app)
+            .cloned()
+            .ok_or_else(|| unknown_app(app, &state).into())
+    }
+
+    /// The status of every app.
+    pub async fn statuses(&self) -> Vec<AppStatus> {
+        let state = self.inner.state.lock().await;
+        state.apps.values().map(|a| app_status(a, &state)).collect()
+    }
+
+    /// The template in force of `app`, for `up`'s resume check.
+    pub async fn template(&self, app: &str) -> Option<Template> {
+        let state = self.inner.state.lock().await;
+        state.apps.get(app).and_then(|a| a.template().cloned())
+    }
+
+    fn check_runnable(
+        &self,
+        template: &Template,
+        only: Option<&[String]>,
+    ) -> Result<(), EngineError> {
+        for service in &template.services {
+            if only.is_some_and(|names| !names.contains(&service.name)) {
+                continue;
+            }
+            if let Err(e) = self.inner.runtime.check(service) {
+                return Err(EngineError::invalid(
+                    e.to_string(),
+                    format!(
+                        "the {} runtime cannot run service {}; give it a `command:` or start the server with a container runtime",
+                        self.inner.runtime.name(),
+                        service.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deploys a new app from `template` (no release).
+    pub async fn deploy(
+        &self,
+        name: &str,
+        source_name: &str,
+        template: Template,
+    ) -> Result<AppStatus, ControlError> {
+        self.check_runnable(&template, None)?;
+        let mut state = self.inner.state.lock().await;
+        if state.apps.contains_key(name) {
+            return Err(EngineError::conflict(
+                format!("app {name} is already deployed"),
+                format!("release a new template with `turnout release FILE --app {name}`, or delete the app first"),
+            )
+            .into());
+        }
+        let app = deploy(name, &self.inner.settings.domain, template, 1);
+        let services = app.services.len();
+        let change = Change {
+            templates: vec![template_record(&app, 1, source_name)],
+            apps: vec![app_record(&app, now_millis())],
+            events: vec![NewEvent {
+                app: name.to_string(),
+                kind: "deployed".into(),
+                message: format!("app {name} deployed from {source_name}: {services} services"),
+                data: None,
+            }],
+            ..Change::default()
+        };
+        self.commit(&mut state, &change)?;
+        state.apps.insert(name.to_string(), app);
+        self.publish(&state)?;
+        let status = app_status(&state.apps[name], &state);
+        drop(state);
+        self.inner.wake.notify_one();
+        Ok(status)
+    }
+
+    /// Starts a release of `app` to `template`.
+    pub async fn release(
+        &self,
+        app: &str,
+        source_name: &str,
+        template: Template,
+        strategy: Strategy,
+    ) -> Result<AppStatus, ControlError> {
+        let mut state = self.inner.state.lock().await;
+        let current = state
+            .apps
+            .get(app)
+            .ok_or_else(|| unknown_app(app, &state))?;
+        // Only services that will start need to be runnable.
+        let incoming: Vec<String> = template
+            .services
+            .iter()
+            .filter(|s| {
+                current
+                    .services
+                    .get(&s.name)
+                    .is_none_or(|e| e.spec_hash != turnout_spec::spec_hash(s))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        self.check_runnable(&template, Some(&incoming))?;
+        let version = self
+            .inner
+            .store
+            .templates(app)?
+            .iter()
+            .map(|t| t.version)
+            .max()
+            .unwrap_or(0)
+            .max(current.version)
+            + 1;
+        let release_id = state.next_release_id + 1;
+        let (next, effects) = step(
+            current,
+            Command::StartRelease {
+                template,
+                version,
+                strategy,
+                release_id,
+                now_ms: now_millis(),
+            },
+        )?;
+        let release = next.release.as_ref().expect("a release was started");
+        let change = Change {
+            templates: vec![template_record(&next, version, source_name)],
+            apps: vec![app_record(&next, now_millis())],
+            releases: vec![release_record(app, release)],
+            events: events_of(app, &effects),
+            ..Change::default()
+        };
+        self.commit(&mut state, &change)?;
+        state.next_release_id = release_id;
+        state.deadlines.insert(
+            app.to_string(),
+            Instant::now() + self.inner.settings.ready_deadline,
+        );
+        state.apps.insert(app.to_string(), next);
+        self.publish(&state)?;
+        let status = app_status(&state.apps[app], &state);
+        drop(state);
+        self.inner.wake.notify_one();
+        Ok(status)
+    }
+
+    /// Runs an operator command (weights, switch, confirm, rollback) on
+    /// `app`. The new route table is in the router before this returns.
+    pub async fn command(&self, app: &str, command: Command) -> Result<AppStatus, ControlError> {
+        let mut state = self.inner.state.lock().await;
+        self.apply(&mut state, app, command)?;
+        let status = app_status(&state.apps[app], &state);
+        drop(state);
+        self.inner.wake.notify_one();
+        Ok(status)
+    }
+
+    /// Applies a command under the lock: step, commit, then swap the state
+    /// and publish. Refused or failed commands change nothing.
+    pub(crate) fn apply(
+        &self,
+        state: &mut State,
+        app: &str,
+        command: Command,
+    ) -> Result<bool, ControlError> {
+        let current = state.apps.get(app).ok_or_else(|| unknown_app(app, state))?;
+        let (next, effects) = step(current, command)?;
+        if &next == current {
+            return Ok(false);
+        }
+        let mut change = Change {
+            apps: vec![app_record(&next, now_millis())],
+            events: events_of(app, &effects),
+            ..Change::default()
+        };
+        if let Some(r) = &next.release
+            && current.release.as_ref() != Some(r)
+        {
+            change.releases.push(release_record(app, r));
+        }
+        self.commit(state, &change)?;
+        if next
+            .active_release()
+            .is_none_or(|r| r.state != ReleaseState::Deploying)
+        {
+            state.deadlines.remove(app);
+        }
+        state.apps.insert(app.to_string(), next);
+        self.publish(state)?;
+        Ok(true)
+    }
+
+    /// Deletes an app; its instances are stopped by the reconciler.
+    pub async fn delete(&self, app: &str) -> Result<(), ControlError> {
+        let mut state = self.inner.state.lock().await;
+        if !state.apps.contains_key(app) {
+            return Err(unknown_app(app, &state).into());
+        }
+        let change = Change {
+            deleted_apps: vec![app.to_string()],
+            events: vec![NewEvent {
+                app: app.to_string(),
+                kind: "deleted".into(),
+                message: format!("app {app} deleted"),
+                data: None,
+            }],
+            ..Change::default()
+        };
+        self.commit(&mut state, &change)?;
+        state.apps.remove(app);
+        state.deadlines.remove(app);
+        self.publish(&state)?;
+        drop(state);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Commits `change` and publishes its events to subscribers.
+    pub(crate) fn commit(&self, _state: &mut State, change: &Change) -> Result<(), ControlError> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        let result = self.inner.store.commit(change)?;
+        for event in result.events {
+            // Nobody listening is fine.
+            let _ = self.inner.events.send(event);
+        }
+        Ok(())
+    }
+
+    /// Publishes the route table of the current state (at start-up).
+    pub async fn publish_now(&self) -> Result<(), ControlError> {
+        let state = self.inner.state.lock().await;
+        self.publish(&state)
+    }
+
+    /// Builds the route table from the state and swaps it into the router.
+    pub(crate) fn publish(&self, state: &State) -> Result<(), ControlError> {
+        let endpoints = |service: &str, port: u16| -> Vec<SocketAddr> {
+            state
+                .instances
+                .values()
+                .filter(|i| i.record.service == service && i.phase == Phase::Ready)
+                .filter_map(|i| i.endpoint(port))
+                .collect()
+        };
+        let mut tokens = BTreeMap::new();
+        for inst in state.instances.values() {
+            tokens.insert(inst.record.token.clone(), inst.record.service.clone());
+        }
+        let apps: Vec<&App> = state.apps.values().collect();
+        let file = crate::routes::route_file(
+            &apps,
+            &endpoints,
+            tokens,
+            u64::try_from(self.inner.settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        let table = RouteTable::build(&file).map_err(|e| ControlError::Routes(e.to_string()))?;
+        self.inner.plane.publish(table);
+        Ok(())
+    }
+}
+
+fn template_record(app: &App, version: u32, source_name: &str) -> TemplateRecord {
+    TemplateRecord {
+        app: app.name.clone(),
+        version,
+        source_name: source_name.to_string(),
+        text: turnout_spec::to_yaml(&app.templates[&version]),
+        created_at: now_millis(),
+    }
+}
+
+pub(crate) fn unknown_app(app: &str, state: &State) -> EngineError {
+    let names: Vec<&str> = state.apps.keys().map(String::as_str).collect();
+    EngineError::not_found(
+        format!("no app named {app:?}"),
+        if names.is_empty() {
+            "no app is deployed; deploy one with `turnout deploy FILE`".to_string()
+        } else {
+            format!("apps: {}", names.join(", "))
+        },
+    )
+}
+
+/// Rebuilds an app from its records.
+fn load_app(store: &Store, record: &AppRecord, domain: &str) -> Result<App, ControlError> {
+    let release = store.current_release(&record.name)?;
+    let mut templates = BTreeMap::new();
+    let mut versions = vec![record.template_version];
+    if let Some(r) = &release
+        && !r
+            .state
+            .parse::<ReleaseState>()
+            .is_ok_and(ReleaseState::is_terminal)
+    {
+        versions.push(r.from_version);
+        versions.push(r.to_version);
+    }
+    for s in &record.services {
+        versions.push(s.template_version);
+    }
+    versions.sort_unstable();
+    versions.dedup();
+    for v in versions {
+        if let Some(t) = store.template(&record.name, v)? {
+            templates.insert(v, stored_template(&t)?);
+        }
+    }
+    let mut services = BTreeMap::new();
+    for s in &record.services {
+        let Some(spec) = templates
+            .get(&s.template_version)
+            .and_then(|t| t.service(&s.name))
+        else {
+            continue;
+        };
+        let role = match s.state.as_str() {
+            "unchanged" => ServiceRole::Unchanged,
+            "old" => ServiceRole::Old,
+            "new" => ServiceRole::New,
+            "changed" => ServiceRole::Changed,
+            _ => ServiceRole::Current,
+        };
+        services.insert(
+            s.name.clone(),
+            ServiceEntry::new(spec.clone(), s.template_version, role),
+        );
+    }
+    let release = release.map(|r| Release {
+        id: r.id,
+        strategy: r.strategy.parse().unwrap_or_default(),
+        state: r.state.parse().unwrap_or(ReleaseState::RolledBack),
+        from_version: r.from_version,
+        to_version: r.to_version,
+        reason: r.reason.clone(),
+        saved_weights: weights_from(&r.saved_weights),
+        started_at_ms: r.created_at,
+    });
+    // Only the templates the app still needs stay in memory.
+    let keep: Vec<u32> = match release.as_ref().filter(|r| !r.state.is_terminal()) {
+        Some(r) => vec![r.from_version, r.to_version],
+        None => vec![record.template_version],
+    };
+    templates.retain(|v, _| keep.contains(v));
+    Ok(App {
+        name: record.name.clone(),
+        domain: domain.to_string(),
+        version: record.template_version,
+        templates,
+        services,
+        weights: weights_from(&record.weights),
+        release,
+    })
+}

@@ -1,0 +1,41 @@
+//! `turnout serve`: the server alone (router, control plane, API). On an
+//! existing data dir it resumes exactly where it was.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::server::{Server, ServerArgs, init_logging, wait_for_signal};
+
+/// Arguments of `turnout serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "The bound addresses are printed in one line at start \
+    (`turnout listening public=... admin=... internal=...`) and written to \
+    <data-dir>/server.json; the API token is in <data-dir>/token.\n\n\
+    Example:\n  turnout serve --data-dir /var/lib/turnout")]
+pub struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Leave the instances running on Ctrl-C/SIGTERM; the next server on
+    /// this data dir adopts them.
+    #[arg(long)]
+    keep_instances: bool,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("turnout")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::start(&args.server).await?;
+        println!("{}", server.listening_line());
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, "stopping");
+        server.stop(args.keep_instances).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,280 @@
+//! The server of `turnout serve` and `turnout up`: the router, the
+//! control plane and the API in one process (DESIGN §3, §5).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use turnout_engine::{Controller, DataPlane, Settings};
+use turnout_proxy::{Proxy, ProxyConfig, Publisher};
+use turnout_routing::RouteTable;
+use turnout_runtime::ProcessRuntime;
+use turnout_store::Store;
+
+/// The file the server writes its bound addresses to.
+pub const SERVER_FILE: &str = "server.json";
+
+/// The store's file name in the data dir.
+pub const STORE_FILE: &str = "turnout.db";
+
+/// The flags of the server, shared by `serve` and `up`. Each has a
+/// `TURNOUT_*` environment twin.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Public listener (public routes), host:port; port 0 picks a free one.
+    #[arg(long, env = "TURNOUT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// API, console and /metrics, host:port (http://host:port accepted).
+    #[arg(long, env = "TURNOUT_ADMIN", default_value = "127.0.0.1:7070", value_parser = parse_addr)]
+    pub admin: SocketAddr,
+    /// Internal listener: internal (.local) routes and the instances' HTTP
+    /// proxy. With port 0, a restarted server binds the address it used
+    /// before, which its running instances were given.
+    #[arg(
+        long,
+        env = "TURNOUT_INTERNAL_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub internal_listen: SocketAddr,
+    /// Where the state (SQLite), the instances' logs and the API token live.
+    #[arg(long, env = "TURNOUT_DATA_DIR", default_value = ".turnout")]
+    pub data_dir: PathBuf,
+    /// How instances run. `process` runs each instance's `command` as a
+    /// child process group; container runtimes come in later versions.
+    #[arg(long, env = "TURNOUT_RUNTIME", default_value = "process", value_parser = ["process"])]
+    pub runtime: String,
+    /// Domain a bare route prefix is completed with (`web` → web.DOMAIN).
+    #[arg(long, env = "TURNOUT_DOMAIN", default_value = turnout_spec::DEFAULT_DOMAIN)]
+    pub domain: String,
+    /// Seconds a release's new instances have to become ready before the
+    /// release fails and rolls back.
+    #[arg(
+        long,
+        env = "TURNOUT_READY_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub ready_timeout: u64,
+    /// Seconds removed instances get to finish in-flight requests.
+    #[arg(
+        long,
+        env = "TURNOUT_DRAIN_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub drain_timeout: u64,
+}
+
+/// `host:port`, or `http://host:port` as a browser would write it.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let bare = text.strip_prefix("http://").unwrap_or(text);
+    let bare = bare.strip_suffix('/').unwrap_or(bare);
+    bare.parse()
+        .map_err(|_| format!("{text:?} is not host:port (or http://host:port)"))
+}
+
+/// What `<data-dir>/server.json` holds: where the running server listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerFile {
+    /// Public listener.
+    pub public: SocketAddr,
+    /// API address.
+    pub admin: SocketAddr,
+    /// Internal listener.
+    pub internal: SocketAddr,
+    /// The server's process id.
+    pub pid: u32,
+}
+
+impl ServerFile {
+    /// Reads `<data_dir>/server.json`, if there is one.
+    pub fn read(data_dir: &Path) -> Option<ServerFile> {
+        let text = std::fs::read_to_string(data_dir.join(SERVER_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn write(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = data_dir.join(SERVER_FILE);
+        let tmp = data_dir.join(format!("{SERVER_FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The router as the control plane sees it.
+#[derive(Debug, Clone)]
+pub struct ProxyPlane(Publisher);
+
+impl DataPlane for ProxyPlane {
+    fn publish(&self, table: RouteTable) {
+        self.0.publish(table);
+    }
+
+    fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
+        self.0.in_flight(addr)
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The control plane.
+    pub controller: Controller<ProcessRuntime, ProxyPlane>,
+    /// Where it listens.
+    pub addrs: ServerFile,
+    /// The token file.
+    pub token_path: PathBuf,
+    proxy: Proxy,
+    stop: watch::Sender<bool>,
+    reconciler: tokio::task::JoinHandle<()>,
+    api: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the data dir, starts the router, the control plane (which
+    /// adopts the instances a previous server left) and the API.
+    pub async fn start(args: &ServerArgs) -> anyhow::Result<Server> {
+        let data_dir = &args.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+        let token = turnout_api::load_or_create_token(data_dir).with_context(|| {
+            format!(
+                "cannot read or create the API token in {}",
+                data_dir.display()
+            )
+        })?;
+        let store = Store::open(&data_dir.join(STORE_FILE))?;
+        let mut internal = args.internal_listen;
+        if internal.port() == 0
+            && let Some(previous) = ServerFile::read(data_dir)
+        {
+            // Running instances were given this address as their proxy.
+            internal = previous.internal;
+        }
+        let config = ProxyConfig {
+            listen: args.listen,
+            internal_listen: Some(internal),
+            admin: None,
+            ..ProxyConfig::default()
+        };
+        let proxy = Proxy::start(config, RouteTable::default())
+            .await
+            .context("cannot start the router")?;
+        let bound = proxy.addrs();
+        let internal = bound
+            .internal
+            .context("the router started without its internal listener")?;
+        let mut settings = Settings::new(data_dir.clone());
+        settings.domain = args.domain.clone();
+        settings.internal_addr = Some(internal);
+        settings.ready_deadline = Duration::from_secs(args.ready_timeout);
+        settings.drain_timeout = Duration::from_secs(args.drain_timeout);
+        let exe = std::env::current_exe().context("cannot find the turnout binary")?;
+        let plane = ProxyPlane(proxy.publisher());
+        let controller = Controller::new(store, ProcessRuntime::new(exe), plane, settings)?;
+        controller.publish_now().await?;
+        let (stop, stopped) = watch::channel(false);
+        let reconciler = {
+            let controller = controller.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                controller
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            })
+        };
+        let listener = tokio::net::TcpListener::bind(args.admin)
+            .await
+            .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
+        let admin = listener.local_addr()?;
+        let publisher = proxy.publisher();
+        let metrics: turnout_api::MetricsFn = Arc::new(move || publisher.metrics_text());
+        let app = turnout_api::router(controller.clone(), &token, metrics);
+        let api = {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "the API server failed");
+                }
+            })
+        };
+        let addrs = ServerFile {
+            public: bound.public,
+            admin,
+            internal,
+            pid: std::process::id(),
+        };
+        addrs.write(data_dir)?;
+        Ok(Server {
+            controller,
+            addrs,
+            token_path: data_dir.join(turnout_api::TOKEN_FILE),
+            proxy,
+            stop,
+            reconciler,
+            api,
+        })
+    }
+
+    /// The start-up line of DESIGN §5.
+    pub fn listening_line(&self) -> String {
+        format!(
+            "turnout listening public={} admin={} internal={}",
+            self.addrs.public, self.addrs.admin, self.addrs.internal
+        )
+    }
+
+    /// Stops the server. Instances are stopped too unless `keep_instances`
+    /// (they are then adopted by the next server on this data dir).
+    pub async fn stop(self, keep_instances: bool) {
+        let _ = self.stop.send(true);
+        let _ = self.reconciler.await;
+        if !keep_instances {
+            self.controller.stop_all().await;
+        }
+        let _ = self.api.await;
+        self.proxy.shutdown().await;
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,turnout::access=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
