@@ -1,6 +1,7 @@
 //! The `turnout` binary: parses the command line, wires the parts together
 //! and runs one verb. Each verb lives in its own module under `cmd/`.
 
+mod client;
 mod cmd;
 mod output;
 mod server;
@@ -37,6 +38,28 @@ enum Command {
     DemoApp(cmd::demo_app::Args),
     /// Run the router alone, fed by a route file (reloaded on SIGHUP and on change).
     Proxy(cmd::proxy::Args),
+    /// Deploy a new app from a template and wait until its instances are ready.
+    Deploy(cmd::deploy::Args),
+    /// Release an app to a new template (blue-green by default).
+    Release(cmd::release::Args),
+    /// Show an app's release, services (old/new/unchanged) and route weights.
+    Status(cmd::status::Args),
+    /// List an app's instances with their state, endpoint, pid and restarts.
+    Ps(cmd::ps::Args),
+    /// Show the output of a service's instances, or follow it.
+    Logs(cmd::logs::Args),
+    /// List an app's routes with each service's weight and traffic share.
+    Routes(cmd::routes::Args),
+    /// Set the weights of services on a route, in one atomic step.
+    Weights(cmd::weights::Args),
+    /// Flip a two-service route 0/100 in one step.
+    Switch(cmd::switch::Args),
+    /// Confirm a release: the old services are drained and removed.
+    Confirm(cmd::confirm::Args),
+    /// Roll a release back: the new services are removed, weights restored.
+    Rollback(cmd::rollback::Args),
+    /// List an app's releases, newest first.
+    History(cmd::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +71,17 @@ fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::run(&args),
         Command::DemoApp(args) => cmd::demo_app::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Deploy(args) => cmd::deploy::run(&args),
+        Command::Release(args) => cmd::release::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
+        Command::Ps(args) => cmd::ps::run(&args),
+        Command::Logs(args) => cmd::logs::run(&args),
+        Command::Routes(args) => cmd::routes::run(&args),
+        Command::Weights(args) => cmd::weights::run(&args),
+        Command::Switch(args) => cmd::switch::run(&args),
+        Command::Confirm(args) => cmd::confirm::run(&args),
+        Command::Rollback(args) => cmd::rollback::run(&args),
+        Command::History(args) => cmd::history::run(&args),
     };
     match result {
         Ok(code) => code,

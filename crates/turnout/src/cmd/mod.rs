@@ -1,8 +1,19 @@
 //! One module per CLI verb.
 
+pub mod confirm;
 pub mod demo_app;
+pub mod deploy;
 pub mod diff;
+pub mod history;
+pub mod logs;
 pub mod proxy;
+pub mod ps;
+pub mod release;
+pub mod rollback;
+pub mod routes;
 pub mod serve;
+pub mod status;
+pub mod switch;
 pub mod up;
 pub mod validate;
+pub mod weights;

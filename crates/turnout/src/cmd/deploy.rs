@@ -1,0 +1,186 @@
+//! `turnout deploy FILE`: deploy a new app on the server and wait until
+//! its instances are ready.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use http::Method;
+use serde_json::json;
+
+use crate::client::{self, ApiError, Client, Connection};
+use crate::cmd::release::{Goal, wait};
+use crate::cmd::status::print_status;
+use crate::cmd::validate::load_diagnosed;
+use crate::output::{OutputFormat, print_diagnostics};
+
+/// Arguments of `turnout deploy`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The template is read here: `${VAR}` comes from this shell's environment and \
+    problems are shown as `turnout validate` shows them; nothing is sent when it is invalid.\n\n\
+    Exit status: 0 when every instance is ready, 1 when the template or the server refuses, \
+    or the instances are not ready in time.\n\nExample:\n  turnout deploy examples/hello/app.yaml"
+)]
+pub struct Args {
+    /// The template to deploy.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The app's name; default: the template's `name:`, else its directory's
+    /// name (`examples/hello/app.yaml` → `hello`), as compose does.
+    #[arg(long, visible_alias = "app", value_name = "APP")]
+    name: Option<String>,
+    /// How long to wait for the instances to be ready, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    timeout: u64,
+    /// Output format (json: the app's status once it is ready).
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// A template read and checked here, ready to send.
+#[derive(Debug)]
+pub(crate) struct LocalTemplate {
+    /// The template as turnout writes it back (variables filled in).
+    pub yaml: String,
+    /// The file name, which the server names the template by.
+    pub source_name: String,
+    /// The compose `name:` field.
+    pub name: Option<String>,
+}
+
+/// Reads a template as `turnout validate` does, printing warnings; an
+/// invalid one is an error after its diagnostics are printed.
+pub(crate) fn load_template(file: &Path) -> anyhow::Result<LocalTemplate> {
+    let (template, diagnostics) = load_diagnosed(file);
+    print_diagnostics(&diagnostics);
+    let Some(template) = template else {
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        return Err(ApiError::local(
+            format!("{} is invalid ({errors} errors)", file.display()),
+            "fix it and try again; nothing was sent to the server",
+        )
+        .into());
+    };
+    Ok(LocalTemplate {
+        yaml: turnout_spec::to_yaml(&template),
+        source_name: file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        name: template.name,
+    })
+}
+
+/// The app name for a template: the compose `name:`, else the name of the
+/// directory the file is in (made absolute first, so `app.yaml` in
+/// `~/hello` gives `hello`).
+pub(crate) fn default_app_name(file: &Path, template_name: Option<&str>) -> Option<String> {
+    if let Some(name) = template_name.filter(|n| !n.is_empty()) {
+        return Some(name.to_string());
+    }
+    let absolute = std::path::absolute(file).ok()?;
+    let dir = absolute.parent()?;
+    // `a/./app.yaml` and `a/sub/../app.yaml` name `a`.
+    let mut parts: Vec<_> = Vec::new();
+    for c in dir.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts
+        .last()
+        .and_then(|c| c.as_os_str().to_str())
+        .filter(|n| !n.is_empty() && *n != "/")
+        .map(str::to_string)
+}
+
+/// Runs the verb.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let template = load_template(&args.file)?;
+    let Some(name) = args
+        .name
+        .clone()
+        .or_else(|| default_app_name(&args.file, template.name.as_deref()))
+    else {
+        bail!(ApiError::local(
+            format!(
+                "cannot name the app after the directory of {}",
+                args.file.display()
+            ),
+            "name it with --name APP",
+        ));
+    };
+    client::block_on(async {
+        let client = Client::connect(&args.conn)?;
+        let body = json!({
+            "name": name,
+            "template": template.yaml,
+            "source_name": template.source_name,
+        });
+        let status = client.call(Method::POST, "/apps", Some(&body)).await?;
+        if args.output == OutputFormat::Human {
+            eprintln!(
+                "deployed app {name} from {}; starting instances",
+                args.file.display()
+            );
+        }
+        let waited = wait(
+            &client,
+            &name,
+            status,
+            Goal::Deploy,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+        print_status(&waited.status, args.output)?;
+        if args.output == OutputFormat::Human {
+            print_try_lines(&client, &waited.status);
+        }
+        waited.into_result()
+    })
+}
+
+/// Shows how to reach the app's public routes, when the public address is
+/// known from server.json.
+fn print_try_lines(client: &Client, status: &serde_json::Value) {
+    let Some(public) = &client.endpoint().public else {
+        return;
+    };
+    let Ok(s) = client::decode::<client::AppStatus>(status) else {
+        return;
+    };
+    for r in s.routes.iter().filter(|r| !r.internal) {
+        let (host, path) = r.id.split_once('/').unwrap_or((r.id.as_str(), ""));
+        println!("try: curl -H 'Host: {host}' http://{public}/{path}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_is_named_after_the_directory_as_compose_does() {
+        let name = |p: &str| default_app_name(Path::new(p), None);
+        assert_eq!(name("examples/hello/app.yaml").as_deref(), Some("hello"));
+        assert_eq!(name("/srv/shop/./compose.yaml").as_deref(), Some("shop"));
+        assert_eq!(name("/srv/shop/sub/../app.yaml").as_deref(), Some("shop"));
+        let here = std::env::current_dir().unwrap();
+        let expected = here.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert_eq!(name("app.yaml"), expected);
+        assert_eq!(name("/app.yaml"), None, "the root directory has no name");
+        // The template's own `name:` wins, as in compose.
+        assert_eq!(
+            default_app_name(Path::new("examples/hello/app.yaml"), Some("shop")).as_deref(),
+            Some("shop")
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! `turnout history`: an app's releases, newest first.
+
+use std::process::ExitCode;
+
+use serde::Deserialize;
+
+use crate::client::{self, Client, Connection, ReleaseRecord};
+use crate::output::{OutputFormat, paint, use_color};
+
+/// Arguments of `turnout history`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  turnout history --app hello")]
+pub struct Args {
+    /// The app; default: the only app on the server.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// Output format (json: the API's `{"releases": [...]}`).
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// The answer of `GET /v1/apps/{app}/releases`.
+#[derive(Debug, Deserialize)]
+struct Releases {
+    releases: Vec<ReleaseRecord>,
+}
+
+/// Runs the verb.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    client::block_on(async {
+        let client = Client::connect(&args.conn)?;
+        let app = client.app(args.app.as_deref()).await?;
+        let answer = client
+            .get(&format!("/apps/{}/releases", client::segment(&app)))
+            .await?;
+        match args.output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+            OutputFormat::Human => {
+                let list: Releases = client::decode(&answer)?;
+                if list.releases.is_empty() {
+                    println!("app {app} has no releases yet");
+                } else {
+                    print!("{}", render(&list.releases, use_color(false)));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A table of releases: `ID STRATEGY STATE VERSIONS STARTED REASON`.
+fn render(releases: &[ReleaseRecord], color: bool) -> String {
+    let rows: Vec<[String; 6]> = releases
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.strategy.clone(),
+                r.state.clone(),
+                format!("v{} -> v{}", r.from_version, r.to_version),
+                utc(r.created_at),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "STRATEGY", "STATE", "VERSIONS", "STARTED", "REASON"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: [&str; 6], bold_state: bool| {
+        let mut line = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let padded = format!("{cell:w$}");
+            if i == 2 && bold_state {
+                line.push_str(&paint(&padded, "bold", color));
+            } else {
+                line.push_str(&padded);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(header, false);
+    for row in &rows {
+        push([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]], true);
+    }
+    out
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date
+/// crate: the civil-from-days algorithm of Howard Hinnant.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(1_714_564_983_999), "2024-05-01 12:03:03Z");
+    }
+
+    #[test]
+    fn releases_are_listed_in_columns() {
+        let releases: Vec<ReleaseRecord> = serde_json::from_value(serde_json::json!([
+            {"id": 3, "app": "hello", "strategy": "blue-green", "state": "rolled-back",
+             "from_version": 2, "to_version": 3, "reason": "failed: serviceB-v3 not ready",
+             "saved_weights": [], "created_at": 0, "updated_at": 0},
+            {"id": 2, "app": "hello", "strategy": "blue-green", "state": "confirmed",
+             "from_version": 1, "to_version": 2, "reason": null,
+             "saved_weights": [], "created_at": 0, "updated_at": 0}
+        ]))
+        .unwrap();
+        let text = render(&releases, false);
+        assert_eq!(
+            text,
+            "ID  STRATEGY    STATE        VERSIONS  STARTED               REASON\n\
+             3   blue-green  rolled-back  v2 -> v3  1970-01-01 00:00:00Z  failed: serviceB-v3 not ready\n\
+             2   blue-green  confirmed    v1 -> v2  1970-01-01 00:00:00Z\n"
+        );
+        assert!(render(&releases, true).contains("\u{1b}[1mconfirmed  \u{1b}[0m"));
+    }
+}

@@ -1,0 +1,238 @@
+//! `turnout logs SERVICE`: the output of a service's instances (or of one
+//! instance, `serviceB-v2.1`), optionally followed as it is written.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::output::OutputFormat;
+
+/// Arguments of `turnout logs`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Lines of a service are prefixed with the instance they come from \
+    (`serviceB-v2.1 | ...`). With -f, the instances running when the command starts are \
+    followed until Ctrl-C or until the server stops them.\n\nExamples:\n  turnout logs \
+    serviceB-v2 --tail 20\n  turnout logs serviceB-v2.1 -f"
+)]
+pub struct Args {
+    /// A service (`serviceB-v2`) or one instance of it (`serviceB-v2.1`).
+    #[arg(value_name = "SERVICE")]
+    service: String,
+    /// Keep printing new lines as they are written.
+    #[arg(short, long)]
+    follow: bool,
+    /// How many of the last lines to show first, per instance.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    tail: usize,
+    /// The app; default: the only app on the server.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// Output format (json: one `{"instance", "line"}` object per line).
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// What SERVICE names.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    /// A service and its instance ids.
+    Service(String, Vec<String>),
+    /// One instance.
+    Instance(String),
+}
+
+/// Finds what `name` is in an app: a service first, else an instance.
+fn find(s: &AppStatus, name: &str) -> Result<Source, ApiError> {
+    if let Some(svc) = s.services.iter().find(|x| x.name == name) {
+        return Ok(Source::Service(
+            svc.name.clone(),
+            svc.instances.iter().map(|i| i.id.clone()).collect(),
+        ));
+    }
+    if s.services
+        .iter()
+        .any(|x| x.instances.iter().any(|i| i.id == name))
+    {
+        return Ok(Source::Instance(name.to_string()));
+    }
+    let names: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
+    Err(ApiError::local(
+        format!("app {} has no service or instance {name:?}", s.app),
+        format!(
+            "services: {}; `turnout ps` lists the instances",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Runs the verb.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    client::block_on(async {
+        let client = Client::connect(&args.conn)?;
+        let app = client.app(args.app.as_deref()).await?;
+        let app_seg = client::segment(&app);
+        let status: AppStatus = client::decode(&client.get(&format!("/apps/{app_seg}")).await?)?;
+        let source = find(&status, &args.service)?;
+        if !args.follow {
+            let (path, prefixed) = match &source {
+                Source::Service(name, _) => (
+                    format!(
+                        "/apps/{app_seg}/services/{}/logs?tail={}",
+                        client::segment(name),
+                        args.tail
+                    ),
+                    true,
+                ),
+                Source::Instance(id) => (
+                    format!(
+                        "/apps/{app_seg}/instances/{}/logs?tail={}",
+                        client::segment(id),
+                        args.tail
+                    ),
+                    false,
+                ),
+            };
+            let text = client.get_text(&path).await?;
+            let single = match &source {
+                Source::Instance(id) => Some(id.as_str()),
+                Source::Service(..) => None,
+            };
+            let mut out = std::io::stdout().lock();
+            for line in text.lines() {
+                let (instance, line) = if prefixed {
+                    line.split_once(" | ").unwrap_or(("", line))
+                } else {
+                    (single.unwrap_or(""), line)
+                };
+                write_line(&mut out, args.output, instance, line, prefixed)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (ids, prefixed) = match source {
+            Source::Service(_, ids) => (ids, true),
+            Source::Instance(id) => (vec![id], false),
+        };
+        follow(&client, &app_seg, ids, args.tail, args.output, prefixed).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints one log line: `instance | line` (or the bare line for one
+/// instance), or a JSON object.
+fn write_line(
+    out: &mut impl Write,
+    output: OutputFormat,
+    instance: &str,
+    line: &str,
+    prefixed: bool,
+) -> std::io::Result<()> {
+    match output {
+        OutputFormat::Json => writeln!(out, "{}", json!({ "instance": instance, "line": line })),
+        OutputFormat::Human if prefixed => writeln!(out, "{instance} | {line}"),
+        OutputFormat::Human => writeln!(out, "{line}"),
+    }
+}
+
+/// Follows the logs of `ids` at once; lines are printed whole, in the
+/// order they arrive, until every stream ends.
+async fn follow(
+    client: &Client,
+    app_seg: &str,
+    ids: Vec<String>,
+    tail: usize,
+    output: OutputFormat,
+    prefixed: bool,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<(String, String)>(256);
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let path = format!(
+            "/apps/{app_seg}/instances/{}/logs?tail={tail}&follow=true",
+            client::segment(&id)
+        );
+        // Open every stream before printing, so a refusal is reported
+        // before any output.
+        let mut body = client.get_stream(&path).await?;
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            // A frame may end inside a line: keep the rest for the next.
+            let mut pending = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                pending.extend_from_slice(&data);
+                while let Some(n) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=n).collect();
+                    let text = String::from_utf8_lossy(&line[..n]).into_owned();
+                    if tx.send((id.clone(), text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                let _ = tx
+                    .send((id.clone(), String::from_utf8_lossy(&pending).into_owned()))
+                    .await;
+            }
+        });
+    }
+    drop(tx);
+    while let Some((id, line)) = rx.recv().await {
+        let mut out = std::io::stdout().lock();
+        write_line(&mut out, output, &id, &line, prefixed)?;
+        out.flush()?;
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_a_service_first_then_an_instance() {
+        let s: AppStatus = serde_json::from_value(json!({
+            "app": "hello", "template_version": 1, "release": null, "routes": [],
+            "services": [{"name": "serviceB-v2", "role": "current", "color": "default",
+                "scale": 2, "ready": 2, "instances": [
+                    {"id": "serviceB-v2.1", "state": "ready"},
+                    {"id": "serviceB-v2.2", "state": "ready"}]}]
+        }))
+        .unwrap();
+        assert_eq!(
+            find(&s, "serviceB-v2").unwrap(),
+            Source::Service(
+                "serviceB-v2".into(),
+                vec!["serviceB-v2.1".into(), "serviceB-v2.2".into()]
+            )
+        );
+        assert_eq!(
+            find(&s, "serviceB-v2.1").unwrap(),
+            Source::Instance("serviceB-v2.1".into())
+        );
+        let err = find(&s, "serviceC").unwrap_err().to_string();
+        assert!(err.contains("no service or instance \"serviceC\""), "{err}");
+        assert!(err.contains("services: serviceB-v2"), "{err}");
+    }
+
+    #[test]
+    fn lines_are_prefixed_or_json() {
+        let mut out = Vec::new();
+        write_line(&mut out, OutputFormat::Human, "b.1", "hi", true).unwrap();
+        write_line(&mut out, OutputFormat::Human, "b.1", "hi", false).unwrap();
+        write_line(&mut out, OutputFormat::Json, "b.1", "hi", true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "b.1 | hi\nhi\n{\"instance\":\"b.1\",\"line\":\"hi\"}\n"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! `turnout release FILE`: start a release of an app to a new template
+//! (blue-green by default), optionally waiting until its new instances
+//! are ready. Also the progress display `deploy` shares.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::cmd::deploy::load_template;
+use crate::cmd::status::print_status;
+use crate::output::OutputFormat;
+
+/// How often the status is polled while instances start.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Arguments of `turnout release`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "blue-green starts the new services beside the old ones at weight 0 and waits \
+    for you: move traffic with `turnout weights` or `turnout switch`, then `turnout confirm` or \
+    `turnout rollback`. standard replaces changed services in place, health-gated, and ends \
+    confirmed.\n\nExit status: 0 when the release started (with --wait: when it is ready), 1 \
+    when it is refused, fails or times out.\n\nExample:\n  turnout release \
+    examples/hello/app-frontend-v2.yaml --wait"
+)]
+pub struct Args {
+    /// The template to release.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// How to release.
+    #[arg(long, value_parser = ["blue-green", "standard"], default_value = "blue-green")]
+    strategy: String,
+    /// Wait until the new instances are ready (pending-confirmation, or
+    /// confirmed for standard), showing progress.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: how long to wait, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    timeout: u64,
+    /// The app; default: the only app on the server.
+    #[arg(long, value_name = "APP")]
+    app: Option<String>,
+    /// Output format (json: the app's status).
+    #[arg(long, short, value_enum, default_value_t)]
+    output: OutputFormat,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// Runs the verb.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let template = load_template(&args.file)?;
+    client::block_on(async {
+        let client = Client::connect(&args.conn)?;
+        let app = client.app(args.app.as_deref()).await?;
+        let body = json!({
+            "template": template.yaml,
+            "source_name": template.source_name,
+            "strategy": args.strategy,
+        });
+        let path = format!("/apps/{}/releases", client::segment(&app));
+        let status = client.call(Method::POST, &path, Some(&body)).await?;
+        let started: AppStatus = client::decode(&status)?;
+        let Some(release) = started.release else {
+            anyhow::bail!("the server started a release but its status shows none");
+        };
+        if args.output == OutputFormat::Human {
+            eprintln!(
+                "release {} of app {app} started ({}, v{} -> v{})",
+                release.id, release.strategy, release.from_version, release.to_version
+            );
+        }
+        if !args.wait {
+            print_status(&status, args.output)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let waited = wait(
+            &client,
+            &app,
+            status,
+            Goal::Release(release.id),
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+        print_status(&waited.status, args.output)?;
+        waited.into_result()
+    })
+}
+
+/// What a wait is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// A deploy: every service has all its instances ready.
+    Deploy,
+    /// A release: it leaves `deploying` (the id is the release's).
+    Release(i64),
+}
+
+/// How a wait ended, with the last status seen.
+#[derive(Debug)]
+pub(crate) struct Waited {
+    /// The last status document.
+    pub status: Value,
+    /// `None` when the goal was reached, else the error to report.
+    pub failure: Option<ApiError>,
+}
+
+impl Waited {
+    /// The verb's exit: success, or the failure as an error (`main`
+    /// prints it and exits 1).
+    pub fn into_result(self) -> anyhow::Result<ExitCode> {
+        match self.failure {
+            None => Ok(ExitCode::SUCCESS),
+            Some(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Where a status stands with respect to a goal.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Still starting; the text says what (`serviceB-v2 1/2 ready`).
+    Waiting(String),
+    /// The goal is reached.
+    Done,
+    /// The release failed or was rolled back: what to say.
+    Failed(String),
+}
+
+/// Judges one status against a goal. Pure, so the stop rules are tested
+/// without a server.
+pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
+    let watched: Vec<&client::ServiceStatus> = s
+        .services
+        .iter()
+        .filter(|svc| match goal {
+            Goal::Deploy => true,
+            // The services a release starts; the others are running already.
+            Goal::Release(_) => matches!(svc.role.as_str(), "new" | "changed"),
+        })
+        .collect();
+    let text = watched
+        .iter()
+        .map(|svc| {
+            format!(
+                "{} {}/{} ready",
+                svc.name,
+                svc.ready.min(svc.scale),
+                svc.scale
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("  ");
+    match goal {
+        Goal::Deploy => {
+            if watched.iter().all(|svc| svc.ready >= svc.scale) {
+                Progress::Done
+            } else {
+                Progress::Waiting(text)
+            }
+        }
+        Goal::Release(id) => {
+            let Some(r) = s.release.as_ref().filter(|r| r.id == id) else {
+                return Progress::Failed(format!(
+                    "release {id} is no longer the app's latest release"
+                ));
+            };
+            match r.state.as_str() {
+                "pending-confirmation" | "confirmed" => Progress::Done,
+                "rolled-back" | "failed" => Progress::Failed(match &r.reason {
+                    Some(reason) => format!("release {id} {}: {reason}", r.state),
+                    None => format!("release {id} {}", r.state),
+                }),
+                state => Progress::Waiting(if text.is_empty() {
+                    state.to_string()
+                } else {
+                    format!("{state}: {text}")
+                }),
+            }
+        }
+    }
+}
+
+/// Polls the app's status every 200 ms until `goal` is reached, the
+/// release fails, or `timeout` passes, showing progress on stderr: one
+/// updating line on a terminal, a line per change otherwise.
+pub(crate) async fn wait(
+    client: &Client,
+    app: &str,
+    first: Value,
+    goal: Goal,
+    timeout: Duration,
+) -> anyhow::Result<Waited> {
+    let tty = std::io::stderr().is_terminal();
+    let deadline = Instant::now() + timeout;
+    let path = format!("/apps/{}", client::segment(app));
+    let mut status = first;
+    let mut shown = String::new();
+    loop {
+        let s: AppStatus = client::decode(&status)?;
+        let now = progress(&s, goal);
+        if let Progress::Waiting(text) = &now
+            && *text != shown
+        {
+            if tty {
+                eprint!("\r\x1b[2K{text}");
+                let _ = std::io::stderr().flush();
+            } else {
+                eprintln!("{text}");
+            }
+            shown.clone_from(text);
+        }
+        let failure = match now {
+            Progress::Waiting(_) if Instant::now() >= deadline => Some(ApiError::local(
+                format!(
+                    "timed out after {} s waiting for the instances: {shown}",
+                    timeout.as_secs()
+                ),
+                match goal {
+                    Goal::Deploy => format!(
+                        "they keep starting on the server; see `turnout ps --app {app}` and \
+                         `turnout logs SERVICE --app {app}`"
+                    ),
+                    Goal::Release(_) => format!(
+                        "the release goes on; the server fails it and rolls back at its own \
+                         deadline. See `turnout logs SERVICE --app {app}`"
+                    ),
+                },
+            )),
+            Progress::Waiting(_) => {
+                tokio::time::sleep(POLL).await;
+                status = client.get(&path).await?;
+                continue;
+            }
+            Progress::Done => None,
+            Progress::Failed(message) => Some(ApiError::local(
+                message,
+                format!(
+                    "see `turnout history --app {app}` for what happened and `turnout logs \
+                     SERVICE --app {app}` for why the new services were not ready"
+                ),
+            )),
+        };
+        if tty && !shown.is_empty() {
+            eprintln!();
+        }
+        return Ok(Waited { status, failure });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: Option<&str>, reason: Option<&str>, ready: u32) -> AppStatus {
+        serde_json::from_value(json!({
+            "app": "hello", "template_version": 2,
+            "release": state.map(|s| json!({"id": 2, "strategy": "blue-green", "state": s,
+                "from_version": 1, "to_version": 2, "reason": reason})),
+            "services": [
+                {"name": "serviceA-v1", "role": "unchanged", "color": "yellow", "scale": 3, "ready": 3},
+                {"name": "serviceB-v2", "role": "new", "color": "green", "scale": 2, "ready": ready}
+            ],
+            "routes": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_release_waits_for_its_new_services_only() {
+        assert_eq!(
+            progress(&status(Some("deploying"), None, 1), Goal::Release(2)),
+            Progress::Waiting("deploying: serviceB-v2 1/2 ready".into())
+        );
+        assert_eq!(
+            progress(
+                &status(Some("pending-confirmation"), None, 2),
+                Goal::Release(2)
+            ),
+            Progress::Done
+        );
+        assert_eq!(
+            progress(&status(Some("confirmed"), None, 2), Goal::Release(2)),
+            Progress::Done
+        );
+    }
+
+    #[test]
+    fn a_failed_release_stops_the_wait_with_its_reason() {
+        let s = status(
+            Some("rolled-back"),
+            Some("failed: serviceB-v2 not ready in 60 s"),
+            0,
+        );
+        assert_eq!(
+            progress(&s, Goal::Release(2)),
+            Progress::Failed("release 2 rolled-back: failed: serviceB-v2 not ready in 60 s".into())
+        );
+        // Another release in its place is a failure of ours, not a success.
+        assert!(matches!(
+            progress(
+                &status(Some("pending-confirmation"), None, 2),
+                Goal::Release(3)
+            ),
+            Progress::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_deploy_waits_for_every_service() {
+        assert_eq!(
+            progress(&status(None, None, 1), Goal::Deploy),
+            Progress::Waiting("serviceA-v1 3/3 ready  serviceB-v2 1/2 ready".into())
+        );
+        assert_eq!(
+            progress(&status(None, None, 2), Goal::Deploy),
+            Progress::Done
+        );
+    }
+}
