@@ -298,17 +298,19 @@ async fn forward(
         } else {
             parts.headers.clone()
         };
-        let sent = tokio::select! {
-            result = tokio::time::timeout(
-                shared.config.timeouts.upstream_response,
-                shared.client.request(upstream),
-            ) => match result {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(err)) if err.is_connect() => Err(Failure::Connect),
-                Ok(Err(_)) => Err(Failure::Protocol),
-                Err(_) => Err(Failure::Timeout),
-            },
-            () = slot.instance.drained.cancelled() => Err(Failure::Drained),
+        // At the drain deadline the connector shuts the connection down,
+        // which ends this wait too.
+        let sent = match tokio::time::timeout(
+            shared.config.timeouts.upstream_response,
+            shared.client.request(upstream),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) if err.is_connect() => Err(Failure::Connect),
+            Ok(Err(_)) if slot.instance.drained.is_cancelled() => Err(Failure::Drained),
+            Ok(Err(_)) => Err(Failure::Protocol),
+            Err(_) => Err(Failure::Timeout),
         };
         match sent {
             Ok(mut response) => {

@@ -64,8 +64,10 @@ pub(crate) struct Instance {
     /// Wakes the health check early after a passive ejection, so a
     /// recovered instance is readmitted at the fast probe rate.
     pub recheck: tokio::sync::Notify,
-    /// Cancelled when a drain ends (nothing in flight, or the deadline):
-    /// whatever still uses the instance then is cut.
+    /// Cancelled at the drain deadline (or shutdown): the connections to
+    /// the instance's address, and whatever they carry, are cut. Shared
+    /// with a later instance at the same address that is listed before
+    /// the deadline, since pooled connections are per address.
     pub drained: CancellationToken,
     /// Requests forwarded to the instance whose response is not finished,
     /// plus open upgraded connections; see [`crate::in_flight::InFlight`].
@@ -75,7 +77,14 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn new(id: Arc<str>, addr: SocketAddr, ready_gauge: Gauge) -> Arc<Instance> {
+    /// A new instance, ready; `drained` is a fresh token, or the one of a
+    /// drained instance at the same address whose deadline has not passed.
+    pub fn new(
+        id: Arc<str>,
+        addr: SocketAddr,
+        ready_gauge: Gauge,
+        drained: CancellationToken,
+    ) -> Arc<Instance> {
         // A SocketAddr always renders as a valid authority.
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("127.0.0.1"));
@@ -88,7 +97,7 @@ impl Instance {
             state: AtomicU8::new(InstanceState::Ready.as_u8()),
             ready_gauge,
             recheck: tokio::sync::Notify::new(),
-            drained: CancellationToken::new(),
+            drained,
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         })

@@ -18,6 +18,7 @@ mod admin;
 mod body;
 mod config;
 mod connection;
+mod connector;
 mod error;
 mod forward;
 mod framing;

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use turnout_routing::{Listener, RouteTable};
 
 use crate::config::ProxyConfig;
+use crate::connector::Connector;
 use crate::error::{ProxyError, RouteFileError};
 use crate::instance::InstanceState;
 use crate::metrics::Metrics;
@@ -142,18 +143,18 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeouts.connect));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.timeouts.idle)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         let metrics = Metrics::new();
         let empty = Snapshot::build(RouteTable::default(), &Default::default(), &metrics, None);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|weak| Shared {
             current: ArcSwap::from_pointee(empty),
             registry: parking_lot::Mutex::new(Registry::default()),
+            instances: ArcSwap::default(),
             metrics,
-            client,
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(config.timeouts.idle)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(Connector::new(connector, weak.clone())),
             config,
             tasks: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),

@@ -31,6 +31,16 @@ struct Draining {
     abort: CancellationToken,
 }
 
+/// The cut token of a drained instance whose drain ended with nothing in
+/// flight, kept until the drain deadline: its idle pooled connections are
+/// cut then, unless an instance at the same address adopts it first.
+#[derive(Debug)]
+struct Parked {
+    drained: CancellationToken,
+    /// The drain's abort token; cancelled on adoption.
+    abort: CancellationToken,
+}
+
 /// An instance a reconcile removed, for the caller to drain once the new
 /// snapshot is stored.
 #[derive(Debug)]
@@ -47,6 +57,7 @@ pub(crate) struct Removed {
 pub(crate) struct Registry {
     entries: HashMap<SocketAddr, Entry>,
     draining: HashMap<SocketAddr, Draining>,
+    parked: HashMap<SocketAddr, Parked>,
 }
 
 /// What a reconcile needs from the proxy.
@@ -140,7 +151,14 @@ impl Registry {
                         service: service.clone(),
                         instance: id.clone(),
                     });
-                let instance = Instance::new(id.clone(), addr, gauge);
+                let drained = match self.parked.remove(&addr) {
+                    Some(parked) => {
+                        parked.abort.cancel();
+                        parked.drained
+                    }
+                    None => CancellationToken::new(),
+                };
+                let instance = Instance::new(id.clone(), addr, gauge, drained);
                 let stop_check = cx.stop.child_token();
                 spawn_check(&instance, &check, &stop_check, cx);
                 Entry {
@@ -169,12 +187,28 @@ impl Registry {
             .or_else(|| self.draining.get(addr).map(|d| &d.instance))
     }
 
+    /// Every instance, listed and draining, by address.
+    pub fn instances(&self) -> HashMap<SocketAddr, Arc<Instance>> {
+        self.entries
+            .iter()
+            .map(|(addr, e)| (*addr, e.instance.clone()))
+            .chain(
+                self.draining
+                    .iter()
+                    .map(|(addr, d)| (*addr, d.instance.clone())),
+            )
+            .collect()
+    }
+
     /// Forgets a drained instance, unless it was listed again (its drain
-    /// was aborted) meanwhile. Returns whether the drain really ended.
+    /// was aborted) meanwhile; `park` keeps its cut token for an instance
+    /// listed at the same address before the deadline. Returns whether the
+    /// drain really ended.
     pub fn end_drain(
         &mut self,
         instance: &Arc<Instance>,
         abort: &CancellationToken,
+        park: bool,
         metrics: &Metrics,
     ) -> bool {
         // Only a revival takes a draining entry away, and it cancels
@@ -189,7 +223,23 @@ impl Registry {
             service: draining.service,
             instance: draining.instance.id.clone(),
         });
+        if park {
+            self.parked.insert(
+                instance.addr,
+                Parked {
+                    drained: instance.drained.clone(),
+                    abort: abort.clone(),
+                },
+            );
+        }
         true
+    }
+
+    /// At the deadline of a drain that ended idle: drops the parked token,
+    /// unless an instance at the address adopted it. Returns whether the
+    /// caller should cut.
+    pub fn unpark(&mut self, addr: SocketAddr, abort: &CancellationToken) -> bool {
+        !abort.is_cancelled() && self.parked.remove(&addr).is_some()
     }
 }
 

@@ -1,17 +1,18 @@
 //! State shared by every listener and request of one proxy.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use turnout_routing::RouteTable;
 
 use crate::config::ProxyConfig;
+use crate::connector::Connector;
 use crate::forward::ProxyBody;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
@@ -26,9 +27,12 @@ pub(crate) struct Shared {
     /// Instances by address, listed and draining; locked only to publish,
     /// to end a drain and to answer the control plane.
     pub registry: parking_lot::Mutex<Registry>,
+    /// The registry's instances, listed and draining, for the connector to
+    /// read without a lock; replaced whenever the registry changes.
+    pub instances: ArcSwap<HashMap<SocketAddr, Arc<Instance>>>,
     pub metrics: Metrics,
     /// Pooled keep-alive HTTP/1.1 connections to upstream instances.
-    pub client: Client<HttpConnector, ProxyBody>,
+    pub client: Client<Connector, ProxyBody>,
     pub config: ProxyConfig,
     /// Health checks, drain timers, connections and tunnels.
     pub tasks: TaskTracker,
@@ -54,6 +58,9 @@ impl Shared {
         // reconcile and store.
         let mut registry = self.registry.lock();
         let (instances, removed) = registry.reconcile(&table, &cx);
+        // Before the swap, so that no request connects to an instance the
+        // connector does not know.
+        self.instances.store(Arc::new(registry.instances()));
         let drain_timeout = table.drain_timeout();
         let previous = self.current.load_full();
         let snapshot = Snapshot::build(table, &instances, &self.metrics, Some(&previous));
@@ -76,7 +83,13 @@ impl Shared {
     /// Drains a removed instance: it gets no new requests (it is not in the
     /// new snapshot, and requests on an older one skip it once it is
     /// draining); the drain ends as soon as nothing is in flight, or at the
-    /// deadline, and then cuts whatever still uses the instance.
+    /// deadline, when the connections to the instance are cut with
+    /// whatever they still carry.
+    ///
+    /// A drain that ends with nothing in flight leaves the instance's idle
+    /// pooled connections until the deadline: a request on a connection
+    /// cut a moment ago, before hyper noticed, would fail, and an instance
+    /// listed again at the same address (a rollback) reuses them.
     fn drain(self: &Arc<Self>, removed: Removed, timeout: Duration) {
         let Removed { instance, abort } = removed;
         instance.start_draining();
@@ -87,38 +100,60 @@ impl Shared {
             async move {
                 let deadline = tokio::time::sleep(timeout);
                 tokio::pin!(deadline);
-                loop {
+                let idle = loop {
                     // Read after `start_draining`, so 0 here means no
                     // request uses the instance and none will.
                     if instance.in_flight() == 0 {
-                        break;
+                        break true;
                     }
                     tokio::select! {
                         () = instance.idle.notified() => {}
                         () = &mut deadline => {
                             tracing::info!(instance = %instance.id, in_flight = instance.in_flight(), "drain deadline passed; cutting what is left");
-                            break;
+                            break false;
                         }
-                        () = hard_stop.cancelled() => break,
+                        () = hard_stop.cancelled() => break false,
                         () = abort.cancelled() => return,
                     }
+                };
+                if !end_drain(&shared, &instance, &abort, idle) {
+                    return;
                 }
-                end_drain(&shared, &instance, &abort);
+                if idle {
+                    tokio::select! {
+                        () = &mut deadline => {}
+                        () = hard_stop.cancelled() => {}
+                        () = abort.cancelled() => return,
+                    }
+                    let unparked = shared
+                        .upgrade()
+                        .is_none_or(|shared| shared.registry.lock().unpark(instance.addr, &abort));
+                    if !unparked {
+                        return;
+                    }
+                }
+                instance.drained.cancel();
             },
             &self.runtime,
         );
     }
 }
 
-/// Forgets a drained instance and cuts what still uses it, unless it was
-/// listed again meanwhile.
-fn end_drain(shared: &Weak<Shared>, instance: &Arc<Instance>, abort: &CancellationToken) {
+/// Forgets a drained instance, unless it was listed again meanwhile;
+/// returns whether it did.
+fn end_drain(
+    shared: &Weak<Shared>,
+    instance: &Arc<Instance>,
+    abort: &CancellationToken,
+    idle: bool,
+) -> bool {
     if let Some(shared) = shared.upgrade() {
         let mut registry = shared.registry.lock();
-        if !registry.end_drain(instance, abort, &shared.metrics) {
-            return;
+        if !registry.end_drain(instance, abort, idle, &shared.metrics) {
+            return false;
         }
+        shared.instances.store(Arc::new(registry.instances()));
     }
-    tracing::info!(instance = %instance.id, "drain ended");
-    instance.drained.cancel();
+    tracing::info!(instance = %instance.id, idle, "drain ended");
+    true
 }

@@ -1,9 +1,9 @@
 //! Item 7: draining of instances removed by a reload.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turnout_proxy::InstanceState;
 
@@ -200,6 +200,133 @@ async fn drain_deadline_ends_requests_and_upgraded_connections() {
         .expect("tunnel closed by the drain deadline");
     assert!(matches!(closed, Ok(0) | Err(_)));
     assert_eq!(get(&c, addr, "app.localhost", "/", &[]).await.body, "new");
+    proxy.shutdown().await;
+    old.release();
+    old.kill().await;
+    new.kill().await;
+}
+
+#[tokio::test]
+async fn drain_deadline_cuts_a_streaming_response_but_not_other_instances() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let deadline = Duration::from_millis(300);
+    let file = |name: &str, backend: &Backend| {
+        format!(
+            "{}drain_timeout_ms: {}\n",
+            split_file(&[(name, 100, backend)], ""),
+            deadline.as_millis()
+        )
+    };
+    let proxy = proxy(&file("old", &old)).await;
+    let addr = proxy.addrs().public;
+    let c = client();
+    let stream = || {
+        http::Request::get(format!("http://{addr}/stream"))
+            .header("host", "app.localhost")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    // A response from the old instance that has begun and then stalls.
+    let response = c.request(stream()).await.unwrap();
+    assert_eq!(response.headers()["x-backend"], "old");
+    let mut old_body = response.into_body();
+    let first = old_body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    assert_eq!(&first[..], b"first\n");
+
+    let removed = Instant::now();
+    proxy.publish(table(&file("new", &new)));
+    // One from the remaining instance, streaming across the deadline.
+    let response = c.request(stream()).await.unwrap();
+    assert_eq!(response.headers()["x-backend"], "new");
+    let mut new_body = response.into_body();
+    let first = new_body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    assert_eq!(&first[..], b"first\n");
+
+    // The old body ends at the deadline, with an error or cut short.
+    let rest = tokio::time::timeout(Duration::from_secs(10), old_body.collect())
+        .await
+        .expect("the streaming body was cut in time");
+    if let Ok(rest) = rest {
+        assert!(!rest.to_bytes().ends_with(b"rest\n"), "not cut");
+    }
+    assert!(
+        removed.elapsed() >= deadline,
+        "cut after {:?}",
+        removed.elapsed()
+    );
+    assert_eq!(proxy.in_flight(old.addr), None);
+
+    // The new one is untouched: it streams on and ends normally.
+    assert_eq!(proxy.in_flight(new.addr), Some(1));
+    new.release();
+    let rest = new_body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"rest\n");
+    assert_eq!(get(&c, addr, "app.localhost", "/", &[]).await.body, "new");
+    proxy.shutdown().await;
+    old.release();
+    old.kill().await;
+    new.kill().await;
+}
+
+#[tokio::test]
+async fn an_address_listed_again_before_the_deadline_keeps_its_connections() {
+    let old = Backend::start("old").await;
+    let new = Backend::start("new").await;
+    let deadline = Duration::from_millis(1500);
+    let file = |name: &str, backend: &Backend| {
+        format!(
+            "{}drain_timeout_ms: {}\n",
+            split_file(&[(name, 100, backend)], ""),
+            deadline.as_millis()
+        )
+    };
+    let proxy = proxy(&file("old", &old)).await;
+    let addr = proxy.addrs().public;
+    let c = client();
+    let port = get(&c, addr, "app.localhost", "/port", &[]).await.body;
+    // Removed with nothing in flight: forgotten at once...
+    proxy.publish(table(&file("new", &new)));
+    eventually("the idle instance to be forgotten", || {
+        proxy.in_flight(old.addr).is_none()
+    })
+    .await;
+    // ...but listed again (a rollback) before its deadline, it finds its
+    // pooled connection alive: nothing was cut under a request.
+    proxy.publish(table(&file("old", &old)));
+    assert_eq!(
+        get(&c, addr, "app.localhost", "/port", &[]).await.body,
+        port
+    );
+    let req = http::Request::get(format!("http://{addr}/stream"))
+        .header("host", "app.localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut body = c.request(req).await.unwrap().into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"first\n");
+    // The next removal's deadline cuts that connection.
+    let removed = Instant::now();
+    proxy.publish(table(&file("new", &new)));
+    let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the streaming body was cut in time");
+    if let Ok(rest) = rest {
+        assert!(!rest.to_bytes().ends_with(b"rest\n"), "not cut");
+    }
+    assert!(removed.elapsed() >= deadline);
     proxy.shutdown().await;
     old.release();
     old.kill().await;

@@ -4,21 +4,23 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use turnout_proxy::{Proxy, ProxyConfig, Timeouts};
@@ -27,7 +29,10 @@ use turnout_routing::RouteTable;
 /// A test backend: answers its name, and a few test endpoints.
 ///
 /// - `/hold` waits until [`Backend::release`] (after signalling arrival);
+/// - `/stream` sends `first\n` at once and `rest\n` after
+///   [`Backend::release`];
 /// - `/headers` echoes the request headers, one `name: value` a line;
+/// - `/port` answers the port the connection came from (the proxy's end);
 /// - `/ws` answers 101 and echoes bytes on the upgraded connection;
 /// - `/health` answers 200;
 /// - anything else answers the backend's name.
@@ -66,7 +71,7 @@ impl Backend {
             (connections.clone(), stop.clone(), tasks.clone());
         tasks.spawn(async move {
             loop {
-                let (stream, _) = tokio::select! {
+                let (stream, peer) = tokio::select! {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                     () = stop_accept.cancelled() => return,
                 };
@@ -76,7 +81,7 @@ impl Backend {
                 task_tracker.spawn(async move {
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(name, &state, req).await) }
+                        async move { Ok::<_, Infallible>(answer(name, &state, peer, req).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -124,18 +129,59 @@ impl Backend {
 
 type BackendState = (Arc<AtomicUsize>, Arc<Notify>, CancellationToken);
 
+/// A response body fed through a channel, one frame per message.
+pub struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+type BackendBody = Either<Full<Bytes>, ChannelBody>;
+
 async fn answer(
     name: &'static str,
     (hits, arrived, release): &BackendState,
+    peer: SocketAddr,
     mut req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<BackendBody> {
     hits.fetch_add(1, Ordering::Relaxed);
     let text = match req.uri().path() {
+        "/stream" => {
+            let (tx, rx) = mpsc::channel(2);
+            let _ = tx.try_send(Bytes::from_static(b"first\n"));
+            let release = release.clone();
+            // Ends when released, or when the response is dropped.
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = release.cancelled() => {
+                        let _ = tx.send(Bytes::from_static(b"rest\n")).await;
+                    }
+                    () = tx.closed() => {}
+                }
+            });
+            let mut response = Response::new(Either::Right(ChannelBody(rx)));
+            response
+                .headers_mut()
+                .insert("x-backend", name.parse().unwrap());
+            return response;
+        }
         "/hold" => {
             arrived.notify_one();
             release.cancelled().await;
             name.to_owned()
         }
+        "/port" => peer.port().to_string(),
         "/headers" => {
             let mut out = String::new();
             for (k, v) in req.headers() {
@@ -170,7 +216,7 @@ async fn answer(
                     }
                 }
             });
-            let mut response = Response::new(Full::new(Bytes::new()));
+            let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
             *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             response
                 .headers_mut()
@@ -182,7 +228,7 @@ async fn answer(
         }
         _ => name.to_owned(),
     };
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(text))));
     response
         .headers_mut()
         .insert("x-backend", name.parse().unwrap());

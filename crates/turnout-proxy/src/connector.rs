@@ -1,0 +1,142 @@
+//! Connections to upstream instances: hyper-util's `HttpConnector`, plus a
+//! watch per connection that shuts the socket down when its instance's
+//! drain ends (or the proxy stops). That is how the drain deadline cuts a
+//! response body that is still streaming, or a request still waiting for
+//! its head: the connection under it ends, with no cost per request or per
+//! read (the watch is one small task per pooled connection, holding a
+//! duplicate of the socket's descriptor).
+
+use std::error::Error;
+use std::future::Future;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::sync::Weak;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::shared::Shared;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The upstream client's connector.
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    http: HttpConnector,
+    /// Weak: the client that holds this connector lives in `Shared`.
+    shared: Weak<Shared>,
+}
+
+impl Connector {
+    pub fn new(http: HttpConnector, shared: Weak<Shared>) -> Connector {
+        Connector { http, shared }
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = UpstreamIo;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.http.call(uri);
+        let shared = self.shared.clone();
+        // One allocation per new connection, not per request.
+        Box::pin(async move {
+            let io = connecting.await?;
+            let shared = shared.upgrade().ok_or("the proxy has stopped")?;
+            let addr = io.inner().peer_addr()?;
+            // A request only connects to an instance it counts in flight
+            // on, so the instance is known unless its drain deadline has
+            // passed: then nothing must reach it, and the request may try
+            // another instance, as after any connect error.
+            let drained = match shared.instances.load().get(&addr) {
+                Some(instance) if !instance.drained.is_cancelled() => instance.drained.clone(),
+                _ => return Err(format!("instance {addr} has been drained").into()),
+            };
+            let socket = std::net::TcpStream::from(io.inner().as_fd().try_clone_to_owned()?);
+            let closed = CancellationToken::new();
+            let watch = closed.clone();
+            let hard_stop = shared.hard_stop.clone();
+            shared.tasks.spawn(async move {
+                tokio::select! {
+                    () = drained.cancelled() => {}
+                    () = hard_stop.cancelled() => {}
+                    () = watch.cancelled() => return,
+                }
+                // Reads on the connection see the end, writes fail: hyper
+                // ends whatever request or body it carries.
+                let _ = socket.shutdown(Shutdown::Both);
+            });
+            Ok(UpstreamIo {
+                io,
+                _closed: closed.drop_guard(),
+            })
+        })
+    }
+}
+
+/// An upstream connection; dropping it ends its watch.
+#[derive(Debug)]
+pub(crate) struct UpstreamIo {
+    io: TokioIo<TcpStream>,
+    /// Held only for its drop.
+    _closed: DropGuard,
+}
+
+impl Connection for UpstreamIo {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl Read for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl Write for UpstreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+}
