@@ -38,4 +38,5 @@ mod tunnel;
 pub use config::{ProxyConfig, Timeouts, TlsConfig};
 pub use error::{ProxyError, RouteFileError};
 pub use instance::InstanceState;
+pub use metrics::RELEASE_STATES;
 pub use proxy::{BoundAddrs, Proxy, Publisher, load_route_file};

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Label sets are resolved to metric handles when a
 //! table is published, so a request only increments atomics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +10,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// The release states of DESIGN §2 that `turnout_release_state` exports
+/// for every app it was given a state for, 1 for the current one and 0
+/// for the others.
+pub const RELEASE_STATES: [&str; 5] = [
+    "deploying",
+    "pending-confirmation",
+    "confirmed",
+    "rolled-back",
+    "failed",
+];
 
 /// The status classes of the `code` label, indexed by `status / 100 - 1`.
 pub(crate) const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -49,6 +61,13 @@ pub(crate) struct InstanceLabels {
     pub instance: Arc<str>,
 }
 
+/// Labels of `turnout_release_state`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ReleaseLabels {
+    pub app: Arc<str>,
+    pub state: Arc<str>,
+}
+
 type HistogramFamily = Family<ServiceLabels, Histogram, fn() -> Histogram>;
 
 /// The proxy's metric families and their registry.
@@ -60,6 +79,10 @@ pub(crate) struct Metrics {
     pub upstream_errors: Family<ErrorLabels, Counter>,
     pub route_weight: Family<ServiceLabels, Gauge>,
     pub instance_ready: Family<InstanceLabels, Gauge>,
+    pub release_state: Family<ReleaseLabels, Gauge>,
+    /// The states each app has a `turnout_release_state` series for. Only
+    /// the control plane's calls take this lock.
+    release_states: parking_lot::Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -75,6 +98,7 @@ impl Metrics {
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
         let route_weight = Family::<ServiceLabels, Gauge>::default();
         let instance_ready = Family::<InstanceLabels, Gauge>::default();
+        let release_state = Family::<ReleaseLabels, Gauge>::default();
         registry.register(
             "turnout_requests",
             "Requests answered, by route, service, instance and status class",
@@ -100,6 +124,11 @@ impl Metrics {
             "1 when the instance takes new requests, 0 when unhealthy or draining",
             instance_ready.clone(),
         );
+        registry.register(
+            "turnout_release_state",
+            "1 for the current release state of each app, 0 for its other states",
+            release_state.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -107,6 +136,51 @@ impl Metrics {
             upstream_errors,
             route_weight,
             instance_ready,
+            release_state,
+            release_states: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// Sets `app`'s release state: 1 for `state`, 0 for every other state
+    /// the app has a series for (the [`RELEASE_STATES`], and any other
+    /// state set before, such as a canary's `progressing`).
+    pub fn set_release_state(&self, app: &str, state: &str) {
+        let app: Arc<str> = Arc::from(app);
+        let mut apps = self.release_states.lock();
+        let states = apps
+            .entry(app.clone())
+            .or_insert_with(|| RELEASE_STATES.iter().map(|&s| Arc::from(s)).collect());
+        if !states.iter().any(|s| &**s == state) {
+            states.push(Arc::from(state));
+        }
+        // The others first: a scrape in between sees no current state
+        // rather than two.
+        let mut current = None;
+        for s in states.iter() {
+            let gauge = self.release_state.get_or_create_owned(&ReleaseLabels {
+                app: app.clone(),
+                state: s.clone(),
+            });
+            if &**s == state {
+                current = Some(gauge);
+            } else {
+                gauge.set(0);
+            }
+        }
+        if let Some(gauge) = current {
+            gauge.set(1);
+        }
+    }
+
+    /// Removes every `turnout_release_state` series of `app`.
+    pub fn clear_release_state(&self, app: &str) {
+        if let Some((app, states)) = self.release_states.lock().remove_entry(app) {
+            for state in states {
+                self.release_state.remove(&ReleaseLabels {
+                    app: app.clone(),
+                    state,
+                });
+            }
         }
     }
 

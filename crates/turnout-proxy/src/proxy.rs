@@ -98,6 +98,18 @@ impl Publisher {
     pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
         self.shared.in_flight(addr)
     }
+
+    /// Sets the release state of `app` on `/metrics`; see
+    /// [`Proxy::set_release_state`].
+    pub fn set_release_state(&self, app: &str, state: &str) {
+        self.shared.metrics.set_release_state(app, state);
+    }
+
+    /// Removes `app` from `turnout_release_state`; see
+    /// [`Proxy::clear_release_state`].
+    pub fn clear_release_state(&self, app: &str) {
+        self.shared.metrics.clear_release_state(app);
+    }
 }
 
 /// Reads and validates a route file into a table.
@@ -239,6 +251,22 @@ impl Proxy {
     /// goes to it.
     pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
         self.shared.in_flight(addr)
+    }
+
+    /// Sets `turnout_release_state{app, state}` on `/metrics`: 1 for
+    /// `state`, 0 for the app's other states — the five of
+    /// [`RELEASE_STATES`](crate::RELEASE_STATES) (`deploying`,
+    /// `pending-confirmation`, `confirmed`, `rolled-back`, `failed`) and any
+    /// other state set for the app before (a canary's `progressing`, say).
+    /// For the control plane, at every release state change.
+    pub fn set_release_state(&self, app: &str, state: &str) {
+        self.shared.metrics.set_release_state(app, state);
+    }
+
+    /// Removes every `turnout_release_state` series of `app` (the app was
+    /// deleted).
+    pub fn clear_release_state(&self, app: &str) {
+        self.shared.metrics.clear_release_state(app);
     }
 
     /// The Prometheus text of the proxy's metrics.

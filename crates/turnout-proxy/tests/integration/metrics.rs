@@ -1,5 +1,7 @@
 //! Item 8: metrics and health on the admin listener.
 
+use turnout_proxy::RELEASE_STATES;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -52,4 +54,61 @@ async fn metrics_and_healthz() {
     proxy.shutdown().await;
     v1.kill().await;
     v2.kill().await;
+}
+
+#[tokio::test]
+async fn release_state_gauge() {
+    let proxy = proxy("routes: []\n").await;
+    let publisher = proxy.publisher();
+    let c = client();
+    let admin = proxy.addrs().admin.unwrap();
+    let metrics = || async { get(&c, admin, "localhost", "/metrics", &[]).await.body };
+    let series = |app: &str, state: &str, value: u8| {
+        format!("turnout_release_state{{app=\"{app}\",state=\"{state}\"}} {value}\n")
+    };
+    assert!(!metrics().await.contains("turnout_release_state{"));
+
+    proxy.set_release_state("shop", "deploying");
+    let text = metrics().await;
+    assert!(text.contains("# HELP turnout_release_state "), "{text}");
+    assert!(text.contains(&series("shop", "deploying", 1)), "{text}");
+    for state in &RELEASE_STATES[1..] {
+        assert!(text.contains(&series("shop", state, 0)), "{text}");
+    }
+
+    // The control plane's handle moves it on; another app is separate.
+    publisher.set_release_state("shop", "pending-confirmation");
+    publisher.set_release_state("blog", "confirmed");
+    let text = metrics().await;
+    for expected in [
+        series("shop", "deploying", 0),
+        series("shop", "pending-confirmation", 1),
+        series("shop", "confirmed", 0),
+        series("blog", "confirmed", 1),
+        series("blog", "rolled-back", 0),
+    ] {
+        assert!(text.contains(&expected), "missing {expected}{text}");
+    }
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("turnout_release_state{app=\"shop\"") && l.ends_with(" 1"))
+            .count(),
+        1,
+        "{text}"
+    );
+
+    // A state outside the five (a canary's) joins the app's series.
+    publisher.set_release_state("shop", "progressing");
+    let text = metrics().await;
+    assert!(text.contains(&series("shop", "progressing", 1)), "{text}");
+    assert!(
+        text.contains(&series("shop", "pending-confirmation", 0)),
+        "{text}"
+    );
+
+    publisher.clear_release_state("shop");
+    let text = metrics().await;
+    assert!(!text.contains("app=\"shop\""), "{text}");
+    assert!(text.contains(&series("blog", "confirmed", 1)), "{text}");
+    proxy.shutdown().await;
 }
