@@ -66,6 +66,9 @@ pub trait DataPlane: Send + Sync + 'static {
     /// Requests in flight to `addr`; `None` when the router no longer
     /// tracks it (nothing can be in flight).
     fn in_flight(&self, addr: SocketAddr) -> Option<usize>;
+    /// Reports an app's release state in the router's metrics (`None`:
+    /// the app is gone).
+    fn release_state(&self, app: &str, state: Option<&str>);
 }
 
 /// Why the controller could not do something.
@@ -576,6 +579,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         self.commit(&mut state, &change)?;
         state.apps.remove(app);
         state.deadlines.remove(app);
+        self.inner.plane.release_state(app, None);
         self.publish(&state)?;
         drop(state);
         self.inner.wake.notify_one();
@@ -624,6 +628,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         );
         let table = RouteTable::build(&file).map_err(|e| ControlError::Routes(e.to_string()))?;
         self.inner.plane.publish(table);
+        for app in state.apps.values() {
+            if let Some(r) = &app.release {
+                self.inner
+                    .plane
+                    .release_state(&app.name, Some(&r.state.to_string()));
+            }
+        }
         Ok(())
     }
 }

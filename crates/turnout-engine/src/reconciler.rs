@@ -400,8 +400,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             return;
         };
         let restarting = inst.phase == Phase::Exited;
-        // Ports: keep the ones the instance had (callers may know them),
-        // allocate what is missing.
+        if restarting {
+            // The old ports may be taken by now (a port is free between
+            // allocation and bind only by luck): a restart gets fresh ones,
+            // and the route table follows the instance record.
+            inst.record.ports.clear();
+        }
+        // Ports: allocate what is missing (an adopted instance keeps its own).
         let wanted = turnout_runtime::service_ports(&entry.spec);
         let missing: Vec<u16> = wanted
             .iter()
@@ -442,17 +447,27 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 inst.schedule = ProbeSchedule::new(ProbePlan::from_service(&entry.spec));
                 inst.next_probe = Instant::now() + inst.schedule.first_delay();
                 inst.restart_at = None;
-                change.instances.push(inst.record.clone());
-                change.events.push(NewEvent {
-                    app: app.to_string(),
-                    kind: if restarting {
-                        "instance-restarted".into()
-                    } else {
-                        "instance-started".into()
-                    },
-                    message: format!("instance {id} started (pid {})", started.pid),
-                    data: None,
-                });
+                // Recorded at once, not with the rest of the pass: a server
+                // killed now must find this process on restart, or it would
+                // run untracked beside its replacement.
+                let started_now = Change {
+                    instances: vec![inst.record.clone()],
+                    events: vec![NewEvent {
+                        app: app.to_string(),
+                        kind: if restarting {
+                            "instance-restarted".into()
+                        } else {
+                            "instance-started".into()
+                        },
+                        message: format!("instance {id} started (pid {})", started.pid),
+                        data: None,
+                    }],
+                    ..Change::default()
+                };
+                if let Err(e) = self.commit(state, &started_now) {
+                    tracing::error!(instance = id, error = %e, "cannot record a started instance");
+                    change.instances.extend(started_now.instances);
+                }
             }
             Err(e) => {
                 inst.phase = Phase::Exited;

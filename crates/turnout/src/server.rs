@@ -119,6 +119,13 @@ impl DataPlane for ProxyPlane {
     fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
         self.0.in_flight(addr)
     }
+
+    fn release_state(&self, app: &str, state: Option<&str>) {
+        match state {
+            Some(state) => self.0.set_release_state(app, state),
+            None => self.0.clear_release_state(app),
+        }
+    }
 }
 
 /// A running server.

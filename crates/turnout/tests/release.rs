@@ -84,6 +84,12 @@ fn seed_walkthrough_frontend_then_backend() {
         role(&s, "serviceB-v2"),
         Some(("new".into(), "green".into()))
     );
+    // The router's metrics carry the release state.
+    let m = support::request(server.admin, "GET", "/metrics", &[], None).body;
+    assert!(
+        m.contains("turnout_release_state{app=\"hello\",state=\"pending-confirmation\"} 1"),
+        "{m}"
+    );
     // Weight 0: all traffic still on v1.
     assert_eq!(
         answers(&server, 10).keys().collect::<Vec<_>>(),
@@ -439,4 +445,42 @@ fn up_refuses_another_template_on_a_data_dir_that_holds_the_app() {
     // Nothing started: no instance was recorded (so none runs).
     let store = turnout_store::Store::open(&dir.path().join("turnout.db")).unwrap();
     assert_eq!(store.all_instances().unwrap(), Vec::new());
+}
+
+#[test]
+fn kill_9_while_deploying_then_serve_finishes_the_release_without_duplicates() {
+    let dir = TempDir::new("crash-deploying");
+    let mut server = up(&dir, &[]);
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&template_body("app-frontend-v2.yaml", &[])),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(state(&r.json()), "deploying");
+    server.kill9();
+    let mut resumed = Server::start(&["serve"], dir.path(), &[]);
+    let s = resumed.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
+    for svc in s["services"].as_array().unwrap() {
+        let live = svc["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["state"] != "draining" && i["state"] != "exited")
+            .count();
+        assert_eq!(
+            live as u64,
+            svc["scale"].as_u64().unwrap(),
+            "{}: {svc:#}",
+            svc["name"]
+        );
+    }
+    let pids = instance_pids(&s);
+    assert!(resumed.stop().success());
+    let leftovers: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&leftovers);
+    assert!(
+        leftovers.is_empty(),
+        "instances left after stop: {leftovers:?}"
+    );
 }
