@@ -265,14 +265,31 @@ impl Server {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// Ctrl-C and SIGTERM, watched from the moment this is created: a signal
+/// that arrives while the server starts is not lost (nor does it kill the
+/// process with its instances still running).
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts watching.
+    pub fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    /// Waits for the next Ctrl-C or SIGTERM.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// Logs to stderr, `info` unless `RUST_LOG` says otherwise.

@@ -484,3 +484,27 @@ fn kill_9_while_deploying_then_serve_finishes_the_release_without_duplicates() {
         "instances left after stop: {leftovers:?}"
     );
 }
+
+#[test]
+fn sigterm_while_instances_start_still_stops_them() {
+    let dir = TempDir::new("early-term");
+    std::fs::create_dir_all(dir.path().join("slow")).unwrap();
+    let file = dir.path().join("slow/app.yaml");
+    // Never ready: `up` is still waiting for it when the signal comes.
+    std::fs::write(
+        &file,
+        "web:\n  command: turnout demo-app --unhealthy --text x\n  labels:\n    aliyun.routing.port_80: web\n    aliyun.probe.url: http://container:80/health\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&["up", file.to_str().unwrap()], &data, &[]);
+    let s = server.wait_status("slow", WAIT, |s| {
+        s["services"][0]["instances"][0]["pid"].as_u64().is_some()
+    });
+    let pids = instance_pids(&s);
+    assert!(pids.iter().all(|p| alive(*p)));
+    assert!(server.stop().success());
+    let leftovers: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    kill_all(&leftovers);
+    assert!(leftovers.is_empty(), "instances left: {leftovers:?}");
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::server::{Server, ServerArgs, init_logging, wait_for_signal};
+use crate::server::{Server, ServerArgs, Signals, init_logging};
 
 /// Arguments of `turnout serve`.
 #[derive(Debug, clap::Args)]
@@ -31,9 +31,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let mut signals = Signals::new()?;
         let server = Server::start(&args.server).await?;
         println!("{}", server.listening_line());
-        let signal = wait_for_signal().await?;
+        let signal = signals.recv().await;
         tracing::info!(signal, "stopping");
         server.stop(args.keep_instances).await;
         Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use turnout_engine::AppStatus;
 
 use crate::output::{paint, print_diagnostics, use_color};
-use crate::server::{Server, ServerArgs, init_logging, wait_for_signal};
+use crate::server::{Server, ServerArgs, Signals, init_logging};
 
 /// Arguments of `turnout up`.
 #[derive(Debug, clap::Args)]
@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let mut signals = Signals::new()?;
         let server = Server::start(&args.server).await?;
         let source = args.file.display().to_string();
         match server.controller.template(&name).await {
@@ -147,16 +148,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         println!("{}", server.listening_line());
-        wait_ready(
-            &server,
-            &name,
-            Duration::from_secs(args.server.ready_timeout),
-        )
-        .await;
-        if let Ok(status) = server.controller.status(&name).await {
-            print_urls(&server, &status);
-        }
-        let signal = wait_for_signal().await?;
+        let ready_timeout = Duration::from_secs(args.server.ready_timeout);
+        let early = tokio::select! {
+            signal = signals.recv() => Some(signal),
+            () = wait_ready(&server, &name, ready_timeout) => None,
+        };
+        let signal = match early {
+            Some(signal) => signal,
+            None => {
+                if let Ok(status) = server.controller.status(&name).await {
+                    print_urls(&server, &status);
+                }
+                signals.recv().await
+            }
+        };
         eprintln!("{signal}: stopping app {name}'s instances");
         server.stop(false).await;
         Ok(ExitCode::SUCCESS)
