@@ -24,9 +24,9 @@ const POLL: Duration = Duration::from_millis(200);
     after_help = "blue-green starts the new services beside the old ones at weight 0 and waits \
     for you: move traffic with `turnout weights` or `turnout switch`, then `turnout confirm` or \
     `turnout rollback`. standard replaces changed services in place, health-gated, and ends \
-    confirmed.\n\nExit status: 0 when the release started (with --wait: when it is ready), 1 \
-    when it is refused, fails or times out.\n\nExample:\n  turnout release \
-    examples/hello/app-frontend-v2.yaml --wait"
+    confirmed.\n\nExit status: 0 when the new instances are ready (with --no-wait: when the \
+    release started), 1 when it is refused, fails or times out.\n\nExample:\n  turnout release \
+    examples/hello/app-frontend-v2.yaml"
 )]
 pub struct Args {
     /// The template to release.
@@ -35,11 +35,15 @@ pub struct Args {
     /// How to release.
     #[arg(long, value_parser = ["blue-green", "standard"], default_value = "blue-green")]
     strategy: String,
-    /// Wait until the new instances are ready (pending-confirmation, or
-    /// confirmed for standard), showing progress.
+    /// Return as soon as the release started, without waiting for the new
+    /// instances (by default the command waits, showing progress, until
+    /// pending-confirmation, or confirmed for standard).
     #[arg(long)]
+    no_wait: bool,
+    /// Accepted for compatibility: waiting is the default.
+    #[arg(long, hide = true, conflicts_with = "no_wait")]
     wait: bool,
-    /// With --wait: how long to wait, in seconds.
+    /// How long to wait, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
     /// The app; default: the only app on the server.
@@ -75,7 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 release.id, release.strategy, release.from_version, release.to_version
             );
         }
-        if !args.wait {
+        if args.no_wait {
             print_status(&status, args.output)?;
             return Ok(ExitCode::SUCCESS);
         }
