@@ -88,6 +88,9 @@ pub fn instance_id(service: &str, ordinal: u32) -> String {
 
 /// Plans the actions that bring `instances` towards `app`'s services.
 ///
+/// A service with dependencies (`aliyun.depends`, `depends_on`) gets no new
+/// instance until every dependency has all its instances ready.
+///
 /// Per service with `scale` N: instances started from another spec (the
 /// old generation of a `standard` release) are replaced `parallelism` at a
 /// time, and an old one is drained only once enough new ones are ready that
@@ -98,8 +101,24 @@ pub fn instance_id(service: &str, ordinal: u32) -> String {
 pub fn plan(app: &App, instances: &[InstanceView]) -> Vec<Action> {
     let mut actions = Vec::new();
     let live = |i: &&InstanceView| !matches!(i.phase, Phase::Draining);
+    let ready_count = |service: &str| {
+        instances
+            .iter()
+            .filter(|i| i.service == service && i.phase == Phase::Ready)
+            .count()
+    };
     for entry in app.services.values() {
         let name = entry.name();
+        // `aliyun.depends` / `depends_on`: new instances start only once
+        // every dependency of the app is up (all its instances ready).
+        let waiting = entry.spec.settings.depends.iter().any(|dep| {
+            app.services
+                .get(dep)
+                .is_some_and(|d| ready_count(dep) < d.spec.settings.scale as usize)
+        });
+        if waiting {
+            continue;
+        }
         let scale = entry.spec.settings.scale as usize;
         let mine: Vec<&InstanceView> = instances
             .iter()

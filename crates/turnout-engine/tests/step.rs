@@ -430,3 +430,29 @@ fn standard_release_replaces_in_batches_without_losing_capacity() {
     let app = ok(&app, Command::Ready { release_id: 1 });
     assert_eq!(app.release.as_ref().unwrap().state, ReleaseState::Confirmed);
 }
+
+#[test]
+fn plan_starts_dependents_only_once_their_dependencies_are_up() {
+    let t = parse(
+        "db:\n  command: x\n  labels:\n    aliyun.scale: 2\nweb:\n  command: y\n  labels:\n    aliyun.depends: db\n",
+    );
+    let app = deploy("a", "localhost", t, 1);
+    let db = app.services["db"].spec_hash.clone();
+    let starts = |instances: &[InstanceView]| -> Vec<String> {
+        plan(&app, instances)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Start { service, .. } => Some(service),
+                Action::Drain { .. } => None,
+            })
+            .collect()
+    };
+    assert_eq!(starts(&[]), ["db", "db"]);
+    let half = [
+        view("db", 1, &db, Phase::Ready),
+        view("db", 2, &db, Phase::Starting),
+    ];
+    assert!(starts(&half).is_empty(), "web waits for every db instance");
+    let up = [view("db", 1, &db, Phase::Ready), view("db", 2, &db, Phase::Ready)];
+    assert_eq!(starts(&up), ["web"]);
+}

@@ -380,6 +380,16 @@ fn bad_requests_are_refused_and_change_nothing() {
             "{method} {path}: no hint"
         );
     }
+    // The process runtime refuses a service with only an image, with a hint.
+    let r = server.api(
+        "POST",
+        "/v1/apps",
+        Some(r#"{"name": "img", "template": "web:\n  image: nginx:1.25\n"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let hint = r.json()["error"]["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("command"), "{hint}");
+    assert_eq!(server.api("GET", "/v1/apps/img", None).status, 404);
     // The invalid template's diagnostics come with it.
     let r = server.api(
         "POST",
