@@ -453,6 +453,9 @@ fn plan_starts_dependents_only_once_their_dependencies_are_up() {
         view("db", 2, &db, Phase::Starting),
     ];
     assert!(starts(&half).is_empty(), "web waits for every db instance");
-    let up = [view("db", 1, &db, Phase::Ready), view("db", 2, &db, Phase::Ready)];
+    let up = [
+        view("db", 1, &db, Phase::Ready),
+        view("db", 2, &db, Phase::Ready),
+    ];
     assert_eq!(starts(&up), ["web"]);
 }
