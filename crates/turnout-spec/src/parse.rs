@@ -211,7 +211,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         let mut misspelt_services = false;
         for (key, key_node, value) in &top.entries {
             let path = FieldPath::root().key(key);
-            match key.as_str() {
+            match key.as_ref() {
                 "version" => template.version = scalar(value, &path, "version", sink),
                 "name" => template.name = scalar(value, &path, "name", sink),
                 "services" => {
@@ -222,7 +222,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                     if let Some(map) = Map::read(value, &path, "services", sink) {
                         for (name, name_node, service) in map.entries {
                             let p = path.key(&name);
-                            services_node.push((name, name_node, service, p));
+                            services_node.push((name.into_owned(), name_node, service, p));
                         }
                     }
                 }
@@ -260,7 +260,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                 continue;
             }
             let p = FieldPath::root().key(&name);
-            services_node.push((name, name_node, service, p));
+            services_node.push((name.into_owned(), name_node, service, p));
         }
     }
     if services_node.is_empty() {
@@ -330,7 +330,7 @@ fn read_service(
     let mut replicas: Option<(u32, Pos)> = None;
     for (key, key_node, value) in &fields.entries {
         let p = path.key(key);
-        match key.as_str() {
+        match key.as_ref() {
             "image" => service.image = scalar(value, &p, "image", sink),
             "build" => service.build = build(value, &p, sink),
             "command" => service.command = command(value, &p, sink),
@@ -420,7 +420,7 @@ fn read_service(
     // A misspelt `comand:` or an invalid `command:` was reported already;
     // saying the service has no command on top of it adds nothing.
     let reported = fields.entries.iter().any(|(k, _, _)| {
-        ["image", "build", "command"].contains(&k.as_str())
+        ["image", "build", "command"].contains(&k.as_ref())
             || did_you_mean(k, &["image", "build", "command"]).is_some()
     });
     if service.image.is_none() && service.build.is_none() && service.command.is_none() && !reported
@@ -590,7 +590,7 @@ fn key_values(
                     } else {
                         value
                     };
-                    out.push((k, value, v.pos));
+                    out.push((k.into_owned(), value, v.pos));
                 }
             }
         }
@@ -648,7 +648,7 @@ fn build(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Build> {
     };
     for (k, key_node, v) in &map.entries {
         let p = path.key(k);
-        match k.as_str() {
+        match k.as_ref() {
             "context" => b.context = scalar(v, &p, "build.context", sink).unwrap_or_default(),
             "dockerfile" => b.dockerfile = scalar(v, &p, "build.dockerfile", sink),
             "target" => b.target = scalar(v, &p, "build.target", sink),
@@ -807,7 +807,7 @@ fn long_port(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Vec<PortM
     for (k, key_node, v) in &map.entries {
         let p = path.key(k);
         let text = v.scalar_string().unwrap_or_default();
-        match k.as_str() {
+        match k.as_ref() {
             "target" => match port_number(&text) {
                 Ok(t) => target = Some(t),
                 Err(e) => {
@@ -923,7 +923,7 @@ fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<Healthc
             }
             ms
         };
-        match k.as_str() {
+        match k.as_ref() {
             "test" => match &v.value {
                 Value::Seq(_) => {
                     let (args, _) = string_list(v, &p, sink);
@@ -1008,7 +1008,7 @@ fn depends_on(node: &Node, path: &FieldPath, sink: &mut Sink) -> Vec<(String, Po
                     .into_iter()
                     .map(|(k, key_node, _)| {
                         let p = path.key(&k);
-                        (k, key_node.pos, p)
+                        (k.into_owned(), key_node.pos, p)
                     })
                     .collect()
             })

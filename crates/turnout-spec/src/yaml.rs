@@ -6,6 +6,7 @@
 //! that one pass can report every problem at once with its position and
 //! field path, instead of stopping at the first serde error.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -22,10 +23,15 @@ pub(crate) struct Node {
     pub(crate) pos: Pos,
     /// The scalar as written in the source, for numbers and booleans, so
     /// that `0755` or `1.10` keep their spelling when used as strings.
-    pub(crate) raw: Option<String>,
-    /// Byte offset and length of a number or boolean in the source, until
-    /// `raw` is filled in from it.
-    span: Option<(usize, usize)>,
+    pub(crate) raw: Option<Box<str>>,
+}
+
+thread_local! {
+    /// The text being parsed, so that `Node::deserialize` can copy the
+    /// spelling of numbers and booleans as it builds the tree (no second
+    /// pass, no offsets kept in every node).
+    static SOURCE: std::cell::RefCell<std::rc::Rc<str>> =
+        std::cell::RefCell::new(std::rc::Rc::from(""));
 }
 
 /// The value of a node.
@@ -46,9 +52,21 @@ impl Node {
     pub(crate) fn scalar_string(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Bool(b) => Some(self.raw.clone().unwrap_or_else(|| b.to_string())),
-            Value::Int(i) => Some(self.raw.clone().unwrap_or_else(|| i.to_string())),
-            Value::Float(x) => Some(self.raw.clone().unwrap_or_else(|| x.to_string())),
+            Value::Bool(b) => Some(
+                self.raw
+                    .as_deref()
+                    .map_or_else(|| b.to_string(), str::to_string),
+            ),
+            Value::Int(i) => Some(
+                self.raw
+                    .as_deref()
+                    .map_or_else(|| i.to_string(), str::to_string),
+            ),
+            Value::Float(x) => Some(
+                self.raw
+                    .as_deref()
+                    .map_or_else(|| x.to_string(), str::to_string),
+            ),
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
     }
@@ -88,6 +106,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // merged keys that an explicit key overrides are still dropped by the
     // parser, as YAML's merge semantics require.
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
+    // Merge keys (`<<: *common`) are applied by `apply_merges` on our own
+    // tree: left to the parser, they make it buffer and fingerprint every
+    // key of every map, which costs more than the rest of reading.
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
     // YAML 1.2 booleans: `no`, `on` and `y` stay strings (`restart: no`).
     options.strict_booleans = true;
     options.with_snippet = false;
@@ -99,7 +121,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     // well inside a 2 MiB thread stack even in debug builds.
     budget.max_depth = 32;
     options.budget = Some(budget);
-    let mut root: Node = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+    SOURCE.with(|source| *source.borrow_mut() = std::rc::Rc::from(text));
+    let parsed: Result<Node, _> = serde_saphyr::from_str_with_options(text, options);
+    SOURCE.with(|source| *source.borrow_mut() = std::rc::Rc::from(""));
+    let mut root: Node = parsed.map_err(|e| {
         let pos = e
             .location()
             .map(|l| Pos {
@@ -118,8 +143,66 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
         };
         SyntaxError { pos, message }
     })?;
-    fill_raw(&mut root, text);
+    apply_merges(&mut root);
     Ok(root)
+}
+
+/// Applies YAML merge keys: the entries of the map (or maps, earlier ones
+/// first) under `<<` are added to the map that holds it, unless the map
+/// sets the key itself. Merged values keep the position where they are
+/// defined (the anchor), which is where a fix has to be made.
+fn apply_merges(node: &mut Node) {
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(apply_merges),
+        Value::Map(entries) => {
+            for (_, v) in entries.iter_mut() {
+                apply_merges(v);
+            }
+            let is_merge = |k: &Node| matches!(&k.value, Value::Str(s) if s == "<<");
+            if !entries.iter().any(|(k, _)| is_merge(k)) {
+                return;
+            }
+            let (merges, mut own): (Vec<(Node, Node)>, Vec<(Node, Node)>) = std::mem::take(entries)
+                .into_iter()
+                .partition(|(k, _)| is_merge(k));
+            let mut sources: Vec<Node> = Vec::new();
+            let mut invalid: Vec<(Node, Node)> = Vec::new();
+            for (key, value) in merges {
+                match value.value {
+                    Value::Map(_) => sources.push(value),
+                    Value::Seq(ref items)
+                        if items.iter().all(|i| matches!(i.value, Value::Map(_))) =>
+                    {
+                        let Value::Seq(items) = value.value else {
+                            unreachable!()
+                        };
+                        sources.extend(items);
+                    }
+                    // Not mergeable: kept as an ordinary key, so that the
+                    // reader reports it where it stands.
+                    _ => invalid.push((key, value)),
+                }
+            }
+            let mut seen: std::collections::HashSet<String> =
+                own.iter().filter_map(|(k, _)| k.scalar_string()).collect();
+            for source in sources {
+                let Value::Map(merged) = source.value else {
+                    continue;
+                };
+                for (k, v) in merged {
+                    let Some(name) = k.scalar_string() else {
+                        continue;
+                    };
+                    if seen.insert(name) {
+                        own.push((k, v));
+                    }
+                }
+            }
+            own.extend(invalid);
+            *entries = own;
+        }
+        _ => {}
+    }
 }
 
 /// serde-saphyr prefixes its messages with "error: line L column C: ";
@@ -144,25 +227,6 @@ fn strip_trailing_location(message: &str) -> String {
     }
 }
 
-/// Copies the source spelling of numbers and booleans into their nodes.
-fn fill_raw(node: &mut Node, text: &str) {
-    match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|n| fill_raw(n, text)),
-        Value::Map(entries) => {
-            for (k, v) in entries.iter_mut() {
-                fill_raw(k, text);
-                fill_raw(v, text);
-            }
-        }
-        Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
-            if let Some((start, len)) = node.span {
-                node.raw = text.get(start..start + len).map(|s| s.trim().to_string());
-            }
-        }
-        Value::Null | Value::Str(_) => {}
-    }
-}
-
 // The tree is deserialised straight into `Node`s: each node through
 // `Spanned` for its position, its children through `Node` again.
 impl<'de> Deserialize<'de> for Node {
@@ -173,20 +237,23 @@ impl<'de> Deserialize<'de> for Node {
             line: defined.line() as u32,
             column: defined.column() as u32,
         };
-        let span = match spanned.value {
+        let raw = match spanned.value {
             Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
-                let s = defined.span();
-                s.byte_offset()
-                    .zip(s.byte_len())
-                    .and_then(|(o, l)| Some((usize::try_from(o).ok()?, usize::try_from(l).ok()?)))
+                let span = defined.span();
+                let range = span.byte_offset().zip(span.byte_len()).and_then(|(o, l)| {
+                    let start = usize::try_from(o).ok()?;
+                    Some(start..start + usize::try_from(l).ok()?)
+                });
+                range.and_then(|r| {
+                    SOURCE.with(|source| source.borrow().get(r).map(|t| t.trim().into()))
+                })
             }
             _ => None,
         };
         Ok(Node {
             value: spanned.value,
             pos,
-            raw: None,
-            span,
+            raw,
         })
     }
 }
@@ -271,7 +338,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 /// A map whose keys were checked: string keys, no duplicates (duplicates
 /// are reported and the first one is kept).
 pub(crate) struct Map<'a> {
-    pub(crate) entries: Vec<(String, &'a Node, &'a Node)>,
+    pub(crate) entries: Vec<(Cow<'a, str>, &'a Node, &'a Node)>,
 }
 
 impl<'a> Map<'a> {
@@ -291,10 +358,10 @@ impl<'a> Map<'a> {
             );
             return None;
         };
-        let mut entries: Vec<(String, &Node, &Node)> = Vec::with_capacity(raw.len());
+        let mut entries: Vec<(Cow<'a, str>, &Node, &Node)> = Vec::with_capacity(raw.len());
         // Index of each key in `entries`, so that a file with thousands of
         // services is checked for duplicates in linear time.
-        let mut seen: std::collections::HashMap<String, usize> =
+        let mut seen: std::collections::HashMap<Cow<'a, str>, usize> =
             std::collections::HashMap::with_capacity(raw.len());
         for (key, value) in raw {
             let Some(name) = key_string(key) else {
@@ -323,10 +390,14 @@ impl<'a> Map<'a> {
     }
 }
 
-fn key_string(key: &Node) -> Option<String> {
+fn key_string(key: &Node) -> Option<Cow<'_, str>> {
     match &key.value {
+        Value::Str(s) => Some(Cow::Borrowed(s)),
         Value::Seq(_) | Value::Map(_) | Value::Null => None,
-        _ => key.scalar_string(),
+        _ => match &key.raw {
+            Some(raw) => Some(Cow::Borrowed(raw)),
+            None => key.scalar_string().map(Cow::Owned),
+        },
     }
 }
 
