@@ -147,6 +147,9 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     Ok(root)
 }
 
+/// A key and its value in a map.
+type Entry = (Node, Node);
+
 /// Applies YAML merge keys: the entries of the map (or maps, earlier ones
 /// first) under `<<` are added to the map that holds it, unless the map
 /// sets the key itself. Merged values keep the position where they are
@@ -162,11 +165,11 @@ fn apply_merges(node: &mut Node) {
             if !entries.iter().any(|(k, _)| is_merge(k)) {
                 return;
             }
-            let (merges, mut own): (Vec<(Node, Node)>, Vec<(Node, Node)>) = std::mem::take(entries)
+            let (merges, mut own): (Vec<Entry>, Vec<Entry>) = std::mem::take(entries)
                 .into_iter()
                 .partition(|(k, _)| is_merge(k));
             let mut sources: Vec<Node> = Vec::new();
-            let mut invalid: Vec<(Node, Node)> = Vec::new();
+            let mut invalid: Vec<Entry> = Vec::new();
             for (key, value) in merges {
                 match value.value {
                     Value::Map(_) => sources.push(value),
