@@ -38,6 +38,8 @@ enum Command {
     DemoApp(cmd::demo_app::Args),
     /// Run the router alone, fed by a route file (reloaded on SIGHUP and on change).
     Proxy(cmd::proxy::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
     /// Deploy a new app from a template and wait until its instances are ready.
     Deploy(cmd::deploy::Args),
     /// Release an app to a new template (blue-green by default).
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::run(&args),
         Command::DemoApp(args) => cmd::demo_app::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Completions(args) => cmd::completions::run::<Cli>(&args),
         Command::Deploy(args) => cmd::deploy::run(&args),
         Command::Release(args) => cmd::release::run(&args),
         Command::Status(args) => cmd::status::run(&args),

@@ -265,3 +265,19 @@ fn help_lists_the_working_verbs() {
         assert!(out.contains(verb), "{verb} missing from --help:\n{out}");
     }
 }
+
+#[test]
+fn completions_cover_the_verbs() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = turnout(&["completions", shell], &[]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let out = stdout(&o);
+        for verb in ["release", "confirm", "rollback", "weights"] {
+            assert!(out.contains(verb), "{shell} completion lacks {verb}");
+        }
+    }
+    assert_eq!(
+        turnout(&["completions", "cmd.exe"], &[]).status.code(),
+        Some(2)
+    );
+}

@@ -1,5 +1,6 @@
 //! One module per CLI verb.
 
+pub mod completions;
 pub mod confirm;
 pub mod demo_app;
 pub mod deploy;
