@@ -266,18 +266,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         // The plan, per app.
         let apps: Vec<String> = state.apps.keys().cloned().collect();
         for app_name in &apps {
-            let views: Vec<InstanceView> = state
-                .instances
-                .iter()
-                .filter(|((a, _), _)| a == app_name)
-                .map(|((_, id), i)| InstanceView {
-                    id: id.clone(),
-                    service: i.record.service.clone(),
-                    ordinal: i.record.ordinal,
-                    spec_hash: i.record.spec_hash.clone(),
-                    phase: i.phase,
-                })
-                .collect();
+            let views = views(state, app_name);
             for action in plan(&state.apps[app_name], &views) {
                 match action {
                     Action::Start { service, ordinal } => {
@@ -511,18 +500,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             else {
                 continue;
             };
-            let views: Vec<InstanceView> = state
-                .instances
-                .iter()
-                .filter(|((a, _), _)| a == &app_name)
-                .map(|((_, id), i)| InstanceView {
-                    id: id.clone(),
-                    service: i.record.service.clone(),
-                    ordinal: i.record.ordinal,
-                    spec_hash: i.record.spec_hash.clone(),
-                    phase: i.phase,
-                })
-                .collect();
+            let views = views(state, &app_name);
             if release_ready(&state.apps[&app_name], &views) {
                 self.apply(
                     state,
@@ -602,6 +580,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         state.instances.clear();
     }
+}
+
+/// The planner's view of an app's instances.
+fn views(state: &State, app: &str) -> Vec<InstanceView> {
+    state
+        .instances
+        .iter()
+        .filter(|((a, _), _)| a == app)
+        .map(|((_, id), i)| InstanceView {
+            id: id.clone(),
+            service: i.record.service.clone(),
+            ordinal: i.record.ordinal,
+            spec_hash: i.record.spec_hash.clone(),
+            phase: i.phase,
+        })
+        .collect()
 }
 
 /// The runtime's view of an instance.

@@ -491,25 +491,8 @@ fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineEr
             next.weights.insert(route.clone(), updated);
         }
     }
-    let old: Vec<String> = next
-        .services
-        .values()
-        .filter(|e| e.role == ServiceRole::Old)
-        .map(|e| e.name().to_string())
-        .collect();
-    for name in &old {
-        next.services.remove(name);
-    }
-    remove_from_weights(&mut next.weights, &old);
-    for entry in next.services.values_mut() {
-        entry.role = ServiceRole::Current;
-    }
-    let to = release.to_version;
-    next.templates.retain(|v, _| *v == to);
+    let old = finish(&mut next, release.to_version);
     let id = release.id;
-    if let Some(r) = next.release.as_mut() {
-        r.state = ReleaseState::Confirmed;
-    }
     effects.push(event(
         "release-confirmed",
         format!(
@@ -523,6 +506,30 @@ fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineEr
     ));
     effects.push(Effect::Reconcile);
     Ok((next, effects))
+}
+
+/// Ends a release as confirmed: the old services and their weights go,
+/// every role clears, only the released template stays. Returns the names
+/// of the services removed.
+fn finish(next: &mut App, to_version: u32) -> Vec<String> {
+    let old: Vec<String> = next
+        .services
+        .values()
+        .filter(|e| e.role == ServiceRole::Old)
+        .map(|e| e.name().to_string())
+        .collect();
+    for name in &old {
+        next.services.remove(name);
+    }
+    remove_from_weights(&mut next.weights, &old);
+    for entry in next.services.values_mut() {
+        entry.role = ServiceRole::Current;
+    }
+    next.templates.retain(|v, _| *v == to_version);
+    if let Some(r) = next.release.as_mut() {
+        r.state = ReleaseState::Confirmed;
+    }
+    old
 }
 
 fn remove_from_weights(weights: &mut Weights, services: &[String]) {
@@ -608,24 +615,7 @@ fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> 
         }
         Strategy::Standard => {
             // A standard release ends by itself: old services go, roles clear.
-            let old: Vec<String> = next
-                .services
-                .values()
-                .filter(|e| e.role == ServiceRole::Old)
-                .map(|e| e.name().to_string())
-                .collect();
-            for name in &old {
-                next.services.remove(name);
-            }
-            remove_from_weights(&mut next.weights, &old);
-            for entry in next.services.values_mut() {
-                entry.role = ServiceRole::Current;
-            }
-            let to = release.to_version;
-            next.templates.retain(|v, _| *v == to);
-            if let Some(r) = next.release.as_mut() {
-                r.state = ReleaseState::Confirmed;
-            }
+            finish(&mut next, release.to_version);
             Ok((
                 next,
                 vec![
