@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use turnout_spec::Command;
+use turnout_spec::interpolate::closing_brace;
 
 /// Why a port variable could not be filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,26 +137,6 @@ fn name_len(s: &str) -> usize {
     s.bytes()
         .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
         .count()
-}
-
-/// The index of the `}` that closes a `${`, counting nested `${...}`.
-fn closing_brace(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// The argument vector of `command`, ports filled in; `None` when there is

@@ -107,8 +107,10 @@ pub(crate) fn substitute(input: &str, env: Lookup<'_>) -> Result<String, SubstEr
     Ok(out)
 }
 
-/// The index of the `}` that closes a `${`, counting nested `${...}`.
-fn closing_brace(s: &str) -> Option<usize> {
+/// The index of the `}` that closes a `${` (`s` starts after the `${`),
+/// counting nested `${...}`. Shared with the runtime, which fills in
+/// `${PORT...}` with the same syntax.
+pub fn closing_brace(s: &str) -> Option<usize> {
     let mut depth = 0usize;
     let bytes = s.as_bytes();
     let mut i = 0;
