@@ -146,7 +146,7 @@ fn shared_routes(template: &Template, sources: &[ServiceSource], sink: &mut Sink
                 .find(|k| k.starts_with("aliyun.routing.port_") || is_native_route(k))
                 .cloned()
                 .unwrap_or_default();
-            let pos = source.labels.get(&key).copied().unwrap_or(source.name_pos);
+            let pos = source.label_pos(&key).unwrap_or(source.name_pos);
             (pos, source.path.key("labels").key(&key))
         };
         if !services.iter().any(|s| s.settings.coexist) {

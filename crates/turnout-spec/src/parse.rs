@@ -1,7 +1,7 @@
 //! Reading a template: YAML tree → normalised [`Template`], with every
 //! problem reported at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, did_you_mean, quoted};
 use crate::interpolate::{self, Lookup};
@@ -136,11 +136,20 @@ pub struct Parsed {
 pub(crate) struct ServiceSource {
     pub(crate) name_pos: Pos,
     pub(crate) path: FieldPath,
-    pub(crate) labels: HashMap<String, Pos>,
+    /// Label key → where it is written (a service has a handful: a list
+    /// is cheaper than a hash map).
+    pub(crate) labels: Vec<(String, Pos)>,
     pub(crate) depends: Vec<(String, Pos, FieldPath)>,
     pub(crate) links: Vec<(String, Pos, FieldPath)>,
     /// String values that may name another service's route (env, command).
     pub(crate) strings: Vec<(String, Pos, FieldPath)>,
+}
+
+impl ServiceSource {
+    /// Where a label's key is written.
+    pub(crate) fn label_pos(&self, key: &str) -> Option<Pos> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, p)| *p)
+    }
 }
 
 /// Reads a template. `file` is how the user named the file (used in
@@ -346,7 +355,7 @@ fn read_service(
             "labels" => {
                 for (k, v, pos) in key_values(value, &p, "labels", sink) {
                     let key_pos = label_key_pos(value, &k).unwrap_or(pos);
-                    source.labels.insert(k.clone(), key_pos);
+                    source.labels.push((k.clone(), key_pos));
                     let v = v.unwrap_or_default();
                     service.labels.insert(k.clone(), v.clone());
                     label_entries.push(LabelEntry {
@@ -441,11 +450,7 @@ fn read_service(
     service.settings = labels::interpret(&label_entries, &cx, sink);
     for dep in &service.settings.depends {
         if !source.depends.iter().any(|(d, _, _)| d == dep) {
-            let pos = source
-                .labels
-                .get("aliyun.depends")
-                .copied()
-                .unwrap_or(name_pos);
+            let pos = source.label_pos("aliyun.depends").unwrap_or(name_pos);
             source
                 .depends
                 .push((dep.clone(), pos, path.key("labels").key("aliyun.depends")));

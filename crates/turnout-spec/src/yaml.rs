@@ -365,7 +365,7 @@ impl<'a> Map<'a> {
         // Index of each key in `entries`, so that a file with thousands of
         // services is checked for duplicates in linear time.
         let mut seen: std::collections::HashMap<Cow<'a, str>, usize> =
-            std::collections::HashMap::with_capacity(raw.len());
+            std::collections::HashMap::new();
         for (key, value) in raw {
             let Some(name) = key_string(key) else {
                 sink.push(
@@ -375,7 +375,14 @@ impl<'a> Map<'a> {
                 );
                 continue;
             };
-            if let Some(&idx) = seen.get(&name) {
+            // Small maps (a service's fields, its labels) are searched
+            // directly; a hash map pays off for the big ones.
+            let found = if raw.len() <= 16 {
+                entries.iter().position(|(n, _, _)| *n == name)
+            } else {
+                seen.get(&name).copied()
+            };
+            if let Some(idx) = found {
                 let first = entries[idx].1;
                 sink.push(
                     Diagnostic::error(key.pos, &path.key(&name), format!("duplicate key {name:?}"))
@@ -386,7 +393,9 @@ impl<'a> Map<'a> {
                 );
                 continue;
             }
-            seen.insert(name.clone(), entries.len());
+            if raw.len() > 16 {
+                seen.insert(name.clone(), entries.len());
+            }
             entries.push((name, key, value));
         }
         Some(Map { entries })
