@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Zero-downtime releases of multi-service apps: blue-green, canary, gray
-/// and A/B releases on a weighted HTTP router that turnout owns.
+/// Zero-downtime releases of multi-service apps: blue-green and standard
+/// (rolling) releases on a weighted HTTP router that turnout owns.
 #[derive(Debug, Parser)]
 #[command(
     name = "turnout",
