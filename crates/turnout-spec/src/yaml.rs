@@ -171,19 +171,20 @@ fn apply_merges(node: &mut Node) {
             let mut sources: Vec<Node> = Vec::new();
             let mut invalid: Vec<Entry> = Vec::new();
             for (key, value) in merges {
+                let mergeable = match &value.value {
+                    Value::Map(_) => true,
+                    Value::Seq(items) => items.iter().all(|i| matches!(i.value, Value::Map(_))),
+                    _ => false,
+                };
+                if !mergeable {
+                    // Kept as an ordinary key, so that the reader reports it
+                    // where it stands.
+                    invalid.push((key, value));
+                    continue;
+                }
                 match value.value {
-                    Value::Map(_) => sources.push(value),
-                    Value::Seq(ref items)
-                        if items.iter().all(|i| matches!(i.value, Value::Map(_))) =>
-                    {
-                        let Value::Seq(items) = value.value else {
-                            unreachable!()
-                        };
-                        sources.extend(items);
-                    }
-                    // Not mergeable: kept as an ordinary key, so that the
-                    // reader reports it where it stands.
-                    _ => invalid.push((key, value)),
+                    Value::Seq(items) => sources.extend(items),
+                    _ => sources.push(value),
                 }
             }
             let mut seen: std::collections::HashSet<String> =
@@ -464,6 +465,34 @@ mod tests {
         let mut keys = map_keys(service);
         keys.sort();
         assert_eq!(keys, ["command", "image"]);
+    }
+
+    #[test]
+    fn merge_lists_take_the_earlier_map_first_and_bad_merges_stay_visible() {
+        let doc = parse("a: &a\n  x: 1\n  y: 1\nb: &b\n  y: 2\n  z: 2\nc:\n  <<: [*a, *b]\n  z: 3\nd:\n  <<: 5\n").unwrap();
+        let Value::Map(entries) = &doc.value else {
+            panic!()
+        };
+        let c = &entries[2].1;
+        let Value::Map(fields) = &c.value else {
+            panic!()
+        };
+        let got: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.scalar_string().unwrap(), v.scalar_string().unwrap()))
+            .collect();
+        let mut got = got;
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("x".into(), "1".into()),
+                ("y".into(), "1".into()),
+                ("z".into(), "3".into())
+            ]
+        );
+        // A merge of something that is not a map stays as an ordinary key.
+        assert_eq!(map_keys(&entries[3].1), ["<<"]);
     }
 
     #[test]
