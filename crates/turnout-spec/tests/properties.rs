@@ -1078,7 +1078,9 @@ fn without_share(s: &turnout_spec::Service) -> turnout_spec::Service {
 /// Checks what any parse result must satisfy: an invalid template has at
 /// least one error, and every diagnostic points inside the file.
 fn sane(text: &str, result: &Result<Parsed, Vec<Diagnostic>>) -> Result<(), TestCaseError> {
-    let lines = text.split('\n').count() as u32;
+    // YAML breaks lines at LF, CR and CRLF (a lone CR counts, as the
+    // parser counts it).
+    let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count() as u32;
     let diagnostics: &[Diagnostic] = match result {
         Ok(parsed) => &parsed.warnings,
         Err(diagnostics) => {
@@ -1296,4 +1298,15 @@ serviceA-v1:
         .unwrap_or_else(|d| panic!("{}\n{written}", show(&d)))
         .template;
     assert_eq!(first, second, "\n{written}");
+}
+
+/// Found by `never_panics_on_arbitrary_bytes`: YAML counts a lone CR as a
+/// line break, so the error of "\r\r\x0e" is on line 3 of a 3-line file.
+#[test]
+fn lone_carriage_returns_are_line_breaks() {
+    let text = "\r\r\u{e}";
+    let result = turnout_spec::parse("fuzz.yaml", text, &env);
+    let diagnostics = result.expect_err("a control character is not YAML");
+    assert_eq!(diagnostics[0].pos.line, 3, "{}", show(&diagnostics));
+    sane(text, &Err(diagnostics)).unwrap();
 }
