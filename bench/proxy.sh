@@ -10,6 +10,12 @@
 #   DURATION  seconds per wrk run (default 5)
 #   ROUNDS    interleaved rounds (default 3)
 #   CONNS     wrk connections (default 32)
+#   TURNOUT_BASE  another turnout binary (say, built from the previous
+#             commit) run as "base" in the same interleaved rounds, so the
+#             change is compared within one run
+#   CALLGRIND=1   also print instructions and allocations per request
+#             (bench/callgrind.sh, fixed request count) for turnout and,
+#             if given, TURNOUT_BASE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -124,6 +130,15 @@ routes 90 10
 for _ in $(seq 1 100); do grep -q 'turnout listening' "$WORK/turnout.out" && break; sleep 0.05; done
 TURNOUT_PORT=$(sed -n 's/.*public=127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/turnout.out")
 for port in "$B1" "$B2" "$NGINX" "$HAPROXY" "$TURNOUT_PORT"; do wait_port "$port"; done
+order=(direct nginx haproxy turnout)
+if [ -n "${TURNOUT_BASE:-}" ]; then
+  "$TURNOUT_BASE" proxy --config "$WORK/routes.yaml" --listen 127.0.0.1:0 --internal-listen 127.0.0.1:0 \
+    --admin 127.0.0.1:0 --workers 1 >"$WORK/base.out" 2>"$WORK/base.err" & BASE_PID=$!; PIDS+=($BASE_PID)
+  for _ in $(seq 1 100); do grep -q 'turnout listening' "$WORK/base.out" && break; sleep 0.05; done
+  BASE_PORT=$(sed -n 's/.*public=127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/base.out")
+  wait_port "$BASE_PORT"
+  order+=(base)
+fi
 
 # CPU time (user+system, in clock ticks) of a process and its children.
 ticks() {
@@ -156,16 +171,16 @@ import re,sys; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)',v)
 print(round(float(m.group(1))*{'us':1,'ms':1e3,'s':1e6}[m.group(2)],1) if m else 'nan')" "$1"; }
 
 echo "wrk: ${ROUNDS} interleaved rounds x ${DURATION}s, ${CONNS} connections, 1 thread" >&2
-order=(direct nginx haproxy turnout)
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
-  for i in 0 1 2 3; do
-    name=${order[$(((i + round) % 4))]}
+  for i in "${!order[@]}"; do
+    name=${order[$(((i + round) % ${#order[@]}))]}
     case $name in
       direct) run direct "$B1" "" ;;
       nginx) run nginx "$NGINX" "$NGINX_PID" ;;
       haproxy) run haproxy "$HAPROXY" "$HAPROXY_PID" ;;
       turnout) run turnout "$TURNOUT_PORT" "$TURNOUT_PID" ;;
+      base) run base "$BASE_PORT" "$BASE_PID" ;;
     esac
   done
 done
@@ -211,10 +226,12 @@ reload_run() {
 
 summary() {
   python3 - "$WORK" "$@" <<'PY'
-import statistics, sys
+import os, statistics, sys
 work = sys.argv[1]
 rows = {}
-for name in ["direct", "nginx", "haproxy", "turnout"]:
+for name in ["direct", "nginx", "haproxy", "turnout", "base"]:
+    if name == "base" and not os.path.exists(f"{work}/base"):
+        continue
     runs = [list(map(float, l.split())) for l in open(f"{work}/{name}")]
     rows[name] = [statistics.median(c) for c in zip(*runs)]
 print(f"{'':9} {'req/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'CPU µs/req':>11}")
@@ -224,6 +241,10 @@ for name, (rps, p50, p99, cpu) in rows.items():
 t, n, d = rows["turnout"][0], rows["nginx"][0], rows["direct"][0]
 print(f"ratio turnout/nginx   req/s {t / n:.2f}   CPU/req {rows['turnout'][3] / rows['nginx'][3]:.2f}")
 print(f"ratio turnout/direct  req/s {t / d:.2f}")
+if "base" in rows:
+    b = rows["base"]
+    print(f"ratio base/nginx      req/s {b[0] / n:.2f}   CPU/req {b[3] / rows['nginx'][3]:.2f}")
+    print(f"ratio turnout/base    req/s {t / b[0]:.2f}   CPU/req {rows['turnout'][3] / b[3]:.2f}   p99 {rows['turnout'][2] / b[2]:.2f}")
 PY
 }
 
@@ -242,3 +263,14 @@ echo "== 200 weight rewrites (file + SIGHUP) under load, turnout"
 read -r rewrites reloads total non2xx errors <<<"$(reload_run)"
 echo "rewrites=$rewrites reloads_logged=$reloads requests=$total non_2xx=$non2xx socket_errors=$errors"
 if grep -q 'rejected route file' "$WORK/turnout.err"; then grep 'rejected route file' "$WORK/turnout.err" | head -3; fi
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+  echo
+  echo "== instructions and allocations per request (valgrind, fixed count; see bench/callgrind.sh)"
+  for pair in "turnout $TURNOUT" ${TURNOUT_BASE:+"base $TURNOUT_BASE"}; do
+    set -- $pair
+    ir=$(bench/callgrind.sh "$2" | awk '/^instructions\/request/ {print $2}')
+    allocs=$(TOOL=dhat bench/callgrind.sh "$2" | awk '/^allocations\/request/ {print $2}')
+    echo "$1 instructions/request=$ir allocations/request=$allocs"
+  done
+fi

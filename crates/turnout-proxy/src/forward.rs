@@ -50,11 +50,25 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The connection a request came in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     pub listener: Listener,
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The peer's IP as a header value, built once per connection for
+    /// `X-Forwarded-For`.
+    pub peer_ip: Option<HeaderValue>,
+}
+
+impl ConnInfo {
+    pub fn new(listener: Listener, peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            listener,
+            peer,
+            tls,
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+        }
+    }
 }
 
 /// Why an upstream attempt failed; classified, not formatted, on the hot
@@ -89,7 +103,7 @@ impl From<Response<ResponseBody>> for Routed {
 /// Serves one request. Never fails: every problem becomes a response.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     conn_state: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
@@ -97,14 +111,14 @@ pub(crate) async fn handle(
     // goes away first.
     let in_progress = conn_state.begin_request(req.version());
     let ambiguous = conn_state.ambiguous(in_progress.index());
-    let mut response = respond(&shared, conn, ambiguous, req).await;
+    let mut response = respond(&shared, &conn, ambiguous, req).await;
     response.body_mut().hold(in_progress);
     Ok(response)
 }
 
 async fn respond(
     shared: &Shared,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     ambiguous_head: bool,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -134,7 +148,7 @@ async fn respond(
 async fn route_request(
     shared: &Shared,
     snapshot: &Snapshot,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     started: Instant,
 ) -> Routed {
@@ -201,7 +215,7 @@ async fn forward(
     route_index: RouteIndex,
     target: Target,
     mut req: Request<Incoming>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     started: Instant,
 ) -> Routed {
     let (Some(route_state), Some(route)) = (
@@ -477,7 +491,7 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) end at the proxy; the forwarding
 /// headers tell the upstream who asked and how.
-fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: ConnInfo, upgrade: bool) {
+fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, upgrade: bool) {
     let original_host = match uri.authority() {
         // Absolute form wins; userinfo never travels on.
         Some(authority) => HeaderValue::from_str(
@@ -503,10 +517,10 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: ConnInfo, u
     }
     let ip = conn.peer.ip();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(before) => HeaderValue::from_str(&format!("{before}, {ip}")),
-        None => HeaderValue::from_str(&ip.to_string()),
+        Some(before) => HeaderValue::from_str(&format!("{before}, {ip}")).ok(),
+        None => conn.peer_ip.clone(),
     };
-    if let Ok(value) = forwarded_for {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(
@@ -517,25 +531,49 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: ConnInfo, u
 
 /// Removes the headers that describe one connection, not the message. An
 /// `Upgrade` header is left for the caller to decide.
+///
+/// One pass over the names first: most messages carry at most
+/// `Connection: keep-alive`, and a removal costs a hash lookup.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers the Connection header names are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|name| name != header::UPGRADE)
-        .collect();
-    for name in named {
-        headers.remove(name);
+    let (mut connection, mut others) = (false, false);
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+            || name == header::TE
+            || name == header::TRAILER
+            || name == header::TRANSFER_ENCODING
+        {
+            others = true;
+        }
     }
-    headers.remove(header::CONNECTION);
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
+    if connection {
+        // Headers the Connection header names are hop-by-hop too. A
+        // `keep-alive` token names a header removed below anyway, so the
+        // usual `Connection: keep-alive` needs no list.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|name| name != header::UPGRADE)
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    if others {
+        headers.remove(&KEEP_ALIVE);
+        headers.remove(&PROXY_CONNECTION);
+        headers.remove(header::TE);
+        headers.remove(header::TRAILER);
+        headers.remove(header::TRANSFER_ENCODING);
+    }
 }
 
 fn set_cookies(headers: &mut HeaderMap, target: Target, pin: Option<&str>) {
@@ -671,12 +709,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("app.localhost"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let conn = ConnInfo {
-            listener: Listener::Public,
-            peer: "127.0.0.9:5000".parse().unwrap(),
-            tls: false,
-        };
-        prepare_request_headers(&mut headers, &Uri::from_static("/x"), conn, false);
+        let conn = ConnInfo::new(Listener::Public, "127.0.0.9:5000".parse().unwrap(), false);
+        prepare_request_headers(&mut headers, &Uri::from_static("/x"), &conn, false);
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "app.localhost");
@@ -684,7 +718,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("wrong"));
         let uri = Uri::from_static("http://servicea.local/y");
-        prepare_request_headers(&mut headers, &uri, conn, false);
+        prepare_request_headers(&mut headers, &uri, &conn, false);
         assert_eq!(headers[header::HOST], "servicea.local");
     }
 }

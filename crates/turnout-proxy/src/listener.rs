@@ -51,11 +51,7 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
-            listener: kind,
-            peer,
-            tls: tls.is_some(),
-        };
+        let conn = ConnInfo::new(kind, peer, tls.is_some());
         match &tls {
             None => {
                 let task = serve_connection(shared.clone(), builder.clone(), stream, conn);
@@ -101,10 +97,11 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();
+    let conn = Arc::new(conn);
     let io = TokioIo::new(ClientIo::new(stream, state.clone()));
     let service = {
-        let (shared, state) = (shared.clone(), state.clone());
-        service_fn(move |req| handle(shared.clone(), conn, state.clone(), req))
+        let (shared, state, conn) = (shared.clone(), state.clone(), conn.clone());
+        service_fn(move |req| handle(shared.clone(), conn.clone(), state.clone(), req))
     };
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// The release states of DESIGN §2 that `turnout_release_state` exports
@@ -70,6 +71,75 @@ pub(crate) struct ReleaseLabels {
 
 type HistogramFamily = Family<ServiceLabels, Histogram, fn() -> Histogram>;
 
+/// Finite upper bounds of the duration histogram: 0.5 ms to about 16 s,
+/// doubling (`+Inf` follows).
+const DURATION_BOUNDS: [f64; 16] = {
+    let mut bounds = [0.0005; 16];
+    let mut i = 1;
+    while i < bounds.len() {
+        bounds[i] = bounds[i - 1] * 2.0;
+        i += 1;
+    }
+    bounds
+};
+
+/// A Prometheus histogram on atomics: an observation is two relaxed
+/// increments and a compare-and-swap on the sum, with no lock (the
+/// `prometheus_client` one takes a mutex per observation). A scrape may
+/// see an observation's bucket before its sum; `count` is the sum of the
+/// buckets read, so buckets and count always agree.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Histogram {
+    inner: Arc<HistogramInner>,
+}
+
+#[derive(Debug, Default)]
+struct HistogramInner {
+    /// Per bucket, not cumulative; the last is `+Inf`.
+    buckets: [AtomicU64; DURATION_BOUNDS.len() + 1],
+    /// `f64` bits.
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, value: f64) {
+        let bucket = DURATION_BOUNDS
+            .iter()
+            .position(|&bound| value <= bound)
+            .unwrap_or(DURATION_BOUNDS.len());
+        self.inner.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .inner
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+}
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = DURATION_BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.inner.buckets)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = f64::from_bits(self.inner.sum.load(Ordering::Relaxed));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 /// The proxy's metric families and their registry.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -86,8 +156,7 @@ pub(crate) struct Metrics {
 }
 
 fn duration_histogram() -> Histogram {
-    // 0.5 ms to about 16 s, doubling.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    Histogram::default()
 }
 
 impl Metrics {
@@ -207,5 +276,38 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_encodes_cumulative_buckets_count_and_sum() {
+        let metrics = Metrics::new();
+        let labels = ServiceLabels {
+            route: Arc::from("app"),
+            service: Arc::from("v1"),
+        };
+        let histogram = metrics.duration.get_or_create_owned(&labels);
+        histogram.observe(0.0002);
+        histogram.observe(0.001);
+        histogram.observe(100.0);
+        let text = metrics.encode();
+        let line = |suffix: &str| {
+            text.lines()
+                .find(|l| l.starts_with("turnout_request_duration_seconds") && l.contains(suffix))
+                .unwrap_or_else(|| panic!("no {suffix} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(line("le=\"0.0005\""), "1");
+        assert_eq!(line("le=\"0.001\""), "2");
+        assert_eq!(line("le=\"+Inf\""), "3");
+        assert_eq!(line("_count"), "3");
+        assert_eq!(line("_sum").parse::<f64>().unwrap(), 100.0012);
     }
 }

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 use turnout_routing::RouteTable;
 
 use crate::instance::Instance;
-use crate::metrics::{ErrorLabels, Metrics, ServiceLabels};
+use crate::metrics::{ErrorLabels, Histogram, Metrics, ServiceLabels};
 
 /// An immutable routing snapshot.
 #[derive(Debug)]
