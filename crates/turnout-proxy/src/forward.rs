@@ -348,7 +348,7 @@ async fn forward(
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
                     tunnel::spawn(shared, client_upgrade, upstream_upgrade, in_flight.clone());
                 } else {
-                    strip_hop_by_hop(response.headers_mut());
+                    let _ = strip_hop_by_hop(response.headers_mut());
                 }
                 let pin_moved = target.pinned.is_some_and(|p| p as usize != slot_index);
                 set_cookies(
@@ -410,14 +410,13 @@ async fn forward(
 /// `gzip, chunked` from reaching an upstream as if it were plain bytes.
 fn framing_problem(req: &Request<Incoming>, ambiguous_head: bool) -> Option<&'static str> {
     let headers = req.headers();
-    if ambiguous_head
-        || (headers.contains_key(header::TRANSFER_ENCODING)
-            && headers.contains_key(header::CONTENT_LENGTH))
-    {
+    // One lookup for the usual request without `Transfer-Encoding`.
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let first = codings.next();
+    if ambiguous_head || (first.is_some() && headers.contains_key(header::CONTENT_LENGTH)) {
         return Some("both transfer-encoding and content-length\n");
     }
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    match (codings.next(), codings.next()) {
+    match (first, codings.next()) {
         (None, _) => None,
         (Some(coding), None)
             if coding
@@ -492,32 +491,57 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// Hop-by-hop headers (RFC 9110 §7.6.1) end at the proxy; the forwarding
 /// headers tell the upstream who asked and how.
 fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, upgrade: bool) {
-    let original_host = match uri.authority() {
-        // Absolute form wins; userinfo never travels on.
-        Some(authority) => HeaderValue::from_str(
+    // Absolute form wins; userinfo never travels on.
+    let absolute_host = uri.authority().and_then(|authority| {
+        HeaderValue::from_str(
             authority
                 .as_str()
                 .rsplit_once('@')
                 .map_or(authority.as_str(), |(_, h)| h),
         )
-        .ok(),
-        None => headers.get(header::HOST).cloned(),
-    };
-    strip_hop_by_hop(headers);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(PREVIEW_TOKEN_HEADER);
+        .ok()
+    });
+    let host_header = headers.get(header::HOST).cloned();
+    // One pass over the names: a removal costs a hash lookup, and these
+    // headers are rare.
+    let (mut credentials, mut preview, mut upgrade_header) = (false, false, false);
+    for name in headers.keys() {
+        if name == header::PROXY_AUTHORIZATION {
+            credentials = true;
+        } else if name == header::UPGRADE {
+            upgrade_header = true;
+        } else if name.as_str() == PREVIEW_TOKEN_HEADER {
+            preview = true;
+        }
+    }
+    let named_removed = strip_hop_by_hop(headers);
+    if credentials {
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
+    if preview {
+        headers.remove(PREVIEW_TOKEN_HEADER);
+    }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if upgrade_header {
         headers.remove(header::UPGRADE);
     }
-    if let Some(host) = original_host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        headers.insert(header::HOST, host);
+    match (absolute_host, host_header) {
+        (Some(host), _) => {
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+            headers.insert(header::HOST, host);
+        }
+        (None, Some(host)) => {
+            // `Host` is still there, unless `Connection` named it.
+            if named_removed {
+                headers.insert(header::HOST, host.clone());
+            }
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        (None, None) => {}
     }
-    let ip = conn.peer.ip();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(before) => HeaderValue::from_str(&format!("{before}, {ip}")).ok(),
+        Some(before) => HeaderValue::from_str(&format!("{before}, {}", conn.peer.ip())).ok(),
         None => conn.peer_ip.clone(),
     };
     if let Some(value) = forwarded_for {
@@ -534,7 +558,9 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, 
 ///
 /// One pass over the names first: most messages carry at most
 /// `Connection: keep-alive`, and a removal costs a hash lookup.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+///
+/// Returns whether it removed headers the `Connection` header named.
+fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     let (mut connection, mut others) = (false, false);
     for name in headers.keys() {
         if name == header::CONNECTION {
@@ -548,6 +574,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             others = true;
         }
     }
+    let mut named_removed = false;
     if connection {
         // Headers the Connection header names are hop-by-hop too. A
         // `keep-alive` token names a header removed below anyway, so the
@@ -562,6 +589,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .filter(|name| name != header::UPGRADE)
             .collect();
+        named_removed = !named.is_empty();
         for name in named {
             headers.remove(name);
         }
@@ -574,6 +602,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(header::TRAILER);
         headers.remove(header::TRANSFER_ENCODING);
     }
+    named_removed
 }
 
 fn set_cookies(headers: &mut HeaderMap, target: Target, pin: Option<&str>) {
@@ -699,7 +728,7 @@ mod tests {
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut headers);
+        let _ = strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
     }
@@ -720,5 +749,31 @@ mod tests {
         let uri = Uri::from_static("http://servicea.local/y");
         prepare_request_headers(&mut headers, &uri, &conn, false);
         assert_eq!(headers[header::HOST], "servicea.local");
+
+        // Hop-by-hop and private headers go; Host stays even when
+        // Connection names it.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("app.localhost"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("host, te"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(PREVIEW_TOKEN_HEADER, HeaderValue::from_static("secret"));
+        headers.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Basic eDo="),
+        );
+        prepare_request_headers(&mut headers, &Uri::from_static("/x"), &conn, false);
+        assert_eq!(headers[header::HOST], "app.localhost");
+        assert_eq!(headers["x-forwarded-host"], "app.localhost");
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.9");
+        for gone in [
+            "connection",
+            "te",
+            "upgrade",
+            PREVIEW_TOKEN_HEADER,
+            "proxy-authorization",
+        ] {
+            assert!(!headers.contains_key(gone), "{gone} still there");
+        }
     }
 }

@@ -162,17 +162,15 @@ impl RequestFraming {
             // rest of a request line, a field that is not a framing field)
             // are skipped in one step; the byte that ends the run goes
             // through `byte` as usual.
-            if let Some(stop) = self.skippable() {
-                let run = bytes.iter().position(|&b| stop(b)).unwrap_or(bytes.len());
-                if run > 0 {
-                    self.head.bytes += run;
-                    if self.head.bytes > MAX_HEAD_BYTES {
-                        self.state = State::Lost;
-                        return;
-                    }
-                    bytes = &bytes[run..];
-                    continue;
+            let run = self.skippable(bytes);
+            if run > 0 {
+                self.head.bytes += run;
+                if self.head.bytes > MAX_HEAD_BYTES {
+                    self.state = State::Lost;
+                    return;
                 }
+                bytes = &bytes[run..];
+                continue;
             }
             self.byte(byte);
             bytes = rest;
@@ -304,22 +302,26 @@ impl RequestFraming {
         };
     }
 
-    /// In a state where every byte but those `stop` accepts leaves the
-    /// state as it is (and only counts towards the head's size), that
-    /// test.
-    fn skippable(&self) -> Option<fn(u8) -> bool> {
-        match self.state {
-            // Past `PRI`, the request line only ends.
-            State::RequestLine { pos, pri } if pos > 3 || !pri => Some(|b| b == b'\n'),
-            State::Value(Field::Other) => Some(|b| b == b'\n'),
-            // A name that can no longer be a framing field.
+    /// How many of `bytes`, from the start, leave the state as it is and
+    /// only count towards the head's size: the rest of a request line
+    /// (past `PRI`), a value of a field other than the framing fields, a
+    /// name that can no longer be one of them.
+    fn skippable(&self, bytes: &[u8]) -> usize {
+        let run = match self.state {
+            State::RequestLine { pos, pri } if pos > 3 || !pri => {
+                bytes.iter().position(|&b| b == b'\n')
+            }
+            State::Value(Field::Other) => bytes.iter().position(|&b| b == b'\n'),
             State::Name {
                 cl: false,
                 te: false,
                 ..
-            } => Some(|b| matches!(b, b':' | b'\r' | b'\n')),
-            _ => None,
-        }
+            } => bytes
+                .iter()
+                .position(|&b| matches!(b, b':' | b'\r' | b'\n')),
+            _ => Some(0),
+        };
+        run.unwrap_or(bytes.len())
     }
 
     fn in_head(&self) -> bool {
