@@ -71,6 +71,26 @@ impl Shared {
         for removed in removed {
             self.drain(removed, drain_timeout);
         }
+        self.retire(previous);
+    }
+
+    /// Frees a replaced snapshot off the request path. A request that
+    /// loaded it before the swap holds it until it has a response head; if
+    /// that request dropped the last reference, a runtime worker would free
+    /// the whole table (tens of milliseconds for 10,000 routes) while other
+    /// requests wait. A blocking thread waits for those requests instead
+    /// (up to a second; after that the last holder frees it after all).
+    fn retire(&self, previous: Arc<Snapshot>) {
+        if Arc::strong_count(&previous) == 1 {
+            return;
+        }
+        drop(self.runtime.spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while Arc::strong_count(&previous) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(previous);
+        }));
     }
 
     /// Requests and upgraded connections using the instance at `addr`;

@@ -52,7 +52,7 @@ pub(crate) struct InstanceSlot {
 }
 
 /// Counters of failed upstream attempts, by kind.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct UpstreamErrors {
     pub connect: Counter,
     pub timeout: Counter,
@@ -67,25 +67,46 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Snapshot {
         let empty: Arc<str> = Arc::from("");
+        // The previous snapshot's routes by id, so a reload carries the
+        // round-robin counters and reuses the metric handles of what did
+        // not change (a handle lookup hashes its whole label set; a table
+        // of 10,000 routes x 10 endpoints has 700,000 of them).
+        let previous_routes: HashMap<&str, usize> = previous
+            .map(|p| {
+                p.table
+                    .routes()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (&**r.id(), i))
+                    .collect()
+            })
+            .unwrap_or_default();
         let routes = table
             .routes()
             .iter()
             .map(|route| {
                 let id = route.id();
-                let seq = previous
-                    .and_then(|p| {
-                        p.table
-                            .routes()
-                            .iter()
-                            .position(|r| r.id() == id)
-                            .and_then(|i| p.routes.get(i))
-                    })
-                    .map_or(0, |r| r.seq.load(Ordering::Relaxed));
+                let before = previous.and_then(|p| {
+                    let i = *previous_routes.get(&**id)?;
+                    Some((p.table.routes().get(i)?, p.routes.get(i)?))
+                });
+                let seq = before.map_or(0, |(_, state)| state.seq.load(Ordering::Relaxed));
                 let services = route
                     .services()
                     .iter()
-                    .map(|service| {
+                    .enumerate()
+                    .map(|(j, service)| {
                         let name = service.name();
+                        // The same service (by name) in the previous table.
+                        let was = before.and_then(|(old_route, old_state)| {
+                            let old = old_route.services();
+                            let k = if old.get(j).is_some_and(|s| s.name() == name) {
+                                j
+                            } else {
+                                old.iter().position(|s| s.name() == name)?
+                            };
+                            Some((&old[k], old_state.services.get(k)?))
+                        });
                         let labels = ServiceLabels {
                             route: id.clone(),
                             service: name.clone(),
@@ -97,33 +118,64 @@ impl Snapshot {
                                 kind,
                             })
                         };
+                        // An instance's counters from the previous state
+                        // when its endpoint id is the same (its slots line
+                        // up with the endpoints only when none was skipped).
+                        let reuse = |k: usize, endpoint_id: &Arc<str>| {
+                            let (old_service, old_state) = was?;
+                            let old_endpoints = old_service.endpoints();
+                            if old_state.instances.len() != old_endpoints.len() {
+                                return None;
+                            }
+                            let k = if old_endpoints.get(k).is_some_and(|e| e.id == *endpoint_id) {
+                                k
+                            } else {
+                                old_endpoints.iter().position(|e| e.id == *endpoint_id)?
+                            };
+                            Some(old_state.instances[k].requests.clone())
+                        };
                         ServiceState {
                             instances: service
                                 .endpoints()
                                 .iter()
-                                .filter_map(|endpoint| {
+                                .enumerate()
+                                .filter_map(|(k, endpoint)| {
                                     let instance = instances.get(&endpoint.addr)?.clone();
                                     Some(InstanceSlot {
-                                        requests: metrics.request_counters(id, name, &endpoint.id),
+                                        requests: reuse(k, &endpoint.id).unwrap_or_else(|| {
+                                            metrics.request_counters(id, name, &endpoint.id)
+                                        }),
                                         instance,
                                     })
                                 })
                                 .collect(),
                             next: AtomicUsize::new(0),
-                            duration: metrics.duration.get_or_create_owned(&labels),
-                            errors: UpstreamErrors {
-                                connect: error("connect"),
-                                timeout: error("timeout"),
-                                protocol: error("protocol"),
+                            duration: was.map_or_else(
+                                || metrics.duration.get_or_create_owned(&labels),
+                                |(_, state)| state.duration.clone(),
+                            ),
+                            errors: match was {
+                                Some((_, state)) => state.errors.clone(),
+                                None => UpstreamErrors {
+                                    connect: error("connect"),
+                                    timeout: error("timeout"),
+                                    protocol: error("protocol"),
+                                },
                             },
-                            local: metrics.request_counters(id, name, &empty),
+                            local: was.map_or_else(
+                                || metrics.request_counters(id, name, &empty),
+                                |(_, state)| state.local.clone(),
+                            ),
                         }
                     })
                     .collect();
                 RouteState {
                     seq: AtomicU64::new(seq),
                     services,
-                    local: metrics.request_counters(id, &empty, &empty),
+                    local: before.map_or_else(
+                        || metrics.request_counters(id, &empty, &empty),
+                        |(_, state)| state.local.clone(),
+                    ),
                 }
             })
             .collect();

@@ -218,7 +218,16 @@ impl RouteFile {
     /// Parses a route file. Only the syntax and the schema's shape are
     /// checked here; [`RouteFile::validate`] checks the rest.
     pub fn from_yaml(text: &str) -> Result<RouteFile, RoutingError> {
-        serde_saphyr::from_str(text).map_err(|err| RoutingError::Parse {
+        // The parser's default budget (250,000 nodes, 1,000,000 events)
+        // stops a generated table of 10,000 routes x 10 endpoints (about
+        // 400,000 nodes). Sixteen times that still caps a hostile file;
+        // the depth and alias caps stay as they are.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = 4_000_000;
+        budget.max_events = 16_000_000;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        serde_saphyr::from_str_with_options(text, options).map_err(|err| RoutingError::Parse {
             message: err.to_string(),
         })
     }
