@@ -282,10 +282,18 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
             state.apps.insert(record.name.clone(), app);
         }
-        for record in store.all_instances()? {
+        for mut record in store.all_instances()? {
             let Some(app) = state.apps.get(&record.app) else {
                 continue;
             };
+            if record.pid.is_none()
+                && record.state != Phase::Exited.as_str()
+                && let Some(found) = runtime.find(crate::reconciler::INSTANCE_KEY, &record.token)
+            {
+                // Started by a server that died before recording the pid.
+                record.pid = Some(found.pid);
+                record.start_time = Some(found.start_time);
+            }
             let plan = app
                 .services
                 .get(&record.service)

@@ -26,6 +26,10 @@ use crate::model::ReleaseState;
 use crate::plan::{Action, InstanceView, Phase, plan, release_ready};
 use crate::step::Command;
 
+/// The environment variable that carries an instance's token, by which a
+/// restarted server finds a process it started but did not record.
+pub(crate) const INSTANCE_KEY: &str = "TURNOUT_INSTANCE_KEY";
+
 /// The longest wait between restarts of a crashing instance.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -419,6 +423,25 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             inst,
             self.inner.settings.internal_addr,
         );
+        // Recorded before it runs: a server killed while starting it finds
+        // the record, and through INSTANCE_KEY the process.
+        inst.record.pid = None;
+        inst.record.start_time = None;
+        let before = Change {
+            instances: vec![inst.record.clone()],
+            ..Change::default()
+        };
+        if let Err(e) = self.commit(state, &before) {
+            tracing::error!(instance = id, error = %e, "cannot record an instance; not starting it");
+            if let Some(inst) = state.instances.get_mut(&key) {
+                inst.restart_at = Some(Instant::now() + Duration::from_secs(1));
+                inst.phase = Phase::Exited;
+            }
+            return;
+        }
+        let Some(inst) = state.instances.get_mut(&key) else {
+            return;
+        };
         let result: Result<Started, _> = self.inner.runtime.start(&spec).await;
         let now = now_millis();
         match result {
@@ -616,6 +639,9 @@ fn instance_spec(
         proxy.as_deref(),
         id,
     ));
+    // Lets a restarted server find the process if it died between starting
+    // it and recording its pid.
+    env.push((INSTANCE_KEY.to_string(), inst.record.token.clone()));
     InstanceSpec {
         id: id.to_string(),
         app: app.to_string(),

@@ -112,6 +112,41 @@ impl Runtime for ProcessRuntime {
         "process"
     }
 
+    fn find(&self, key: &str, value: &str) -> Option<Started> {
+        let wanted = format!("{key}={value}");
+        let entries = std::fs::read_dir("/proc").ok()?;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // Processes of other users (or gone by now) cannot be read:
+            // they are not ours.
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+                continue;
+            }
+            if let Ok(Some(stat)) = ProcStat::read(pid)
+                && !stat.is_zombie()
+                // The program itself leads its group; its children share
+                // the environment but not the pid.
+                && stat.pgrp == pid
+            {
+                return Some(Started {
+                    pid,
+                    start_time: stat.start_time,
+                    address: std::net::IpAddr::from([127, 0, 0, 1]),
+                });
+            }
+        }
+        None
+    }
+
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {
         if service.command.is_some() {
             return Ok(());

@@ -126,4 +126,12 @@ pub trait Runtime: Send + Sync {
         start_time: u64,
         grace: Duration,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Finds a running instance whose environment holds `KEY=value` —
+    /// one that a server started and was killed before it could record
+    /// its pid. `None` when there is none (or the runtime cannot tell).
+    fn find(&self, key: &str, value: &str) -> Option<Started> {
+        let _ = (key, value);
+        None
+    }
 }

@@ -547,3 +547,26 @@ fn act_as_the_server(dir: &Path) -> ! {
     });
     unreachable!("the server waits to be killed")
 }
+
+/// A server killed between starting an instance and recording its pid finds
+/// it again by a variable of its environment.
+#[tokio::test]
+async fn an_instance_is_found_by_a_variable_of_its_environment() {
+    let dir = TempDir::new("find");
+    let rt = runtime();
+    let key = format!("tok-{}", std::process::id());
+    let mut s = spec("finder.1", shell("sleep 300"), dir.path());
+    s.env.push(("TURNOUT_INSTANCE_KEY".into(), key.clone()));
+    let started = rt.start(&s).await.unwrap();
+    let _guard = Guard::new(&started);
+    eventually("the shell to exec sleep", || async {
+        (comm(started.pid).as_deref() == Some("sleep")).then_some(())
+    })
+    .await;
+    let found = rt.find("TURNOUT_INSTANCE_KEY", &key).expect("found");
+    assert_eq!(
+        (found.pid, found.start_time),
+        (started.pid, started.start_time)
+    );
+    assert!(rt.find("TURNOUT_INSTANCE_KEY", "tok-nobody").is_none());
+}

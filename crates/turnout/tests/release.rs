@@ -485,9 +485,22 @@ fn kill_9_while_deploying_then_serve_finishes_the_release_without_duplicates() {
             svc["name"]
         );
     }
+    // Every instance ever recorded, including any the killed server
+    // started but had not yet given a pid.
+    let tokens: Vec<String> = turnout_store::Store::open(&dir.path().join("turnout.db"))
+        .unwrap()
+        .all_instances()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.token)
+        .collect();
+    assert!(!tokens.is_empty());
     let pids = instance_pids(&s);
     assert!(resumed.stop().success());
-    let leftovers: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    let mut leftovers: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for token in &tokens {
+        leftovers.extend(support::processes_with_env("TURNOUT_INSTANCE_KEY", token));
+    }
     kill_all(&leftovers);
     assert!(
         leftovers.is_empty(),

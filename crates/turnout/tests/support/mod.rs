@@ -219,6 +219,28 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Pids of the processes whose environment holds `key=value`.
+pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
+    let wanted = format!("{key}={value}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// Kills every process of the instance pids given (cleanup after a test
 /// that left instances on purpose).
 pub fn kill_all(pids: &[u32]) {
