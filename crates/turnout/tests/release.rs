@@ -35,6 +35,17 @@ fn answers(server: &Server, n: usize) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Starts a release of an `examples/hello` template; it must be accepted.
+fn start_release(server: &Server, file: &str) -> support::Response {
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&template_body(file, &[])),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    r
+}
+
 fn weights(server: &Server, route: &str, body: &str) -> serde_json::Value {
     let r = server.api(
         "PUT",
@@ -55,12 +66,7 @@ fn seed_walkthrough_frontend_then_backend() {
     assert_eq!(v1["template_version"], 1);
 
     // Frontend release, blue-green.
-    let r = server.api(
-        "POST",
-        &format!("/v1/apps/{APP}/releases"),
-        Some(&template_body("app-frontend-v2.yaml", &[])),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    start_release(&server, "app-frontend-v2.yaml");
     let s = server.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
     let role = |s: &serde_json::Value, name: &str| {
         s["services"]
@@ -157,12 +163,7 @@ fn seed_walkthrough_frontend_then_backend() {
         .flat_map(|x| x["instances"].as_array().unwrap().clone())
         .map(|i| i["pid"].as_u64().unwrap())
         .collect();
-    let r = server.api(
-        "POST",
-        &format!("/v1/apps/{APP}/releases"),
-        Some(&template_body("app-backend-v2.yaml", &[])),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    start_release(&server, "app-backend-v2.yaml");
     let s = server.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
     assert_eq!(role(&s, "serviceB-v2").unwrap().0, "unchanged");
     assert_eq!(role(&s, "serviceA-v1").unwrap().0, "old");
@@ -256,12 +257,7 @@ fn a_release_whose_instances_never_get_ready_rolls_back() {
 fn kill_9_in_pending_confirmation_then_serve_resumes_and_adopts() {
     let dir = TempDir::new("crash");
     let mut server = up(&dir, &[]);
-    let r = server.api(
-        "POST",
-        &format!("/v1/apps/{APP}/releases"),
-        Some(&template_body("app-frontend-v2.yaml", &[])),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    start_release(&server, "app-frontend-v2.yaml");
     server.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
     let before = weights(&server, "serviceb", r#"{"weights":{"serviceB-v2":100}}"#);
     let pids = instance_pids(&before);
@@ -461,12 +457,7 @@ fn up_refuses_another_template_on_a_data_dir_that_holds_the_app() {
 fn kill_9_while_deploying_then_serve_finishes_the_release_without_duplicates() {
     let dir = TempDir::new("crash-deploying");
     let mut server = up(&dir, &[]);
-    let r = server.api(
-        "POST",
-        &format!("/v1/apps/{APP}/releases"),
-        Some(&template_body("app-frontend-v2.yaml", &[])),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    let r = start_release(&server, "app-frontend-v2.yaml");
     assert_eq!(state(&r.json()), "deploying");
     server.kill9();
     let mut resumed = Server::start(&["serve"], dir.path(), &[]);
