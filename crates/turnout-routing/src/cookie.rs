@@ -1,7 +1,6 @@
 //! Reading cookies from request headers without allocating.
 
-use http::HeaderMap;
-use http::header::COOKIE;
+use crate::headers::RequestHeaders;
 
 /// Cookie that holds a client's position in `[0, POSITION_SPACE)` for
 /// `version` stickiness.
@@ -12,10 +11,12 @@ pub const INSTANCE_COOKIE: &str = "turnout_instance";
 
 /// The value of the first cookie called `name` in the request's `Cookie`
 /// headers (HTTP/2 clients may send several), without its surrounding quotes.
-pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    for header in headers.get_all(COOKIE) {
+pub fn cookie_value<'h, H: RequestHeaders + ?Sized>(headers: &'h H, name: &str) -> Option<&'h str> {
+    for header in headers.values("cookie") {
         // A cookie header that is not text cannot hold a cookie we set.
-        let Ok(text) = header.to_str() else { continue };
+        let Ok(text) = std::str::from_utf8(header) else {
+            continue;
+        };
         for pair in text.split(';') {
             let pair = pair.trim_matches(|c| c == ' ' || c == '\t');
             let Some((key, value)) = pair.split_once('=') else {
@@ -37,7 +38,8 @@ pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::header::COOKIE;
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -4,6 +4,7 @@
 use http::HeaderMap;
 
 use crate::cookie::{INSTANCE_COOKIE, POSITION_COOKIE, cookie_value};
+use crate::headers::RequestHeaders;
 use crate::position::Position;
 use crate::route::{Route, RouteIndex};
 use crate::route_table::RouteTable;
@@ -16,20 +17,29 @@ pub const PREVIEW_SERVICE_HEADER: &str = "x-turnout-service";
 pub const PREVIEW_TOKEN_HEADER: &str = "x-turnout-preview-token";
 
 /// Everything about one request that the decision reads.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestKey<'a> {
+#[derive(Debug)]
+pub struct RequestKey<'a, H: ?Sized = HeaderMap> {
     /// The route found by [`RouteTable::lookup`].
     pub route: RouteIndex,
     /// A number that grows by one per request on this route (the proxy's
     /// atomic counter); it drives the smooth weighted round robin.
     pub seq: u64,
     /// The request headers (cookies, rule headers, preview headers).
-    pub headers: &'a HeaderMap,
+    pub headers: &'a H,
     /// The raw query string, for query rules.
     pub query: Option<&'a str>,
     /// The proxy credential presented on the internal listener, if any.
     pub caller_token: Option<&'a str>,
 }
+
+// By hand: a derive would ask `H: Clone`, but only the reference is copied.
+impl<H: ?Sized> Clone for RequestKey<'_, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H: ?Sized> Copy for RequestKey<'_, H> {}
 
 /// Why a request was sent where it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +100,7 @@ pub enum Decision {
 
 /// Decides where a request goes: caller check, then preview override, then
 /// rules, then stickiness, then the weights.
-pub fn pick(table: &RouteTable, key: &RequestKey<'_>) -> Decision {
+pub fn pick<H: RequestHeaders + ?Sized>(table: &RouteTable, key: &RequestKey<'_, H>) -> Decision {
     let Some(route) = table.route(key.route) else {
         return Decision::UnknownRoute;
     };
@@ -185,10 +195,14 @@ fn check_caller(table: &RouteTable, route: &Route, token: Option<&str>) -> Optio
     }
 }
 
-fn preview_service(table: &RouteTable, route: &Route, headers: &HeaderMap) -> Option<ServiceIndex> {
+fn preview_service<H: RequestHeaders + ?Sized>(
+    table: &RouteTable,
+    route: &Route,
+    headers: &H,
+) -> Option<ServiceIndex> {
     let expected = table.preview_token()?;
-    let name = headers.get(PREVIEW_SERVICE_HEADER)?.to_str().ok()?;
-    let presented = headers.get(PREVIEW_TOKEN_HEADER)?.as_bytes();
+    let name = headers.first_str(PREVIEW_SERVICE_HEADER)?;
+    let presented = headers.values(PREVIEW_TOKEN_HEADER).next()?;
     if !constant_time_eq(expected, presented) {
         return None;
     }

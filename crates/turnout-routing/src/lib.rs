@@ -16,6 +16,7 @@ mod cookie;
 mod decision;
 mod endpoint;
 mod error;
+mod headers;
 mod health;
 mod host;
 mod matcher;
@@ -37,6 +38,7 @@ pub use decision::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Problem, RoutingError};
+pub use headers::RequestHeaders;
 pub use health::HealthCheck;
 pub use host::{normalize_host, request_host};
 pub use matcher::ValueMatcher;

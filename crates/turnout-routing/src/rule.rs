@@ -1,7 +1,9 @@
 //! Rules: conditions on a request that send it to a named service before
 //! the weights are consulted (A/B tests, beta testers).
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
+
+use crate::headers::RequestHeaders;
 
 use crate::cookie::cookie_value;
 use crate::matcher::ValueMatcher;
@@ -38,7 +40,7 @@ pub struct Rule {
 
 impl Rule {
     /// Whether a request with these headers and query string matches.
-    pub fn matches(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+    pub fn matches<H: RequestHeaders + ?Sized>(&self, headers: &H, query: Option<&str>) -> bool {
         self.conditions.iter().all(|c| c.matches(headers, query))
     }
 }
@@ -46,12 +48,11 @@ impl Rule {
 impl Condition {
     /// Whether the request satisfies this condition; an absent value never
     /// matches.
-    pub fn matches(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+    pub fn matches<H: RequestHeaders + ?Sized>(&self, headers: &H, query: Option<&str>) -> bool {
         match &self.source {
             Source::Header(name) => headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
+                .values(name.as_str())
+                .filter_map(|v| std::str::from_utf8(v).ok())
                 .any(|v| self.matcher.matches(v)),
             Source::Cookie(name) => {
                 cookie_value(headers, name).is_some_and(|v| self.matcher.matches(v))
@@ -75,7 +76,7 @@ pub(crate) fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
     #[test]
     fn query_lookup() {
