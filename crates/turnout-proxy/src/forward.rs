@@ -33,7 +33,7 @@ use crate::tunnel;
 pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 /// Most attempts one request makes on different instances.
-const MAX_ATTEMPTS: usize = 3;
+pub(crate) const MAX_ATTEMPTS: usize = 3;
 
 /// Most times one request is routed: again when the snapshot it read was
 /// replaced meanwhile and none of its instances takes requests any more.
@@ -171,7 +171,9 @@ async fn route_request(
         return local(StatusCode::NOT_FOUND, "unknown host\n").into();
     };
     let token = match conn.listener {
-        Listener::Internal => proxy_token(headers),
+        Listener::Internal => headers
+            .get(header::PROXY_AUTHORIZATION)
+            .and_then(|v| proxy_token(v.as_bytes())),
         Listener::Public => None,
     };
     let seq = route_state.seq.fetch_add(1, Ordering::Relaxed);
@@ -336,9 +338,9 @@ async fn forward(
                         route.id(),
                         service.name(),
                         &slot.instance.id,
-                        &parts.method,
-                        &path_and_query,
-                        status,
+                        parts.method.as_str(),
+                        path_and_query.as_str(),
+                        status.as_u16(),
                         started,
                     );
                 }
@@ -435,7 +437,11 @@ fn framing_problem(req: &Request<Incoming>, ambiguous_head: bool) -> Option<&'st
 /// its in-flight. Never a draining instance: only a request that read the
 /// snapshot just before a swap can see one, and it routes again instead,
 /// so that a drain that reads 0 in flight can end at once.
-fn choose(state: &ServiceState, pinned: Option<u32>, tried: u64) -> Option<(usize, InFlight)> {
+pub(crate) fn choose(
+    state: &ServiceState,
+    pinned: Option<u32>,
+    tried: u64,
+) -> Option<(usize, InFlight)> {
     let n = state.instances.len();
     let untried = |i: usize| tried & (1 << (i % 64)) == 0;
     let take = |i: usize| {
@@ -624,8 +630,8 @@ fn set_cookies(headers: &mut HeaderMap, target: Target, pin: Option<&str>) {
 }
 
 /// The proxy credential: the user name of `Proxy-Authorization: Basic`.
-fn proxy_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::PROXY_AUTHORIZATION)?.to_str().ok()?;
+pub(crate) fn proxy_token(value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -638,7 +644,7 @@ fn proxy_token(headers: &HeaderMap) -> Option<String> {
     Some(user.to_owned())
 }
 
-fn forbidden_hint(
+pub(crate) fn forbidden_hint(
     snapshot: &Snapshot,
     route_index: RouteIndex,
     reason: Forbidden,
@@ -677,13 +683,13 @@ fn forbidden_hint(
     }
 }
 
-fn access_log(
+pub(crate) fn access_log(
     route: &str,
     service: &str,
     instance: &str,
-    method: &Method,
-    path: &PathAndQuery,
-    status: StatusCode,
+    method: &str,
+    path: &str,
+    status: u16,
     started: Instant,
 ) {
     tracing::info!(
@@ -691,9 +697,9 @@ fn access_log(
         route,
         service,
         instance,
-        method = method.as_str(),
-        path = path.as_str(),
-        status = status.as_u16(),
+        method,
+        path,
+        status,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
     );
 }
@@ -710,12 +716,13 @@ mod tests {
             header::PROXY_AUTHORIZATION,
             HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
         );
-        assert_eq!(proxy_token(&headers).as_deref(), Some("tok-1f3a"));
+        let value = |h: &HeaderMap| h[header::PROXY_AUTHORIZATION].as_bytes().to_vec();
+        assert_eq!(proxy_token(&value(&headers)).as_deref(), Some("tok-1f3a"));
         headers.insert(
             header::PROXY_AUTHORIZATION,
             HeaderValue::from_static("Bearer x"),
         );
-        assert_eq!(proxy_token(&headers), None);
+        assert_eq!(proxy_token(&value(&headers)), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use http::uri::Authority;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio_util::sync::CancellationToken;
+
+use crate::upstream::Link;
 
 /// The state of an instance as the proxy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,11 +65,14 @@ pub(crate) struct Instance {
     /// Wakes the health check early after a passive ejection, so a
     /// recovered instance is readmitted at the fast probe rate.
     pub recheck: tokio::sync::Notify,
-    /// Cancelled at the drain deadline (or shutdown): the connections to
-    /// the instance's address, and whatever they carry, are cut. Shared
-    /// with a later instance at the same address that is listed before
-    /// the deadline, since pooled connections are per address.
-    pub drained: CancellationToken,
+    /// The address's drain signal and idle connections. Shared with a
+    /// later instance at the same address that is listed before the
+    /// deadline, since pooled connections are per address.
+    pub link: Link,
+    /// `link.drained`: cancelled at the drain deadline (or shutdown), when
+    /// the connections to the instance's address, and whatever they carry,
+    /// are cut.
+    pub drained: tokio_util::sync::CancellationToken,
     /// Requests forwarded to the instance whose response is not finished,
     /// plus open upgraded connections; see [`crate::in_flight::InFlight`].
     pub(crate) in_flight: AtomicUsize,
@@ -77,14 +81,9 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    /// A new instance, ready; `drained` is a fresh token, or the one of a
+    /// A new instance, ready; `link` is a fresh one, or the one of a
     /// drained instance at the same address whose deadline has not passed.
-    pub fn new(
-        id: Arc<str>,
-        addr: SocketAddr,
-        ready_gauge: Gauge,
-        drained: CancellationToken,
-    ) -> Arc<Instance> {
+    pub fn new(id: Arc<str>, addr: SocketAddr, ready_gauge: Gauge, link: Link) -> Arc<Instance> {
         // A SocketAddr always renders as a valid authority.
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("127.0.0.1"));
@@ -97,7 +96,8 @@ impl Instance {
             state: AtomicU8::new(InstanceState::Ready.as_u8()),
             ready_gauge,
             recheck: tokio::sync::Notify::new(),
-            drained,
+            drained: link.drained.clone(),
+            link,
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         })

@@ -10,13 +10,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use turnout_routing::Listener;
 
 use crate::connection::{Check, ClientIo, ConnState};
 use crate::forward::{ConnInfo, handle};
+use crate::h1;
+use crate::prefixed::Prefixed;
 use crate::shared::Shared;
 
 /// How long a client may take for the TLS handshake.
@@ -54,7 +56,7 @@ pub(crate) async fn serve(
         let conn = ConnInfo::new(kind, peer, tls.is_some());
         match &tls {
             None => {
-                let task = serve_connection(shared.clone(), builder.clone(), stream, conn);
+                let task = serve_plain(shared.clone(), builder.clone(), stream, conn);
                 shared.tasks.spawn(connections.track_future(task));
             }
             Some(acceptor) => {
@@ -87,6 +89,24 @@ pub(crate) async fn serve(
         () = tokio::time::sleep(deadline) => {
             tracing::warn!("connections still open at the drain deadline; closing them");
         }
+    }
+}
+
+/// Serves a plain-TCP connection: HTTP/1.1 requests on the fast path
+/// ([`h1`]) as long as they are ordinary, then hyper from the first one
+/// that is not (or from the first byte, for an HTTP/2 client).
+async fn serve_plain(shared: Arc<Shared>, builder: Builder, mut stream: TcpStream, conn: ConnInfo) {
+    let ended = {
+        let fast = h1::serve(&shared, &conn, &mut stream);
+        tokio::pin!(fast);
+        tokio::select! {
+            ended = &mut fast => ended,
+            () = shared.hard_stop.cancelled() => return,
+        }
+    };
+    if let h1::Ended::Handoff(read) = ended {
+        let io = Prefixed::new(read, stream);
+        serve_connection(shared, builder, io, conn).await;
     }
 }
 

@@ -13,6 +13,7 @@ use turnout_routing::{HealthCheck, RouteTable};
 use crate::health_check;
 use crate::instance::Instance;
 use crate::metrics::{InstanceLabels, Metrics};
+use crate::upstream::Link;
 
 #[derive(Debug)]
 struct Entry {
@@ -31,12 +32,12 @@ struct Draining {
     abort: CancellationToken,
 }
 
-/// The cut token of a drained instance whose drain ended with nothing in
+/// The link (cut token and idle connections) of a drained instance whose drain ended with nothing in
 /// flight, kept until the drain deadline: its idle pooled connections are
 /// cut then, unless an instance at the same address adopts it first.
 #[derive(Debug)]
 struct Parked {
-    drained: CancellationToken,
+    link: Link,
     /// The drain's abort token; cancelled on adoption.
     abort: CancellationToken,
 }
@@ -151,14 +152,14 @@ impl Registry {
                         service: service.clone(),
                         instance: id.clone(),
                     });
-                let drained = match self.parked.remove(&addr) {
+                let link = match self.parked.remove(&addr) {
                     Some(parked) => {
                         parked.abort.cancel();
-                        parked.drained
+                        parked.link
                     }
-                    None => CancellationToken::new(),
+                    None => Link::new(),
                 };
-                let instance = Instance::new(id.clone(), addr, gauge, drained);
+                let instance = Instance::new(id.clone(), addr, gauge, link);
                 let stop_check = cx.stop.child_token();
                 spawn_check(&instance, &check, &stop_check, cx);
                 Entry {
@@ -227,7 +228,7 @@ impl Registry {
             self.parked.insert(
                 instance.addr,
                 Parked {
-                    drained: instance.drained.clone(),
+                    link: instance.link.clone(),
                     abort: abort.clone(),
                 },
             );

@@ -1,0 +1,125 @@
+//! Keep-alive HTTP/1.1 connections to upstream instances for the fast
+//! path ([`crate::h1`]): opened on demand, pooled per address without a
+//! lock, checked for a close by the upstream without a syscall, and cut at
+//! the address's drain deadline or at shutdown.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use tokio::net::TcpStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::instance::Instance;
+use crate::shared::Shared;
+
+/// Most idle connections kept per address; more are closed when they
+/// become idle.
+const POOL_CAPACITY: usize = 256;
+
+/// What the instances listed at one address share until its drain
+/// deadline: the cut signal and the idle connections. An address listed
+/// again before its deadline (a rollback) keeps both.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    /// Cancelled at the drain deadline (or shutdown): the connections to
+    /// the address, and whatever they carry, are cut.
+    pub drained: CancellationToken,
+    pub pool: Arc<Pool>,
+}
+
+impl Link {
+    pub fn new() -> Link {
+        Link {
+            drained: CancellationToken::new(),
+            pool: Arc::new(Pool::default()),
+        }
+    }
+}
+
+/// Idle keep-alive connections to one address, most recently used last.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    idle: ArrayQueue<Upstream>,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            idle: ArrayQueue::new(POOL_CAPACITY),
+        }
+    }
+}
+
+impl Pool {
+    /// An idle connection that is still open and has idled less than
+    /// `max_idle`, if there is one. Connections the upstream closed (or
+    /// wrote to, which a keep-alive upstream never does between requests)
+    /// are dropped: the runtime marked them readable when it saw the event,
+    /// so the check costs no syscall.
+    pub fn take(&self, now: Instant, max_idle: Duration) -> Option<Upstream> {
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Some(upstream) = self.idle.pop() {
+            let fresh = now.saturating_duration_since(upstream.since) < max_idle;
+            if fresh && upstream.stream.poll_read_ready(&mut cx).is_pending() {
+                return Some(upstream);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose last response ended cleanly for the next
+    /// request; closes it when the pool is full.
+    pub fn put(&self, mut upstream: Upstream) {
+        upstream.since = Instant::now();
+        let _ = self.idle.push(upstream);
+    }
+}
+
+/// One connection to an upstream instance.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub stream: TcpStream,
+    /// When it was opened or last became idle.
+    since: Instant,
+    /// Stops the cut watch when the connection is dropped.
+    _watch: DropGuard,
+}
+
+/// Opens a connection to `instance`, unless its address has been drained.
+/// A watch task shuts the socket down at the address's drain deadline or
+/// at the proxy's hard stop, which ends any read or write on it.
+pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<Upstream> {
+    let drained = instance.link.drained.clone();
+    if drained.is_cancelled() {
+        return Err(io::Error::other("the instance has been drained"));
+    }
+    let stream = tokio::time::timeout(
+        shared.config.timeouts.connect,
+        TcpStream::connect(instance.addr),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?);
+    let closed = CancellationToken::new();
+    let watch = closed.clone();
+    let hard_stop = shared.hard_stop.clone();
+    shared.tasks.spawn(async move {
+        tokio::select! {
+            () = drained.cancelled() => {}
+            () = hard_stop.cancelled() => {}
+            () = watch.cancelled() => return,
+        }
+        let _ = socket.shutdown(Shutdown::Both);
+    });
+    Ok(Upstream {
+        stream,
+        since: Instant::now(),
+        _watch: closed.drop_guard(),
+    })
+}
