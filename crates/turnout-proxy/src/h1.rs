@@ -76,7 +76,7 @@ enum Step {
         consumed: usize,
     },
     /// Forward `request` (in the upstream buffer) to an instance.
-    Forward(Box<Prepared>),
+    Forward(Prepared),
 }
 
 /// A routed request whose upstream head is built.
@@ -155,7 +155,7 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
             }
             Step::Forward(prepared) => {
                 let consumed = prepared.consumed;
-                let keep_alive = Box::pin(forward(shared, stream, &mut cx, *prepared)).await;
+                let keep_alive = Box::pin(forward(shared, stream, &mut cx, prepared)).await;
                 if !keep_alive || shared.stop.is_cancelled() {
                     return Ended::Closed;
                 }
@@ -165,7 +165,9 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
             }
         }
         // Read more of the head (or of a small body that comes with it).
-        if cx.buf.capacity() - cx.buf.len() < READ_CHUNK / 4 {
+        if cx.buf.capacity() == 0 {
+            cx.buf = spare::take();
+        } else if cx.buf.capacity() - cx.buf.len() < READ_CHUNK / 4 {
             let want = (cx.buf.len() + READ_CHUNK).max(cx.buf.capacity() * 2);
             cx.buf.reserve(want - cx.buf.len());
         }
@@ -212,17 +214,56 @@ impl Conn {
         timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
         timeouts: &crate::config::Timeouts,
     ) -> bool {
-        self.upstream_head = Vec::new();
-        self.response = Vec::new();
+        spare::give(std::mem::take(&mut self.upstream_head));
+        spare::give(std::mem::take(&mut self.response));
         let idle = self.buf.is_empty();
         let clock = if idle {
-            self.buf = Vec::new();
+            spare::give(std::mem::take(&mut self.buf));
             timeouts.client_idle
         } else {
             timeouts.header_read
         };
         timer.as_mut().reset(tokio::time::Instant::now() + clock);
         idle
+    }
+}
+
+/// Buffers of finished requests, kept per thread for the next request, so
+/// that a busy connection does not allocate per request and an idle one
+/// holds none.
+mod spare {
+    use std::cell::RefCell;
+
+    /// Size of a new buffer.
+    const SIZE: usize = super::READ_CHUNK;
+    /// Most buffers kept per thread.
+    const KEPT: usize = 64;
+    /// Larger buffers are freed, not kept.
+    const LARGEST: usize = 64 * 1024;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for a read.
+    pub fn take() -> Vec<u8> {
+        SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(SIZE))
+    }
+
+    /// Keeps `buf` for another request, if it is worth keeping.
+    pub fn give(mut buf: Vec<u8>) {
+        if buf.capacity() < SIZE || buf.capacity() > LARGEST {
+            return;
+        }
+        buf.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < KEPT {
+                spare.push(buf);
+            }
+        });
     }
 }
 
@@ -361,6 +402,9 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
             state.local[code_class(503)].inc();
             return local(503, "no ready instance of the chosen service\n");
         };
+        if out.capacity() == 0 {
+            *out = spare::take();
+        }
         write_upstream_head(out, method, origin, host, headers, &facts, conn);
         out.extend_from_slice(&buf[head_len..consumed]);
         let base = buf.as_ptr() as usize;
@@ -368,7 +412,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
             let start = s.as_ptr() as usize - base;
             start..start + s.len()
         };
-        return Step::Forward(Box::new(Prepared {
+        return Step::Forward(Prepared {
             route: route_index,
             target,
             first,
@@ -383,7 +427,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
             method: range(method),
             path: range(origin),
             snapshot,
-        }));
+        });
     }
     local(503, "the route table kept changing; try again\n")
 }
@@ -714,11 +758,14 @@ async fn exchange(
         cx.response.clear();
         let attempt = async {
             upstream.stream.write_all(&cx.upstream_head).await?;
-            let head =
-                read_response_head(&mut upstream.stream, client, &mut cx.response, head_method)
-                    .await?;
-            write_client_head(&mut cx.upstream_head, &cx.response[..head.len]);
-            Ok::<_, HeadError>(head)
+            read_response_head(
+                &mut upstream.stream,
+                client,
+                &mut cx.response,
+                &mut cx.upstream_head,
+                head_method,
+            )
+            .await
         };
         match tokio::time::timeout(timeouts.upstream_response, attempt).await {
             Err(_) => return Err(Failure::Timeout),
@@ -747,11 +794,13 @@ impl From<io::Error> for HeadError {
 }
 
 /// Reads an upstream's final response head into `buf`, passing interim
-/// (1xx) responses on to the client.
+/// (1xx) responses on to the client, and writes the client's response head
+/// (without its end) into `out`.
 async fn read_response_head(
     upstream: &mut TcpStream,
     client: &mut TcpStream,
     buf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
     head_method: bool,
 ) -> Result<ResponseHead, HeadError> {
     let mut received = false;
@@ -783,6 +832,7 @@ async fn read_response_head(
                                     .split(|&b| b == b',')
                                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
                         });
+                    write_client_head(out, &response);
                     return Ok(ResponseHead {
                         status,
                         len,
@@ -794,7 +844,9 @@ async fn read_response_head(
                 _ => return Err(HeadError::Bad),
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        if buf.capacity() == 0 {
+            *buf = spare::take();
+        } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         match upstream.read_buf(buf).await {
@@ -856,12 +908,8 @@ fn dropped_response_header(name: &str) -> bool {
 
 /// The client's response head (without its final CRLF) from the
 /// upstream's: status line as sent, hop-by-hop headers dropped.
-fn write_client_head(out: &mut Vec<u8>, response: &[u8]) {
+fn write_client_head(out: &mut Vec<u8>, parsed: &httparse::Response<'_, '_>) {
     out.clear();
-    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    // Parsed before, so it parses again.
-    let _ = parsed.parse(response);
     out.extend_from_slice(b"HTTP/1.1 ");
     // httparse accepts three-digit codes only.
     let status = parsed.code.unwrap_or(502).min(999);

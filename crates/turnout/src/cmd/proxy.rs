@@ -36,7 +36,8 @@ pub struct Args {
     /// Admin listener for /metrics and /healthz (http://host:port accepted).
     #[arg(long, env = "TURNOUT_ADMIN", default_value = "127.0.0.1:7070", value_parser = parse_admin)]
     admin: SocketAddr,
-    /// Worker threads of the proxy; the number of CPUs when absent.
+    /// Worker threads of the proxy; the number of CPUs when absent. With 1,
+    /// everything runs on one thread (no work-stealing scheduler).
     #[arg(long, env = "TURNOUT_WORKERS")]
     workers: Option<usize>,
     /// TLS listener for public routes; needs --tls-cert and --tls-key.
@@ -63,11 +64,19 @@ fn parse_admin(text: &str) -> Result<SocketAddr, String> {
 /// Runs the proxy until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.access_log);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = args.workers {
-        anyhow::ensure!(workers > 0, "--workers must be at least 1");
-        runtime.worker_threads(workers);
-    }
+    // One worker: everything on this thread, with no work-stealing
+    // scheduler, cross-thread wake-ups or atomics between workers. More:
+    // tokio's multi-thread runtime with that many workers.
+    let mut runtime = match args.workers {
+        Some(0) => anyhow::bail!("--workers must be at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(workers);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime
         .enable_all()
         .thread_name("turnout-proxy")
