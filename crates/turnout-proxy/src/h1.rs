@@ -21,6 +21,7 @@
 //! in-flight accounting.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -122,11 +123,14 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
     let stop = shared.stop.cancelled();
     tokio::pin!(stop);
     // A new connection must send its first head within `header_read`.
-    let timer = tokio::time::sleep(timeouts.header_read.min(timeouts.client_idle));
-    tokio::pin!(timer);
-    // Whether the timer is the idle clock (no byte of the next head yet)
-    // rather than the head clock.
-    let mut idle_clock = false;
+    let first = tokio::time::Instant::now() + timeouts.header_read.min(timeouts.client_idle);
+    let sleep = tokio::time::sleep_until(first);
+    tokio::pin!(sleep);
+    let mut clock = Clock {
+        sleep: sleep.as_mut(),
+        at: first,
+    };
+    let mut phase = Phase::Head;
     loop {
         let step = if cx.buf.is_empty() {
             Step::Partial
@@ -134,7 +138,14 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
             prepare(shared, conn, &cx.buf, &mut cx.upstream_head)
         };
         match step {
-            Step::Partial => {}
+            Step::Partial => {
+                if phase == Phase::HeadStarted {
+                    // A head arrived in pieces: it has `header_read` from
+                    // its first byte (near enough: from now).
+                    clock.set(tokio::time::Instant::now() + timeouts.header_read);
+                    phase = Phase::Head;
+                }
+            }
             Step::Handoff => return Ended::Handoff(std::mem::take(&mut cx.buf)),
             Step::Local {
                 status,
@@ -150,17 +161,17 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
                     return Ended::Closed;
                 }
                 cx.buf.drain(..consumed);
-                idle_clock = cx.finish(&mut timer, &timeouts);
+                phase = cx.finish(&mut clock, &timeouts);
                 continue;
             }
             Step::Forward(prepared) => {
                 let consumed = prepared.consumed;
-                let keep_alive = Box::pin(forward(shared, stream, &mut cx, prepared)).await;
-                if !keep_alive || shared.stop.is_cancelled() {
+                let forwarded = forward(shared, stream, &mut cx, &mut clock, prepared);
+                if !Box::pin(forwarded).await || shared.stop.is_cancelled() {
                     return Ended::Closed;
                 }
                 cx.buf.drain(..consumed);
-                idle_clock = cx.finish(&mut timer, &timeouts);
+                phase = cx.finish(&mut clock, &timeouts);
                 continue;
             }
         }
@@ -171,26 +182,63 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
             let want = (cx.buf.len() + READ_CHUNK).max(cx.buf.capacity() * 2);
             cx.buf.reserve(want - cx.buf.len());
         }
-        let idle = cx.buf.is_empty();
+        let idle = phase == Phase::Idle;
         tokio::select! {
             biased;
             read = stream.read_buf(&mut cx.buf) => match read {
                 Ok(0) | Err(_) => return Ended::Closed,
-                Ok(_) => {
-                    if idle_clock {
-                        // A head starts: it has `header_read` from now.
-                        timer.as_mut().reset(tokio::time::Instant::now() + timeouts.header_read);
-                        idle_clock = false;
-                    }
-                }
+                Ok(_) if idle => phase = Phase::HeadStarted,
+                Ok(_) => {}
             },
-            () = &mut timer => {
-                if !idle_clock {
+            () = clock.fired() => {
+                if !idle {
                     tracing::debug!(peer = %conn.peer, "request head too slow; closing");
                 }
                 return Ended::Closed;
             }
             () = &mut stop, if idle => return Ended::Closed,
+        }
+    }
+}
+
+/// What a connection between requests waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The first byte of the next head, within `client_idle`.
+    Idle,
+    /// Bytes of the head came in the last read; if it is not complete,
+    /// its `header_read` clock starts.
+    HeadStarted,
+    /// The rest of a head, by the clock's deadline.
+    Head,
+}
+
+/// A connection's one timer, moved lazily: setting a later deadline only
+/// notes it, and the timer, when it fires early, sleeps again until the
+/// noted one. So the usual request, which sets the upstream deadline and
+/// then the idle deadline, never touches the runtime's timer wheel.
+struct Clock<'s> {
+    sleep: std::pin::Pin<&'s mut tokio::time::Sleep>,
+    at: tokio::time::Instant,
+}
+
+impl Clock<'_> {
+    fn set(&mut self, at: tokio::time::Instant) {
+        if at < self.sleep.deadline() {
+            self.sleep.as_mut().reset(at);
+        }
+        self.at = at;
+    }
+
+    /// Completes once the deadline set last has passed.
+    async fn fired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            if tokio::time::Instant::now() >= self.at {
+                return;
+            }
+            let at = self.at;
+            self.sleep.as_mut().reset(at);
         }
     }
 }
@@ -206,25 +254,21 @@ struct Conn {
 }
 
 impl Conn {
-    /// A request is done: frees what an idle connection need not hold and
-    /// restarts the timer: the idle clock if nothing of the next head is
-    /// here yet (returns true), else the head clock of that head.
-    fn finish(
-        &mut self,
-        timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-        timeouts: &crate::config::Timeouts,
-    ) -> bool {
+    /// A request is done: returns its buffers to the thread's spares and
+    /// sets the clock: the idle clock if nothing of the next head is here
+    /// yet, else the head clock of that head.
+    fn finish(&mut self, clock: &mut Clock<'_>, timeouts: &crate::config::Timeouts) -> Phase {
         spare::give(std::mem::take(&mut self.upstream_head));
         spare::give(std::mem::take(&mut self.response));
-        let idle = self.buf.is_empty();
-        let clock = if idle {
+        let now = tokio::time::Instant::now();
+        if self.buf.is_empty() {
             spare::give(std::mem::take(&mut self.buf));
-            timeouts.client_idle
+            clock.set(now + timeouts.client_idle);
+            Phase::Idle
         } else {
-            timeouts.header_read
-        };
-        timer.as_mut().reset(tokio::time::Instant::now() + clock);
-        idle
+            clock.set(now + timeouts.header_read);
+            Phase::Head
+        }
     }
 }
 
@@ -285,16 +329,17 @@ impl RequestHeaders for Parsed<'_, '_> {
 fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> Step {
     let max_headers = shared.config.max_headers;
     let max_head = shared.config.max_header_bytes.max(8192);
-    let mut storage = [httparse::EMPTY_HEADER; 64];
+    let mut storage = [const { MaybeUninit::uninit() }; 64];
     let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if max_headers <= storage.len() {
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max_headers <= storage.len() {
         &mut storage[..max_headers]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; max_headers];
+        heap = Vec::with_capacity(max_headers);
+        heap.resize_with(max_headers, MaybeUninit::uninit);
         &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() < max_head => return Step::Partial,
         // Malformed, too many fields or too large: hyper answers those.
@@ -616,7 +661,13 @@ enum Failure {
 
 /// Forwards a prepared request with retries and passes the response on.
 /// Returns whether the client connection may serve another request.
-async fn forward(shared: &Shared, client: &mut TcpStream, cx: &mut Conn, p: Prepared) -> bool {
+async fn forward(
+    shared: &Shared,
+    client: &mut TcpStream,
+    cx: &mut Conn,
+    clock: &mut Clock<'_>,
+    p: Prepared,
+) -> bool {
     let started = Instant::now();
     let route_state = &p.snapshot.routes[p.route as usize];
     let state: &ServiceState = &route_state.services[usize::from(p.target.service)];
@@ -639,7 +690,16 @@ async fn forward(shared: &Shared, client: &mut TcpStream, cx: &mut Conn, p: Prep
         tried |= 1 << (slot_index % 64);
         let slot = &state.instances[slot_index];
         let instance = &slot.instance;
-        let exchanged = exchange(shared, instance, client, cx, p.idempotent, p.head_method).await;
+        let exchanged = exchange(
+            shared,
+            instance,
+            client,
+            cx,
+            clock,
+            started,
+            (p.idempotent, p.head_method),
+        )
+        .await;
         let (mut upstream, head) = match exchanged {
             Ok(answer) => answer,
             Err(kind) => {
@@ -738,11 +798,15 @@ async fn exchange(
     instance: &crate::instance::Instance,
     client: &mut TcpStream,
     cx: &mut Conn,
-    idempotent: bool,
-    head_method: bool,
+    clock: &mut Clock<'_>,
+    started: Instant,
+    (idempotent, head_method): (bool, bool),
 ) -> Result<(Upstream, ResponseHead), Failure> {
     let timeouts = shared.config.timeouts;
-    let mut pooled = instance.link.pool.take(Instant::now(), timeouts.idle);
+    clock.set(tokio::time::Instant::from_std(
+        started + timeouts.upstream_response,
+    ));
+    let mut pooled = instance.link.pool.take(started, timeouts.idle);
     loop {
         let reused = pooled.is_some();
         let mut upstream = match pooled.take() {
@@ -767,15 +831,19 @@ async fn exchange(
             )
             .await
         };
-        match tokio::time::timeout(timeouts.upstream_response, attempt).await {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Ok(head)) => return Ok((upstream, head)),
-            Ok(Err(_)) if instance.drained.is_cancelled() => return Err(Failure::Drained),
+        let answered = tokio::select! {
+            biased;
+            answered = attempt => answered,
+            () = clock.fired() => return Err(Failure::Timeout),
+        };
+        match answered {
+            Ok(head) => return Ok((upstream, head)),
+            Err(_) if instance.drained.is_cancelled() => return Err(Failure::Drained),
             // A pooled connection the upstream closed just as it was
             // taken: nothing of a response came, so an idempotent request
             // goes again on a new connection.
-            Ok(Err(HeadError::Closed)) if reused && idempotent => continue,
-            Ok(Err(_)) => return Err(Failure::Protocol),
+            Err(HeadError::Closed) if reused && idempotent => continue,
+            Err(_) => return Err(Failure::Protocol),
         }
     }
 }
@@ -806,42 +874,15 @@ async fn read_response_head(
     let mut received = false;
     loop {
         if !buf.is_empty() {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-            let mut response = httparse::Response::new(&mut slots);
-            match response.parse(buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = response.code.unwrap_or(0);
-                    match status {
-                        // An upgrade nobody asked for (upgrades go to the
-                        // general path).
-                        101 => return Err(HeadError::Bad),
-                        100..=199 => {
-                            client.write_all(&buf[..len]).await?;
-                            buf.drain(..len);
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    let framing =
-                        response_framing(&response, status, head_method).ok_or(HeadError::Bad)?;
-                    let keep_alive = response.version == Some(1)
-                        && framing != Framing::Close
-                        && !response.headers.iter().any(|h| {
-                            h.name.eq_ignore_ascii_case("connection")
-                                && h.value
-                                    .split(|&b| b == b',')
-                                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-                        });
-                    write_client_head(out, &response);
-                    return Ok(ResponseHead {
-                        status,
-                        len,
-                        framing,
-                        keep_alive,
-                    });
+            match parse_response(buf, out, head_method) {
+                ResponseStep::Final(head) => return Ok(head),
+                ResponseStep::Interim(len) => {
+                    client.write_all(&buf[..len]).await?;
+                    buf.drain(..len);
+                    continue;
                 }
-                Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => {}
-                _ => return Err(HeadError::Bad),
+                ResponseStep::Partial if buf.len() < MAX_RESPONSE_HEAD => {}
+                ResponseStep::Partial | ResponseStep::Bad => return Err(HeadError::Bad),
             }
         }
         if buf.capacity() == 0 {
@@ -859,38 +900,135 @@ async fn read_response_head(
     }
 }
 
-/// How the response body ends (RFC 9112 §6.3); `None` for a response that
-/// cannot be framed safely.
-fn response_framing(
-    response: &httparse::Response<'_, '_>,
-    status: u16,
-    head_method: bool,
-) -> Option<Framing> {
-    if head_method || status == 204 || status == 304 {
-        return Some(Framing::Empty);
+/// What the bytes at the start of an upstream's response came to.
+enum ResponseStep {
+    Partial,
+    /// A 1xx response of this many bytes, to pass on as it is.
+    Interim(usize),
+    /// The final response's head; the client's head is in `out`.
+    Final(ResponseHead),
+    /// Malformed, too many fields, an unrequested upgrade, or a body that
+    /// cannot be framed.
+    Bad,
+}
+
+/// Parses a response head and, for a final response, writes the client's
+/// head (status line as sent, hop-by-hop headers dropped; without its
+/// final CRLF) into `out` in the same pass over the fields that finds the
+/// framing (RFC 9112 §6.3) and whether the upstream keeps the connection.
+fn parse_response(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> ResponseStep {
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return ResponseStep::Partial,
+        Err(_) => return ResponseStep::Bad,
+    };
+    let status = response.code.unwrap_or(0);
+    match status {
+        // An upgrade nobody asked for (upgrades go to the general path).
+        101 => return ResponseStep::Bad,
+        100..=199 => return ResponseStep::Interim(len),
+        _ => {}
     }
-    let mut chunked = None;
-    let mut length = None;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    // httparse accepts three-digit codes only.
+    let code = status.min(999);
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        b' ',
+    ]);
+    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let status_line = out.len();
+    let (mut chunked, mut length) = (None, None);
+    let (mut close, mut names_others) = (false, false);
     for h in response.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // The last coding decides.
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_decimal(h.value)?;
-            if length.is_some_and(|l| l != n) {
-                return None;
+        let name = h.name.as_bytes();
+        let keep = match name.len() {
+            2 => !name.eq_ignore_ascii_case(b"te"),
+            7 => !name.eq_ignore_ascii_case(b"upgrade"),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                        names_others = true;
+                    }
+                }
+                false
             }
-            length = Some(n);
+            10 => !name.eq_ignore_ascii_case(b"keep-alive"),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let Some(n) = parse_decimal(h.value) else {
+                    return ResponseStep::Bad;
+                };
+                if length.is_some_and(|l| l != n) {
+                    return ResponseStep::Bad;
+                }
+                length = Some(n);
+                true
+            }
+            16 => !name.eq_ignore_ascii_case(b"proxy-connection"),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // The last coding decides.
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                true
+            }
+            _ => true,
+        };
+        if keep {
+            write_field(out, h);
         }
     }
-    Some(match (chunked, length) {
-        (Some(true), _) => Framing::Chunked,
-        (Some(false), _) => Framing::Close,
-        (None, Some(0)) => Framing::Empty,
-        (None, Some(n)) => Framing::Length(n),
-        (None, None) => Framing::Close,
+    if names_others {
+        // Rare: `Connection` names other fields, which end here too (but
+        // never the framing, which the body is passed on with).
+        out.truncate(status_line);
+        for h in response.headers.iter() {
+            let framing_field = h.name.eq_ignore_ascii_case("transfer-encoding")
+                || h.name.eq_ignore_ascii_case("content-length");
+            if framing_field
+                || !(dropped_response_header(h.name)
+                    || named_by_connection(response.headers, h.name))
+            {
+                write_field(out, h);
+            }
+        }
+    }
+    let framing = if head_method || status == 204 || status == 304 {
+        Framing::Empty
+    } else {
+        match (chunked, length) {
+            (Some(true), _) => Framing::Chunked,
+            (Some(false), _) => Framing::Close,
+            (None, Some(0)) => Framing::Empty,
+            (None, Some(n)) => Framing::Length(n),
+            (None, None) => Framing::Close,
+        }
+    };
+    ResponseStep::Final(ResponseHead {
+        status,
+        len,
+        framing,
+        keep_alive: response.version == Some(1) && !close && framing != Framing::Close,
     })
+}
+
+fn write_field(out: &mut Vec<u8>, h: &httparse::Header<'_>) {
+    out.extend_from_slice(h.name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(h.value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Is this a response header that ends at the proxy? `Transfer-Encoding`
@@ -903,48 +1041,6 @@ fn dropped_response_header(name: &str) -> bool {
         10 => n.eq_ignore_ascii_case(b"connection") || n.eq_ignore_ascii_case(b"keep-alive"),
         16 => n.eq_ignore_ascii_case(b"proxy-connection"),
         _ => false,
-    }
-}
-
-/// The client's response head (without its final CRLF) from the
-/// upstream's: status line as sent, hop-by-hop headers dropped.
-fn write_client_head(out: &mut Vec<u8>, parsed: &httparse::Response<'_, '_>) {
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    // httparse accepts three-digit codes only.
-    let status = parsed.code.unwrap_or(502).min(999);
-    out.extend_from_slice(&[
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
-    out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let names_others = parsed.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("connection")
-            && h.value.split(|&b| b == b',').any(|t| {
-                let t = t.trim_ascii();
-                !t.is_empty()
-                    && !t.eq_ignore_ascii_case(b"close")
-                    && !t.eq_ignore_ascii_case(b"keep-alive")
-            })
-    });
-    for h in parsed.headers.iter() {
-        if dropped_response_header(h.name) {
-            continue;
-        }
-        if names_others
-            && !h.name.eq_ignore_ascii_case("transfer-encoding")
-            && !h.name.eq_ignore_ascii_case("content-length")
-            && named_by_connection(parsed.headers, h.name)
-        {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -1256,13 +1352,36 @@ mod tests {
     }
 
     #[test]
+    fn client_head_drops_hop_by_hop_fields() {
+        let raw = b"HTTP/1.1 200 Fine\r\nConnection: x-private, close\r\nX-Private: 1\r\nKeep-Alive: 5\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\nok";
+        let mut out = Vec::new();
+        let ResponseStep::Final(head) = parse_response(raw, &mut out, false) else {
+            panic!("not a final response");
+        };
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nX-Kept: yes\r\n"
+        );
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(!head.keep_alive, "the upstream said close");
+        assert_eq!(head.len, raw.len() - 2);
+        let interim = b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n";
+        assert!(matches!(
+            parse_response(interim, &mut Vec::new(), false),
+            ResponseStep::Interim(40)
+        ));
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 101 Switching\r\n\r\n", &mut Vec::new(), false),
+            ResponseStep::Bad
+        ));
+    }
+
+    #[test]
     fn response_framing_follows_rfc_9112() {
-        let framing = |raw: &[u8], head: bool| {
-            let mut slots = [httparse::EMPTY_HEADER; 16];
-            let mut r = httparse::Response::new(&mut slots);
-            r.parse(raw).unwrap();
-            let status = r.code.unwrap();
-            response_framing(&r, status, head)
+        let framing = |raw: &[u8], head: bool| match parse_response(raw, &mut Vec::new(), head) {
+            ResponseStep::Final(head) => Some(head.framing),
+            ResponseStep::Bad => None,
+            _ => panic!("not a final response"),
         };
         assert_eq!(
             framing(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", false),

@@ -21,28 +21,34 @@ pub fn request_host<'r>(uri: &'r Uri, headers: &'r HeaderMap) -> Option<&'r str>
 /// userinfo and port stripped, one trailing dot removed, ASCII lowercased.
 /// Returns `None` for an empty or overlong host. No allocation.
 pub fn normalize_host<'b>(raw: &str, buf: &'b mut [u8; MAX_HOST_LEN]) -> Option<&'b str> {
+    // Byte scans from the end rather than `rsplit_once`: hosts are short,
+    // and this runs for every request.
+    let bytes = raw.as_bytes();
     // An authority may carry `user@`; the host is what follows the last `@`.
-    let raw = raw.rsplit_once('@').map_or(raw, |(_, host)| host);
-    let host = if raw.starts_with('[') {
+    let raw = match bytes.iter().rposition(|&b| b == b'@') {
+        Some(at) => &bytes[at + 1..],
+        None => bytes,
+    };
+    let host = if raw.first() == Some(&b'[') {
         // IPv6 literal: keep the brackets, drop what follows `]`.
-        let end = raw.find(']')?;
+        let end = raw.iter().position(|&b| b == b']')?;
         &raw[..=end]
     } else {
-        match raw.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        match raw.iter().rposition(|&b| b == b':') {
+            Some(colon) if raw[colon + 1..].iter().all(u8::is_ascii_digit) => &raw[..colon],
             Some(_) => return None,
             None => raw,
         }
     };
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = host.strip_suffix(b".").unwrap_or(host);
     if host.is_empty() || host.len() > MAX_HOST_LEN {
         return None;
     }
     let out = &mut buf[..host.len()];
-    out.copy_from_slice(host.as_bytes());
+    out.copy_from_slice(host);
     out.make_ascii_lowercase();
-    // Lowercasing ASCII bytes keeps UTF-8 valid, so this never fails; a host
-    // that somehow is not text is treated as unknown.
+    // The cuts are at ASCII bytes and lowercasing ASCII keeps UTF-8 valid,
+    // so this never fails; a host that somehow is not text is unknown.
     std::str::from_utf8(out).ok()
 }
 
