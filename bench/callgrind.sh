@@ -11,57 +11,41 @@
 #   bench/callgrind.sh [TURNOUT_BINARY]      (default target/release/turnout)
 # Knobs: REQUESTS (default 20000), WARMUP (2000), CONNS (8),
 #        TOOL=callgrind|dhat (default callgrind), OUT (directory kept for
-#        callgrind_annotate; default a temporary one that is removed).
+#        callgrind_annotate; default a temporary one that is removed),
+#        STICKY (the route's stickiness: off (default), version or
+#        instance), COOKIES=none|replay (default none: no request carries
+#        a cookie, so on a sticky route every request is a first visit
+#        and gets Set-Cookie; replay: every request sends the cookies the
+#        route set on one first response, as a returning browser).
 # Prints "instructions/request N" (callgrind) or "allocations/request N
 # bytes/request N" (dhat; start-up included, divided by all requests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 TURNOUT=${1:-$PWD/target/release/turnout}
 REQUESTS=${REQUESTS:-20000}
 WARMUP=${WARMUP:-2000}
 CONNS=${CONNS:-8}
 TOOL=${TOOL:-callgrind}
-HOST=app.localhost
-for tool in nginx valgrind python3; do
-  command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
+STICKY=${STICKY:-off}
+COOKIES=${COOKIES:-none}
+bench_need nginx valgrind python3
 
-WORK=$(mktemp -d /tmp/turnout-cg.XXXXXX)
+bench_init cg
 KEEP=${OUT:-}
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$WORK"/*.out.* "$KEEP"/ 2>/dev/null || true; fi
-  rm -rf "$WORK"
+bench_at_exit() {
+  if [ -n "$KEEP" ]; then
+    mkdir -p "$KEEP"
+    cp "$WORK"/*.out.* "$KEEP"/ 2>/dev/null || true
+  fi
 }
-trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 B1=$(free_port); B2=$(free_port)
-cat >"$WORK/backends.conf" <<CONF
-worker_processes 1;
-pid $WORK/backends.pid;
-error_log $WORK/backends.err;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "v1"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "v2"; } }
-}
-CONF
-nginx -c "$WORK/backends.conf" -g 'daemon off;' & PIDS+=($!)
-cat >"$WORK/routes.yaml" <<CONF
-routes:
-  - host: $HOST
-    sticky: off
-    health: { interval_ms: 60000 }
-    services:
-      - { name: v1, weight: 90, endpoints: ["127.0.0.1:$B1"] }
-      - { name: v2, weight: 10, endpoints: ["127.0.0.1:$B2"] }
-CONF
+start_backends "$B1" "$B2" 1024
+write_routes "$WORK/routes.yaml" "$STICKY" 90 10 "$B1" "$B2"
 
 case $TOOL in
   callgrind) vg=(--tool=callgrind --compress-strings=no --callgrind-out-file="$WORK/callgrind.out.%p") ;;
@@ -70,17 +54,23 @@ case $TOOL in
 esac
 valgrind -q "${vg[@]}" "$TURNOUT" proxy --config "$WORK/routes.yaml" --listen 127.0.0.1:0 \
   --internal-listen 127.0.0.1:0 --admin 127.0.0.1:0 --workers 1 \
-  >"$WORK/turnout.out" 2>"$WORK/turnout.err" & VG_PID=$!; PIDS+=($VG_PID)
-for _ in $(seq 1 600); do grep -q 'turnout listening' "$WORK/turnout.out" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*public=127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/turnout.out")
+  >"$WORK/turnout.out" 2>"$WORK/turnout.err" & VG_PID=$!; PIDS+=("$VG_PID")
+PORT=$(turnout_port "$WORK/turnout.out" 600)
 [ -n "$PORT" ] || { cat "$WORK/turnout.err" >&2; exit 1; }
+COOKIE=
+case $COOKIES in
+  none) ;;
+  replay) COOKIE=$(response_cookies "$PORT") ;;
+  *) echo "COOKIES is none or replay" >&2; exit 2 ;;
+esac
 
 # N keep-alive GETs over CONNS connections, one in flight on each.
 client() {
-  python3 - "$PORT" "$1" "$CONNS" "$HOST" <<'PY'
+  python3 - "$PORT" "$1" "$CONNS" "$HOST" "$COOKIE" <<'PY'
 import selectors, socket, sys
-port, total, conns, host = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-req = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n".encode()
+port, total, conns, host, cookie = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cookie = f"Cookie: {cookie}\r\n" if cookie else ""
+req = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\nAccept: */*\r\n{cookie}\r\n".encode()
 sel = selectors.DefaultSelector()
 sent = done = 0
 state = {}
@@ -123,15 +113,18 @@ if [ "$TOOL" = callgrind ]; then
   client "$REQUESTS"
   callgrind_control -d "$VG_PID" >/dev/null 2>&1
   sleep 0.5
+  # shellcheck disable=SC2012 # our own file names
   file=$(ls -t "$WORK"/callgrind.out.* | head -1)
   total=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p;s/^totals: *\([0-9]*\).*/\1/p' "$file" | head -1)
   echo "requests $REQUESTS instructions $total"
   python3 -c "print(f'instructions/request {$total/$REQUESTS:.0f}')"
-  [ -n "$KEEP" ] && callgrind_annotate --inclusive=no "$file" 2>/dev/null | head -60 >"$WORK/annotate.out.txt" || true
+  if [ -n "$KEEP" ]; then
+    callgrind_annotate --inclusive=no "$file" 2>/dev/null | head -60 >"$WORK/annotate.out.txt" || true
+  fi
 else
   client "$REQUESTS"
   kill -INT "$VG_PID"; wait "$VG_PID" 2>/dev/null || true
-  file=$(ls "$WORK"/dhat.out.* | head -1)
+  file=$(find "$WORK" -name 'dhat.out.*' | head -1)
   python3 - "$file" "$((REQUESTS + WARMUP))" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
