@@ -6,137 +6,104 @@
 # split-accuracy count, and failed requests while the weights are
 # rewritten 200 times under load.
 #
+# "turnout" is the like-for-like setting (`sticky: off`: every request is
+# weighted anew, no cookies). The cost of stickiness is measured beside it,
+# in the same rounds, by turnout processes whose route is `sticky: version`
+# or `sticky: instance`, each loaded two ways:
+#   version/new, instance/new    wrk as it is, without cookies: every
+#       request is a client's first visit, so every response carries
+#       Set-Cookie (position; for instance also the pin) — the most a
+#       sticky route costs per request
+#   version/cookie, instance/cookie    every request replays the cookies
+#       the route set on one first response (fetched before the rounds,
+#       sent by wrk as a fixed Cookie header): a returning browser, routed
+#       by its position (version) or pin (instance), no Set-Cookie. All
+#       connections carry the same cookies, so they all go to one service
+#       (and, for instance, one instance).
+#
 # Everything runs on 127.0.0.1 and stops by itself. Knobs (environment):
 #   DURATION  seconds per wrk run (default 5)
 #   ROUNDS    interleaved rounds (default 3)
 #   CONNS     wrk connections (default 32)
-#   TURNOUT_BASE  another turnout binary (say, built from the previous
-#             commit) run as "base" in the same interleaved rounds, so the
-#             change is compared within one run
+#   STICKY=0  skip the version/instance runs (default 1: run them)
+#   WORKERS   turnout --workers (default 1, as nginx and HAProxy)
+#   TURNOUT   a turnout binary to test instead of building
+#             target/release/turnout from the working tree
+#   BASE_REV  a git revision (say HEAD~1): turnout is built at it, in a
+#             worktree under /tmp/turnout-base with its own target
+#             directory (the binary is cached per commit), and run as
+#             "base" in the same interleaved rounds
+#   TURNOUT_BASE  the same with a turnout binary you built yourself
 #   CALLGRIND=1   also print instructions and allocations per request
-#             (bench/callgrind.sh, fixed request count) for turnout and,
-#             if given, TURNOUT_BASE
+#             (bench/callgrind.sh, fixed request count) for turnout, the
+#             sticky routes (without and with cookies) and the base
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
-HOST=app.localhost
-
-need=()
-for tool in nginx haproxy wrk python3; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
-done
-if ((${#need[@]})); then
-  echo "installing ${need[*]} from apt" >&2
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+STICKY=${STICKY:-1}
+if [ -n "${BASE_REV:-}" ] && [ -n "${TURNOUT_BASE:-}" ]; then
+  echo "set BASE_REV or TURNOUT_BASE, not both" >&2
+  exit 2
 fi
 
-echo "building turnout (release)" >&2
-cargo build --release -q -p turnout
-TURNOUT=$PWD/target/release/turnout
-
-WORK=$(mktemp -d /tmp/turnout-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-B1=$(free_port); B2=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port)
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
-
-# Two backends: one nginx instance serving "v1" and "v2" (fast and equal for
-# every proxy under test).
-cat >"$WORK/backends.conf" <<CONF
-worker_processes 1;
-pid $WORK/backends.pid;
-error_log $WORK/backends.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "v1"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "v2"; } }
-}
-CONF
-nginx -c "$WORK/backends.conf" -g 'daemon off;' & PIDS+=($!)
-
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream app { server 127.0.0.1:$B1 weight=9; server 127.0.0.1:$B2 weight=1; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+bench_need nginx haproxy wrk python3
+build_turnout
+BASE_LABEL=
+if [ -n "${BASE_REV:-}" ]; then
+  # Resolved once: HEAD may move while the base builds.
+  BASE_SHA=$(git rev-parse --verify --quiet "$BASE_REV^{commit}") || {
+    echo "BASE_REV=$BASE_REV is not a commit" >&2
+    exit 2
   }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' & NGINX_PID=$!; PIDS+=($NGINX_PID)
+  TURNOUT_BASE=$(build_base_rev "$BASE_SHA")
+  BASE_LABEL="$BASE_REV = ${BASE_SHA:0:10} ($(git log -1 --format=%s "$BASE_SHA" | cut -c1-60))"
+elif [ -n "${TURNOUT_BASE:-}" ]; then
+  TURNOUT_BASE=$(realpath "$TURNOUT_BASE")
+  BASE_LABEL=$TURNOUT_BASE
+fi
 
-cat >"$WORK/haproxy.cfg" <<CONF
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 3s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend web
-  bind 127.0.0.1:$HAPROXY
-  default_backend app
-backend app
-  balance roundrobin
-  server v1 127.0.0.1:$B1 weight 90
-  server v2 127.0.0.1:$B2 weight 10
-CONF
-haproxy -f "$WORK/haproxy.cfg" -db & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+bench_init bench
+B1=$(free_port); B2=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port)
+start_backends "$B1" "$B2"
+start_nginx_proxy "$NGINX" "$B1" "$B2"
+start_haproxy "$HAPROXY" "$B1" "$B2"
+for port in "$B1" "$B2" "$NGINX" "$HAPROXY"; do wait_port "$port"; done
 
-# Written to a temporary file and renamed, so no reader sees half a file.
-routes() {
-  cat >"$WORK/routes.yaml.tmp" <<CONF
-routes:
-  - host: $HOST
-    sticky: off
-    health: { interval_ms: 60000 }
-    services:
-      - { name: v1, weight: $1, endpoints: ["127.0.0.1:$B1"] }
-      - { name: v2, weight: $2, endpoints: ["127.0.0.1:$B2"] }
-CONF
-  mv "$WORK/routes.yaml.tmp" "$WORK/routes.yaml"
-}
-routes 90 10
-"$TURNOUT" proxy --config "$WORK/routes.yaml" --listen 127.0.0.1:0 --internal-listen 127.0.0.1:0 \
-  --admin 127.0.0.1:0 --workers 1 >"$WORK/turnout.out" 2>"$WORK/turnout.err" & TURNOUT_PID=$!; PIDS+=($TURNOUT_PID)
-for _ in $(seq 1 100); do grep -q 'turnout listening' "$WORK/turnout.out" && break; sleep 0.05; done
-TURNOUT_PORT=$(sed -n 's/.*public=127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/turnout.out")
-for port in "$B1" "$B2" "$NGINX" "$HAPROXY" "$TURNOUT_PORT"; do wait_port "$port"; done
+# Each measured thing: its port, the process whose CPU is counted, and
+# extra wrk arguments.
+declare -A PORT=([direct]=$B1 [nginx]=$NGINX [haproxy]=$HAPROXY) PID=([direct]="" [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID) ARGS=()
 order=(direct nginx haproxy turnout)
+
+# The route file of the `sticky: off` turnout is rewritten by the reload run.
+routes() { write_routes "$WORK/routes.yaml" off "$1" "$2" "$B1" "$B2"; }
+routes 90 10
+start_turnout turnout "$TURNOUT" "$WORK/routes.yaml"
+PORT[turnout]=$STARTED_PORT PID[turnout]=$STARTED_PID
+TURNOUT_PID=$STARTED_PID TURNOUT_PORT=$STARTED_PORT
+
+if [ "$STICKY" = 1 ]; then
+  for mode in version instance; do
+    write_routes "$WORK/routes-$mode.yaml" "$mode" 90 10 "$B1" "$B2"
+    start_turnout "$mode" "$TURNOUT" "$WORK/routes-$mode.yaml"
+    cookie=$(response_cookies "$STARTED_PORT")
+    [ -n "$cookie" ] || { echo "sticky: $mode set no cookie" >&2; exit 1; }
+    again=$(response_cookies "$STARTED_PORT" "$cookie")
+    echo "sticky: $mode, first visit sets: $cookie; replayed, sets: ${again:-nothing}" >&2
+    PORT[$mode/new]=$STARTED_PORT PID[$mode/new]=$STARTED_PID ARGS[$mode/new]=""
+    PORT[$mode/cookie]=$STARTED_PORT PID[$mode/cookie]=$STARTED_PID ARGS[$mode/cookie]="Cookie: $cookie"
+    order+=("$mode/new" "$mode/cookie")
+  done
+fi
 if [ -n "${TURNOUT_BASE:-}" ]; then
-  "$TURNOUT_BASE" proxy --config "$WORK/routes.yaml" --listen 127.0.0.1:0 --internal-listen 127.0.0.1:0 \
-    --admin 127.0.0.1:0 --workers 1 >"$WORK/base.out" 2>"$WORK/base.err" & BASE_PID=$!; PIDS+=($BASE_PID)
-  for _ in $(seq 1 100); do grep -q 'turnout listening' "$WORK/base.out" && break; sleep 0.05; done
-  BASE_PORT=$(sed -n 's/.*public=127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/base.out")
-  wait_port "$BASE_PORT"
+  # Its own copy: the reload run rewrites only turnout's file.
+  write_routes "$WORK/routes-base.yaml" off 90 10 "$B1" "$B2"
+  start_turnout base "$TURNOUT_BASE" "$WORK/routes-base.yaml"
+  PORT[base]=$STARTED_PORT PID[base]=$STARTED_PID
   order+=(base)
 fi
 
@@ -150,18 +117,21 @@ ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# run NAME PORT PID -> appends "rps p50_us p99_us cpu_us_per_req" to $WORK/NAME
+# run NAME -> appends "rps p50_us p99_us cpu_us_per_req" to $WORK/NAME
+# (with "/" as "-").
 run() {
-  local name=$1 port=$2 pid=$3 before after out rps reqs p50 p99 cpu
+  local name=$1 port=${PORT[$1]} pid=${PID[$1]} before after out rps reqs p50 p99 cpu
+  local extra=()
+  if [ -n "${ARGS[$1]:-}" ]; then extra=(-H "${ARGS[$1]}"); fi
   before=$([ -n "$pid" ] && ticks "$pid" || echo 0)
-  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/")
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "${extra[@]}" "http://127.0.0.1:$port/")
   after=$([ -n "$pid" ] && ticks "$pid" || echo 0)
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   cpu=$(python3 -c "print(round(($after-$before)/$HZ*1e6/max($reqs,1),1))")
-  echo "$rps $(to_us "$p50") $(to_us "$p99") $cpu" >>"$WORK/$name"
+  echo "$rps $(to_us "$p50") $(to_us "$p99") $cpu" >>"$WORK/${name//\//-}"
   if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
     echo "  $name: $(grep 'Non-2xx\|Socket errors' <<<"$out" | tr -s ' ')" >&2
   fi
@@ -174,14 +144,7 @@ echo "wrk: ${ROUNDS} interleaved rounds x ${DURATION}s, ${CONNS} connections, 1 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
   for i in "${!order[@]}"; do
-    name=${order[$(((i + round) % ${#order[@]}))]}
-    case $name in
-      direct) run direct "$B1" "" ;;
-      nginx) run nginx "$NGINX" "$NGINX_PID" ;;
-      haproxy) run haproxy "$HAPROXY" "$HAPROXY_PID" ;;
-      turnout) run turnout "$TURNOUT_PORT" "$TURNOUT_PID" ;;
-      base) run base "$BASE_PORT" "$BASE_PID" ;;
-    esac
+    run "${order[$(((i + round) % ${#order[@]}))]}"
   done
 done
 
@@ -225,26 +188,31 @@ reload_run() {
 }
 
 summary() {
-  python3 - "$WORK" "$@" <<'PY'
-import os, statistics, sys
-work = sys.argv[1]
+  python3 - "$WORK" "$BASE_LABEL" "${order[@]}" <<'PY'
+import statistics, sys
+work, base_label, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = {}
-for name in ["direct", "nginx", "haproxy", "turnout", "base"]:
-    if name == "base" and not os.path.exists(f"{work}/base"):
-        continue
-    runs = [list(map(float, l.split())) for l in open(f"{work}/{name}")]
+for name in names:
+    runs = [list(map(float, l.split())) for l in open(f"{work}/{name.replace('/', '-')}")]
     rows[name] = [statistics.median(c) for c in zip(*runs)]
-print(f"{'':9} {'req/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'CPU µs/req':>11}")
+print(f"{'':16} {'req/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'CPU µs/req':>11}")
 for name, (rps, p50, p99, cpu) in rows.items():
     cpu_s = "-" if name == "direct" else f"{cpu:.1f}"
-    print(f"{name:9} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu_s:>11}")
-t, n, d = rows["turnout"][0], rows["nginx"][0], rows["direct"][0]
-print(f"ratio turnout/nginx   req/s {t / n:.2f}   CPU/req {rows['turnout'][3] / rows['nginx'][3]:.2f}")
-print(f"ratio turnout/direct  req/s {t / d:.2f}")
+    print(f"{name:16} {rps:10.0f} {p50:8.0f} {p99:8.0f} {cpu_s:>11}")
+t, n, d = rows["turnout"], rows["nginx"], rows["direct"]
+print(f"ratio turnout/nginx   req/s {t[0] / n[0]:.2f}   CPU/req {t[3] / n[3]:.2f}")
+print(f"ratio turnout/direct  req/s {t[0] / d[0]:.2f}")
+sticky = [name for name in names if "/" in name]
+if sticky:
+    print("relative to turnout (sticky: off):")
+for name in sticky:
+    s = rows[name]
+    print(f"  {name:19} req/s {s[0] / t[0]:.2f}   CPU/req {s[3] / t[3]:.2f}   p99 {s[2] / t[2]:.2f}")
 if "base" in rows:
     b = rows["base"]
-    print(f"ratio base/nginx      req/s {b[0] / n:.2f}   CPU/req {b[3] / rows['nginx'][3]:.2f}")
-    print(f"ratio turnout/base    req/s {t / b[0]:.2f}   CPU/req {rows['turnout'][3] / b[3]:.2f}   p99 {rows['turnout'][2] / b[2]:.2f}")
+    print(f"base: {base_label}")
+    print(f"ratio base/nginx      req/s {b[0] / n[0]:.2f}   CPU/req {b[3] / n[3]:.2f}")
+    print(f"ratio turnout/base    req/s {t[0] / b[0]:.2f}   CPU/req {t[3] / b[3]:.2f}   p99 {t[2] / b[2]:.2f}")
 PY
 }
 
@@ -253,10 +221,9 @@ echo "== throughput and latency (median of $ROUNDS rounds)"
 summary
 echo
 echo "== split accuracy at 90/10 (cookie-less wrk requests, 2 s each)"
-for pair in "nginx $NGINX" "haproxy $HAPROXY" "turnout $TURNOUT_PORT"; do
-  set -- $pair
-  read -r a b <<<"$(split "$2")"
-  python3 -c "a,b=$a,$b; print(f'{\"$1\":9} v1={a} v2={b} v1 share={100*a/max(a+b,1):.2f}%')"
+for name in nginx haproxy turnout; do
+  read -r a b <<<"$(split "${PORT[$name]}")"
+  python3 -c "a,b=$a,$b; print(f'{\"$name\":9} v1={a} v2={b} v1 share={100*a/max(a+b,1):.2f}%')"
 done
 echo
 echo "== 200 weight rewrites (file + SIGHUP) under load, turnout"
@@ -267,10 +234,19 @@ if grep -q 'rejected route file' "$WORK/turnout.err"; then grep 'rejected route 
 if [ "${CALLGRIND:-0}" = 1 ]; then
   echo
   echo "== instructions and allocations per request (valgrind, fixed count; see bench/callgrind.sh)"
-  for pair in "turnout $TURNOUT" ${TURNOUT_BASE:+"base $TURNOUT_BASE"}; do
-    set -- $pair
-    ir=$(bench/callgrind.sh "$2" | awk '/^instructions\/request/ {print $2}')
-    allocs=$(TOOL=dhat bench/callgrind.sh "$2" | awk '/^allocations\/request/ {print $2}')
-    echo "$1 instructions/request=$ir allocations/request=$allocs"
+  # name binary sticky cookies
+  cg_runs=("turnout $TURNOUT off none")
+  if [ "$STICKY" = 1 ]; then
+    for mode in version instance; do
+      cg_runs+=("$mode/new $TURNOUT $mode none" "$mode/cookie $TURNOUT $mode replay")
+    done
+  fi
+  if [ -n "${TURNOUT_BASE:-}" ]; then cg_runs+=("base $TURNOUT_BASE off none"); fi
+  for cg in "${cg_runs[@]}"; do
+    read -r name binary sticky cookies <<<"$cg"
+    ir=$(STICKY=$sticky COOKIES=$cookies bench/callgrind.sh "$binary" | awk '/^instructions\/request/ {print $2}')
+    allocs=$(STICKY=$sticky COOKIES=$cookies TOOL=dhat bench/callgrind.sh "$binary" | awk '/^allocations\/request/ {print $2}')
+    printf '%-16s instructions/request=%s allocations/request=%s\n' "$name" "$ir" "$allocs"
   done
+  if [ -n "$BASE_LABEL" ]; then echo "base: $BASE_LABEL"; fi
 fi
