@@ -2,29 +2,40 @@
 //! request path, then only read.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
-
-use crate::endpoint::Endpoint;
 use crate::error::RoutingError;
 use crate::health::HealthCheck;
 use crate::host::{MAX_HOST_LEN, normalize_host, path_under};
-use crate::matcher::ValueMatcher;
 use crate::position::ranges;
 use crate::route::{Listener, Route, RouteIndex};
 use crate::route_file::{DEFAULT_DRAIN_TIMEOUT_MS, RouteFile, RouteSpec};
-use crate::rule::{Condition, Rule, Source};
 use crate::schedule::smooth_cycle;
-use crate::service::{Service, ServiceIndex};
-use crate::validation::{
-    canonical_host, canonical_path, parse_endpoint, route_hosts, route_id, route_internal,
-    weight_of,
-};
+use crate::service::Service;
+use crate::validation::{Check, FastMap, MAX_SERVICES_PER_ROUTE};
 
 /// A context path on a host and the route that serves it.
 type PathEntry = (Arc<str>, RouteIndex);
+
+/// The context paths of one host: nearly always one, kept without a
+/// separate allocation.
+#[derive(Debug, Clone)]
+enum Paths {
+    One(PathEntry),
+    /// Longest path first.
+    Many(Vec<PathEntry>),
+}
+
+impl Paths {
+    fn as_slice(&self) -> &[PathEntry] {
+        match self {
+            Paths::One(entry) => std::slice::from_ref(entry),
+            Paths::Many(entries) => entries,
+        }
+    }
+}
 
 /// Every route, indexed by host. A new configuration is a new table; the
 /// proxy swaps tables atomically and never changes one in place.
@@ -32,7 +43,7 @@ type PathEntry = (Arc<str>, RouteIndex);
 pub struct RouteTable {
     routes: Box<[Route]>,
     /// host → (context path, route), longest path first.
-    hosts: HashMap<Box<str>, Box<[PathEntry]>>,
+    hosts: HashMap<Arc<str>, Paths>,
     caller_tokens: HashMap<Box<str>, Arc<str>>,
     preview_token: Option<Box<[u8]>>,
     drain_timeout: Duration,
@@ -40,35 +51,51 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Validates a route file and builds its table; the error lists every
-    /// problem.
+    /// problem. One pass: each route is checked and, while no problem has
+    /// been found, built from what the checks worked out.
     pub fn build(file: &RouteFile) -> Result<RouteTable, RoutingError> {
-        file.validate()?;
+        let mut check = Check::new(true, file);
+        let mut strings = Strings::default();
         let mut routes = Vec::with_capacity(file.routes.len());
-        let mut hosts: HashMap<Box<str>, Vec<(Arc<str>, RouteIndex)>> = HashMap::new();
+        let mut hosts: HashMap<Arc<str>, Paths> = HashMap::with_capacity(file.routes.len());
         for (index, spec) in file.routes.iter().enumerate() {
-            let route = build_route(spec)?;
+            check.route(index, spec);
+            if !check.clean() {
+                // The file is refused; only the checks go on.
+                continue;
+            }
+            let route = build_route(spec, &mut check, &mut strings);
             for host in route.hosts.iter() {
-                hosts
-                    .entry(Box::from(&**host))
-                    .or_default()
-                    .push((route.path.clone(), index as RouteIndex));
+                let entry = (route.path.clone(), index as RouteIndex);
+                match hosts.entry(host.clone()) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(Paths::One(entry));
+                    }
+                    Entry::Occupied(mut paths) => {
+                        let paths = paths.get_mut();
+                        match paths {
+                            Paths::One(first) => *paths = Paths::Many(vec![first.clone(), entry]),
+                            Paths::Many(entries) => entries.push(entry),
+                        }
+                    }
+                }
             }
             routes.push(route);
         }
-        let hosts = hosts
-            .into_iter()
-            .map(|(host, mut paths)| {
-                paths.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
-                (host, paths.into_boxed_slice())
-            })
-            .collect();
+        check.file(file);
+        check.finish()?;
+        for paths in hosts.values_mut() {
+            if let Paths::Many(entries) = paths {
+                entries.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+            }
+        }
         Ok(RouteTable {
             routes: routes.into(),
             hosts,
             caller_tokens: file
                 .caller_tokens
                 .iter()
-                .map(|(token, service)| (Box::from(token.as_str()), Arc::from(service.as_str())))
+                .map(|(token, service)| (Box::from(token.as_str()), strings.get(service)))
                 .collect(),
             preview_token: file.preview_token.as_ref().map(|t| t.as_bytes().into()),
             drain_timeout: Duration::from_millis(
@@ -91,6 +118,7 @@ impl RouteTable {
         let host = normalize_host(host, &mut buf)?;
         let candidates = self.hosts.get(host)?;
         candidates
+            .as_slice()
             .iter()
             .find(|(prefix, index)| {
                 path_under(path, prefix)
@@ -137,115 +165,86 @@ impl RouteTable {
     }
 }
 
-fn build_route(spec: &RouteSpec) -> Result<Route, RoutingError> {
-    // validate() has accepted the file, so these conversions succeed; the
-    // errors are still mapped rather than unwrapped so a mismatch between
-    // validation and building can never panic the control plane.
-    let invalid = |message: String| RoutingError::Invalid {
-        problems: vec![crate::error::Problem {
-            field: "routes".to_owned(),
-            message,
-        }],
+/// One shared copy of each service name and context path of a table:
+/// thousands of routes name the same few.
+#[derive(Default)]
+struct Strings<'a>(FastMap<&'a str, Arc<str>>);
+
+impl<'a> Strings<'a> {
+    fn get(&mut self, text: &'a str) -> Arc<str> {
+        self.0
+            .entry(text)
+            .or_insert_with(|| Arc::from(text))
+            .clone()
+    }
+}
+
+/// The route checked last (no problem found in it) as the table holds it.
+fn build_route<'a>(spec: &'a RouteSpec, check: &mut Check<'a>, strings: &mut Strings<'a>) -> Route {
+    let parts = &check.parts;
+    let hosts: Box<[Arc<str>]> = parts.hosts.iter().map(|h| Arc::from(&**h)).collect();
+    // The id is usually the first host; then they share one string.
+    let id = match hosts.first() {
+        Some(host) if **host == *parts.id => host.clone(),
+        _ => Arc::from(&*parts.id),
     };
-    let hosts: Vec<String> = route_hosts(spec)
-        .map_err(invalid)?
+    let count = spec.services.len().min(MAX_SERVICES_PER_ROUTE);
+    let mut weights = [0u32; MAX_SERVICES_PER_ROUTE];
+    for (weight, checked) in weights.iter_mut().zip(&parts.weights) {
+        *weight = u32::from(checked.get());
+    }
+    let weights = &weights[..count];
+    let mut start = 0;
+    let services: Box<[Service]> = spec
+        .services
         .iter()
-        .map(|h| canonical_host(h))
-        .collect::<Result<_, _>>()
-        .map_err(invalid)?;
-    let path = canonical_path(spec.path.as_deref()).map_err(invalid)?;
-    let id = route_id(spec, &hosts, &path);
-    let internal = route_internal(spec, &hosts).map_err(invalid)?;
-    let mut weights = Vec::with_capacity(spec.services.len());
-    let mut services = Vec::with_capacity(spec.services.len());
-    for service in &spec.services {
-        let weight = weight_of(service.weight.as_ref()).map_err(invalid)?;
-        weights.push(u32::from(weight.get()));
-        let endpoints = service
-            .endpoints
-            .iter()
-            .map(|text| {
-                parse_endpoint(text).map(|addr| Endpoint {
-                    id: Arc::from(addr.to_string()),
-                    addr,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid)?;
-        services.push(Service {
-            name: Arc::from(service.name.as_str()),
-            weight,
-            endpoints: endpoints.into(),
-            range: 0..0,
-        });
-    }
-    for (service, range) in services.iter_mut().zip(ranges(&weights)) {
-        service.range = range;
-    }
-    let index_of = |name: &str| -> Option<ServiceIndex> {
-        services
-            .iter()
-            .position(|s| &*s.name == name)
-            .map(|i| i as ServiceIndex)
+        .zip(&parts.weights)
+        .zip(&parts.ends)
+        .zip(ranges(weights))
+        .map(|(((service, weight), &end), range)| {
+            let endpoints = parts.endpoints[start..end]
+                .iter()
+                .map(|&i| check.endpoint(i).clone())
+                .collect();
+            start = end;
+            Service {
+                name: strings.get(&service.name),
+                weight: *weight,
+                endpoints,
+                range,
+            }
+        })
+        .collect();
+    let health = match &spec.health {
+        None => HealthCheck::default(),
+        Some(h) => {
+            let defaults = HealthCheck::default();
+            HealthCheck {
+                path: h.path.as_deref().map(|path| strings.get(path)),
+                interval: h
+                    .interval_ms
+                    .map_or(defaults.interval, Duration::from_millis),
+                timeout: h.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+                fall: h.fall.unwrap_or(defaults.fall),
+                rise: h.rise.unwrap_or(defaults.rise),
+            }
+        }
     };
-    let mut rules = Vec::with_capacity(spec.rules.len());
-    for rule in &spec.rules {
-        let service = index_of(&rule.service)
-            .ok_or_else(|| invalid(format!("unknown service {:?}", rule.service)))?;
-        let mut conditions = Vec::new();
-        for (name, pattern) in &rule.matches.header {
-            let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|err| invalid(err.to_string()))?;
-            conditions.push(Condition {
-                source: Source::Header(name),
-                matcher: ValueMatcher::parse(pattern).map_err(invalid)?,
-            });
-        }
-        for (name, pattern) in &rule.matches.cookie {
-            conditions.push(Condition {
-                source: Source::Cookie(name.as_str().into()),
-                matcher: ValueMatcher::parse(pattern).map_err(invalid)?,
-            });
-        }
-        for (name, pattern) in &rule.matches.query {
-            conditions.push(Condition {
-                source: Source::Query(name.as_str().into()),
-                matcher: ValueMatcher::parse(pattern).map_err(invalid)?,
-            });
-        }
-        rules.push(Rule {
-            conditions: conditions.into(),
-            service,
-        });
-    }
-    let defaults = HealthCheck::default();
-    let health = spec
-        .health
-        .as_ref()
-        .map_or(defaults.clone(), |h| HealthCheck {
-            path: h.path.as_deref().map(Arc::from),
-            interval: h
-                .interval_ms
-                .map_or(defaults.interval, Duration::from_millis),
-            timeout: h.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
-            fall: h.fall.unwrap_or(defaults.fall),
-            rise: h.rise.unwrap_or(defaults.rise),
-        });
-    Ok(Route {
-        id: Arc::from(id),
-        hosts: hosts.into_iter().map(Arc::from).collect(),
-        path: Arc::from(path),
-        internal,
+    Route {
+        id,
+        hosts,
+        path: strings.get(check.parts.path),
+        internal: check.parts.internal,
         callers: spec
             .callers
             .as_ref()
-            .map(|c| c.iter().map(|name| Arc::from(name.as_str())).collect()),
+            .map(|c| c.iter().map(|name| strings.get(name)).collect()),
         sticky: spec.sticky.unwrap_or_default(),
-        rules: rules.into(),
-        services: services.into(),
-        cycle: smooth_cycle(&weights).into(),
+        rules: std::mem::take(&mut check.parts.rules).into(),
+        services,
+        cycle: smooth_cycle(weights).into(),
         health,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +315,53 @@ caller_tokens: { "tok-1f3a": web-v1 }
         assert_eq!(route.cycle.len(), 10);
         assert_eq!(table.drain_timeout(), Duration::from_secs(30));
         assert_eq!(route.health().interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn endpoint_ids_are_their_canonical_address() {
+        let table = RouteTable::from_yaml(
+            "routes:\n  - host: a.localhost\n    services:\n      - { name: a, endpoints: [\"127.0.0.1:19001\", \"[0::1]:19002\", \"[::ffff:127.0.0.2]:19003\"] }\n  - host: b.localhost\n    services:\n      - { name: a, endpoints: [\"127.0.0.1:19001\"] }\n",
+        )
+        .unwrap();
+        let ids = |route: usize| -> Vec<String> {
+            table.routes()[route].services()[0]
+                .endpoints()
+                .iter()
+                .map(|e| {
+                    assert_eq!(e.id.parse::<std::net::SocketAddr>().ok(), Some(e.addr));
+                    e.id.to_string()
+                })
+                .collect()
+        };
+        assert_eq!(
+            ids(0),
+            ["127.0.0.1:19001", "[::1]:19002", "[::ffff:127.0.0.2]:19003"]
+        );
+        assert_eq!(ids(1), ["127.0.0.1:19001"]);
+    }
+
+    #[test]
+    fn validate_and_build_report_the_same_problems() {
+        let file = RouteFile::from_yaml(
+            "routes:\n  - host: A.localhost\n    services: [{ name: a, endpoints: [\"127.0.0.1:1\", \"127.0.0.1:1\"] }]\n  - host: a.localhost.\n    services: [{ name: b, weight: 7.5 }]\ncaller_tokens: { \"x:y\": web }\n",
+        )
+        .unwrap();
+        let validated = file.validate().unwrap_err().to_string();
+        let built = RouteTable::build(&file).unwrap_err().to_string();
+        assert_eq!(validated, built);
+        assert!(
+            validated.contains(
+                "routes[0].services[0].endpoints[1]: endpoint 127.0.0.1:1 is listed twice"
+            ),
+            "{validated}"
+        );
+        assert!(
+            validated.contains(
+                "routes[1]: duplicate host: a.localhost is already served by route \"a.localhost\""
+            ),
+            "{validated}"
+        );
+        assert!(validated.contains("caller_tokens.x:y"), "{validated}");
     }
 
     fn problems(yaml: &str) -> Vec<String> {

@@ -15,21 +15,31 @@ pub(crate) fn smooth_cycle(weights: &[u32]) -> Vec<u16> {
     if divisor == 0 {
         return Vec::new();
     }
-    let weights: Vec<i64> = weights.iter().map(|w| i64::from(w / divisor)).collect();
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
+    // (weight, current) per service; on the stack for the usual few.
+    let mut stack = [(0i64, 0i64); 8];
+    let mut heap = Vec::new();
+    let state: &mut [(i64, i64)] = if weights.len() <= stack.len() {
+        &mut stack[..weights.len()]
+    } else {
+        heap.resize(weights.len(), (0, 0));
+        &mut heap
+    };
+    for (s, w) in state.iter_mut().zip(weights) {
+        s.0 = i64::from(w / divisor);
+    }
+    let total: i64 = state.iter().map(|s| s.0).sum();
     let mut cycle = Vec::with_capacity(total as usize);
     for _ in 0..total {
         let mut best = 0usize;
-        for (i, weight) in weights.iter().enumerate() {
-            current[i] += weight;
+        for i in 0..state.len() {
+            state[i].1 += state[i].0;
             // Strictly greater keeps the first listed service on ties, so the
             // cycle is deterministic.
-            if current[i] > current[best] {
+            if state[i].1 > state[best].1 {
                 best = i;
             }
         }
-        current[best] -= total;
+        state[best].1 -= total;
         cycle.push(best as u16);
     }
     cycle

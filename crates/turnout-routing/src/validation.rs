@@ -1,14 +1,28 @@
 //! Every rule a route file must follow, checked at once so that one run
 //! reports every problem.
+//!
+//! [`RouteFile::validate`] and [`crate::RouteTable::build`] run the same
+//! pass ([`Check`]): building reads what the checks already worked out (the
+//! canonical hosts and path, the id, the endpoints' addresses, the compiled
+//! rules) instead of working it out again, and the two cannot disagree
+//! about which files are valid. The pass allocates nothing for a route that
+//! is written canonically (lowercase hosts, `ip:port` endpoints); field
+//! paths and messages are only formatted for problems.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 
 use http::HeaderName;
 
+use crate::endpoint::Endpoint;
 use crate::error::{Problem, RoutingError};
 use crate::matcher::ValueMatcher;
 use crate::route_file::{HealthSpec, RouteFile, RouteSpec, WeightValue};
+use crate::rule::{Condition, Rule, Source};
+use crate::service::ServiceIndex;
 use crate::weight::Weight;
 
 /// Most services one route may split between; the smooth round-robin cycle
@@ -18,237 +32,489 @@ pub(crate) const MAX_SERVICES_PER_ROUTE: usize = 64;
 /// Shortest health check interval or timeout accepted, in ms.
 const MIN_HEALTH_MS: u64 = 10;
 
+/// Lists up to this long are checked for repeats by a scan, longer ones by
+/// a set.
+const SCAN_LIMIT: usize = 16;
+
+/// A fast unkeyed hash for the maps a table is built (or published) with:
+/// each 8 bytes of the key are mixed in by a folded multiply (the high and
+/// low halves of a 128-bit product xored, as foldhash does), so every bit
+/// of the result depends on every bit of the key. Their keys are the route file's own
+/// strings and addresses; no request reaches them. std's SipHash
+/// costs about a hundred instructions per short key, which for the 100,000
+/// endpoints of a 10,000-route table is milliseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(Self::K);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, value: u16) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
 impl RouteFile {
     /// Checks the whole file and returns every problem found.
     pub fn validate(&self) -> Result<(), RoutingError> {
-        let mut problems = Problems::default();
-        // (host, path) → the route that serves it, to find duplicates.
-        let mut served: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut ids: HashSet<String> = HashSet::new();
+        let mut check = Check::new(false, self);
         for (i, route) in self.routes.iter().enumerate() {
-            let at = format!("routes[{i}]");
-            check_route(route, &at, &mut served, &mut ids, &mut problems);
+            check.route(i, route);
         }
-        if self.drain_timeout_ms.is_some_and(|ms| ms > 3_600_000) {
+        check.file(self);
+        check.finish()
+    }
+}
+
+/// One pass of checks over a route file, in file order. When building,
+/// it also keeps what the last checked route is made of ([`Parts`]) for
+/// [`crate::RouteTable::build`].
+pub(crate) struct Check<'a> {
+    /// Whether a table is being built: endpoint ids and compiled rules are
+    /// kept.
+    build: bool,
+    problems: Problems,
+    /// (host, path) → the id of the route that serves it, to find
+    /// duplicates.
+    served: FastMap<(Cow<'a, str>, &'a str), Cow<'a, str>>,
+    ids: FastSet<Cow<'a, str>>,
+    /// Endpoints already read, by their text, as indices into `read`: an
+    /// address listed by many routes is parsed once and its id allocated
+    /// once.
+    endpoints: FastMap<&'a str, u32>,
+    read: Vec<Endpoint>,
+    /// The id given to endpoints when nothing is built.
+    no_id: Arc<str>,
+    /// The route checked last.
+    pub parts: Parts<'a>,
+}
+
+/// What the route checked last is made of, in canonical form. Only
+/// meaningful when the check found no problem in it.
+#[derive(Debug, Default)]
+pub(crate) struct Parts<'a> {
+    /// The canonical hosts.
+    pub hosts: Vec<Cow<'a, str>>,
+    /// The canonical context path.
+    pub path: &'a str,
+    pub id: Cow<'a, str>,
+    pub internal: bool,
+    /// One per service.
+    pub weights: Vec<Weight>,
+    /// The endpoints of every service (see [`Check::endpoint`]), one
+    /// service after the other; service `j`'s end at `ends[j]`.
+    pub endpoints: Vec<u32>,
+    pub ends: Vec<usize>,
+    /// The compiled rules (when building).
+    pub rules: Vec<Rule>,
+}
+
+impl<'a> Check<'a> {
+    /// A check of `file`, sized for it: its maps never grow on the way.
+    pub fn new(build: bool, file: &RouteFile) -> Check<'a> {
+        let routes = file.routes.len();
+        // At most this many distinct endpoints (fewer when routes share
+        // them).
+        let endpoints = file
+            .routes
+            .iter()
+            .flat_map(|r| &r.services)
+            .map(|s| s.endpoints.len())
+            .sum();
+        Check {
+            build,
+            problems: Problems::default(),
+            served: FastMap::with_capacity_and_hasher(routes, Default::default()),
+            ids: FastSet::with_capacity_and_hasher(routes, Default::default()),
+            endpoints: FastMap::with_capacity_and_hasher(endpoints, Default::default()),
+            read: Vec::with_capacity(endpoints),
+            no_id: Arc::from(""),
+            parts: Parts::default(),
+        }
+    }
+
+    /// An endpoint of [`Parts::endpoints`].
+    pub fn endpoint(&self, index: u32) -> &Endpoint {
+        &self.read[index as usize]
+    }
+
+    /// Whether no problem has been found so far.
+    pub fn clean(&self) -> bool {
+        self.problems.0.is_empty()
+    }
+
+    /// Every problem found, or `Ok`.
+    pub fn finish(self) -> Result<(), RoutingError> {
+        self.problems.into_result()
+    }
+
+    /// The checks of the whole file that come after its routes.
+    pub fn file(&mut self, file: &RouteFile) {
+        let problems = &mut self.problems;
+        if file.drain_timeout_ms.is_some_and(|ms| ms > 3_600_000) {
             problems.push(
-                "drain_timeout_ms",
+                "drain_timeout_ms".to_owned(),
                 "must be at most 3600000 (one hour)".to_owned(),
             );
         }
-        if let Some(token) = &self.preview_token
+        if let Some(token) = &file.preview_token
             && (token.is_empty() || !token.bytes().all(is_token_byte))
         {
             problems.push(
-                "preview_token",
+                "preview_token".to_owned(),
                 "must be a non-empty header-safe token (letters, digits and -._~+/=)".to_owned(),
             );
         }
-        for (token, service) in &self.caller_tokens {
-            let at = format!("caller_tokens.{token}");
+        for (token, service) in &file.caller_tokens {
+            let at = || format!("caller_tokens.{token}");
             if token.is_empty() || !token.bytes().all(is_token_byte) || token.contains(':') {
                 problems.push(
-                    &at,
+                    at(),
                     "a proxy credential must be a non-empty token without ':' (it is the user name of Proxy-Authorization)".to_owned(),
                 );
             }
             if let Err(message) = check_service_name(service) {
-                problems.push(&at, message);
+                problems.push(at(), message);
             }
         }
-        problems.into_result()
     }
-}
 
-fn check_route(
-    route: &RouteSpec,
-    at: &str,
-    served: &mut BTreeMap<(String, String), String>,
-    ids: &mut HashSet<String>,
-    problems: &mut Problems,
-) {
-    let hosts = match route_hosts(route) {
-        Ok(hosts) => hosts,
-        Err(message) => {
-            problems.push(at, message);
-            Vec::new()
-        }
-    };
-    let mut canonical_hosts = Vec::new();
-    for (j, host) in hosts.iter().enumerate() {
-        let field = if route.host.is_some() {
-            format!("{at}.host")
-        } else {
-            format!("{at}.hosts[{j}]")
+    /// Checks route `i` and fills [`Check::parts`] with it.
+    pub fn route(&mut self, i: usize, route: &'a RouteSpec) {
+        let at = || format!("routes[{i}]");
+        let parts = &mut self.parts;
+        parts.hosts.clear();
+        let hosts: &'a [String] = match route_hosts(route) {
+            Ok(hosts) => hosts,
+            Err(message) => {
+                self.problems.push(at(), message.to_owned());
+                &[]
+            }
         };
-        match canonical_host(host) {
-            Ok(host) => canonical_hosts.push(host),
-            Err(message) => problems.push(&field, message),
-        }
-    }
-    let path = match canonical_path(route.path.as_deref()) {
-        Ok(path) => path,
-        Err(message) => {
-            problems.push(&format!("{at}.path"), message);
-            "/".to_owned()
-        }
-    };
-    let id = route_id(route, &canonical_hosts, &path);
-    if let Some(explicit) = &route.id
-        && (explicit.is_empty() || explicit.chars().any(char::is_whitespace))
-    {
-        problems.push(
-            &format!("{at}.id"),
-            "must be non-empty without spaces".to_owned(),
-        );
-    }
-    if !id.is_empty() && !ids.insert(id.clone()) {
-        problems.push(
-            &format!("{at}.id"),
-            format!("route id {id:?} is used by an earlier route; ids must be unique"),
-        );
-    }
-    for host in &canonical_hosts {
-        if let Some(other) = served.insert((host.clone(), path.clone()), id.clone()) {
-            problems.push(
-                at,
-                format!(
-                    "duplicate host: {host}{} is already served by route {other:?}",
-                    if path == "/" { "" } else { &path }
-                ),
-            );
-        }
-    }
-    let internal = match route_internal(route, &canonical_hosts) {
-        Ok(internal) => internal,
-        Err(message) => {
-            problems.push(&format!("{at}.internal"), message);
-            false
-        }
-    };
-    if let Some(callers) = &route.callers {
-        if !internal {
-            problems.push(
-                &format!("{at}.callers"),
-                "callers only apply to internal routes (hosts ending in .local or internal: true)"
-                    .to_owned(),
-            );
-        }
-        for (j, caller) in callers.iter().enumerate() {
-            if let Err(message) = check_service_name(caller) {
-                problems.push(&format!("{at}.callers[{j}]"), message);
-            }
-        }
-    }
-    check_services(route, at, problems);
-    check_rules(route, at, problems);
-    if let Some(health) = &route.health {
-        check_health(health, &format!("{at}.health"), problems);
-    }
-}
-
-fn check_services(route: &RouteSpec, at: &str, problems: &mut Problems) {
-    if route.services.is_empty() {
-        problems.push(
-            &format!("{at}.services"),
-            "a route needs at least one service".to_owned(),
-        );
-    }
-    if route.services.len() > MAX_SERVICES_PER_ROUTE {
-        problems.push(
-            &format!("{at}.services"),
-            format!("a route may split between at most {MAX_SERVICES_PER_ROUTE} services"),
-        );
-    }
-    let mut names = HashSet::new();
-    for (j, service) in route.services.iter().enumerate() {
-        let sat = format!("{at}.services[{j}]");
-        if let Err(message) = check_service_name(&service.name) {
-            problems.push(&format!("{sat}.name"), message);
-        } else if !names.insert(service.name.as_str()) {
-            problems.push(
-                &format!("{sat}.name"),
-                format!("service {:?} is listed twice on this route", service.name),
-            );
-        }
-        if let Err(message) = weight_of(service.weight.as_ref()) {
-            problems.push(&format!("{sat}.weight"), message);
-        }
-        let mut seen = HashSet::new();
-        for (k, endpoint) in service.endpoints.iter().enumerate() {
-            let eat = format!("{sat}.endpoints[{k}]");
-            match parse_endpoint(endpoint) {
-                Ok(addr) => {
-                    if !seen.insert(addr) {
-                        problems.push(&eat, format!("endpoint {addr} is listed twice"));
-                    }
+        for (j, host) in hosts.iter().enumerate() {
+            match canonical_host(host) {
+                Ok(host) => parts.hosts.push(host),
+                Err(message) => {
+                    let field = if route.host.is_some() {
+                        format!("{}.host", at())
+                    } else {
+                        format!("{}.hosts[{j}]", at())
+                    };
+                    self.problems.push(field, message);
                 }
-                Err(message) => problems.push(&eat, message),
             }
         }
-    }
-}
-
-fn check_rules(route: &RouteSpec, at: &str, problems: &mut Problems) {
-    for (j, rule) in route.rules.iter().enumerate() {
-        let rat = format!("{at}.rules[{j}]");
-        if !route.services.iter().any(|s| s.name == rule.service) {
-            let known: Vec<&str> = route.services.iter().map(|s| s.name.as_str()).collect();
-            problems.push(
-                &format!("{rat}.service"),
+        parts.path = match canonical_path(route.path.as_deref()) {
+            Ok(path) => path,
+            Err(message) => {
+                self.problems.push(format!("{}.path", at()), message);
+                "/"
+            }
+        };
+        let path = parts.path;
+        parts.id = route_id(route, &parts.hosts, path);
+        if let Some(explicit) = &route.id
+            && (explicit.is_empty() || explicit.chars().any(char::is_whitespace))
+        {
+            self.problems.push(
+                format!("{}.id", at()),
+                "must be non-empty without spaces".to_owned(),
+            );
+        }
+        if !parts.id.is_empty() && !self.ids.insert(parts.id.clone()) {
+            self.problems.push(
+                format!("{}.id", at()),
                 format!(
-                    "unknown service {:?}; a rule must name a service of this route ({})",
-                    rule.service,
-                    known.join(", ")
+                    "route id {:?} is used by an earlier route; ids must be unique",
+                    parts.id
                 ),
             );
         }
-        let m = &rule.matches;
-        if m.header.is_empty() && m.cookie.is_empty() && m.query.is_empty() {
-            problems.push(
-                &format!("{rat}.match"),
-                "a rule needs at least one header, cookie or query condition".to_owned(),
-            );
-        }
-        for (name, pattern) in &m.header {
-            let field = format!("{rat}.match.header.{name}");
-            if HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).is_err() {
-                problems.push(&field, format!("{name:?} is not a valid header name"));
-            }
-            check_pattern(pattern, &field, problems);
-        }
-        for (name, pattern) in &m.cookie {
-            let field = format!("{rat}.match.cookie.{name}");
-            if name.is_empty() || name.contains([';', '=', ' ', ',']) {
-                problems.push(&field, format!("{name:?} is not a valid cookie name"));
-            }
-            check_pattern(pattern, &field, problems);
-        }
-        for (name, pattern) in &m.query {
-            let field = format!("{rat}.match.query.{name}");
-            if name.is_empty() || name.contains(['&', '=', '#']) {
-                problems.push(
-                    &field,
-                    format!("{name:?} is not a valid query parameter name"),
+        for host in &parts.hosts {
+            if let Some(other) = self.served.insert((host.clone(), path), parts.id.clone()) {
+                self.problems.push(
+                    at(),
+                    format!(
+                        "duplicate host: {host}{} is already served by route {other:?}",
+                        if path == "/" { "" } else { path }
+                    ),
                 );
             }
-            check_pattern(pattern, &field, problems);
+        }
+        parts.internal = match route_internal(route, &parts.hosts) {
+            Ok(internal) => internal,
+            Err(message) => {
+                self.problems.push(format!("{}.internal", at()), message);
+                false
+            }
+        };
+        if let Some(callers) = &route.callers {
+            if !parts.internal {
+                self.problems.push(
+                    format!("{}.callers", at()),
+                    "callers only apply to internal routes (hosts ending in .local or internal: true)"
+                        .to_owned(),
+                );
+            }
+            for (j, caller) in callers.iter().enumerate() {
+                if let Err(message) = check_service_name(caller) {
+                    self.problems
+                        .push(format!("{}.callers[{j}]", at()), message);
+                }
+            }
+        }
+        self.services(i, route);
+        self.rules(i, route);
+        if let Some(health) = &route.health {
+            check_health(health, i, &mut self.problems);
+        }
+    }
+
+    fn services(&mut self, i: usize, route: &'a RouteSpec) {
+        let at = || format!("routes[{i}].services");
+        if route.services.is_empty() {
+            self.problems
+                .push(at(), "a route needs at least one service".to_owned());
+        }
+        if route.services.len() > MAX_SERVICES_PER_ROUTE {
+            self.problems.push(
+                at(),
+                format!("a route may split between at most {MAX_SERVICES_PER_ROUTE} services"),
+            );
+        }
+        let parts = &mut self.parts;
+        parts.weights.clear();
+        parts.endpoints.clear();
+        parts.ends.clear();
+        // Long lists are checked for repeats with a set, short ones by a
+        // scan.
+        let mut names: FastSet<&str> = FastSet::default();
+        let mut seen: FastSet<SocketAddr> = FastSet::default();
+        for (j, service) in route.services.iter().enumerate() {
+            let sat = || format!("routes[{i}].services[{j}]");
+            if let Err(message) = check_service_name(&service.name) {
+                self.problems.push(format!("{}.name", sat()), message);
+            } else if if route.services.len() > SCAN_LIMIT {
+                !names.insert(&service.name)
+            } else {
+                route.services[..j].iter().any(|s| s.name == service.name)
+            } {
+                self.problems.push(
+                    format!("{}.name", sat()),
+                    format!("service {:?} is listed twice on this route", service.name),
+                );
+            }
+            match weight_of(service.weight.as_ref()) {
+                Ok(weight) => parts.weights.push(weight),
+                Err(message) => {
+                    self.problems.push(format!("{}.weight", sat()), message);
+                    parts.weights.push(Weight::default());
+                }
+            }
+            let start = parts.endpoints.len();
+            let many = service.endpoints.len() > SCAN_LIMIT;
+            seen.clear();
+            for (k, text) in service.endpoints.iter().enumerate() {
+                let index = match self.endpoints.get(text.as_str()) {
+                    Some(index) => *index,
+                    None => match read_endpoint(text) {
+                        Ok((addr, canonical)) => {
+                            let id = if !self.build {
+                                self.no_id.clone()
+                            } else if canonical {
+                                Arc::from(text.as_str())
+                            } else {
+                                Arc::from(addr.to_string())
+                            };
+                            let index = self.read.len() as u32;
+                            self.read.push(Endpoint { id, addr });
+                            self.endpoints.insert(text, index);
+                            index
+                        }
+                        Err(message) => {
+                            self.problems
+                                .push(format!("{}.endpoints[{k}]", sat()), message);
+                            continue;
+                        }
+                    },
+                };
+                let addr = self.read[index as usize].addr;
+                let repeated = if many {
+                    !seen.insert(addr)
+                } else {
+                    parts.endpoints[start..]
+                        .iter()
+                        .any(|i| self.read[*i as usize].addr == addr)
+                };
+                if repeated {
+                    self.problems.push(
+                        format!("{}.endpoints[{k}]", sat()),
+                        format!("endpoint {addr} is listed twice"),
+                    );
+                } else {
+                    parts.endpoints.push(index);
+                }
+            }
+            parts.ends.push(parts.endpoints.len());
+        }
+    }
+
+    fn rules(&mut self, i: usize, route: &'a RouteSpec) {
+        self.parts.rules.clear();
+        for (j, rule) in route.rules.iter().enumerate() {
+            let rat = || format!("routes[{i}].rules[{j}]");
+            let service = route.services.iter().position(|s| s.name == rule.service);
+            if service.is_none() {
+                let known: Vec<&str> = route.services.iter().map(|s| s.name.as_str()).collect();
+                self.problems.push(
+                    format!("{}.service", rat()),
+                    format!(
+                        "unknown service {:?}; a rule must name a service of this route ({})",
+                        rule.service,
+                        known.join(", ")
+                    ),
+                );
+            }
+            let m = &rule.matches;
+            if m.header.is_empty() && m.cookie.is_empty() && m.query.is_empty() {
+                self.problems.push(
+                    format!("{}.match", rat()),
+                    "a rule needs at least one header, cookie or query condition".to_owned(),
+                );
+            }
+            let mut conditions = Vec::new();
+            for (name, pattern) in &m.header {
+                let field = || format!("{}.match.header.{name}", rat());
+                let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes());
+                if header.is_err() {
+                    self.problems
+                        .push(field(), format!("{name:?} is not a valid header name"));
+                }
+                let matcher = check_pattern(pattern, field, &mut self.problems);
+                if let (Ok(name), Some(matcher)) = (header, matcher) {
+                    conditions.push(Condition {
+                        source: Source::Header(name),
+                        matcher,
+                    });
+                }
+            }
+            for (name, pattern) in &m.cookie {
+                let field = || format!("{}.match.cookie.{name}", rat());
+                if name.is_empty() || name.contains([';', '=', ' ', ',']) {
+                    self.problems
+                        .push(field(), format!("{name:?} is not a valid cookie name"));
+                }
+                if let Some(matcher) = check_pattern(pattern, field, &mut self.problems) {
+                    conditions.push(Condition {
+                        source: Source::Cookie(name.as_str().into()),
+                        matcher,
+                    });
+                }
+            }
+            for (name, pattern) in &m.query {
+                let field = || format!("{}.match.query.{name}", rat());
+                if name.is_empty() || name.contains(['&', '=', '#']) {
+                    self.problems.push(
+                        field(),
+                        format!("{name:?} is not a valid query parameter name"),
+                    );
+                }
+                if let Some(matcher) = check_pattern(pattern, field, &mut self.problems) {
+                    conditions.push(Condition {
+                        source: Source::Query(name.as_str().into()),
+                        matcher,
+                    });
+                }
+            }
+            if self.build
+                && let Some(service) = service
+            {
+                self.parts.rules.push(Rule {
+                    conditions: conditions.into(),
+                    service: service as ServiceIndex,
+                });
+            }
         }
     }
 }
 
-fn check_pattern(pattern: &str, field: &str, problems: &mut Problems) {
-    if let Err(message) = ValueMatcher::parse(pattern) {
-        let first = message.lines().last().unwrap_or("").trim();
-        problems.push(field, format!("bad regex {pattern:?}: {first}"));
+/// The compiled pattern, or `None` after reporting why it does not compile.
+fn check_pattern(
+    pattern: &str,
+    field: impl FnOnce() -> String,
+    problems: &mut Problems,
+) -> Option<ValueMatcher> {
+    match ValueMatcher::parse(pattern) {
+        Ok(matcher) => Some(matcher),
+        Err(message) => {
+            let first = message.lines().last().unwrap_or("").trim();
+            problems.push(field(), format!("bad regex {pattern:?}: {first}"));
+            None
+        }
     }
 }
 
-fn check_health(health: &HealthSpec, at: &str, problems: &mut Problems) {
+fn check_health(health: &HealthSpec, i: usize, problems: &mut Problems) {
+    let at = || format!("routes[{i}].health");
     if let Some(path) = &health.path
         && (!path.starts_with('/') || path.chars().any(char::is_whitespace))
     {
         problems.push(
-            &format!("{at}.path"),
+            format!("{}.path", at()),
             format!("{path:?} must start with / and hold no spaces"),
         );
     }
@@ -258,7 +524,7 @@ fn check_health(health: &HealthSpec, at: &str, problems: &mut Problems) {
     ] {
         if value.is_some_and(|ms| !(MIN_HEALTH_MS..=3_600_000).contains(&ms)) {
             problems.push(
-                &format!("{at}.{name}"),
+                format!("{}.{name}", at()),
                 format!("must be between {MIN_HEALTH_MS} and 3600000"),
             );
         }
@@ -266,7 +532,7 @@ fn check_health(health: &HealthSpec, at: &str, problems: &mut Problems) {
     for (name, value) in [("fall", health.fall), ("rise", health.rise)] {
         if value.is_some_and(|n| n == 0 || n > 100) {
             problems.push(
-                &format!("{at}.{name}"),
+                format!("{}.{name}", at()),
                 "must be between 1 and 100".to_owned(),
             );
         }
@@ -274,19 +540,32 @@ fn check_health(health: &HealthSpec, at: &str, problems: &mut Problems) {
 }
 
 /// The hosts of a route as written, from `host` or `hosts`.
-pub(crate) fn route_hosts(route: &RouteSpec) -> Result<Vec<String>, String> {
+fn route_hosts(route: &RouteSpec) -> Result<&[String], &'static str> {
     match (&route.host, &route.hosts) {
-        (Some(_), Some(_)) => Err("give either host or hosts, not both".to_owned()),
-        (Some(host), None) => Ok(vec![host.clone()]),
-        (None, Some(hosts)) if !hosts.is_empty() => Ok(hosts.clone()),
-        _ => Err("a route needs host or hosts".to_owned()),
+        (Some(_), Some(_)) => Err("give either host or hosts, not both"),
+        (Some(host), None) => Ok(std::slice::from_ref(host)),
+        (None, Some(hosts)) if !hosts.is_empty() => Ok(hosts),
+        _ => Err("a route needs host or hosts"),
     }
 }
 
-/// The canonical spelling of a host as written in a route file.
-pub(crate) fn canonical_host(host: &str) -> Result<String, String> {
-    let lower = host.to_ascii_lowercase();
-    let trimmed = lower.strip_suffix('.').unwrap_or(&lower);
+/// The canonical spelling of a host as written in a route file; borrowed
+/// when it is written that way.
+fn canonical_host(host: &str) -> Result<Cow<'_, str>, String> {
+    let lower = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
+    let trimmed = match lower {
+        Cow::Borrowed(host) => Cow::Borrowed(host.strip_suffix('.').unwrap_or(host)),
+        Cow::Owned(mut host) => {
+            if host.ends_with('.') {
+                host.pop();
+            }
+            Cow::Owned(host)
+        }
+    };
     if trimmed.is_empty() {
         return Err("host must not be empty".to_owned());
     }
@@ -313,13 +592,13 @@ pub(crate) fn canonical_host(host: &str) -> Result<String, String> {
             "host {host:?} is not a valid host name (letters, digits, '-', '_' in dot-separated labels)"
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 /// The canonical context path: `/` when absent, no trailing slash otherwise.
-pub(crate) fn canonical_path(path: Option<&str>) -> Result<String, String> {
+fn canonical_path(path: Option<&str>) -> Result<&str, String> {
     let Some(path) = path else {
-        return Ok("/".to_owned());
+        return Ok("/");
     };
     if !path.starts_with('/') {
         return Err(format!("context path {path:?} must start with /"));
@@ -330,27 +609,23 @@ pub(crate) fn canonical_path(path: Option<&str>) -> Result<String, String> {
         ));
     }
     let trimmed = path.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
+    Ok(if trimmed.is_empty() { "/" } else { trimmed })
 }
 
 /// The route id: the explicit one, else the first host plus the path.
-pub(crate) fn route_id(route: &RouteSpec, hosts: &[String], path: &str) -> String {
+fn route_id<'a>(route: &'a RouteSpec, hosts: &[Cow<'a, str>], path: &str) -> Cow<'a, str> {
     if let Some(id) = &route.id {
-        return id.clone();
+        return Cow::Borrowed(id);
     }
     match hosts.first() {
         Some(host) if path == "/" => host.clone(),
-        Some(host) => format!("{host}{path}"),
-        None => String::new(),
+        Some(host) => Cow::Owned(format!("{host}{path}")),
+        None => Cow::Borrowed(""),
     }
 }
 
 /// Whether the route is internal: explicit, else implied by `.local` hosts.
-pub(crate) fn route_internal(route: &RouteSpec, hosts: &[String]) -> Result<bool, String> {
+fn route_internal(route: &RouteSpec, hosts: &[Cow<'_, str>]) -> Result<bool, String> {
     let local = hosts.iter().filter(|h| h.ends_with(".local")).count();
     match route.internal {
         Some(true) => Ok(true),
@@ -368,7 +643,7 @@ pub(crate) fn route_internal(route: &RouteSpec, hosts: &[String]) -> Result<bool
 }
 
 /// The weight as a [`Weight`], or why it is not one.
-pub(crate) fn weight_of(value: Option<&WeightValue>) -> Result<Weight, String> {
+fn weight_of(value: Option<&WeightValue>) -> Result<Weight, String> {
     let Some(value) = value else {
         return Ok(Weight::default());
     };
@@ -387,21 +662,63 @@ pub(crate) fn weight_of(value: Option<&WeightValue>) -> Result<Weight, String> {
     }
 }
 
-/// An endpoint address, or why it cannot be reached.
-pub(crate) fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = text.parse().map_err(|_| {
-        format!("endpoint {text:?} must be ip:port, such as 127.0.0.1:19001 or [::1]:19001")
-    })?;
+/// An endpoint address, or why it cannot be reached; and whether the text
+/// is exactly how the address displays (then it is its own id).
+fn read_endpoint(text: &str) -> Result<(SocketAddr, bool), String> {
+    let (addr, canonical) = match plain_v4(text) {
+        Some(addr) => (SocketAddr::V4(addr), true),
+        None => (
+            text.parse().map_err(|_| {
+                format!("endpoint {text:?} must be ip:port, such as 127.0.0.1:19001 or [::1]:19001")
+            })?,
+            false,
+        ),
+    };
     if addr.port() == 0 {
         return Err(format!("endpoint {text:?} is unreachable: port 0"));
     }
     let ip = addr.ip();
-    if ip.is_unspecified() || ip.is_multicast() || ip == std::net::Ipv4Addr::BROADCAST {
+    if ip.is_unspecified() || ip.is_multicast() || ip == Ipv4Addr::BROADCAST {
         return Err(format!(
             "endpoint {text:?} is unreachable: {ip} is not a unicast address"
         ));
     }
-    Ok(addr)
+    Ok((addr, canonical))
+}
+
+/// `a.b.c.d:port` written exactly as [`SocketAddrV4`] displays it
+/// (decimal, no leading zeros, nothing around it): nearly every endpoint.
+/// `None` for anything else, which std's parser then reads; what this
+/// accepts, std's parser reads to the same address.
+fn plain_v4(text: &str) -> Option<SocketAddrV4> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let mut octets = [0u8; 4];
+    for (n, octet) in octets.iter_mut().enumerate() {
+        *octet = u8::try_from(plain_decimal(bytes, &mut at, 3)?).ok()?;
+        let separator = if n < 3 { b'.' } else { b':' };
+        if bytes.get(at) != Some(&separator) {
+            return None;
+        }
+        at += 1;
+    }
+    let port = u16::try_from(plain_decimal(bytes, &mut at, 5)?).ok()?;
+    (at == bytes.len()).then(|| SocketAddrV4::new(Ipv4Addr::from(octets), port))
+}
+
+/// A decimal number of 1 to `max` digits at `*at`, without leading zeros.
+fn plain_decimal(bytes: &[u8], at: &mut usize, max: usize) -> Option<u32> {
+    let start = *at;
+    let mut value = 0u32;
+    while let Some(digit) = bytes.get(*at).filter(|b| b.is_ascii_digit()) {
+        if *at - start == max {
+            return None;
+        }
+        value = value * 10 + u32::from(digit - b'0');
+        *at += 1;
+    }
+    let len = *at - start;
+    (len == 1 || (len > 1 && bytes[start] != b'0')).then_some(value)
 }
 
 /// A service name as DESIGN §7 spells it: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
@@ -427,11 +744,8 @@ fn is_token_byte(b: u8) -> bool {
 struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, field: &str, message: String) {
-        self.0.push(Problem {
-            field: field.to_owned(),
-            message,
-        });
+    fn push(&mut self, field: String, message: String) {
+        self.0.push(Problem { field, message });
     }
 
     fn into_result(self) -> Result<(), RoutingError> {
@@ -439,6 +753,124 @@ impl Problems {
             Ok(())
         } else {
             Err(RoutingError::Invalid { problems: self.0 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_v4_reads_what_displays_as_itself() {
+        for text in [
+            "127.0.0.1:19001",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.0.0.1:1",
+        ] {
+            let addr = plain_v4(text).unwrap();
+            assert_eq!(addr.to_string(), text);
+        }
+        for text in [
+            "127.0.0.01:80",
+            "127.0.0.1:080",
+            "256.0.0.1:80",
+            "1.2.3.4:65536",
+            "1.2.3:80",
+            "1.2.3.4.5:80",
+            "1.2.3.4",
+            "1.2.3.4:",
+            " 1.2.3.4:80",
+            "1.2.3.4:80 ",
+            "1.2.3.4:+80",
+            "[::1]:80",
+            "1.2.3.4:123456",
+            "1234.2.3.4:80",
+        ] {
+            assert_eq!(plain_v4(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn endpoints_keep_their_messages() {
+        assert!(read_endpoint("127.0.0.1:0").unwrap_err().contains("port 0"));
+        assert!(
+            read_endpoint("0.0.0.0:80")
+                .unwrap_err()
+                .contains("not a unicast")
+        );
+        assert!(
+            read_endpoint("nowhere")
+                .unwrap_err()
+                .contains("must be ip:port")
+        );
+        assert_eq!(
+            read_endpoint("[::1]:80").unwrap(),
+            ("[::1]:80".parse().unwrap(), false)
+        );
+        assert_eq!(
+            read_endpoint("127.0.0.1:80").unwrap(),
+            ("127.0.0.1:80".parse().unwrap(), true)
+        );
+    }
+
+    #[test]
+    fn canonical_forms_borrow_when_already_canonical() {
+        assert!(matches!(
+            canonical_host("a.example"),
+            Ok(Cow::Borrowed("a.example"))
+        ));
+        assert!(matches!(
+            canonical_host("a.example."),
+            Ok(Cow::Borrowed("a.example"))
+        ));
+        assert_eq!(canonical_host("A.Example.").unwrap(), "a.example");
+        assert_eq!(canonical_path(Some("/api//")).unwrap(), "/api");
+        assert_eq!(canonical_path(Some("///")).unwrap(), "/");
+        assert_eq!(canonical_path(None).unwrap(), "/");
+    }
+
+    #[test]
+    fn fast_hasher_spreads_similar_keys() {
+        use std::hash::BuildHasher;
+        let state = BuildHasherDefault::<FastHasher>::default();
+        let families: [&dyn Fn(usize) -> String; 2] = [&|i| format!("r{i}.example"), &|i| {
+            format!("10.{}.{}.{}:8080", i / 2560, i / 10 % 256, i % 10 + 1)
+        }];
+        for key in families {
+            let hashes: Vec<u64> = (0..4096).map(|i| state.hash_one(key(i))).collect();
+            // The bucket (low bits): a uniform hash fills about 63 % of
+            // 4096 buckets with 4096 keys.
+            let buckets: HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+            assert!(buckets.len() > 2400, "{} buckets", buckets.len());
+            // The tag a probe compares first (the top 7 bits): all 128.
+            let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert_eq!(tags.len(), 128);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The fast path agrees with std's parser and with how the address
+        /// displays, on anything shaped like an address.
+        #[test]
+        fn plain_v4_agrees_with_std(text in "[0-9]{0,4}(\\.[0-9]{0,4}){0,4}(:[0-9+]{0,6})?") {
+            if let Some(addr) = plain_v4(&text) {
+                prop_assert_eq!(text.parse::<SocketAddr>().ok(), Some(SocketAddr::V4(addr)));
+                prop_assert_eq!(addr.to_string(), text);
+            } else if let Ok(SocketAddr::V4(addr)) = text.parse::<SocketAddr>() {
+                // std reads it, but it is not written the way it displays.
+                prop_assert_ne!(addr.to_string(), text);
+            }
+        }
+
+        #[test]
+        fn plain_v4_agrees_with_std_on_addresses(ip in any::<u32>(), port in any::<u16>()) {
+            let text = SocketAddrV4::new(Ipv4Addr::from(ip), port).to_string();
+            prop_assert_eq!(plain_v4(&text), Some(SocketAddrV4::new(Ipv4Addr::from(ip), port)));
         }
     }
 }
