@@ -3,12 +3,14 @@
 //! request path and swapped in as one.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
-use turnout_routing::RouteTable;
+use prometheus_client::metrics::gauge::Gauge;
+use turnout_routing::{Route, RouteTable, Service};
 
 use crate::instance::Instance;
 use crate::metrics::{ErrorLabels, Histogram, Metrics, ServiceLabels};
@@ -17,8 +19,10 @@ use crate::metrics::{ErrorLabels, Histogram, Metrics, ServiceLabels};
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub table: Arc<RouteTable>,
-    /// Runtime state, one per route of `table`, same order.
-    pub routes: Box<[RouteState]>,
+    /// Runtime state, one per route of `table`, same order. A route whose
+    /// services and instances did not change keeps its state across
+    /// reloads (shared by the old and the new snapshot).
+    pub routes: Box<[Arc<RouteState>]>,
 }
 
 /// Per-route runtime state.
@@ -42,6 +46,8 @@ pub(crate) struct ServiceState {
     pub errors: UpstreamErrors,
     /// Requests for the service that no instance answered (502, 503, 504).
     pub local: [Counter; 5],
+    /// `turnout_route_weight` of the service on the route; set at publish.
+    pub weight: Gauge,
 }
 
 /// An instance as one route's service sees it.
@@ -59,19 +65,96 @@ pub(crate) struct UpstreamErrors {
     pub protocol: Counter,
 }
 
+/// A fast unkeyed hash for the maps a table is built (or published) with:
+/// each 8 bytes of the key are mixed in by a folded multiply (the high and
+/// low halves of a 128-bit product xored, as foldhash does), so every bit
+/// of the result depends on every bit of the key. Their keys are the table's route ids
+/// and addresses; no request reaches them. std's SipHash
+/// costs about a hundred instructions per short key, which for the 100,000
+/// endpoints of a 10,000-route table is milliseconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(Self::K);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, value: u16) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map with [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 impl Snapshot {
+    /// The runtime state of `table`. What `previous` has for a route (by
+    /// id), a service (by name) or an instance (by endpoint id) is carried
+    /// over: the round-robin counter and the metric handles (a handle
+    /// lookup hashes its whole label set; a table of 10,000 routes x 10
+    /// endpoints has 700,000 of them). A route whose services list the
+    /// same endpoints on the same instances keeps its whole state, so a
+    /// weight change costs one reference count per route.
+    /// `turnout_route_weight` is set for every service, and removed for
+    /// those `previous` had and `table` has not.
     pub fn build(
         table: RouteTable,
         instances: &HashMap<SocketAddr, Arc<Instance>>,
         metrics: &Metrics,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        let empty: Arc<str> = Arc::from("");
-        // The previous snapshot's routes by id, so a reload carries the
-        // round-robin counters and reuses the metric handles of what did
-        // not change (a handle lookup hashes its whole label set; a table
-        // of 10,000 routes x 10 endpoints has 700,000 of them).
-        let previous_routes: HashMap<&str, usize> = previous
+        let instances: FastMap<SocketAddr, &Arc<Instance>> =
+            instances.iter().map(|(addr, i)| (*addr, i)).collect();
+        let previous_routes: FastMap<&str, usize> = previous
             .map(|p| {
                 p.table
                     .routes()
@@ -81,119 +164,375 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
+        // Per previous route, the services (by index, at most 64) whose
+        // state went on into the new snapshot.
+        let mut carried = vec![0u64; previous_routes.len()];
         let routes = table
             .routes()
             .iter()
             .map(|route| {
-                let id = route.id();
                 let before = previous.and_then(|p| {
-                    let i = *previous_routes.get(&**id)?;
-                    Some((p.table.routes().get(i)?, p.routes.get(i)?))
+                    let i = *previous_routes.get(&**route.id())?;
+                    Some((i, p.table.routes().get(i)?, p.routes.get(i)?))
                 });
-                let seq = before.map_or(0, |(_, state)| state.seq.load(Ordering::Relaxed));
-                let services = route
-                    .services()
-                    .iter()
-                    .enumerate()
-                    .map(|(j, service)| {
-                        let name = service.name();
-                        // The same service (by name) in the previous table.
-                        let was = before.and_then(|(old_route, old_state)| {
-                            let old = old_route.services();
-                            let k = if old.get(j).is_some_and(|s| s.name() == name) {
-                                j
-                            } else {
-                                old.iter().position(|s| s.name() == name)?
-                            };
-                            Some((&old[k], old_state.services.get(k)?))
-                        });
-                        let labels = ServiceLabels {
-                            route: id.clone(),
-                            service: name.clone(),
-                        };
-                        let error = |kind: &'static str| {
-                            metrics.upstream_errors.get_or_create_owned(&ErrorLabels {
-                                route: id.clone(),
-                                service: name.clone(),
-                                kind,
-                            })
-                        };
-                        // An instance's counters from the previous state
-                        // when its endpoint id is the same (its slots line
-                        // up with the endpoints only when none was skipped).
-                        let reuse = |k: usize, endpoint_id: &Arc<str>| {
-                            let (old_service, old_state) = was?;
-                            let old_endpoints = old_service.endpoints();
-                            if old_state.instances.len() != old_endpoints.len() {
-                                return None;
-                            }
-                            let k = if old_endpoints.get(k).is_some_and(|e| e.id == *endpoint_id) {
-                                k
-                            } else {
-                                old_endpoints.iter().position(|e| e.id == *endpoint_id)?
-                            };
-                            Some(old_state.instances[k].requests.clone())
-                        };
-                        ServiceState {
-                            instances: service
-                                .endpoints()
-                                .iter()
-                                .enumerate()
-                                .filter_map(|(k, endpoint)| {
-                                    let instance = instances.get(&endpoint.addr)?.clone();
-                                    Some(InstanceSlot {
-                                        requests: reuse(k, &endpoint.id).unwrap_or_else(|| {
-                                            metrics.request_counters(id, name, &endpoint.id)
-                                        }),
-                                        instance,
-                                    })
-                                })
-                                .collect(),
-                            next: AtomicUsize::new(0),
-                            duration: was.map_or_else(
-                                || metrics.duration.get_or_create_owned(&labels),
-                                |(_, state)| state.duration.clone(),
-                            ),
-                            errors: match was {
-                                Some((_, state)) => state.errors.clone(),
-                                None => UpstreamErrors {
-                                    connect: error("connect"),
-                                    timeout: error("timeout"),
-                                    protocol: error("protocol"),
-                                },
-                            },
-                            local: was.map_or_else(
-                                || metrics.request_counters(id, name, &empty),
-                                |(_, state)| state.local.clone(),
-                            ),
-                        }
-                    })
-                    .collect();
-                RouteState {
-                    seq: AtomicU64::new(seq),
-                    services,
-                    local: before.map_or_else(
-                        || metrics.request_counters(id, &empty, &empty),
-                        |(_, state)| state.local.clone(),
-                    ),
+                let state = match before {
+                    Some((i, old_route, old_state))
+                        if same_instances(route, old_route, old_state, &instances) =>
+                    {
+                        carried[i] = u64::MAX;
+                        old_state.clone()
+                    }
+                    _ => Arc::new(route_state(
+                        route,
+                        before.map(|(i, r, s)| (r, &**s, &mut carried[i])),
+                        &instances,
+                        metrics,
+                    )),
+                };
+                for (service, service_state) in route.services().iter().zip(&state.services) {
+                    service_state.weight.set(i64::from(service.weight().get()));
                 }
+                state
             })
             .collect();
-        metrics.route_weight.clear();
-        for route in table.routes() {
-            for service in route.services() {
-                metrics
-                    .route_weight
-                    .get_or_create(&ServiceLabels {
-                        route: route.id().clone(),
-                        service: service.name().clone(),
-                    })
-                    .set(i64::from(service.weight().get()));
+        if let Some(previous) = previous {
+            for (route, carried) in previous.table.routes().iter().zip(carried) {
+                for (k, service) in route.services().iter().enumerate() {
+                    if carried & (1 << k) == 0 {
+                        metrics.route_weight.remove(&ServiceLabels {
+                            route: route.id().clone(),
+                            service: service.name().clone(),
+                        });
+                    }
+                }
             }
         }
         Snapshot {
             table: Arc::new(table),
             routes,
         }
+    }
+}
+
+/// Snapshots of at least this many routes are freed on a thread of their
+/// own (about a millisecond per thousand routes).
+const FREE_APART: usize = 1_000;
+
+impl Drop for Snapshot {
+    /// Frees a large replaced snapshot on a short-lived thread of its own,
+    /// so that neither the publish that replaced it nor a request that held
+    /// it last spends the time: the new table is live before the old one
+    /// is freed.
+    fn drop(&mut self) {
+        if self.routes.len() < FREE_APART || Arc::strong_count(&self.table) > 1 {
+            return;
+        }
+        let table = std::mem::take(&mut self.table);
+        let routes = std::mem::take(&mut self.routes);
+        // Should the thread not start, the closure and what it holds are
+        // freed here after all.
+        let _ = std::thread::Builder::new()
+            .name("turnout-free".to_owned())
+            .spawn(move || drop((table, routes)));
+    }
+}
+
+/// Whether `route` lists, service by service, the same endpoints as
+/// `old_route`, on the instances `old_state` holds: then its state can be
+/// kept whole.
+fn same_instances(
+    route: &Route,
+    old_route: &Route,
+    old_state: &RouteState,
+    instances: &FastMap<SocketAddr, &Arc<Instance>>,
+) -> bool {
+    let (services, old_services) = (route.services(), old_route.services());
+    services.len() == old_services.len()
+        && old_state.services.len() == old_services.len()
+        && services
+            .iter()
+            .zip(old_services)
+            .zip(&old_state.services)
+            .all(|((service, old), state)| {
+                let endpoints = service.endpoints();
+                service.name() == old.name()
+                    && endpoints.len() == old.endpoints().len()
+                    && endpoints.len() == state.instances.len()
+                    && endpoints
+                        .iter()
+                        .zip(old.endpoints())
+                        .zip(&state.instances)
+                        .all(|((endpoint, old), slot)| {
+                            endpoint.addr == old.addr
+                                && endpoint.id == old.id
+                                && instances
+                                    .get(&endpoint.addr)
+                                    .is_some_and(|i| Arc::ptr_eq(i, &slot.instance))
+                        })
+            })
+}
+
+/// A new state for `route`, with what `before` (the previous route of the
+/// same id and its state) has for services of the same name and instances
+/// of the same endpoint id; marks the services carried in `carried`.
+fn route_state(
+    route: &Route,
+    mut before: Option<(&Route, &RouteState, &mut u64)>,
+    instances: &FastMap<SocketAddr, &Arc<Instance>>,
+    metrics: &Metrics,
+) -> RouteState {
+    let empty: Arc<str> = Arc::from("");
+    let id = route.id();
+    let seq = before
+        .as_ref()
+        .map_or(0, |(_, state, _)| state.seq.load(Ordering::Relaxed));
+    let services = route
+        .services()
+        .iter()
+        .enumerate()
+        .map(|(j, service)| {
+            let name = service.name();
+            // The same service (by name) in the previous table.
+            let was = before.as_mut().and_then(|(old_route, old_state, carried)| {
+                let old = old_route.services();
+                let k = if old.get(j).is_some_and(|s| s.name() == name) {
+                    j
+                } else {
+                    old.iter().position(|s| s.name() == name)?
+                };
+                let state = old_state.services.get(k)?;
+                **carried |= 1 << k;
+                Some((&old[k], state))
+            });
+            service_state(id, service, was, instances, metrics, &empty)
+        })
+        .collect();
+    RouteState {
+        seq: AtomicU64::new(seq),
+        services,
+        local: before.map_or_else(
+            || metrics.request_counters(id, &empty, &empty),
+            |(_, state, _)| state.local.clone(),
+        ),
+    }
+}
+
+fn service_state(
+    id: &Arc<str>,
+    service: &Service,
+    was: Option<(&Service, &ServiceState)>,
+    instances: &FastMap<SocketAddr, &Arc<Instance>>,
+    metrics: &Metrics,
+    empty: &Arc<str>,
+) -> ServiceState {
+    let name = service.name();
+    let labels = || ServiceLabels {
+        route: id.clone(),
+        service: name.clone(),
+    };
+    let error = |kind: &'static str| {
+        metrics.upstream_errors.get_or_create_owned(&ErrorLabels {
+            route: id.clone(),
+            service: name.clone(),
+            kind,
+        })
+    };
+    // An instance's counters from the previous state when its endpoint id
+    // is the same (its slots line up with the endpoints only when none was
+    // skipped).
+    let reuse = |k: usize, endpoint_id: &Arc<str>| {
+        let (old_service, old_state) = was?;
+        let old_endpoints = old_service.endpoints();
+        if old_state.instances.len() != old_endpoints.len() {
+            return None;
+        }
+        let k = if old_endpoints.get(k).is_some_and(|e| e.id == *endpoint_id) {
+            k
+        } else {
+            old_endpoints.iter().position(|e| e.id == *endpoint_id)?
+        };
+        Some(old_state.instances[k].requests.clone())
+    };
+    ServiceState {
+        instances: service
+            .endpoints()
+            .iter()
+            .enumerate()
+            .filter_map(|(k, endpoint)| {
+                let instance = (*instances.get(&endpoint.addr)?).clone();
+                Some(InstanceSlot {
+                    requests: reuse(k, &endpoint.id)
+                        .unwrap_or_else(|| metrics.request_counters(id, name, &endpoint.id)),
+                    instance,
+                })
+            })
+            .collect(),
+        next: AtomicUsize::new(0),
+        duration: was.map_or_else(
+            || metrics.duration.get_or_create_owned(&labels()),
+            |(_, state)| state.duration.clone(),
+        ),
+        errors: match was {
+            Some((_, state)) => state.errors.clone(),
+            None => UpstreamErrors {
+                connect: error("connect"),
+                timeout: error("timeout"),
+                protocol: error("protocol"),
+            },
+        },
+        local: was.map_or_else(
+            || metrics.request_counters(id, name, empty),
+            |(_, state)| state.local.clone(),
+        ),
+        weight: was.map_or_else(
+            || metrics.route_weight.get_or_create_owned(&labels()),
+            |(_, state)| state.weight.clone(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::Link;
+
+    fn table(routes: &[(&str, u8, &[&str])]) -> RouteTable {
+        let mut text = String::from("routes:\n");
+        for (host, weight, endpoints) in routes {
+            let list = |e: &[&str]| {
+                e.iter()
+                    .map(|e| format!("\"{e}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            text.push_str(&format!(
+                "  - host: {host}\n    services:\n      - {{ name: v1, weight: {weight}, endpoints: [{}] }}\n      - {{ name: v2, weight: {}, endpoints: [\"127.0.0.1:9\"] }}\n",
+                list(endpoints),
+                100 - weight,
+            ));
+        }
+        RouteTable::from_yaml(&text).unwrap()
+    }
+
+    fn instances(addrs: &[&str]) -> HashMap<SocketAddr, Arc<Instance>> {
+        addrs
+            .iter()
+            .map(|a| {
+                let addr: SocketAddr = a.parse().unwrap();
+                let instance = Instance::new(Arc::from(*a), addr, Gauge::default(), Link::new());
+                (addr, instance)
+            })
+            .collect()
+    }
+
+    fn weight_lines(metrics: &Metrics) -> Vec<String> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("turnout_route_weight{"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_instances_keep_the_route_state_and_weights_follow() {
+        let metrics = Metrics::new();
+        let all = instances(&["127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9"]);
+        let first = Snapshot::build(
+            table(&[
+                ("a.example", 90, &["127.0.0.1:7", "127.0.0.1:8"]),
+                ("b.example", 50, &["127.0.0.1:8"]),
+            ]),
+            &all,
+            &metrics,
+            None,
+        );
+        first.routes[0].seq.store(7, Ordering::Relaxed);
+        first.routes[0].services[0].instances[1].requests[1].inc();
+
+        // Weights flipped, same instances: the state is the same one.
+        let second = Snapshot::build(
+            table(&[
+                ("a.example", 10, &["127.0.0.1:7", "127.0.0.1:8"]),
+                ("b.example", 50, &["127.0.0.1:8"]),
+            ]),
+            &all,
+            &metrics,
+            Some(&first),
+        );
+        assert!(Arc::ptr_eq(&first.routes[0], &second.routes[0]));
+        assert!(Arc::ptr_eq(&first.routes[1], &second.routes[1]));
+        let lines = weight_lines(&metrics);
+        assert!(
+            lines.contains(
+                &"turnout_route_weight{route=\"a.example\",service=\"v1\"} 10".to_owned()
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(
+                &"turnout_route_weight{route=\"a.example\",service=\"v2\"} 90".to_owned()
+            ),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 4, "{lines:?}");
+
+        // An endpoint gone: a new state, with the counter and the kept
+        // instance's counters carried; a route gone: its weights too.
+        let third = Snapshot::build(
+            table(&[("a.example", 10, &["127.0.0.1:8"])]),
+            &all,
+            &metrics,
+            Some(&second),
+        );
+        assert!(!Arc::ptr_eq(&second.routes[0], &third.routes[0]));
+        assert_eq!(third.routes[0].seq.load(Ordering::Relaxed), 7);
+        let slot = &third.routes[0].services[0].instances[0];
+        assert_eq!(slot.instance.addr, "127.0.0.1:8".parse().unwrap());
+        assert_eq!(slot.requests[1].get(), 1);
+        let lines = weight_lines(&metrics);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("a.example")), "{lines:?}");
+
+        // Same endpoints on a new instance (the old one was replaced): not
+        // the same state.
+        let fresh = instances(&["127.0.0.1:8", "127.0.0.1:9"]);
+        let fourth = Snapshot::build(
+            table(&[("a.example", 10, &["127.0.0.1:8"])]),
+            &fresh,
+            &metrics,
+            Some(&third),
+        );
+        assert!(!Arc::ptr_eq(&third.routes[0], &fourth.routes[0]));
+        assert!(Arc::ptr_eq(
+            &fourth.routes[0].services[0].instances[0].instance,
+            &fresh[&"127.0.0.1:8".parse().unwrap()]
+        ));
+    }
+
+    #[test]
+    fn renamed_service_loses_its_weight_series() {
+        let metrics = Metrics::new();
+        let all = instances(&["127.0.0.1:7", "127.0.0.1:9"]);
+        let first = Snapshot::build(
+            table(&[("a.example", 90, &["127.0.0.1:7"])]),
+            &all,
+            &metrics,
+            None,
+        );
+        let renamed = RouteTable::from_yaml(
+            "routes:\n  - host: a.example\n    services:\n      - { name: v3, endpoints: [\"127.0.0.1:7\"] }\n      - { name: v2, weight: 0, endpoints: [\"127.0.0.1:9\"] }\n",
+        )
+        .unwrap();
+        let _second = Snapshot::build(renamed, &all, &metrics, Some(&first));
+        let mut lines = weight_lines(&metrics);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "turnout_route_weight{route=\"a.example\",service=\"v2\"} 0",
+                "turnout_route_weight{route=\"a.example\",service=\"v3\"} 100",
+            ]
+        );
     }
 }
