@@ -30,6 +30,12 @@ pub struct ProxyConfig {
     /// Write one JSON line per request to the `turnout::access` tracing
     /// target.
     pub access_log: bool,
+    /// Threads that accept and serve plain-TCP client connections. 1: the
+    /// runtime `Proxy::start` is called in does everything. N > 1: the
+    /// public and internal listeners are bound N times with
+    /// `SO_REUSEPORT` (the kernel spreads new connections), and N − 1 more
+    /// threads, each with a current-thread runtime, serve the extra ones.
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -46,6 +52,7 @@ impl Default for ProxyConfig {
             max_headers: 100,
             max_retry_body_bytes: 64 * 1024,
             access_log: false,
+            workers: 1,
         }
     }
 }

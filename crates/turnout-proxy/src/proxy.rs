@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +61,8 @@ pub struct Proxy {
     shared: Arc<Shared>,
     addrs: BoundAddrs,
     listeners: Vec<JoinHandle<()>>,
+    /// The extra worker threads (`ProxyConfig::workers` − 1).
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// A cheap handle that publishes new route tables to a running proxy, for
@@ -131,9 +133,17 @@ impl Proxy {
                 .await
                 .map_err(|source| ProxyError::Bind { addr, source })
         };
-        let public = bind(config.listen).await?;
+        let workers = config.workers.max(1);
+        let served = |addr: SocketAddr| async move {
+            if workers == 1 {
+                bind(addr).await
+            } else {
+                bind_reuseport(addr)
+            }
+        };
+        let public = served(config.listen).await?;
         let internal = match config.internal_listen {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(served(addr).await?),
             None => None,
         };
         let admin = match config.admin {
@@ -175,6 +185,33 @@ impl Proxy {
         });
         shared.publish(table);
 
+        // The extra workers' listeners: the same addresses (the bound
+        // ports, for port 0), bound again with SO_REUSEPORT.
+        let mut extra = Vec::new();
+        for _ in 1..workers {
+            let mut mine = vec![(
+                bind_reuseport(addrs.public)?
+                    .into_std()
+                    .map_err(|source| ProxyError::Bind {
+                        addr: addrs.public,
+                        source,
+                    })?,
+                Listener::Public,
+            )];
+            if let Some(addr) = addrs.internal {
+                let listener = bind_reuseport(addr)?
+                    .into_std()
+                    .map_err(|source| ProxyError::Bind { addr, source })?;
+                mine.push((listener, Listener::Internal));
+            }
+            extra.push(mine);
+        }
+        let workers = extra
+            .into_iter()
+            .enumerate()
+            .map(|(index, mine)| spawn_worker(index + 1, mine, shared.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+
         let mut listeners = vec![tokio::spawn(listener::serve(
             public,
             Listener::Public,
@@ -204,6 +241,7 @@ impl Proxy {
             shared,
             addrs,
             listeners,
+            workers,
         })
     }
 
@@ -281,8 +319,70 @@ impl Proxy {
         for listener in self.listeners {
             let _ = listener.await;
         }
+        // Each worker stops like the listeners above: its accept loops end
+        // and its connections drain.
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
         self.shared.hard_stop.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
     }
+}
+
+/// A listener bound with `SO_REUSEPORT`, so that each worker can have its
+/// own on the same address.
+fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    let error = |source| ProxyError::Bind { addr, source };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.set_reuseport(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    socket.listen(4096).map_err(error)
+}
+
+/// A worker thread: a current-thread runtime serving its own listeners
+/// until the proxy stops.
+fn spawn_worker(
+    index: usize,
+    listeners: Vec<(std::net::TcpListener, Listener)>,
+    shared: Arc<Shared>,
+) -> Result<std::thread::JoinHandle<()>, ProxyError> {
+    let addr = shared.config.listen;
+    let error = |source| ProxyError::Bind { addr, source };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(error)?;
+    std::thread::Builder::new()
+        .name(format!("turnout-proxy-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut serving = Vec::new();
+                for (listener, kind) in listeners {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serving.push(tokio::spawn(listener::serve(
+                            listener,
+                            kind,
+                            None,
+                            shared.clone(),
+                        ))),
+                        Err(err) => tracing::error!(%err, worker = index, "worker cannot listen"),
+                    }
+                }
+                for serve in serving {
+                    let _ = serve.await;
+                }
+            });
+        })
+        .map_err(error)
 }

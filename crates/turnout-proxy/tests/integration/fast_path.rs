@@ -395,3 +395,35 @@ async fn upstreams_that_close_keep_alive_connections_cost_no_request() {
     assert_eq!(post.status.as_u16(), 502, "{}", post.body);
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn several_workers_serve_the_same_listeners() {
+    let a = Backend::start("a").await;
+    let config = turnout_proxy::ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        internal_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin: None,
+        workers: 3,
+        ..turnout_proxy::ProxyConfig::default()
+    };
+    let proxy = turnout_proxy::Proxy::start(config, table(&split_file(&[("a", 100, &a)], "")))
+        .await
+        .unwrap();
+    let addr = proxy.addrs().public;
+    // New connections each time, so the kernel spreads them over the
+    // three listeners; every one is served.
+    for _ in 0..60 {
+        let answer = raw_until_close(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.ends_with("\r\n\r\na"), "{answer}");
+    }
+    tokio::time::timeout(Duration::from_secs(10), proxy.shutdown())
+        .await
+        .expect("the workers stopped");
+    // Nothing listens any more on any of the three.
+    assert!(TcpStream::connect(addr).await.is_err());
+    a.kill().await;
+}

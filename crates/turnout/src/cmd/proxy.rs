@@ -36,8 +36,8 @@ pub struct Args {
     /// Admin listener for /metrics and /healthz (http://host:port accepted).
     #[arg(long, env = "TURNOUT_ADMIN", default_value = "127.0.0.1:7070", value_parser = parse_admin)]
     admin: SocketAddr,
-    /// Worker threads of the proxy; the number of CPUs when absent. With 1,
-    /// everything runs on one thread (no work-stealing scheduler).
+    /// Worker threads of the proxy, each with its own listeners
+    /// (SO_REUSEPORT) and event loop; the number of CPUs when absent.
     #[arg(long, env = "TURNOUT_WORKERS")]
     workers: Option<usize>,
     /// TLS listener for public routes; needs --tls-cert and --tls-key.
@@ -64,28 +64,26 @@ fn parse_admin(text: &str) -> Result<SocketAddr, String> {
 /// Runs the proxy until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.access_log);
-    // One worker: everything on this thread, with no work-stealing
-    // scheduler, cross-thread wake-ups or atomics between workers. More:
-    // tokio's multi-thread runtime with that many workers.
-    let mut runtime = match args.workers {
+    // Every worker is a thread with a current-thread runtime and its own
+    // listeners (SO_REUSEPORT), as nginx runs worker processes: no
+    // work-stealing scheduler and no wake-ups between threads. This thread
+    // is the first worker, and also runs the admin and TLS listeners,
+    // health checks and reloads.
+    let workers = match args.workers {
         Some(0) => anyhow::bail!("--workers must be at least 1"),
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(workers) => {
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.worker_threads(workers);
-            runtime
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+        Some(workers) => workers,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
     };
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
     let runtime = runtime
         .enable_all()
         .thread_name("turnout-proxy")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args, workers))
 }
 
-async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+async fn serve(args: Args, workers: usize) -> anyhow::Result<ExitCode> {
     let table = load_route_file(&args.config)?;
     let tls = match (args.tls_listen, args.tls_cert, args.tls_key) {
         (Some(listen), Some(cert), Some(key)) => Some(TlsConfig { listen, cert, key }),
@@ -97,6 +95,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         admin: Some(args.admin),
         tls,
         access_log: args.access_log,
+        workers,
         ..ProxyConfig::default()
     };
     let proxy = Proxy::start(config, table).await?;
@@ -108,14 +107,17 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let publisher = proxy.publisher();
+    // The text last loaded: a file that still says the same (a write that
+    // both the watcher and a SIGHUP report) is not loaded twice.
+    let mut loaded = std::fs::read(&args.config).ok();
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&publisher, &args.config, "SIGHUP"),
+            _ = hangup.recv() => reload(&publisher, &args.config, &mut loaded, "SIGHUP"),
             Some(()) = changed.recv() => {
                 tokio::time::sleep(SETTLE).await;
                 // Events that arrived while settling belong to this reload.
                 while changed.try_recv().is_ok() {}
-                reload(&publisher, &args.config, "file change");
+                reload(&publisher, &args.config, &mut loaded, "file change");
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
@@ -126,7 +128,13 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn reload(publisher: &Publisher, path: &Path, why: &str) {
+fn reload(publisher: &Publisher, path: &Path, loaded: &mut Option<Vec<u8>>, why: &str) {
+    let text = std::fs::read(path).ok();
+    if text.is_some() && text == *loaded {
+        tracing::info!("route file unchanged ({why}); nothing to reload");
+        return;
+    }
+    *loaded = text;
     match publisher.reload_file(path) {
         Ok(()) => tracing::info!("reloaded routes from {} ({why})", path.display()),
         Err(err) => {
