@@ -31,7 +31,9 @@ pub struct Route {
     pub(crate) sticky: Sticky,
     pub(crate) rules: Box<[Rule]>,
     pub(crate) services: Box<[Service]>,
-    pub(crate) cycle: Box<[ServiceIndex]>,
+    /// One round-robin cycle; shared by the routes of a table with the
+    /// same weights.
+    pub(crate) cycle: Arc<[ServiceIndex]>,
     pub(crate) health: HealthCheck,
 }
 

@@ -552,6 +552,11 @@ fn route_hosts(route: &RouteSpec) -> Result<&[String], &'static str> {
 /// The canonical spelling of a host as written in a route file; borrowed
 /// when it is written that way.
 fn canonical_host(host: &str) -> Result<Cow<'_, str>, String> {
+    // Nearly every host is already canonical: one pass says so.
+    let trimmed = host.strip_suffix('.').unwrap_or(host);
+    if plain_host(trimmed) {
+        return Ok(Cow::Borrowed(trimmed));
+    }
     let lower = if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
@@ -593,6 +598,28 @@ fn canonical_host(host: &str) -> Result<Cow<'_, str>, String> {
         ));
     }
     Ok(trimmed)
+}
+
+/// Whether `host` is a valid canonical host: lowercase dot-separated labels
+/// of 1 to 63 letters, digits, '-' and '_', 253 bytes at most.
+fn plain_host(host: &str) -> bool {
+    let mut label = 0;
+    for &b in host.as_bytes() {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    label > 0 && host.len() <= 253
 }
 
 /// The canonical context path: `/` when absent, no trailing slash otherwise.
@@ -814,6 +841,34 @@ mod tests {
             read_endpoint("127.0.0.1:80").unwrap(),
             ("127.0.0.1:80".parse().unwrap(), true)
         );
+    }
+
+    proptest! {
+        /// The one-pass check agrees with the full one.
+        #[test]
+        fn plain_host_agrees(host in "[a-zA-Z0-9._:/-]{0,70}") {
+            let full = {
+                let lower = host.to_ascii_lowercase();
+                let trimmed = lower.strip_suffix('.').unwrap_or(&lower).to_owned();
+                !trimmed.is_empty()
+                    && !trimmed.contains('/')
+                    && !trimmed.contains(':')
+                    && trimmed.len() <= 253
+                    && trimmed.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            };
+            let trimmed = host.strip_suffix('.').unwrap_or(&host);
+            if plain_host(trimmed) {
+                prop_assert!(full);
+                prop_assert_eq!(canonical_host(&host).unwrap(), trimmed);
+            } else if full {
+                // Valid, but not written canonically: uppercase.
+                prop_assert!(host.bytes().any(|b| b.is_ascii_uppercase()));
+            }
+        }
     }
 
     #[test]
