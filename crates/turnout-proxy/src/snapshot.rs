@@ -2,7 +2,7 @@
 //! each of its routes, services and instances, built together off the
 //! request path and swapped in as one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,6 +135,7 @@ impl Hasher for FastHasher {
 
 /// A map with [`FastHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 impl Snapshot {
     /// The runtime state of `table`. What `previous` has for a route (by
@@ -154,6 +155,10 @@ impl Snapshot {
     ) -> Snapshot {
         let instances: FastMap<SocketAddr, &Arc<Instance>> =
             instances.iter().map(|(addr, i)| (*addr, i)).collect();
+        // The same instances by identity: an instance in this set is the
+        // one listed at its address.
+        let current: FastSet<*const Instance> =
+            instances.values().map(|i| Arc::as_ptr(i)).collect();
         let previous_routes: FastMap<&str, usize> = previous
             .map(|p| {
                 p.table
@@ -177,7 +182,7 @@ impl Snapshot {
                 });
                 let state = match before {
                     Some((i, old_route, old_state))
-                        if same_instances(route, old_route, old_state, &instances) =>
+                        if same_instances(route, old_route, old_state, &current) =>
                     {
                         carried[i] = u64::MAX;
                         old_state.clone()
@@ -238,13 +243,13 @@ impl Drop for Snapshot {
 }
 
 /// Whether `route` lists, service by service, the same endpoints as
-/// `old_route`, on the instances `old_state` holds: then its state can be
-/// kept whole.
+/// `old_route`, on the instances `old_state` holds, which are still the
+/// `current` ones: then its state can be kept whole.
 fn same_instances(
     route: &Route,
     old_route: &Route,
     old_state: &RouteState,
-    instances: &FastMap<SocketAddr, &Arc<Instance>>,
+    current: &FastSet<*const Instance>,
 ) -> bool {
     let (services, old_services) = (route.services(), old_route.services());
     services.len() == old_services.len()
@@ -264,10 +269,9 @@ fn same_instances(
                         .zip(&state.instances)
                         .all(|((endpoint, old), slot)| {
                             endpoint.addr == old.addr
+                                && slot.instance.addr == endpoint.addr
                                 && endpoint.id == old.id
-                                && instances
-                                    .get(&endpoint.addr)
-                                    .is_some_and(|i| Arc::ptr_eq(i, &slot.instance))
+                                && current.contains(&Arc::as_ptr(&slot.instance))
                         })
             })
 }
