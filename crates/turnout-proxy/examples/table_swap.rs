@@ -230,6 +230,12 @@ impl Times {
             "  build + swap (target < 50)      {}",
             self.stats(|s| s.build + s.publish)
         );
+        let each: Vec<String> = self
+            .0
+            .iter()
+            .map(|s| format!("{:.0}", (s.build + s.publish).as_secs_f64() * 1e3))
+            .collect();
+        println!("  build + swap, each in order:    {}", each.join(" "));
     }
 }
 
