@@ -20,11 +20,13 @@
 //! and error answer it has. Both paths give the same answers, metrics and
 //! in-flight accounting.
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,28 +177,60 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
                 continue;
             }
         }
+        let idle = phase == Phase::Idle;
+        if cx.buf.is_empty() {
+            // Nothing of the next head yet: wait without a buffer, so that
+            // an idle connection holds none, then read into a spare one.
+            tokio::select! {
+                biased;
+                ready = stream.readable() => {
+                    if ready.is_err() {
+                        return Ended::Closed;
+                    }
+                }
+                () = clock.fired() => return Ended::Closed,
+                () = &mut stop => return Ended::Closed,
+            }
+            let mut buf = spare::take();
+            // One poll: a readiness the runtime still remembers from an
+            // earlier read can be stale, and then the buffer goes back
+            // before waiting again.
+            let read = std::future::poll_fn(|task| {
+                let read = stream.read_buf(&mut buf);
+                tokio::pin!(read);
+                Poll::Ready(match read.poll(task) {
+                    Poll::Ready(read) => Some(read),
+                    Poll::Pending => None,
+                })
+            })
+            .await;
+            match read {
+                None => spare::give(buf),
+                Some(Ok(0) | Err(_)) => return Ended::Closed,
+                Some(Ok(_)) => {
+                    cx.buf = buf;
+                    if idle {
+                        phase = Phase::HeadStarted;
+                    }
+                }
+            }
+            continue;
+        }
         // Read more of the head (or of a small body that comes with it).
-        if cx.buf.capacity() == 0 {
-            cx.buf = spare::take();
-        } else if cx.buf.capacity() - cx.buf.len() < READ_CHUNK / 4 {
+        if cx.buf.capacity() - cx.buf.len() < READ_CHUNK / 4 {
             let want = (cx.buf.len() + READ_CHUNK).max(cx.buf.capacity() * 2);
             cx.buf.reserve(want - cx.buf.len());
         }
-        let idle = phase == Phase::Idle;
         tokio::select! {
             biased;
             read = stream.read_buf(&mut cx.buf) => match read {
                 Ok(0) | Err(_) => return Ended::Closed,
-                Ok(_) if idle => phase = Phase::HeadStarted,
                 Ok(_) => {}
             },
             () = clock.fired() => {
-                if !idle {
-                    tracing::debug!(peer = %conn.peer, "request head too slow; closing");
-                }
+                tracing::debug!(peer = %conn.peer, "request head too slow; closing");
                 return Ended::Closed;
             }
-            () = &mut stop, if idle => return Ended::Closed,
         }
     }
 }

@@ -106,7 +106,9 @@ async fn serve_plain(shared: Arc<Shared>, builder: Builder, mut stream: TcpStrea
     };
     if let h1::Ended::Handoff(read) = ended {
         let io = Prefixed::new(read, stream);
-        serve_connection(shared, builder, io, conn).await;
+        // Boxed: inline, hyper's connection state would make every
+        // connection's task (most never hand off) 2 KB larger.
+        Box::pin(serve_connection(shared, builder, io, conn)).await;
     }
 }
 
