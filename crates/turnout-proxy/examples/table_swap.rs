@@ -57,8 +57,15 @@ async fn backend() -> SocketAddr {
 
 /// The route file: route `i` serves `r{i}.example` with two services of
 /// five endpoints each; `flip` swaps the weights, so every publish
-/// changes every route.
-fn route_file(routes: usize, endpoints: &[SocketAddr], flip: bool) -> String {
+/// changes every route. With `generation` `Some(n)`, every route but the
+/// first (which the client requests) serves `r{i}-gen{n}.example`
+/// instead: a table of new route ids, with no state to carry.
+fn route_file(
+    routes: usize,
+    endpoints: &[SocketAddr],
+    flip: bool,
+    generation: Option<usize>,
+) -> String {
     let (a, b) = if flip { (10, 90) } else { (90, 10) };
     let list = |half: &[SocketAddr]| {
         half.iter()
@@ -70,8 +77,12 @@ fn route_file(routes: usize, endpoints: &[SocketAddr], flip: bool) -> String {
     let (first, second) = (list(first), list(second));
     let mut text = String::from("routes:\n");
     for i in 0..routes {
+        let host = match generation {
+            Some(n) if i > 0 => format!("r{i}-gen{n}.example"),
+            _ => format!("r{i}.example"),
+        };
         text.push_str(&format!(
-            "  - host: r{i}.example\n    sticky: off\n    health: {{ interval_ms: 60000 }}\n    services:\n      - {{ name: v1, weight: {a}, endpoints: [{first}] }}\n      - {{ name: v2, weight: {b}, endpoints: [{second}] }}\n"
+            "  - host: {host}\n    sticky: off\n    health: {{ interval_ms: 60000 }}\n    services:\n      - {{ name: v1, weight: {a}, endpoints: [{first}] }}\n      - {{ name: v2, weight: {b}, endpoints: [{second}] }}\n"
         ));
     }
     text
@@ -234,59 +245,14 @@ impl Times {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let routes = env("ROUTES", 10_000);
-    let swaps = env("SWAPS", 10);
-    let mut endpoints = Vec::new();
-    for _ in 0..10 {
-        endpoints.push(backend().await);
-    }
-    let texts = [
-        route_file(routes, &endpoints, false),
-        route_file(routes, &endpoints, true),
-    ];
-    println!(
-        "table: {routes} routes x {} endpoints, route file {:.1} MB, {swaps} swaps",
-        endpoints.len(),
-        texts[0].len() as f64 / 1e6
-    );
-
-    let config = ProxyConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        internal_listen: None,
-        admin: None,
-        ..ProxyConfig::default()
-    };
-    let table = RouteTable::from_yaml(&texts[0]).expect("table");
-    // The first publish finds no state to carry: every metric handle of
-    // every route, service and instance is created.
-    let started = Instant::now();
-    let proxy = Proxy::start(config, table).await.expect("start");
-    println!(
-        "start (first publish, every handle new): {:.1} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let addr = proxy.addrs().public;
-    // Let the first health checks pass.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    // Latency with no swap.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let quiet = tokio::spawn(client(addr, stop_rx));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = stop_tx.send(true);
-    let quiet = quiet.await.expect("client");
-    let mut sorted: Vec<Duration> = quiet.iter().map(|(_, l)| *l).collect();
-    sorted.sort();
-    let quiet_p99 = summary("no swaps", &quiet, percentile(&sorted, 0.99));
-
-    // Latency while the table is parsed, built and swapped.
+/// Publishes each of `texts` (parsed, built, swapped on a blocking thread)
+/// while a client sends requests, then prints the latency by what the
+/// requests overlapped and the times of each part.
+async fn swap_phase(proxy: &Proxy, addr: SocketAddr, texts: Vec<String>, quiet_p99: Duration) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let busy = tokio::spawn(client(addr, stop_rx));
     let mut times = Times::default();
-    for i in 0..swaps {
-        let text = texts[(i + 1) % 2].clone();
+    for text in texts {
         let publisher = proxy.publisher();
         // `turnout proxy` reloads on its main thread, not on a runtime
         // worker; a blocking thread stands in for it here.
@@ -352,6 +318,67 @@ async fn main() {
         swap_max.as_secs_f64() * 1e3,
         ratio(swap_max),
     );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let routes = env("ROUTES", 10_000);
+    let swaps = env("SWAPS", 10);
+    let mut endpoints = Vec::new();
+    for _ in 0..10 {
+        endpoints.push(backend().await);
+    }
+    let texts = [
+        route_file(routes, &endpoints, false, None),
+        route_file(routes, &endpoints, true, None),
+    ];
+    println!(
+        "table: {routes} routes x {} endpoints, route file {:.1} MB, {swaps} swaps",
+        endpoints.len(),
+        texts[0].len() as f64 / 1e6
+    );
+
+    let config = ProxyConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        internal_listen: None,
+        admin: None,
+        ..ProxyConfig::default()
+    };
+    let table = RouteTable::from_yaml(&texts[0]).expect("table");
+    // The first publish finds no state to carry: every metric handle of
+    // every route, service and instance is created.
+    let started = Instant::now();
+    let proxy = Proxy::start(config, table).await.expect("start");
+    println!(
+        "start (first publish, every handle new): {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let addr = proxy.addrs().public;
+    // Let the first health checks pass.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Latency with no swap.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let quiet = tokio::spawn(client(addr, stop_rx));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(true);
+    let quiet = quiet.await.expect("client");
+    let mut sorted: Vec<Duration> = quiet.iter().map(|(_, l)| *l).collect();
+    sorted.sort();
+    let quiet_p99 = summary("no swaps", &quiet, percentile(&sorted, 0.99));
+
+    // Latency while the table is parsed, built and swapped: the same
+    // routes with flipped weights (their state is kept), then tables
+    // whose routes are all new (but the one requested).
+    let reload: Vec<String> = (0..swaps).map(|i| texts[(i + 1) % 2].clone()).collect();
+    drop(texts);
+    println!("-- reload: the same routes, new weights");
+    swap_phase(&proxy, addr, reload, quiet_p99).await;
+    println!("-- new routes: every route id new (r{{i}}-gen{{n}}.example), but r0");
+    let fresh: Vec<String> = (0..swaps)
+        .map(|n| route_file(routes, &endpoints, n % 2 == 1, Some(n)))
+        .collect();
+    swap_phase(&proxy, addr, fresh, quiet_p99).await;
     proxy.shutdown().await;
 
     // The build alone when no two routes share an endpoint.
