@@ -192,7 +192,7 @@ async fn route_request(
             forward(shared, snapshot, route_index, target, req, conn, started).await
         }
         Decision::Forbidden(reason) => {
-            route_state.local[code_class(403)].inc();
+            route_state.local.inc(&shared.metrics, code_class(403));
             local(
                 StatusCode::FORBIDDEN,
                 forbidden_hint(snapshot, route_index, reason, token.as_deref()),
@@ -200,7 +200,7 @@ async fn route_request(
             .into()
         }
         Decision::NoService => {
-            route_state.local[code_class(503)].inc();
+            route_state.local.inc(&shared.metrics, code_class(503));
             local(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no service of this route takes traffic (every weight is 0)\n",
@@ -239,7 +239,7 @@ async fn forward(
         if !std::ptr::eq(&**shared.current.load(), snapshot) {
             return Routed::Stale(req);
         }
-        state.local[code_class(503)].inc();
+        state.local.inc(&shared.metrics, code_class(503));
         return local(
             StatusCode::SERVICE_UNAVAILABLE,
             "no ready instance of the chosen service\n",
@@ -331,8 +331,13 @@ async fn forward(
         match sent {
             Ok(mut response) => {
                 let status = response.status();
-                slot.requests[code_class(status.as_u16())].inc();
-                state.duration.observe(started.elapsed().as_secs_f64());
+                slot.requests
+                    .inc(&shared.metrics, code_class(status.as_u16()));
+                state
+                    .series
+                    .get(&shared.metrics)
+                    .duration
+                    .observe(started.elapsed().as_secs_f64());
                 if shared.config.access_log {
                     access_log(
                         route.id(),
@@ -366,18 +371,18 @@ async fn forward(
                 failure = Some(kind);
                 match kind {
                     Failure::Connect => {
-                        state.errors.connect.inc();
+                        state.series.get(&shared.metrics).errors.connect.inc();
                         // Passive ejection: the health check brings it back.
                         slot.instance.eject();
                     }
                     Failure::Protocol => {
-                        state.errors.protocol.inc();
+                        state.series.get(&shared.metrics).errors.protocol.inc();
                         if !idempotent {
                             break;
                         }
                     }
                     Failure::Timeout => {
-                        state.errors.timeout.inc();
+                        state.series.get(&shared.metrics).errors.timeout.inc();
                         break;
                     }
                     Failure::Drained => break,
@@ -395,7 +400,9 @@ async fn forward(
             (StatusCode::BAD_GATEWAY, "upstream failed\n")
         }
     };
-    state.local[code_class(status.as_u16())].inc();
+    state
+        .local
+        .inc(&shared.metrics, code_class(status.as_u16()));
     local(status, text).into()
 }
 

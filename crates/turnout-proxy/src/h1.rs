@@ -454,7 +454,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
         let target = match decision {
             Decision::Forward(target) => target,
             Decision::Forbidden(reason) => {
-                route_state.local[code_class(403)].inc();
+                route_state.local.inc(&shared.metrics, code_class(403));
                 return Step::Local {
                     status: 403,
                     text: forbidden_hint(&snapshot, route_index, reason, token.as_deref()).into(),
@@ -462,7 +462,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
                 };
             }
             Decision::NoService => {
-                route_state.local[code_class(503)].inc();
+                route_state.local.inc(&shared.metrics, code_class(503));
                 return local(
                     503,
                     "no service of this route takes traffic (every weight is 0)\n",
@@ -478,7 +478,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
                 // Replaced meanwhile: route again with the new table.
                 continue;
             }
-            state.local[code_class(503)].inc();
+            state.local.inc(&shared.metrics, code_class(503));
             return local(503, "no ready instance of the chosen service\n");
         };
         if out.capacity() == 0 {
@@ -740,17 +740,17 @@ async fn forward(
                 failure = Some(kind);
                 match kind {
                     Failure::Connect => {
-                        state.errors.connect.inc();
+                        state.series.get(&shared.metrics).errors.connect.inc();
                         instance.eject();
                     }
                     Failure::Protocol => {
-                        state.errors.protocol.inc();
+                        state.series.get(&shared.metrics).errors.protocol.inc();
                         if !p.idempotent {
                             break;
                         }
                     }
                     Failure::Timeout => {
-                        state.errors.timeout.inc();
+                        state.series.get(&shared.metrics).errors.timeout.inc();
                         break;
                     }
                     Failure::Drained => break,
@@ -758,8 +758,12 @@ async fn forward(
                 continue;
             }
         };
-        slot.requests[code_class(head.status)].inc();
-        state.duration.observe(started.elapsed().as_secs_f64());
+        slot.requests.inc(&shared.metrics, code_class(head.status));
+        state
+            .series
+            .get(&shared.metrics)
+            .duration
+            .observe(started.elapsed().as_secs_f64());
         if shared.config.access_log
             && let Some(route) = p.snapshot.table.route(p.route)
             && let Some(service) = route.service(p.target.service)
@@ -804,7 +808,7 @@ async fn forward(
         Some(Failure::Timeout) => (504, "upstream timed out\n"),
         Some(Failure::Connect | Failure::Protocol | Failure::Drained) => (502, "upstream failed\n"),
     };
-    state.local[code_class(status)].inc();
+    state.local.inc(&shared.metrics, code_class(status));
     let close = p.close || shared.stop.is_cancelled();
     write_local(client, &mut cx.response, status, text, close)
         .await

@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use turnout_routing::{Route, RouteTable, Service};
 
 use crate::instance::Instance;
-use crate::metrics::{ErrorLabels, Histogram, Metrics, ServiceLabels};
+use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters, ServiceLabels};
 
 /// An immutable routing snapshot.
 #[derive(Debug)]
@@ -33,7 +32,7 @@ pub(crate) struct RouteState {
     pub seq: AtomicU64,
     pub services: Box<[ServiceState]>,
     /// Requests answered by the proxy itself (403, 503), by status class.
-    pub local: [Counter; 5],
+    pub local: RequestCounters,
 }
 
 /// Per-service runtime state on one route.
@@ -42,10 +41,10 @@ pub(crate) struct ServiceState {
     pub instances: Box<[InstanceSlot]>,
     /// Round robin over the ready instances.
     pub next: AtomicUsize,
-    pub duration: Histogram,
-    pub errors: UpstreamErrors,
+    /// The duration histogram and the upstream error counters.
+    pub series: LazyServiceMetrics,
     /// Requests for the service that no instance answered (502, 503, 504).
-    pub local: [Counter; 5],
+    pub local: RequestCounters,
     /// `turnout_route_weight` of the service on the route; set at publish.
     pub weight: Gauge,
 }
@@ -54,15 +53,7 @@ pub(crate) struct ServiceState {
 #[derive(Debug)]
 pub(crate) struct InstanceSlot {
     pub instance: Arc<Instance>,
-    pub requests: [Counter; 5],
-}
-
-/// Counters of failed upstream attempts, by kind.
-#[derive(Debug, Clone)]
-pub(crate) struct UpstreamErrors {
-    pub connect: Counter,
-    pub timeout: Counter,
-    pub protocol: Counter,
+    pub requests: RequestCounters,
 }
 
 /// A fast unkeyed hash for the maps a table is built (or published) with:
@@ -140,9 +131,10 @@ type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 impl Snapshot {
     /// The runtime state of `table`. What `previous` has for a route (by
     /// id), a service (by name) or an instance (by endpoint id) is carried
-    /// over: the round-robin counter and the metric handles (a handle
-    /// lookup hashes its whole label set; a table of 10,000 routes x 10
-    /// endpoints has 700,000 of them). A route whose services list the
+    /// over: the round-robin counter and the metric handles, resolved or
+    /// not (new ones are resolved by their first request: a lookup hashes
+    /// its whole label set, and a table of 10,000 routes x 10 endpoints
+    /// has 700,000 of them). A route whose services list the
     /// same endpoints on the same instances keeps its whole state, so a
     /// weight change costs one reference count per route.
     /// `turnout_route_weight` is set for every service, and removed for
@@ -172,6 +164,7 @@ impl Snapshot {
         // Per previous route, the services (by index, at most 64) whose
         // state went on into the new snapshot.
         let mut carried = vec![0u64; previous_routes.len()];
+        let mut budget = EAGER_SERIES;
         let routes = table
             .routes()
             .iter()
@@ -187,12 +180,16 @@ impl Snapshot {
                         carried[i] = u64::MAX;
                         old_state.clone()
                     }
-                    _ => Arc::new(route_state(
-                        route,
-                        before.map(|(i, r, s)| (r, &**s, &mut carried[i])),
-                        &instances,
-                        metrics,
-                    )),
+                    _ => {
+                        let state = route_state(
+                            route,
+                            before.map(|(i, r, s)| (r, &**s, &mut carried[i])),
+                            &instances,
+                            metrics,
+                        );
+                        resolve(&state, metrics, &mut budget);
+                        Arc::new(state)
+                    }
                 };
                 for (service, service_state) in route.services().iter().zip(&state.services) {
                     service_state.weight.set(i64::from(service.weight().get()));
@@ -215,6 +212,39 @@ impl Snapshot {
         Snapshot {
             table: Arc::new(table),
             routes,
+        }
+    }
+}
+
+/// How many series a publish creates at most (a few milliseconds' worth):
+/// the handles of new states are resolved in table order until this many
+/// series exist, the rest by their first request. A small table's series
+/// are all in `/metrics` before any traffic, as they were when every
+/// handle was resolved at publish; a 10,000-route table (700,000 series)
+/// is published in milliseconds instead of half a second.
+const EAGER_SERIES: usize = 5_000;
+
+/// Resolves the handles of a new `state` while `budget` (in series) lasts.
+fn resolve(state: &RouteState, metrics: &Metrics, budget: &mut usize) {
+    let mut take = |series: usize| {
+        let fits = *budget >= series;
+        if fits {
+            *budget -= series;
+        }
+        fits
+    };
+    if take(5) {
+        state.local.get(metrics);
+    }
+    for service in &state.services {
+        if take(4 + 5) {
+            service.series.get(metrics);
+            service.local.get(metrics);
+        }
+        for slot in &service.instances {
+            if take(5) {
+                slot.requests.get(metrics);
+            }
         }
     }
 }
@@ -315,7 +345,7 @@ fn route_state(
         seq: AtomicU64::new(seq),
         services,
         local: before.map_or_else(
-            || metrics.request_counters(id, &empty, &empty),
+            || RequestCounters::new(id, &empty, &empty),
             |(_, state, _)| state.local.clone(),
         ),
     }
@@ -333,13 +363,6 @@ fn service_state(
     let labels = || ServiceLabels {
         route: id.clone(),
         service: name.clone(),
-    };
-    let error = |kind: &'static str| {
-        metrics.upstream_errors.get_or_create_owned(&ErrorLabels {
-            route: id.clone(),
-            service: name.clone(),
-            kind,
-        })
     };
     // An instance's counters from the previous state when its endpoint id
     // is the same (its slots line up with the endpoints only when none was
@@ -366,26 +389,18 @@ fn service_state(
                 let instance = (*instances.get(&endpoint.addr)?).clone();
                 Some(InstanceSlot {
                     requests: reuse(k, &endpoint.id)
-                        .unwrap_or_else(|| metrics.request_counters(id, name, &endpoint.id)),
+                        .unwrap_or_else(|| RequestCounters::new(id, name, &endpoint.id)),
                     instance,
                 })
             })
             .collect(),
         next: AtomicUsize::new(0),
-        duration: was.map_or_else(
-            || metrics.duration.get_or_create_owned(&labels()),
-            |(_, state)| state.duration.clone(),
+        series: was.map_or_else(
+            || LazyServiceMetrics::new(id, name),
+            |(_, state)| state.series.clone(),
         ),
-        errors: match was {
-            Some((_, state)) => state.errors.clone(),
-            None => UpstreamErrors {
-                connect: error("connect"),
-                timeout: error("timeout"),
-                protocol: error("protocol"),
-            },
-        },
         local: was.map_or_else(
-            || metrics.request_counters(id, name, empty),
+            || RequestCounters::new(id, name, empty),
             |(_, state)| state.local.clone(),
         ),
         weight: was.map_or_else(
@@ -452,7 +467,9 @@ mod tests {
             None,
         );
         first.routes[0].seq.store(7, Ordering::Relaxed);
-        first.routes[0].services[0].instances[1].requests[1].inc();
+        first.routes[0].services[0].instances[1]
+            .requests
+            .inc(&metrics, 1);
 
         // Weights flipped, same instances: the state is the same one.
         let second = Snapshot::build(
@@ -493,7 +510,7 @@ mod tests {
         assert_eq!(third.routes[0].seq.load(Ordering::Relaxed), 7);
         let slot = &third.routes[0].services[0].instances[0];
         assert_eq!(slot.instance.addr, "127.0.0.1:8".parse().unwrap());
-        assert_eq!(slot.requests[1].get(), 1);
+        assert_eq!(slot.requests.get(&metrics)[1].get(), 1);
         let lines = weight_lines(&metrics);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines.iter().all(|l| l.contains("a.example")), "{lines:?}");
