@@ -4,19 +4,27 @@
 //! (creating a series hashes its label set into the family under a lock,
 //! which for the 700,000 series of a 10,000-route table took over half a
 //! second of publishing), and later requests only load the handle and
-//! increment atomics. `turnout_route_weight` and `turnout_instance_ready`
-//! are set when a table is published.
+//! increment atomics. `turnout_route_weight` is no stored series: it is
+//! encoded at scrape time from the published table (a publish of 10,000
+//! all-new routes would otherwise create and remove some 20,000 gauge
+//! series in the family); `turnout_instance_ready` is set per instance.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+use turnout_routing::RouteTable;
 
 /// The release states of DESIGN §2 that `turnout_release_state` exports
 /// for every app it was given a state for, 1 for the current one and 0
@@ -46,7 +54,7 @@ pub(crate) struct RequestLabels {
     pub code: &'static str,
 }
 
-/// Labels of per-service metrics.
+/// Labels of per-service metrics (and of `turnout_route_weight`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct ServiceLabels {
     pub route: Arc<str>,
@@ -250,7 +258,8 @@ pub(crate) struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: HistogramFamily,
     pub upstream_errors: Family<ErrorLabels, Counter>,
-    pub route_weight: Family<ServiceLabels, Gauge>,
+    /// The published table, whose weights `turnout_route_weight` encodes.
+    table: Arc<ArcSwap<RouteTable>>,
     pub instance_ready: Family<InstanceLabels, Gauge>,
     pub release_state: Family<ReleaseLabels, Gauge>,
     /// The states each app has a `turnout_release_state` series for. Only
@@ -268,7 +277,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
-        let route_weight = Family::<ServiceLabels, Gauge>::default();
+        let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
         let instance_ready = Family::<InstanceLabels, Gauge>::default();
         let release_state = Family::<ReleaseLabels, Gauge>::default();
         registry.register(
@@ -286,31 +295,36 @@ impl Metrics {
             "Failed upstream attempts, by route, service and kind (connect, timeout, protocol)",
             upstream_errors.clone(),
         );
-        registry.register(
-            "turnout_route_weight",
-            "Configured weight of each service on each route",
-            route_weight.clone(),
-        );
-        registry.register(
-            "turnout_instance_ready",
-            "1 when the instance takes new requests, 0 when unhealthy or draining",
-            instance_ready.clone(),
-        );
-        registry.register(
-            "turnout_release_state",
-            "1 for the current release state of each app, 0 for its other states",
-            release_state.clone(),
-        );
+        // Collectors are encoded after the registered families: the three
+        // below are collectors so that they keep their place, after the
+        // three above, in `/metrics`.
+        registry.register_collector(Box::new(RouteWeights(table.clone())));
+        registry.register_collector(Box::new(Late {
+            name: "turnout_instance_ready",
+            help: "1 when the instance takes new requests, 0 when unhealthy or draining.",
+            family: instance_ready.clone(),
+        }));
+        registry.register_collector(Box::new(Late {
+            name: "turnout_release_state",
+            help: "1 for the current release state of each app, 0 for its other states.",
+            family: release_state.clone(),
+        }));
         Metrics {
             registry,
             requests,
             duration,
             upstream_errors,
-            route_weight,
+            table,
             instance_ready,
             release_state,
             release_states: parking_lot::Mutex::default(),
         }
+    }
+
+    /// Makes `turnout_route_weight` list the weights of `table` (from the
+    /// next scrape on).
+    pub fn set_table(&self, table: &Arc<RouteTable>) {
+        self.table.store(table.clone());
     }
 
     /// Sets `app`'s release state: 1 for `state`, 0 for every other state
@@ -379,6 +393,63 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// `turnout_route_weight`: per service of each route of the published
+/// table, its configured weight, read at scrape time (the same text a
+/// `Family<ServiceLabels, Gauge>` gave, in table order).
+#[derive(Debug)]
+struct RouteWeights(Arc<ArcSwap<RouteTable>>);
+
+impl Collector for RouteWeights {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let table = self.0.load();
+        // As for a registered family: nothing at all while empty.
+        if table.routes().iter().all(|r| r.services().is_empty()) {
+            return Ok(());
+        }
+        let mut metric = encoder.encode_descriptor(
+            "turnout_route_weight",
+            "Configured weight of each service on each route.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for route in table.routes() {
+            for service in route.services() {
+                let labels = ServiceLabels {
+                    route: route.id().clone(),
+                    service: service.name().clone(),
+                };
+                metric
+                    .encode_family(&labels)?
+                    .encode_gauge(&i64::from(service.weight().get()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A gauge family encoded as a collector, so that it comes after
+/// [`RouteWeights`], as it did when that was a registered family. `help`
+/// ends with the full stop `Registry::register` would add.
+#[derive(Debug)]
+struct Late<S> {
+    name: &'static str,
+    help: &'static str,
+    family: Family<S, Gauge>,
+}
+
+impl<S> Collector for Late<S>
+where
+    S: Clone + std::hash::Hash + Eq + EncodeLabelSet + fmt::Debug + Send + Sync + 'static,
+{
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        if self.family.is_empty() {
+            return Ok(());
+        }
+        let metric = encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
+        self.family.encode(metric)
     }
 }
 

@@ -8,11 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use prometheus_client::metrics::gauge::Gauge;
 use turnout_routing::{Route, RouteTable, Service};
 
 use crate::instance::Instance;
-use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters, ServiceLabels};
+use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters};
 
 /// An immutable routing snapshot.
 #[derive(Debug)]
@@ -45,8 +44,6 @@ pub(crate) struct ServiceState {
     pub series: LazyServiceMetrics,
     /// Requests for the service that no instance answered (502, 503, 504).
     pub local: RequestCounters,
-    /// `turnout_route_weight` of the service on the route; set at publish.
-    pub weight: Gauge,
 }
 
 /// An instance as one route's service sees it.
@@ -137,8 +134,8 @@ impl Snapshot {
     /// has 700,000 of them). A route whose services list the
     /// same endpoints on the same instances keeps its whole state, so a
     /// weight change costs one reference count per route.
-    /// `turnout_route_weight` is set for every service, and removed for
-    /// those `previous` had and `table` has not.
+    /// `turnout_route_weight` is not stored: `metrics` is given the table,
+    /// whose weights it encodes at scrape time.
     pub fn build(
         table: RouteTable,
         instances: &HashMap<SocketAddr, Arc<Instance>>,
@@ -161,9 +158,6 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        // Per previous route, the services (by index, at most 64) whose
-        // state went on into the new snapshot.
-        let mut carried = vec![0u64; previous_routes.len()];
         let mut budget = EAGER_SERIES;
         let routes = table
             .routes()
@@ -171,48 +165,25 @@ impl Snapshot {
             .map(|route| {
                 let before = previous.and_then(|p| {
                     let i = *previous_routes.get(&**route.id())?;
-                    Some((i, p.table.routes().get(i)?, p.routes.get(i)?))
+                    Some((p.table.routes().get(i)?, p.routes.get(i)?))
                 });
-                let state = match before {
-                    Some((i, old_route, old_state))
+                match before {
+                    Some((old_route, old_state))
                         if same_instances(route, old_route, old_state, &current) =>
                     {
-                        carried[i] = u64::MAX;
                         old_state.clone()
                     }
                     _ => {
-                        let state = route_state(
-                            route,
-                            before.map(|(i, r, s)| (r, &**s, &mut carried[i])),
-                            &instances,
-                            metrics,
-                        );
+                        let state = route_state(route, before.map(|(r, s)| (r, &**s)), &instances);
                         resolve(&state, metrics, &mut budget);
                         Arc::new(state)
                     }
-                };
-                for (service, service_state) in route.services().iter().zip(&state.services) {
-                    service_state.weight.set(i64::from(service.weight().get()));
                 }
-                state
             })
             .collect();
-        if let Some(previous) = previous {
-            for (route, carried) in previous.table.routes().iter().zip(carried) {
-                for (k, service) in route.services().iter().enumerate() {
-                    if carried & (1 << k) == 0 {
-                        metrics.route_weight.remove(&ServiceLabels {
-                            route: route.id().clone(),
-                            service: service.name().clone(),
-                        });
-                    }
-                }
-            }
-        }
-        Snapshot {
-            table: Arc::new(table),
-            routes,
-        }
+        let table = Arc::new(table);
+        metrics.set_table(&table);
+        Snapshot { table, routes }
     }
 }
 
@@ -308,18 +279,17 @@ fn same_instances(
 
 /// A new state for `route`, with what `before` (the previous route of the
 /// same id and its state) has for services of the same name and instances
-/// of the same endpoint id; marks the services carried in `carried`.
+/// of the same endpoint id.
 fn route_state(
     route: &Route,
-    mut before: Option<(&Route, &RouteState, &mut u64)>,
+    before: Option<(&Route, &RouteState)>,
     instances: &FastMap<SocketAddr, &Arc<Instance>>,
-    metrics: &Metrics,
 ) -> RouteState {
     let empty: Arc<str> = Arc::from("");
     let id = route.id();
     let seq = before
         .as_ref()
-        .map_or(0, |(_, state, _)| state.seq.load(Ordering::Relaxed));
+        .map_or(0, |(_, state)| state.seq.load(Ordering::Relaxed));
     let services = route
         .services()
         .iter()
@@ -327,18 +297,16 @@ fn route_state(
         .map(|(j, service)| {
             let name = service.name();
             // The same service (by name) in the previous table.
-            let was = before.as_mut().and_then(|(old_route, old_state, carried)| {
+            let was = before.and_then(|(old_route, old_state)| {
                 let old = old_route.services();
                 let k = if old.get(j).is_some_and(|s| s.name() == name) {
                     j
                 } else {
                     old.iter().position(|s| s.name() == name)?
                 };
-                let state = old_state.services.get(k)?;
-                **carried |= 1 << k;
-                Some((&old[k], state))
+                Some((&old[k], old_state.services.get(k)?))
             });
-            service_state(id, service, was, instances, metrics, &empty)
+            service_state(id, service, was, instances, &empty)
         })
         .collect();
     RouteState {
@@ -346,7 +314,7 @@ fn route_state(
         services,
         local: before.map_or_else(
             || RequestCounters::new(id, &empty, &empty),
-            |(_, state, _)| state.local.clone(),
+            |(_, state)| state.local.clone(),
         ),
     }
 }
@@ -356,14 +324,9 @@ fn service_state(
     service: &Service,
     was: Option<(&Service, &ServiceState)>,
     instances: &FastMap<SocketAddr, &Arc<Instance>>,
-    metrics: &Metrics,
     empty: &Arc<str>,
 ) -> ServiceState {
     let name = service.name();
-    let labels = || ServiceLabels {
-        route: id.clone(),
-        service: name.clone(),
-    };
     // An instance's counters from the previous state when its endpoint id
     // is the same (its slots line up with the endpoints only when none was
     // skipped).
@@ -403,15 +366,13 @@ fn service_state(
             || RequestCounters::new(id, name, empty),
             |(_, state)| state.local.clone(),
         ),
-        weight: was.map_or_else(
-            || metrics.route_weight.get_or_create_owned(&labels()),
-            |(_, state)| state.weight.clone(),
-        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use prometheus_client::metrics::gauge::Gauge;
+
     use super::*;
     use crate::upstream::Link;
 
