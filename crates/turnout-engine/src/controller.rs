@@ -556,6 +556,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         {
             change.releases.push(release_record(app, r));
         }
+        // The route table of the new state is built before anything is
+        // committed: if it could not be built, nothing changes.
+        let table = self.route_table(state, Some(&next))?;
         self.commit(state, &change)?;
         if next
             .active_release()
@@ -564,7 +567,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             state.deadlines.remove(app);
         }
         state.apps.insert(app.to_string(), next);
-        self.publish(state)?;
+        self.swap_in(state, table);
         Ok(true)
     }
 
@@ -615,6 +618,18 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
 
     /// Builds the route table from the state and swaps it into the router.
     pub(crate) fn publish(&self, state: &State) -> Result<(), ControlError> {
+        let table = self.route_table(state, None)?;
+        self.swap_in(state, table);
+        Ok(())
+    }
+
+    /// The route table of `state`, with `replacing` in place of the app of
+    /// the same name (an app about to be committed).
+    fn route_table(
+        &self,
+        state: &State,
+        replacing: Option<&App>,
+    ) -> Result<RouteTable, ControlError> {
         let endpoints = |service: &str, port: u16| -> Vec<SocketAddr> {
             state
                 .instances
@@ -627,14 +642,25 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         for inst in state.instances.values() {
             tokens.insert(inst.record.token.clone(), inst.record.service.clone());
         }
-        let apps: Vec<&App> = state.apps.values().collect();
+        let apps: Vec<&App> = state
+            .apps
+            .values()
+            .map(|app| match replacing {
+                Some(next) if next.name == app.name => next,
+                _ => app,
+            })
+            .collect();
         let file = crate::routes::route_file(
             &apps,
             &endpoints,
             tokens,
             u64::try_from(self.inner.settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         );
-        let table = RouteTable::build(&file).map_err(|e| ControlError::Routes(e.to_string()))?;
+        RouteTable::build(&file).map_err(|e| ControlError::Routes(e.to_string()))
+    }
+
+    /// Swaps `table` into the router and reports the apps' release states.
+    fn swap_in(&self, state: &State, table: RouteTable) {
         self.inner.plane.publish(table);
         for app in state.apps.values() {
             if let Some(r) = &app.release {
@@ -643,7 +669,6 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     .release_state(&app.name, Some(&r.state.to_string()));
             }
         }
-        Ok(())
     }
 }
 

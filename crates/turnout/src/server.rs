@@ -192,6 +192,13 @@ impl Server {
         let exe = std::env::current_exe().context("cannot find the turnout binary")?;
         let plane = ProxyPlane(proxy.publisher());
         let controller = Controller::new(store, ProcessRuntime::new(exe), plane, settings)?;
+        // One reconcile pass before anything is routed or reported: an
+        // instance recorded ready whose process died while no server ran
+        // is found dead (and restarted) now, so neither the router nor
+        // `up`'s "is up" counts it. The loop below keeps going as usual.
+        if let Err(err) = controller.reconcile().await {
+            tracing::warn!(%err, "first reconcile pass failed; the reconciler retries");
+        }
         controller.publish_now().await?;
         let (stop, stopped) = watch::channel(false);
         let reconciler = {
