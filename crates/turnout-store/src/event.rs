@@ -67,6 +67,17 @@ pub(crate) fn insert(conn: &Connection, e: &NewEvent, at: i64) -> Result<EventRe
     })
 }
 
+/// Deletes an app's events older than its newest `keep`.
+pub(crate) fn prune(conn: &Connection, app: &str, keep: usize) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM events WHERE app = ?1 AND id <=
+           (SELECT id FROM events WHERE app = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![app, i64::try_from(keep).unwrap_or(i64::MAX)]))
+    .map_err(sql("prune events"))?;
+    Ok(())
+}
+
 /// Reads up to `limit` events with an id above `after_id`, of one app or of
 /// all, in id order.
 pub(crate) fn load(

@@ -33,6 +33,6 @@ pub use instance::InstanceRecord;
 pub use migrations::SCHEMA_VERSION;
 pub use release::ReleaseRecord;
 pub use service::ServiceRecord;
-pub use store::{Store, now_millis};
+pub use store::{EVENTS_KEPT, Store, now_millis};
 pub use template::TemplateRecord;
 pub use weight::WeightRecord;

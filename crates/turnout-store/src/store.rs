@@ -15,6 +15,10 @@ use crate::migrations::{self, MIGRATIONS};
 use crate::release::{self, ReleaseRecord};
 use crate::template::{self, TemplateRecord};
 
+/// Events kept per app; older ones are deleted as new ones are written
+/// (at a few events per release step, years of releases).
+pub const EVENTS_KEPT: usize = 10_000;
+
 /// How long a statement waits for a lock held by another connection (a
 /// second process on the same file, or a WAL checkpoint) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,7 +104,8 @@ impl Store {
         &self.path
     }
 
-    /// Writes a change in one transaction: when this returns `Ok`, all of it
+    /// Writes a change in one transaction (an app's events beyond the
+    /// newest [`EVENTS_KEPT`] are deleted with it): when this returns `Ok`, all of it
     /// is on disk; when it returns `Err`, none of it was written.
     pub fn commit(&self, change: &Change) -> Result<CommitResult, StoreError> {
         if change.is_empty() {
@@ -139,6 +144,14 @@ impl Store {
             .iter()
             .map(|e| event::insert(&tx, e, at))
             .collect::<Result<Vec<_>, _>>()?;
+        // Events are kept per app up to EVENTS_KEPT: the newest stay.
+        let mut pruned: Vec<&str> = Vec::new();
+        for e in &change.events {
+            if !pruned.contains(&e.app.as_str()) {
+                event::prune(&tx, &e.app, EVENTS_KEPT)?;
+                pruned.push(&e.app);
+            }
+        }
         // An early return above drops `tx`, which rolls everything back.
         tx.commit().map_err(sql("commit"))?;
         Ok(CommitResult {

@@ -280,3 +280,44 @@ fn commits_from_many_threads_all_land() {
     assert_eq!(events.len(), 40);
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
 }
+
+#[test]
+fn only_the_newest_events_of_each_app_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("turnout.db")).unwrap();
+    let event = |app: &str, n: usize| NewEvent {
+        app: app.into(),
+        kind: "test".into(),
+        message: format!("event {n}"),
+        data: None,
+    };
+    // One app over the limit by 50, another with a few events.
+    let change = Change {
+        events: (0..turnout_store::EVENTS_KEPT + 50)
+            .map(|n| event("busy", n))
+            .chain((0..3).map(|n| event("quiet", n)))
+            .collect(),
+        ..Change::default()
+    };
+    store.commit(&change).unwrap();
+    let busy = store.events(Some("busy"), 0, usize::MAX).unwrap();
+    assert_eq!(busy.len(), turnout_store::EVENTS_KEPT);
+    assert_eq!(busy[0].message, "event 50", "the oldest 50 went");
+    assert_eq!(
+        busy.last().unwrap().message,
+        format!("event {}", turnout_store::EVENTS_KEPT + 49)
+    );
+    assert_eq!(store.events(Some("quiet"), 0, usize::MAX).unwrap().len(), 3);
+    // The next commit prunes again, and ids keep growing.
+    let last = busy.last().unwrap().id;
+    store
+        .commit(&Change {
+            events: vec![event("busy", 0)],
+            ..Change::default()
+        })
+        .unwrap();
+    let busy = store.events(Some("busy"), 0, usize::MAX).unwrap();
+    assert_eq!(busy.len(), turnout_store::EVENTS_KEPT);
+    assert_eq!(busy[0].message, "event 51");
+    assert!(busy.last().unwrap().id > last);
+}
