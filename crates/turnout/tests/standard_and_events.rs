@@ -33,6 +33,33 @@ fn standard_release_replaces_instances_without_losing_a_request() {
         .map(|i| i["pid"].as_u64().unwrap())
         .collect();
     assert_eq!(before.len(), 3);
+    let first_ids: Vec<String> = server.status("web")["services"][0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    // `logs web -f` from before the release follows the instances that
+    // replace these too.
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .args(["logs", "web", "-f", "--tail", "1", "--output", "json"])
+        .env("TURNOUT_DATA_DIR", &data)
+        .env_remove("TURNOUT_ADMIN")
+        .env_remove("TURNOUT_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let followed_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = followed_lines.clone();
+        let stdout = follower.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(Mutex::new(Vec::new()));
@@ -106,6 +133,31 @@ fn standard_release_replaces_instances_without_losing_a_request() {
     for _ in 0..5 {
         assert_eq!(server.get("web.localhost").body, "two");
     }
+    // The follower saw a replacement instance start.
+    let deadline = Instant::now() + WAIT;
+    let new_instance_line = loop {
+        let seen = followed_lines.lock().unwrap().iter().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let id = v["instance"].as_str()?;
+            (!first_ids.iter().any(|f| f == id)).then(|| l.clone())
+        });
+        if let Some(line) = seen {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs -f never showed a new instance: {:?}",
+            followed_lines.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        new_instance_line.contains("demo-app listening on"),
+        "a new instance is followed from its first line: {new_instance_line}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    reader.join().unwrap();
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! `turnout logs SERVICE`: the output of a service's instances (or of one
 //! instance, `serviceB-v2.1`), optionally followed as it is written.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -15,9 +17,11 @@ use crate::output::OutputFormat;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Lines of a service are prefixed with the instance they come from \
-    (`serviceB-v2.1 | ...`). With -f, the instances running when the command starts are \
-    followed until Ctrl-C or until the server stops them.\n\nExamples:\n  turnout logs \
-    serviceB-v2 --tail 20\n  turnout logs serviceB-v2.1 -f"
+    (`serviceB-v2.1 | ...`). With -f on a service, instances that start later (a restart, a \
+    standard release, a new scale) are followed too, from their first line; it ends with \
+    Ctrl-C, or once the service is gone and its streams have ended. With -f on one \
+    instance, until the instance stops.\n\nExamples:\n  turnout logs serviceB-v2 --tail \
+    20\n  turnout logs serviceB-v2.1 -f"
 )]
 pub struct Args {
     /// A service (`serviceB-v2`) or one instance of it (`serviceB-v2.1`).
@@ -115,11 +119,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let (ids, prefixed) = match source {
-            Source::Service(_, ids) => (ids, true),
-            Source::Instance(id) => (vec![id], false),
+        let (ids, service) = match source {
+            Source::Service(name, ids) => (ids, Some(name)),
+            Source::Instance(id) => (vec![id], None),
         };
-        follow(&client, &app_seg, ids, args.tail, args.output, prefixed).await?;
+        follow(&client, &app_seg, ids, service, args.tail, args.output).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -140,58 +144,133 @@ fn write_line(
     }
 }
 
+/// How often a followed service is looked at for new instances.
+const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+
+/// Lines shown of an instance that started while the service was followed:
+/// all of them, up to this many.
+const NEW_INSTANCE_TAIL: usize = 10_000;
+
 /// Follows the logs of `ids` at once; lines are printed whole, in the
-/// order they arrive, until every stream ends.
+/// order they arrive. For a service, its instances are looked up every
+/// second and new ones followed too; it ends once the service (or the
+/// server) is gone and every stream has ended. For one instance, when its
+/// stream ends.
 async fn follow(
     client: &Client,
     app_seg: &str,
     ids: Vec<String>,
+    service: Option<String>,
     tail: usize,
     output: OutputFormat,
-    prefixed: bool,
 ) -> anyhow::Result<()> {
+    let prefixed = service.is_some();
     let (tx, mut rx) = mpsc::channel::<(String, String)>(256);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut followed = HashSet::new();
     for id in ids {
-        let path = format!(
-            "/apps/{app_seg}/instances/{}/logs?tail={tail}&follow=true",
-            client::segment(&id)
-        );
         // Open every stream before printing, so a refusal is reported
         // before any output.
-        let mut body = client.get_stream(&path).await?;
-        let tx = tx.clone();
-        tasks.spawn(async move {
-            // A frame may end inside a line: keep the rest for the next.
-            let mut pending = Vec::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                pending.extend_from_slice(&data);
-                while let Some(n) = pending.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=n).collect();
-                    let text = String::from_utf8_lossy(&line[..n]).into_owned();
-                    if tx.send((id.clone(), text)).await.is_err() {
-                        return;
+        let body = open(client, app_seg, &id, tail).await?;
+        tasks.spawn(stream_lines(body, id.clone(), tx.clone()));
+        followed.insert(id);
+    }
+    // Held while new instances may still come; dropping it lets `rx` end
+    // once the streams have.
+    let mut discovering = service.map(|name| (name, tx, tokio::time::interval(DISCOVER_EVERY)));
+    loop {
+        tokio::select! {
+            line = rx.recv() => {
+                let Some((id, line)) = line else { break };
+                let mut out = std::io::stdout().lock();
+                write_line(&mut out, output, &id, &line, prefixed)?;
+                out.flush()?;
+            }
+            () = next_look(&mut discovering), if discovering.is_some() => {
+                let Some((name, tx, _)) = &discovering else { continue };
+                match instances_of(client, app_seg, name).await {
+                    Some(ids) => {
+                        let new: Vec<String> =
+                            ids.into_iter().filter(|id| !followed.contains(id)).collect();
+                        for id in new {
+                            // Not opened (it may not have started yet):
+                            // tried again next time.
+                            if let Ok(body) = open(client, app_seg, &id, NEW_INSTANCE_TAIL).await {
+                                tasks.spawn(stream_lines(body, id.clone(), tx.clone()));
+                                followed.insert(id);
+                            }
+                        }
                     }
+                    // The service, the app or the server is gone.
+                    None => discovering = None,
                 }
             }
-            if !pending.is_empty() {
-                let _ = tx
-                    .send((id.clone(), String::from_utf8_lossy(&pending).into_owned()))
-                    .await;
-            }
-        });
-    }
-    drop(tx);
-    while let Some((id, line)) = rx.recv().await {
-        let mut out = std::io::stdout().lock();
-        write_line(&mut out, output, &id, &line, prefixed)?;
-        out.flush()?;
+        }
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Completes when it is time to look for new instances; never without a
+/// service to look at.
+async fn next_look<T, U>(discovering: &mut Option<(T, U, tokio::time::Interval)>) {
+    match discovering {
+        Some((_, _, every)) => {
+            every.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the log stream of one instance.
+async fn open(
+    client: &Client,
+    app_seg: &str,
+    id: &str,
+    tail: usize,
+) -> Result<hyper::body::Incoming, client::ClientError> {
+    let path = format!(
+        "/apps/{app_seg}/instances/{}/logs?tail={tail}&follow=true",
+        client::segment(id)
+    );
+    client.get_stream(&path).await
+}
+
+/// The instance ids of a service now; `None` when the service, its app or
+/// the server cannot be found.
+async fn instances_of(client: &Client, app_seg: &str, service: &str) -> Option<Vec<String>> {
+    let status: AppStatus =
+        client::decode(&client.get(&format!("/apps/{app_seg}")).await.ok()?).ok()?;
+    let svc = status.services.iter().find(|s| s.name == service)?;
+    Some(svc.instances.iter().map(|i| i.id.clone()).collect())
+}
+
+/// Sends the lines of one stream, whole, as they arrive.
+async fn stream_lines(
+    mut body: hyper::body::Incoming,
+    id: String,
+    tx: mpsc::Sender<(String, String)>,
+) {
+    // A frame may end inside a line: keep the rest for the next.
+    let mut pending = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        while let Some(n) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=n).collect();
+            let text = String::from_utf8_lossy(&line[..n]).into_owned();
+            if tx.send((id.clone(), text)).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx
+            .send((id.clone(), String::from_utf8_lossy(&pending).into_owned()))
+            .await;
+    }
 }
 
 #[cfg(test)]
