@@ -171,15 +171,22 @@ impl Drop for InProgress {
 #[derive(Debug)]
 pub(crate) struct ClientIo<I> {
     io: I,
+    /// Bytes read from `io` before it came here (by the fast path, which
+    /// hands a connection over at a request's first byte), read first.
+    read: Vec<u8>,
+    /// How much of `read` has been passed on.
+    passed: usize,
     framing: RequestFraming,
     reported: bool,
     state: Arc<ConnState>,
 }
 
 impl<I> ClientIo<I> {
-    pub fn new(io: I, state: Arc<ConnState>) -> ClientIo<I> {
+    pub fn new(io: I, state: Arc<ConnState>, read: Vec<u8>) -> ClientIo<I> {
         ClientIo {
             io,
+            read,
+            passed: 0,
             framing: RequestFraming::default(),
             reported: false,
             state,
@@ -195,7 +202,18 @@ impl<I: AsyncRead + Unpin> AsyncRead for ClientIo<I> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if this.passed < this.read.len() {
+            let rest = &this.read[this.passed..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.passed += n;
+            if this.passed == this.read.len() {
+                this.read = Vec::new();
+                this.passed = 0;
+            }
+        } else {
+            ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        }
         if buf.filled().len() > before {
             this.state.bytes_arrived();
         }

@@ -28,7 +28,6 @@ mod in_flight;
 mod instance;
 mod listener;
 mod metrics;
-mod prefixed;
 mod proxy;
 mod registry;
 mod response;

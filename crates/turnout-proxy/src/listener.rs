@@ -18,7 +18,6 @@ use turnout_routing::Listener;
 use crate::connection::{Check, ClientIo, ConnState};
 use crate::forward::{ConnInfo, handle};
 use crate::h1;
-use crate::prefixed::Prefixed;
 use crate::shared::Shared;
 
 /// How long a client may take for the TLS handshake.
@@ -75,7 +74,7 @@ pub(crate) async fn serve(
                         },
                         () = shared_for_task.hard_stop.cancelled() => return,
                     };
-                    serve_connection(shared_for_task, builder, stream, conn).await;
+                    serve_connection(shared_for_task, builder, stream, conn, Vec::new()).await;
                 };
                 shared.tasks.spawn(connections.track_future(task));
             }
@@ -105,22 +104,28 @@ async fn serve_plain(shared: Arc<Shared>, builder: Builder, mut stream: TcpStrea
         }
     };
     if let h1::Ended::Handoff(read) = ended {
-        let io = Prefixed::new(read, stream);
         // Boxed: inline, hyper's connection state would make every
         // connection's task (most never hand off) 2 KB larger.
-        Box::pin(serve_connection(shared, builder, io, conn)).await;
+        Box::pin(serve_connection(shared, builder, stream, conn, read)).await;
     }
 }
 
 /// Serves one connection until it ends, idles for `client_idle`, takes
 /// longer than `header_read` for a request head, or the proxy stops.
-async fn serve_connection<I>(shared: Arc<Shared>, builder: Builder, stream: I, conn: ConnInfo)
-where
+/// `read` are bytes already read from `stream` (by the fast path), served
+/// first.
+async fn serve_connection<I>(
+    shared: Arc<Shared>,
+    builder: Builder,
+    stream: I,
+    conn: ConnInfo,
+    read: Vec<u8>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();
     let conn = Arc::new(conn);
-    let io = TokioIo::new(ClientIo::new(stream, state.clone()));
+    let io = TokioIo::new(ClientIo::new(stream, state.clone(), read));
     let service = {
         let (shared, state, conn) = (shared.clone(), state.clone(), conn.clone());
         service_fn(move |req| handle(shared.clone(), conn.clone(), state.clone(), req))
