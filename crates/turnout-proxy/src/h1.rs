@@ -990,41 +990,29 @@ fn parse_response(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> ResponseS
     let (mut close, mut names_others) = (false, false);
     for h in response.headers.iter() {
         let name = h.name.as_bytes();
-        let keep = match name.len() {
-            2 => !name.eq_ignore_ascii_case(b"te"),
-            7 => !name.eq_ignore_ascii_case(b"upgrade"),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for token in h.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                        names_others = true;
-                    }
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                    names_others = true;
                 }
-                false
             }
-            10 => !name.eq_ignore_ascii_case(b"keep-alive"),
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let Some(n) = parse_decimal(h.value) else {
-                    return ResponseStep::Bad;
-                };
-                if length.is_some_and(|l| l != n) {
-                    return ResponseStep::Bad;
-                }
-                length = Some(n);
-                true
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let Some(n) = parse_decimal(h.value) else {
+                return ResponseStep::Bad;
+            };
+            if length.is_some_and(|l| l != n) {
+                return ResponseStep::Bad;
             }
-            16 => !name.eq_ignore_ascii_case(b"proxy-connection"),
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                // The last coding decides.
-                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-                true
-            }
-            _ => true,
-        };
-        if keep {
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The last coding decides.
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+        if !dropped_response_header(h.name) {
             write_field(out, h);
         }
     }
