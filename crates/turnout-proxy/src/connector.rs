@@ -9,8 +9,6 @@
 use std::error::Error;
 use std::future::Future;
 use std::io;
-use std::net::Shutdown;
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Weak;
 use std::task::{Context, Poll};
@@ -20,7 +18,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::DropGuard;
 
 use crate::shared::Shared;
 
@@ -62,27 +60,15 @@ impl tower_service::Service<Uri> for Connector {
             // passed: then nothing must reach it, and the request may try
             // another instance, as after any connect error.
             let drained = match shared.instances.load().get(&addr) {
-                Some(instance) if !instance.drained.is_cancelled() => instance.drained.clone(),
+                Some(instance) if !instance.link.drained.is_cancelled() => {
+                    instance.link.drained.clone()
+                }
                 _ => return Err(format!("instance {addr} has been drained").into()),
             };
-            let socket = std::net::TcpStream::from(io.inner().as_fd().try_clone_to_owned()?);
-            let closed = CancellationToken::new();
-            let watch = closed.clone();
-            let hard_stop = shared.hard_stop.clone();
-            shared.tasks.spawn(async move {
-                tokio::select! {
-                    () = drained.cancelled() => {}
-                    () = hard_stop.cancelled() => {}
-                    () = watch.cancelled() => return,
-                }
-                // Reads on the connection see the end, writes fail: hyper
-                // ends whatever request or body it carries.
-                let _ = socket.shutdown(Shutdown::Both);
-            });
-            Ok(UpstreamIo {
-                io,
-                _closed: closed.drop_guard(),
-            })
+            // At the drain deadline the connection is cut: hyper ends
+            // whatever request or body it carries.
+            let watch = crate::upstream::cut_at_drain(&shared, io.inner(), drained)?;
+            Ok(UpstreamIo { io, _closed: watch })
         })
     }
 }

@@ -324,7 +324,7 @@ async fn forward(
         {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) if err.is_connect() => Err(Failure::Connect),
-            Ok(Err(_)) if slot.instance.drained.is_cancelled() => Err(Failure::Drained),
+            Ok(Err(_)) if slot.instance.link.drained.is_cancelled() => Err(Failure::Drained),
             Ok(Err(_)) => Err(Failure::Protocol),
             Err(_) => Err(Failure::Timeout),
         };

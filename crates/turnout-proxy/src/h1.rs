@@ -850,7 +850,7 @@ async fn exchange(
         let mut upstream = match pooled.take() {
             Some(upstream) => upstream,
             None => upstream::connect(shared, instance).await.map_err(|_| {
-                if instance.drained.is_cancelled() {
+                if instance.link.drained.is_cancelled() {
                     Failure::Drained
                 } else {
                     Failure::Connect
@@ -876,7 +876,7 @@ async fn exchange(
         };
         match answered {
             Ok(head) => return Ok((upstream, head)),
-            Err(_) if instance.drained.is_cancelled() => return Err(Failure::Drained),
+            Err(_) if instance.link.drained.is_cancelled() => return Err(Failure::Drained),
             // A pooled connection the upstream closed just as it was
             // taken: nothing of a response came, so an idempotent request
             // goes again on a new connection.

@@ -65,14 +65,12 @@ pub(crate) struct Instance {
     /// Wakes the health check early after a passive ejection, so a
     /// recovered instance is readmitted at the fast probe rate.
     pub recheck: tokio::sync::Notify,
-    /// The address's drain signal and idle connections. Shared with a
+    /// The address's drain signal (`link.drained`: cancelled at the drain
+    /// deadline or shutdown, when the connections to the address, and
+    /// whatever they carry, are cut) and idle connections. Shared with a
     /// later instance at the same address that is listed before the
     /// deadline, since pooled connections are per address.
     pub link: Link,
-    /// `link.drained`: cancelled at the drain deadline (or shutdown), when
-    /// the connections to the instance's address, and whatever they carry,
-    /// are cut.
-    pub drained: tokio_util::sync::CancellationToken,
     /// Requests forwarded to the instance whose response is not finished,
     /// plus open upgraded connections; see [`crate::in_flight::InFlight`].
     pub(crate) in_flight: AtomicUsize,
@@ -96,7 +94,6 @@ impl Instance {
             state: AtomicU8::new(InstanceState::Ready.as_u8()),
             ready_gauge,
             recheck: tokio::sync::Notify::new(),
-            drained: link.drained.clone(),
             link,
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),

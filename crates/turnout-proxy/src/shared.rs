@@ -152,7 +152,7 @@ impl Shared {
                         return;
                     }
                 }
-                instance.drained.cancel();
+                instance.link.drained.cancel();
             },
             &self.runtime,
         );

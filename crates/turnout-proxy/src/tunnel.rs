@@ -26,7 +26,7 @@ pub(crate) fn spawn(shared: &Shared, client: OnUpgrade, upstream: OnUpgrade, in_
                     tracing::debug!(instance = %instance.id, %err, "upgraded connection ended");
                 }
             }
-            () = instance.drained.cancelled() => {
+            () = instance.link.drained.cancelled() => {
                 tracing::debug!(instance = %instance.id, "upgraded connection closed at drain deadline");
             }
             () = hard_stop.cancelled() => {}

@@ -105,6 +105,24 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
+    let watch = cut_at_drain(shared, &stream, drained)?;
+    Ok(Upstream {
+        stream,
+        since: Instant::now(),
+        _watch: watch,
+    })
+}
+
+/// Shuts `stream` down when `drained` or the proxy's hard stop is
+/// cancelled, from a small task holding a duplicate of its descriptor:
+/// reads on the connection then see the end and writes fail, which ends
+/// whatever request or body it carries, with no cost per request. The
+/// watch ends when the returned guard is dropped (with the connection).
+pub(crate) fn cut_at_drain(
+    shared: &Shared,
+    stream: &TcpStream,
+    drained: CancellationToken,
+) -> io::Result<DropGuard> {
     let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?);
     let closed = CancellationToken::new();
     let watch = closed.clone();
@@ -117,9 +135,5 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
         }
         let _ = socket.shutdown(Shutdown::Both);
     });
-    Ok(Upstream {
-        stream,
-        since: Instant::now(),
-        _watch: closed.drop_guard(),
-    })
+    Ok(closed.drop_guard())
 }
