@@ -669,21 +669,33 @@ pub(crate) fn forbidden_hint(
     } else {
         allowed
     };
+    let app = route
+        .app()
+        .map_or_else(String::new, |app| format!(" of app {app}"));
     match reason {
         Forbidden::NoCredential => format!(
-            "route {} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<token>@<internal-address>\n",
+            "route {}{app} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<service>:<token>@<internal-address>\n",
             route.id()
         ),
         Forbidden::UnknownCredential => format!(
-            "the proxy credential is not known to this router; route {} accepts callers: {allowed}\n",
+            "the proxy credential is not known to this router; route {}{app} accepts callers: {allowed} (HTTP_PROXY=http://<service>:<token>@<internal-address>)\n",
             route.id()
         ),
         Forbidden::NotAllowed => {
             let caller = token
                 .and_then(|t| snapshot.table.caller(t))
-                .map_or("this caller", |c| &**c);
+                .map_or("this caller", |c| &**c.service());
             format!(
-                "service {caller} may not call {}; add it to external_links of {caller} (allowed callers: {allowed})\n",
+                "service {caller} may not call {}{app}; add it to external_links of {caller} (allowed callers: {allowed})\n",
+                route.id()
+            )
+        }
+        Forbidden::OtherApp => {
+            let caller = token
+                .and_then(|t| snapshot.table.caller(t))
+                .map_or_else(|| "this caller".to_owned(), |c| c.to_string());
+            format!(
+                "service {caller} may not call {}{app}: apps are isolated, only services of the route's own app may call it\n",
                 route.id()
             )
         }

@@ -82,6 +82,9 @@ pub enum Forbidden {
     UnknownCredential,
     /// The caller is known but not in the route's `callers`.
     NotAllowed,
+    /// The caller is known but belongs to another app than the route:
+    /// apps are isolated, even when they have services of the same name.
+    OtherApp,
 }
 
 /// The outcome of [`pick`].
@@ -188,7 +191,10 @@ fn check_caller(table: &RouteTable, route: &Route, token: Option<&str>) -> Optio
     let Some(caller) = table.caller(token) else {
         return Some(Forbidden::UnknownCredential);
     };
-    if allowed.iter().any(|a| a == caller) {
+    // Compared by content (a few bytes), which allocates nothing.
+    if caller.app != route.app {
+        Some(Forbidden::OtherApp)
+    } else if allowed.contains(&caller.service) {
         None
     } else {
         Some(Forbidden::NotAllowed)
@@ -395,6 +401,60 @@ caller_tokens: { tok-web: web-v1, tok-batch: batch }
         assert_eq!(pick(&t, &k), Decision::Forbidden(Forbidden::NotAllowed));
         k.caller_token = Some("tok-web");
         assert!(matches!(pick(&t, &k), Decision::Forward(_)));
+    }
+
+    #[test]
+    fn callers_of_another_app_are_refused() {
+        let t = RouteTable::from_yaml(
+            r#"
+routes:
+  - host: db.local
+    app: shop
+    callers: [web]
+    services:
+      - { name: db, endpoints: ["127.0.0.1:19001"] }
+  - host: bare.local
+    callers: [web]
+    services:
+      - { name: bare, endpoints: ["127.0.0.1:19002"] }
+caller_tokens: { tok-shop: shop/web, tok-blog: blog/web, tok-bare: web, tok-shop-batch: shop/batch }
+"#,
+        )
+        .unwrap();
+        let h = HeaderMap::new();
+        let decide = |host: &str, token: &str| {
+            let route = t.lookup(Listener::Internal, host, "/").unwrap();
+            let mut k = key(route, 0, &h);
+            k.caller_token = Some(token);
+            pick(&t, &k)
+        };
+        assert!(matches!(
+            decide("db.local", "tok-shop"),
+            Decision::Forward(_)
+        ));
+        // A service of the same name in another app, or in none.
+        for token in ["tok-blog", "tok-bare"] {
+            assert_eq!(
+                decide("db.local", token),
+                Decision::Forbidden(Forbidden::OtherApp),
+                "{token}"
+            );
+        }
+        assert_eq!(
+            decide("db.local", "tok-shop-batch"),
+            Decision::Forbidden(Forbidden::NotAllowed)
+        );
+        // A route without an app takes callers without one, as before.
+        assert!(matches!(
+            decide("bare.local", "tok-bare"),
+            Decision::Forward(_)
+        ));
+        assert_eq!(
+            decide("bare.local", "tok-shop"),
+            Decision::Forbidden(Forbidden::OtherApp)
+        );
+        assert_eq!(t.caller("tok-shop").unwrap().to_string(), "shop/web");
+        assert_eq!(t.route(0).unwrap().app().map(|a| &**a), Some("shop"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! rules, then stickiness (instance pin, then version position), then the
 //! weights (smooth weighted round robin).
 
+mod caller;
 mod cookie;
 mod decision;
 mod endpoint;
@@ -31,6 +32,7 @@ mod sticky;
 mod validation;
 mod weight;
 
+pub use caller::Caller;
 pub use cookie::{INSTANCE_COOKIE, POSITION_COOKIE, cookie_value};
 pub use decision::{
     Decision, Forbidden, PREVIEW_SERVICE_HEADER, PREVIEW_TOKEN_HEADER, RequestKey, Target, Via,

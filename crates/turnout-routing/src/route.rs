@@ -27,6 +27,7 @@ pub struct Route {
     pub(crate) hosts: Box<[Arc<str>]>,
     pub(crate) path: Arc<str>,
     pub(crate) internal: bool,
+    pub(crate) app: Option<Arc<str>>,
     pub(crate) callers: Option<Box<[Arc<str>]>>,
     pub(crate) sticky: Sticky,
     pub(crate) rules: Box<[Rule]>,
@@ -56,6 +57,11 @@ impl Route {
     /// Whether only the internal listener serves it.
     pub fn internal(&self) -> bool {
         self.internal
+    }
+
+    /// The app the route belongs to, if the route file names one.
+    pub fn app(&self) -> Option<&Arc<str>> {
+        self.app.as_ref()
     }
 
     /// Services allowed to call (internal routes); `None` is any caller.

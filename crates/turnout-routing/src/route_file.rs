@@ -28,8 +28,9 @@ pub struct RouteFile {
     /// `X-Turnout-Preview-Token`); absent means disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_token: Option<String>,
-    /// Proxy credential (the user name of `Proxy-Authorization`) → the
-    /// service that calls with it.
+    /// Proxy credential (the password of `Proxy-Authorization`, or its
+    /// user name when the password is empty) → the service that calls with
+    /// it: `service`, or `app/service` for a service of an app.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub caller_tokens: BTreeMap<String, String>,
 }
@@ -54,6 +55,11 @@ pub struct RouteSpec {
     /// by hosts ending in `.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,
+    /// The app the route belongs to. Internal routes only take callers of
+    /// the same app (a caller token without an app matches a route
+    /// without one); it is also the `app` label of the route's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// Internal routes: the services allowed to call. Absent means any
     /// caller, empty means nobody.
     #[serde(default, skip_serializing_if = "Option::is_none")]

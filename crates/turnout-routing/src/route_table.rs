@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::caller::Caller;
 use crate::error::RoutingError;
 use crate::health::HealthCheck;
 use crate::host::{MAX_HOST_LEN, normalize_host, path_under};
@@ -15,7 +16,7 @@ use crate::route::{Listener, Route, RouteIndex};
 use crate::route_file::{DEFAULT_DRAIN_TIMEOUT_MS, RouteFile, RouteSpec};
 use crate::schedule::smooth_cycle;
 use crate::service::{Service, ServiceIndex};
-use crate::validation::{Check, FastMap, MAX_SERVICES_PER_ROUTE};
+use crate::validation::{Check, FastMap, MAX_SERVICES_PER_ROUTE, split_caller};
 
 /// A context path on a host and the route that serves it.
 type PathEntry = (Arc<str>, RouteIndex);
@@ -45,7 +46,7 @@ pub struct RouteTable {
     routes: Box<[Route]>,
     /// host → (context path, route), longest path first.
     hosts: HashMap<Arc<str>, Paths>,
-    caller_tokens: HashMap<Box<str>, Arc<str>>,
+    caller_tokens: HashMap<Box<str>, Caller>,
     preview_token: Option<Box<[u8]>>,
     drain_timeout: Duration,
 }
@@ -97,7 +98,15 @@ impl RouteTable {
             caller_tokens: file
                 .caller_tokens
                 .iter()
-                .map(|(token, service)| (Box::from(token.as_str()), strings.get(service)))
+                .filter_map(|(token, caller)| {
+                    // Checked by `check.file` above.
+                    let (app, service) = split_caller(caller).ok()?;
+                    let caller = Caller {
+                        app: app.map(|app| strings.get(app)),
+                        service: strings.get(service),
+                    };
+                    Some((Box::from(token.as_str()), caller))
+                })
                 .collect(),
             preview_token: file.preview_token.as_ref().map(|t| t.as_bytes().into()),
             drain_timeout: Duration::from_millis(
@@ -147,8 +156,8 @@ impl RouteTable {
         self.routes.iter().find(|r| &*r.id == id)
     }
 
-    /// The service that calls with this proxy credential.
-    pub fn caller(&self, token: &str) -> Option<&Arc<str>> {
+    /// The service (and its app) that calls with this proxy credential.
+    pub fn caller(&self, token: &str) -> Option<&Caller> {
         self.caller_tokens.get(token)
     }
 
@@ -264,6 +273,7 @@ fn build_route<'a>(
         hosts,
         path: strings.get(check.parts.path),
         internal: check.parts.internal,
+        app: spec.app.as_deref().map(|app| strings.get(app)),
         callers: spec
             .callers
             .as_ref()
@@ -332,7 +342,10 @@ caller_tokens: { "tok-1f3a": web-v1 }
                 .is_some()
         );
         assert_eq!(table.lookup(Listener::Internal, "app.localhost", "/"), None);
-        assert_eq!(table.caller("tok-1f3a").map(|s| &**s), Some("web-v1"));
+        assert_eq!(
+            table.caller("tok-1f3a").map(ToString::to_string).as_deref(),
+            Some("web-v1")
+        );
     }
 
     #[test]
@@ -455,6 +468,37 @@ routes:
         )
         .unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn apps_and_caller_tokens_are_checked() {
+        let found = problems(
+            r#"
+routes:
+  - host: a.local
+    app: "shop/x"
+    services: [{name: a}]
+  - host: b.local
+    app: ""
+    services: [{name: b}]
+caller_tokens: { t1: "/web", t2: "shop/", t3: "a/b/c", t4: "shop/web", t5: "web", t6: "sh op/web" }
+"#,
+        );
+        let expect = [
+            "routes[0].app: \"shop/x\" is not an app name",
+            "routes[1].app: \"\" is not an app name",
+            "caller_tokens.t1: \"/web\" has an empty app; a caller is service or app/service",
+            "caller_tokens.t2: \"shop/\" has an empty service; a caller is service or app/service",
+            "caller_tokens.t3: \"a/b/c\" holds more than one '/'; a caller is service or app/service",
+            "caller_tokens.t6: \"sh op\" is not an app name",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
     }
 
     #[test]

@@ -159,10 +159,10 @@ impl<'a> Check<'a> {
             if token.is_empty() || !token.bytes().all(is_token_byte) || token.contains(':') {
                 problems.push(
                     at(),
-                    "a proxy credential must be a non-empty token without ':' (it is the user name of Proxy-Authorization)".to_owned(),
+                    "a proxy credential must be a non-empty token without ':' (callers send it as the password of Proxy-Authorization, HTTP_PROXY=http://<service>:<token>@<internal-address>)".to_owned(),
                 );
             }
-            if let Err(message) = check_service_name(service) {
+            if let Err(message) = split_caller(service) {
                 problems.push(at(), message);
             }
         }
@@ -237,6 +237,11 @@ impl<'a> Check<'a> {
                 false
             }
         };
+        if let Some(app) = &route.app
+            && let Err(message) = check_app_name(app)
+        {
+            self.problems.push(format!("{}.app", at()), message);
+        }
         if let Some(callers) = &route.callers {
             if !parts.internal {
                 self.problems.push(
@@ -695,6 +700,40 @@ pub(crate) fn check_service_name(name: &str) -> Result<(), String> {
             "{name:?} is not a service name (letters, digits, '_', '.', '-', starting with a letter or digit)"
         ))
     }
+}
+
+/// An app name: a service name without '/', which separates the app from
+/// the service in a caller token.
+fn check_app_name(name: &str) -> Result<(), String> {
+    check_service_name(name).map_err(|_| {
+        format!(
+            "{name:?} is not an app name (letters, digits, '_', '.', '-', starting with a letter or digit)"
+        )
+    })
+}
+
+/// The caller a `caller_tokens` value names: `service`, or `app/service`
+/// (a compose service name cannot hold '/', so there is no doubt where
+/// the app ends).
+pub(crate) fn split_caller(value: &str) -> Result<(Option<&str>, &str), String> {
+    let Some((app, service)) = value.split_once('/') else {
+        check_service_name(value)?;
+        return Ok((None, value));
+    };
+    if service.contains('/') {
+        return Err(format!(
+            "{value:?} holds more than one '/'; a caller is service or app/service"
+        ));
+    }
+    if app.is_empty() || service.is_empty() {
+        return Err(format!(
+            "{value:?} has an empty {}; a caller is service or app/service",
+            if app.is_empty() { "app" } else { "service" }
+        ));
+    }
+    check_app_name(app)?;
+    check_service_name(service)?;
+    Ok((Some(app), service))
 }
 
 fn is_token_byte(b: u8) -> bool {

@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 use turnout_routing::{
-    Listener, RequestKey, RouteFile, RouteTable, ValueMatcher, normalize_host, pick,
+    Decision, Listener, RequestKey, RouteFile, RouteTable, ValueMatcher, normalize_host, pick,
 };
 
 /// Pieces a route file is made of, so generated files reach deep into the
@@ -20,6 +20,8 @@ fn yaml_fragment() -> impl Strategy<Value = String> {
         Just("    sticky: instance\n".to_owned()),
         Just("    internal: true\n".to_owned()),
         Just("    callers: [web]\n".to_owned()),
+        Just("    app: shop\n".to_owned()),
+        Just("    app: a/b\n".to_owned()),
         Just("    services:\n".to_owned()),
         Just("      - name: s1\n".to_owned()),
         Just("        weight: 50\n".to_owned()),
@@ -34,6 +36,7 @@ fn yaml_fragment() -> impl Strategy<Value = String> {
         Just("drain_timeout_ms: 10\n".to_owned()),
         Just("preview_token: t\n".to_owned()),
         Just("caller_tokens: { t: web }\n".to_owned()),
+        Just("caller_tokens: { t: shop/web, u: /web, v: a/b/c }\n".to_owned()),
         "[ -~]{0,20}\n",
         Just("&a x\n".to_owned()),
         Just("<<: *a\n".to_owned()),
@@ -94,6 +97,7 @@ proptest! {
         query in proptest::option::of("[ -~]{0,30}"),
         seq in any::<u64>(),
         internal in any::<bool>(),
+        known in 0usize..4,
     ) {
         let table = RouteTable::from_yaml(TABLE).unwrap();
         let listener = if internal { Listener::Internal } else { Listener::Public };
@@ -105,14 +109,26 @@ proptest! {
             headers.insert(HeaderName::from_static("x-beta"), v.clone());
             headers.insert(HeaderName::from_static("x-turnout-service"), v);
         }
-        for route in [table.lookup(listener, &host, &path), Some(0), Some(1), Some(7)].into_iter().flatten() {
-            let _ = pick(&table, &RequestKey {
+        // An arbitrary credential, or one of the table's (with and without
+        // an app).
+        let token = ["", "tok-shop", "tok-blog", "tok-bare"][known];
+        let token = if token.is_empty() { header.as_str() } else { token };
+        for route in [table.lookup(listener, &host, &path), Some(0), Some(1), Some(2), Some(7)].into_iter().flatten() {
+            let decision = pick(&table, &RequestKey {
                 route,
                 seq,
                 headers: &headers,
                 query: query.as_deref(),
-                caller_token: Some(&header),
+                caller_token: Some(token),
             });
+            // The app route takes its own app's caller and nobody else.
+            if route == 2 {
+                prop_assert_eq!(
+                    matches!(decision, Decision::Forward(_)),
+                    token == "tok-shop",
+                    "{:?} with {:?}", decision, token
+                );
+            }
         }
     }
 }
@@ -131,5 +147,11 @@ routes:
     callers: []
     services:
       - { name: s, endpoints: ["127.0.0.1:3"] }
+  - host: db.local
+    app: shop
+    callers: [web]
+    services:
+      - { name: db, endpoints: ["127.0.0.1:4"] }
 preview_token: tok
+caller_tokens: { tok-shop: shop/web, tok-blog: blog/web, tok-bare: web }
 "#;

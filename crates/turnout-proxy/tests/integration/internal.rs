@@ -60,7 +60,9 @@ caller_tokens: {{ tok-web: web-v1, tok-batch: batch }}
     let refused = get(&c, internal, "servicea.local", "/", &[]).await;
     assert_eq!(refused.status, 403);
     assert!(
-        refused.body.contains("HTTP_PROXY=http://<token>@"),
+        refused
+            .body
+            .contains("HTTP_PROXY=http://<service>:<token>@"),
         "{}",
         refused.body
     );
@@ -111,4 +113,57 @@ caller_tokens: {{ tok-web: web-v1, tok-batch: batch }}
     proxy.shutdown().await;
     svc.kill().await;
     web.kill().await;
+}
+
+#[tokio::test]
+async fn apps_are_isolated_on_internal_routes() {
+    let shop_db = Backend::start("shop-db").await;
+    let blog_db = Backend::start("blog-db").await;
+    let proxy = proxy(&format!(
+        r#"
+routes:
+  - host: db.local
+    app: shop
+    callers: [web]
+    services: [{{ name: db, endpoints: ["{shop}"] }}]
+  - host: blogdb.local
+    app: blog
+    callers: [web]
+    services: [{{ name: db, endpoints: ["{blog}"] }}]
+caller_tokens: {{ tok-shop: shop/web, tok-blog: blog/web, tok-bare: web }}
+"#,
+        shop = shop_db.addr,
+        blog = blog_db.addr
+    ))
+    .await;
+    let c = client();
+    let internal = proxy.addrs().internal.unwrap();
+    let call = |host: &'static str, token: &'static str| {
+        let c = c.clone();
+        async move {
+            let auth = basic(token);
+            get(&c, internal, host, "/", &[("proxy-authorization", &auth)]).await
+        }
+    };
+    let ok = call("db.local", "tok-shop").await;
+    assert_eq!((ok.status.as_u16(), ok.body.as_str()), (200, "shop-db"));
+    let ok = call("blogdb.local", "tok-blog").await;
+    assert_eq!((ok.status.as_u16(), ok.body.as_str()), (200, "blog-db"));
+    // The web service of another app (or of none) is another caller.
+    for token in ["tok-blog", "tok-bare"] {
+        let refused = call("db.local", token).await;
+        assert_eq!(refused.status, 403, "{token}: {}", refused.body);
+        assert!(
+            refused
+                .body
+                .contains("may not call db.local of app shop: apps are isolated"),
+            "{}",
+            refused.body
+        );
+    }
+    assert_eq!(shop_db.hits(), 1);
+    assert_eq!(blog_db.hits(), 1);
+    proxy.shutdown().await;
+    shop_db.kill().await;
+    blog_db.kill().await;
 }
