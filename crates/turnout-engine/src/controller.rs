@@ -80,10 +80,10 @@ pub enum ControlError {
     /// The store failed; nothing changed.
     #[error("the store failed: {0}")]
     Store(#[from] turnout_store::StoreError),
-    /// The route table could not be built from the state (a bug: the state
-    /// is validated before it is committed).
+    /// The route table of the new state could not be built; nothing was
+    /// committed (every path builds the table before it commits).
     #[error("the route table could not be built: {0}")]
-    Routes(String),
+    Routes(#[from] turnout_routing::RoutingError),
 }
 
 /// One instance as the controller tracks it.
@@ -98,6 +98,10 @@ pub(crate) struct Inst {
     pub(crate) drain_deadline: Option<Instant>,
     pub(crate) stopping: bool,
     pub(crate) restart_at: Option<Instant>,
+    /// The internal hosts the instance may call ([`crate::calls`] of the
+    /// spec it was started from), kept until it is stopped: a draining
+    /// instance of a service that left the app keeps its caller identity.
+    pub(crate) calls: Vec<String>,
 }
 
 impl Inst {
@@ -294,10 +298,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 record.pid = Some(found.pid);
                 record.start_time = Some(found.start_time);
             }
-            let plan = app
-                .services
-                .get(&record.service)
+            let entry = app.services.get(&record.service);
+            let plan = entry
                 .map(|e| turnout_runtime::ProbePlan::from_service(&e.spec))
+                .unwrap_or_default();
+            let calls = entry
+                .map(|e| crate::routes::calls(&e.spec))
                 .unwrap_or_default();
             let phase = match Phase::parse(&record.state) {
                 Some(Phase::Draining) => Phase::Draining,
@@ -322,6 +328,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         .then(|| Instant::now() + settings.drain_timeout),
                     stopping: false,
                     restart_at: (phase == Phase::Exited).then(Instant::now),
+                    calls,
                 },
             );
         }
@@ -432,6 +439,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .into());
         }
         let app = deploy(name, &self.inner.settings.domain, template, 1);
+        check_routes_free(&state, &app)?;
+        // Built before the commit: a state whose table cannot be built is
+        // never committed.
+        let table = self.route_table(&state, name, Some(&app))?;
         let services = app.services.len();
         let change = Change {
             templates: vec![template_record(&app, 1, source_name)],
@@ -446,7 +457,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         };
         self.commit(&mut state, &change)?;
         state.apps.insert(name.to_string(), app);
-        self.publish(&state)?;
+        self.swap_in(&state, table);
         let status = app_status(&state.apps[name], &state);
         drop(state);
         self.inner.wake.notify_one();
@@ -500,6 +511,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 now_ms: now_millis(),
             },
         )?;
+        check_routes_free(&state, &next)?;
+        let table = self.route_table(&state, app, Some(&next))?;
         let release = next.release.as_ref().expect("a release was started");
         let change = Change {
             templates: vec![template_record(&next, version, source_name)],
@@ -515,7 +528,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             Instant::now() + self.inner.settings.ready_deadline,
         );
         state.apps.insert(app.to_string(), next);
-        self.publish(&state)?;
+        self.swap_in(&state, table);
         let status = app_status(&state.apps[app], &state);
         drop(state);
         self.inner.wake.notify_one();
@@ -558,7 +571,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         // The route table of the new state is built before anything is
         // committed: if it could not be built, nothing changes.
-        let table = self.route_table(state, Some(&next))?;
+        let table = self.route_table(state, app, Some(&next))?;
         self.commit(state, &change)?;
         if next
             .active_release()
@@ -577,6 +590,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         if !state.apps.contains_key(app) {
             return Err(unknown_app(app, &state).into());
         }
+        let table = self.route_table(&state, app, None)?;
         let change = Change {
             deleted_apps: vec![app.to_string()],
             events: vec![NewEvent {
@@ -591,7 +605,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         state.apps.remove(app);
         state.deadlines.remove(app);
         self.inner.plane.release_state(app, None);
-        self.publish(&state)?;
+        self.swap_in(&state, table);
         drop(state);
         self.inner.wake.notify_one();
         Ok(())
@@ -618,45 +632,37 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
 
     /// Builds the route table from the state and swaps it into the router.
     pub(crate) fn publish(&self, state: &State) -> Result<(), ControlError> {
-        let table = self.route_table(state, None)?;
+        let table = self.route_table(state, "", None)?;
         self.swap_in(state, table);
         Ok(())
     }
 
-    /// The route table of `state`, with `replacing` in place of the app of
-    /// the same name (an app about to be committed).
+    /// The route table of `state` with the app `name` replaced by `next`
+    /// (added when it is new, left out when `next` is `None`): the table of
+    /// a state about to be committed. `publish` passes a name no app has.
     fn route_table(
         &self,
         state: &State,
-        replacing: Option<&App>,
+        name: &str,
+        next: Option<&App>,
     ) -> Result<RouteTable, ControlError> {
-        let endpoints = |service: &str, port: u16| -> Vec<SocketAddr> {
-            state
-                .instances
-                .values()
-                .filter(|i| i.record.service == service && i.phase == Phase::Ready)
-                .filter_map(|i| i.endpoint(port))
-                .collect()
-        };
-        let mut tokens = BTreeMap::new();
-        for inst in state.instances.values() {
-            tokens.insert(inst.record.token.clone(), inst.record.service.clone());
-        }
-        let apps: Vec<&App> = state
-            .apps
+        let mut apps: Vec<&App> = state.apps.values().filter(|a| a.name != name).collect();
+        apps.extend(next);
+        let tokens = state
+            .instances
             .values()
-            .map(|app| match replacing {
-                Some(next) if next.name == app.name => next,
-                _ => app,
+            .map(|i| {
+                let caller = crate::routes::caller_name(&i.record.app, &i.record.service);
+                (i.record.token.clone(), caller)
             })
             .collect();
         let file = crate::routes::route_file(
             &apps,
-            &endpoints,
+            &LiveInstances(state),
             tokens,
             u64::try_from(self.inner.settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         );
-        RouteTable::build(&file).map_err(|e| ControlError::Routes(e.to_string()))
+        Ok(RouteTable::build(&file)?)
     }
 
     /// Swaps `table` into the router and reports the apps' release states.
@@ -670,6 +676,50 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
         }
     }
+}
+
+/// The controller's instances as the route builder reads them.
+struct LiveInstances<'a>(&'a State);
+
+impl crate::routes::Instances for LiveInstances<'_> {
+    fn ready(&self, app: &str, service: &str, container_port: u16) -> Vec<SocketAddr> {
+        self.0
+            .instances
+            .iter()
+            .filter(|((a, _), i)| {
+                a == app && i.record.service == service && i.phase == Phase::Ready
+            })
+            .filter_map(|(_, i)| i.endpoint(container_port))
+            .collect()
+    }
+
+    fn callers(&self, app: &str, host: &str) -> Vec<String> {
+        self.0
+            .instances
+            .iter()
+            .filter(|((a, _), i)| a == app && i.calls.iter().any(|h| h == host))
+            .map(|(_, i)| i.record.service.clone())
+            .collect()
+    }
+}
+
+/// Refuses `app` when one of its routes is already another app's: a
+/// route belongs to one app (DESIGN §4).
+fn check_routes_free(state: &State, app: &App) -> Result<(), EngineError> {
+    let mine = crate::routes::route_ids_of(app);
+    for other in state.apps.values().filter(|o| o.name != app.name) {
+        let theirs = crate::routes::route_ids_of(other);
+        if let Some(route) = mine.intersection(&theirs).next() {
+            return Err(EngineError::conflict(
+                format!("route {route} belongs to app {}", other.name),
+                format!(
+                    "a route belongs to one app: give the service another host in its routing label, or release this template to app {} (`--app {}`)",
+                    other.name, other.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn template_record(app: &App, version: u32, source_name: &str) -> TemplateRecord {

@@ -21,5 +21,7 @@ pub use status::{AppStatus, InstanceStatus, ReleaseStatus, RouteStatus, ServiceS
 pub use error::EngineError;
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
-pub use routes::{Endpoints, route_file, route_specs};
+pub use routes::{
+    Instances, NoInstances, caller_name, calls, route_file, route_ids_of, route_specs,
+};
 pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};

@@ -242,6 +242,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .filter(|(_, i)| i.phase == Phase::Exited && i.restart_at.is_some_and(|t| t <= now))
             .map(|(k, _)| k.clone())
             .collect();
+        let mut starts: Vec<Key> = Vec::new();
         for key in due {
             let restart = state
                 .apps
@@ -258,16 +259,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 }
                 Some(Some(Restart::No)) | None => false,
             };
-            if !allowed {
-                if let Some(i) = state.instances.get_mut(&key) {
-                    i.restart_at = None;
-                }
-                continue;
+            if allowed {
+                starts.push(key);
+            } else if let Some(i) = state.instances.get_mut(&key) {
+                i.restart_at = None;
             }
-            self.start_instance(state, &key.0, &key.1, &mut change)
-                .await;
         }
         // The plan, per app.
+        let mut drains: Vec<Key> = Vec::new();
         let apps: Vec<String> = state.apps.keys().cloned().collect();
         for app_name in &apps {
             let views = views(state, app_name);
@@ -276,13 +275,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     Action::Start { service, ordinal } => {
                         let id = crate::plan::instance_id(&service, ordinal);
                         self.create_instance(state, app_name, &service, ordinal, &id);
-                        self.start_instance(state, app_name, &id, &mut change).await;
+                        starts.push((app_name.clone(), id));
                     }
-                    Action::Drain { id } => {
-                        routing_changed |= self.drain(state, app_name, &id, &mut change);
-                    }
+                    Action::Drain { id } => drains.push((app_name.clone(), id)),
                 }
             }
+        }
+        if !starts.is_empty() {
+            // The router knows an instance's proxy credential before its
+            // program runs: a call made while it starts is not refused.
+            self.publish(state)?;
+        }
+        for (app, id) in &starts {
+            self.start_instance(state, app, id, &mut change).await;
+        }
+        for (app, id) in &drains {
+            routing_changed |= self.drain(state, app, id, &mut change);
         }
         // Instances of deleted apps.
         let orphans: Vec<(String, String)> = state
@@ -366,6 +374,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 drain_deadline: None,
                 stopping: false,
                 restart_at: None,
+                calls: crate::routes::calls(&entry.spec),
             },
         );
     }
@@ -507,7 +516,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         inst.record.state = Phase::Draining.as_str().to_string();
         inst.record.updated_at = now_millis();
         inst.drain_deadline = Some(Instant::now() + self.inner.settings.drain_timeout);
-        change.instances.push(inst.record.clone());
+        // An instance of a deleted app has no record left to update (the
+        // app's rows are gone, and writing one would break the store's
+        // foreign key).
+        if state.apps.contains_key(app) {
+            change.instances.push(inst.record.clone());
+        }
         was_routed
     }
 
@@ -631,7 +645,12 @@ fn instance_spec(
     internal: Option<SocketAddr>,
 ) -> InstanceSpec {
     let primary = turnout_runtime::primary_port(&entry.spec);
-    let proxy = internal.map(|addr| format!("http://{}@{addr}", inst.record.token));
+    // The service as the user name and the token as the password: every
+    // common client (curl, Python's urllib and requests, Go, Node) sends
+    // both as `Proxy-Authorization: Basic`; some send nothing for a user
+    // without a password (DESIGN §4).
+    let proxy =
+        internal.map(|addr| format!("http://{}:{}@{addr}", entry.name(), inst.record.token));
     let mut env = turnout_runtime::template_env(&entry.spec);
     env.extend(turnout_runtime::instance_env(
         &inst.record.ports,

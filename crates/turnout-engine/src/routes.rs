@@ -1,24 +1,73 @@
 //! The route table the data plane gets: built from the app's weights and
-//! its ready instances, in the router's own schema (`RouteFile`).
+//! its instances, in the router's own schema (`RouteFile`). Everything is
+//! keyed by (app, service): a route belongs to one app, its endpoints are
+//! that app's instances and its callers that app's services, even when
+//! another app has services of the same names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use turnout_routing::{RouteFile, RouteSpec, ServiceSpec, WeightValue};
+use turnout_spec::Service;
 
 use crate::model::App;
 
-/// Where a service's instances answer for one container port.
-pub trait Endpoints {
-    /// The addresses of the ready instances of `service` for
+/// What the route builder reads of the instances.
+pub trait Instances {
+    /// The addresses of the ready instances of `app`'s `service` for
     /// `container_port`.
-    fn ready(&self, service: &str, container_port: u16) -> Vec<SocketAddr>;
+    fn ready(&self, app: &str, service: &str, container_port: u16) -> Vec<SocketAddr>;
+
+    /// The services of `app` with an instance that may call the internal
+    /// `host` because the spec it was started from lists the host in
+    /// `external_links`. An instance keeps this until it is stopped, also
+    /// once its service has left the app (draining after a confirm or a
+    /// rollback), so its in-flight calls are never refused.
+    fn callers(&self, app: &str, host: &str) -> Vec<String>;
 }
 
-impl<F: Fn(&str, u16) -> Vec<SocketAddr>> Endpoints for F {
-    fn ready(&self, service: &str, container_port: u16) -> Vec<SocketAddr> {
-        self(service, container_port)
+/// No instances at all (the status view, which needs no endpoints).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoInstances;
+
+impl Instances for NoInstances {
+    fn ready(&self, _: &str, _: &str, _: u16) -> Vec<SocketAddr> {
+        Vec::new()
     }
+
+    fn callers(&self, _: &str, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The internal hosts `service` may call: every `:`-separated part of its
+/// `external_links` (`servicea.local`, `servicea.local:alias`), spelled
+/// as route hosts are ([`turnout_spec::route::canonical_host`]).
+pub fn calls(service: &Service) -> Vec<String> {
+    let mut hosts: Vec<String> = service
+        .external_links
+        .iter()
+        .flat_map(|l| l.split(':'))
+        .filter(|p| !p.is_empty())
+        .map(turnout_spec::route::canonical_host)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// How a caller is named in the route file's `caller_tokens`: the app and
+/// the service, so that same-named services of two apps stay apart.
+pub fn caller_name(app: &str, service: &str) -> String {
+    format!("{app}/{service}")
+}
+
+/// The route ids `app` holds: those its services declare and those it
+/// has weights for. No two apps may hold the same one.
+pub fn route_ids_of(app: &App) -> BTreeSet<String> {
+    let mut ids: BTreeSet<String> = route_infos(app).into_keys().collect();
+    ids.extend(app.weights.keys().cloned());
+    ids
 }
 
 /// What one route is made of, read from the services' specs.
@@ -66,30 +115,29 @@ fn route_infos(app: &App) -> BTreeMap<String, RouteInfo> {
 /// Builds the route file of `app`: every weighted route with the ready
 /// endpoints of its services, in the weights' order (old services first).
 /// Internal routes carry their callers: the services of the app that list
-/// the route's host in `external_links`.
-pub fn route_specs(app: &App, endpoints: &impl Endpoints) -> Vec<RouteSpec> {
+/// the route's host in `external_links`, and those of its instances that
+/// were started listing it (see [`Instances::callers`]).
+pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
     let infos = route_infos(app);
     let mut routes = Vec::new();
     for (id, weights) in &app.weights {
         let Some(info) = infos.get(id) else { continue };
         let callers = info.internal.then(|| {
-            app.services
+            let mut names: BTreeSet<String> = app
+                .services
                 .values()
-                .filter(|e| {
-                    e.spec
-                        .external_links
-                        .iter()
-                        .any(|l| l.split(':').any(|p| p.eq_ignore_ascii_case(&info.host)))
-                })
+                .filter(|e| calls(&e.spec).contains(&info.host))
                 .map(|e| e.name().to_string())
-                .collect::<Vec<_>>()
+                .collect();
+            names.extend(instances.callers(&app.name, &info.host));
+            names.into_iter().collect::<Vec<_>>()
         });
         let services = weights
             .iter()
             .map(|w| {
                 let port = info.ports.get(&w.service).copied();
                 let endpoints = port
-                    .map(|p| endpoints.ready(&w.service, p))
+                    .map(|p| instances.ready(&app.name, &w.service, p))
                     .unwrap_or_default();
                 ServiceSpec {
                     name: w.service.clone(),
@@ -100,6 +148,7 @@ pub fn route_specs(app: &App, endpoints: &impl Endpoints) -> Vec<RouteSpec> {
             .collect();
         routes.push(RouteSpec {
             id: Some(id.clone()),
+            app: Some(app.name.clone()),
             host: Some(info.host.clone()),
             path: info.path.clone(),
             internal: Some(info.internal),
@@ -113,17 +162,17 @@ pub fn route_specs(app: &App, endpoints: &impl Endpoints) -> Vec<RouteSpec> {
 }
 
 /// The whole route file for several apps, with the proxy credentials of
-/// every instance (`caller_tokens`: token → calling service).
+/// every instance (`caller_tokens`: token → [`caller_name`]).
 pub fn route_file(
     apps: &[&App],
-    endpoints: &impl Endpoints,
+    instances: &impl Instances,
     caller_tokens: BTreeMap<String, String>,
     drain_timeout_ms: u64,
 ) -> RouteFile {
     RouteFile {
         routes: apps
             .iter()
-            .flat_map(|app| route_specs(app, endpoints))
+            .flat_map(|app| route_specs(app, instances))
             .collect(),
         drain_timeout_ms: Some(drain_timeout_ms),
         preview_token: None,

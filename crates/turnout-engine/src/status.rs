@@ -143,7 +143,7 @@ pub(crate) fn app_status(app: &App, state: &State) -> AppStatus {
             }
         })
         .collect();
-    let specs = crate::routes::route_specs(app, &|_: &str, _: u16| Vec::new());
+    let specs = crate::routes::route_specs(app, &crate::routes::NoInstances);
     let routes = specs
         .iter()
         .map(|r| {

@@ -13,7 +13,8 @@ pub const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 /// - `PORT`: the host port of `primary_port`, when there is one;
 /// - `PORT_<P>` for each container port P;
 /// - `HTTP_PROXY` and `http_proxy`: `proxy_url`, the internal listener
-///   with the instance's credentials (`http://<token>@127.0.0.1:8081`),
+///   with the instance's credentials
+///   (`http://<service>:<token>@127.0.0.1:8081`),
 ///   when given;
 /// - `NO_PROXY` and `no_proxy`: loopback, so an instance's calls to its
 ///   own ports do not go through the router;
@@ -72,14 +73,20 @@ mod tests {
         let env = instance_env(
             &ports,
             Some(5000),
-            Some("http://tok-1@127.0.0.1:8081"),
+            Some("http://web-v1:tok-1@127.0.0.1:8081"),
             "web-v1.1",
         );
         assert_eq!(get(&env, "PORT"), Some("41000"));
         assert_eq!(get(&env, "PORT_5000"), Some("41000"));
         assert_eq!(get(&env, "PORT_9000"), Some("41001"));
-        assert_eq!(get(&env, "HTTP_PROXY"), Some("http://tok-1@127.0.0.1:8081"));
-        assert_eq!(get(&env, "http_proxy"), Some("http://tok-1@127.0.0.1:8081"));
+        assert_eq!(
+            get(&env, "HTTP_PROXY"),
+            Some("http://web-v1:tok-1@127.0.0.1:8081")
+        );
+        assert_eq!(
+            get(&env, "http_proxy"),
+            Some("http://web-v1:tok-1@127.0.0.1:8081")
+        );
         assert_eq!(get(&env, "NO_PROXY"), Some("localhost,127.0.0.1,::1"));
         assert_eq!(get(&env, "no_proxy"), Some("localhost,127.0.0.1,::1"));
         assert_eq!(get(&env, "TURNOUT_INSTANCE"), Some("web-v1.1"));

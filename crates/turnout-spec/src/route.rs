@@ -197,6 +197,14 @@ fn parse_entry(entry: &str, legacy: bool) -> Result<RouteSpec, RouteValueError> 
     Ok(RouteSpec { host, path })
 }
 
+/// The one spelling of a route host in templates: lowercase, without a
+/// trailing dot. The route id, the route file and the engine's
+/// `external_links` checks all use it (a request's host is spelled the
+/// same way by turnout-routing's `normalize_host`).
+pub fn canonical_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 fn check_host(host: &str) -> Result<String, (String, String)> {
     if host.is_empty() {
         return Err((
@@ -210,7 +218,7 @@ fn check_host(host: &str) -> Result<String, (String, String)> {
             format!("a host has at most {MAX_HOST_LEN} characters; use a shorter name"),
         ));
     }
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = canonical_host(host);
     for label in host.split('.') {
         let valid = !label.is_empty()
             && label.len() <= 63
