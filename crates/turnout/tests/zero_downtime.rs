@@ -1,6 +1,11 @@
-//! Must hold (issue 4): 0 failed requests from a bounded loopback load
-//! through a release, 50 weight flips, confirm, a second release and a
-//! rollback — with the traffic seen to move to the new version and back.
+//! Must hold (issues 4 and 9): 0 failed requests from a bounded loopback
+//! load through a release, 50 weight flips, confirm, a second release, a
+//! rollback and a third release rolled back — with the traffic seen to
+//! move to the new version and back. Every request is also a call through
+//! the internal route servicea.local (serviceB calls serviceA); before the
+//! confirm and the last rollback, the leaving frontend's instances are
+//! slowed down ahead of their inner call, so calls from draining instances
+//! are made after their service has left the app, and must not be refused.
 
 mod support;
 
@@ -81,6 +86,30 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         r
     };
     let state = |s: &serde_json::Value| s["release"]["state"].as_str().unwrap_or("").to_string();
+    // Slows every instance of `service` down before its inner call, so
+    // requests are in flight there when the service leaves the app.
+    let slow_down = |service: &str| {
+        let status = server.status(APP);
+        let endpoints: Vec<std::net::SocketAddr> = status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == service)
+            .flat_map(|s| s["instances"].as_array().unwrap().clone())
+            .filter_map(|i| i["endpoint"].as_str().and_then(|e| e.parse().ok()))
+            .collect();
+        assert!(!endpoints.is_empty(), "no endpoints of {service}: {status}");
+        for endpoint in endpoints {
+            let r = support::request(
+                endpoint,
+                "POST",
+                "/control",
+                &[],
+                Some(r#"{"latency_ms":300}"#),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
     let settle = || std::thread::sleep(Duration::from_millis(150));
 
     settle();
@@ -106,13 +135,16 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
     // Requests that start while a change is being made are counted in a
     // transition phase (99) and not checked against either side.
     phase.store(TRANSITION, Ordering::Relaxed);
+    slow_down("serviceB-v1");
     ok(server.api(
         "POST",
         &format!("/v1/apps/{APP}/routes/serviceb/switch"),
         None,
     ));
     phase.store(2, Ordering::Relaxed);
-    settle();
+    // Requests that reached serviceB-v1 before the switch still sleep and
+    // make their call to servicea.local after the confirm.
+    std::thread::sleep(Duration::from_millis(50));
     ok(server.api("POST", &format!("/v1/apps/{APP}/confirm"), None));
     settle();
     // Phase 3: backend release, traffic to serviceA-v2.
@@ -135,6 +167,35 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
     ok(server.api("POST", &format!("/v1/apps/{APP}/rollback"), None));
     phase.store(4, Ordering::Relaxed);
     settle();
+    // Phase 5: a third frontend, serviceB-v3, takes all the traffic and is
+    // rolled back while its requests are in flight.
+    let v3 = std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
+        .unwrap()
+        .replace("serviceB-v2", "serviceB-v3")
+        .replace("'Welcome to the '", "'Hi '");
+    let body = serde_json::json!({ "template": v3, "source_name": "app-frontend-v3.yaml" });
+    phase.store(TRANSITION, Ordering::Relaxed);
+    ok(server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    ));
+    server.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
+    ok(server.api(
+        "PUT",
+        &path,
+        Some(r#"{"weights":{"serviceB-v3":100,"serviceB-v2":0}}"#),
+    ));
+    phase.store(5, Ordering::Relaxed);
+    settle();
+    slow_down("serviceB-v3");
+    settle();
+    phase.store(TRANSITION, Ordering::Relaxed);
+    ok(server.api("POST", &format!("/v1/apps/{APP}/rollback"), None));
+    phase.store(6, Ordering::Relaxed);
+    // The rolled-back instances finish their slow requests, inner calls
+    // included, while draining.
+    std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().unwrap();
@@ -171,4 +232,6 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         "{seen:?}"
     );
     assert_eq!(in_phase(4), ["Welcome to the world!"], "{seen:?}");
+    assert_eq!(in_phase(5), ["Hi world!"], "{seen:?}");
+    assert_eq!(in_phase(6), ["Welcome to the world!"], "{seen:?}");
 }

@@ -1,0 +1,79 @@
+//! Architecture invariants that a test can read off the tree
+//! (ARCHITECTURE.md names this file where it states them).
+
+use std::path::{Path, PathBuf};
+
+fn crates() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The `[dependencies]` table of a manifest (not dev-dependencies).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut deps = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if inside && let Some((name, _)) = line.split_once('=') {
+            deps.push(name.trim().to_string());
+        }
+    }
+    deps
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_binary_uses_anyhow() {
+    let crates = crates();
+    assert!(crates.len() >= 8, "{crates:?}");
+    for dir in crates {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let uses = dependencies(&manifest).contains(&"anyhow".to_string());
+        assert_eq!(
+            uses,
+            name == "turnout",
+            "{name}: library crates report errors with their own thiserror types, only the binary uses anyhow"
+        );
+    }
+}
+
+#[test]
+fn only_the_binary_names_a_concrete_runtime() {
+    for dir in crates() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "turnout" || name.starts_with("turnout-runtime") {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                !text.contains("ProcessRuntime"),
+                "{} names a concrete runtime; only the binary picks one",
+                file.display()
+            );
+        }
+    }
+}
