@@ -5,9 +5,22 @@ use base64::Engine;
 use crate::support::*;
 
 fn basic(token: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{token}:"));
+    basic_pair(token, "")
+}
+
+/// `Proxy-Authorization` for `HTTP_PROXY=http://<user>:<password>@...`.
+fn basic_pair(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {encoded}")
 }
+
+const CALLERS: &str = r#"
+routes:
+  - host: servicea.local
+    callers: [web-v1]
+    services: [{ name: servicea, endpoints: ["ENDPOINT"] }]
+caller_tokens: { tok-web: web-v1, tok-batch: batch }
+"#;
 
 #[tokio::test]
 async fn internal_routes_never_answer_on_public() {
@@ -166,4 +179,159 @@ caller_tokens: {{ tok-shop: shop/web, tok-blog: blog/web, tok-bare: web }}
     proxy.shutdown().await;
     shop_db.kill().await;
     blog_db.kill().await;
+}
+
+/// The status line of a request sent as raw bytes to `addr`: HTTP/1.1
+/// takes the fast path, HTTP/1.0 is handed to hyper.
+async fn status_of(addr: std::net::SocketAddr, version: &str, auth: Option<&str>) -> String {
+    let auth = auth.map_or_else(String::new, |a| format!("Proxy-Authorization: {a}\r\n"));
+    let answer = raw(
+        addr,
+        format!(
+            "GET http://servicea.local/ {version}\r\nHost: servicea.local\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    answer.lines().next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn proxy_credentials_as_every_client_sends_them() {
+    let svc = Backend::start("servicea").await;
+    let proxy = proxy(&CALLERS.replace("ENDPOINT", &svc.addr.to_string())).await;
+    let internal = proxy.addrs().internal.unwrap();
+    let allowed = [
+        // HTTP_PROXY=http://<service>:<token>@...: the token is the password.
+        basic_pair("web-v1", "tok-web"),
+        // The user name is not checked; only the token counts.
+        basic_pair("anything", "tok-web"),
+        // curl -x http://<token>@...: the user name, password empty.
+        basic_pair("tok-web", ""),
+    ];
+    let refused = [
+        // A wrong password is not saved by a user name that is a token.
+        basic_pair("tok-web", "wrong"),
+        basic_pair("web-v1", "wrong"),
+        // Known, but not a listed caller.
+        basic_pair("batch", "tok-batch"),
+        basic_pair("", ""),
+    ];
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        for auth in &allowed {
+            let status = status_of(internal, version, Some(auth)).await;
+            assert!(status.contains(" 200"), "{version} {auth}: {status}");
+        }
+        for auth in &refused {
+            let status = status_of(internal, version, Some(auth)).await;
+            assert!(status.contains(" 403"), "{version} {auth}: {status}");
+        }
+        let status = status_of(internal, version, None).await;
+        assert!(status.contains(" 403"), "{version} without: {status}");
+    }
+    assert_eq!(svc.hits(), 2 * allowed.len());
+    proxy.shutdown().await;
+    svc.kill().await;
+}
+
+/// Runs a command to its end off the runtime's threads, with `proxy` as
+/// its only proxy setting; `None` when the program is not installed.
+async fn run(
+    mut command: std::process::Command,
+    proxy: Option<&str>,
+) -> Option<std::process::Output> {
+    for name in ["NO_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+        command
+            .env_remove(name)
+            .env_remove(name.to_ascii_lowercase());
+    }
+    if let Some(proxy) = proxy {
+        command.env("HTTP_PROXY", proxy).env("http_proxy", proxy);
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .ok()
+}
+
+/// Python's urllib (and `requests`, where installed) and curl, given
+/// `HTTP_PROXY=http://<service>:<token>@<internal-address>`, reach an
+/// internal route that lists the service as a caller.
+#[tokio::test]
+async fn real_clients_reach_internal_routes_through_http_proxy() {
+    let svc = Backend::start("servicea").await;
+    let proxy = proxy(&CALLERS.replace("ENDPOINT", &svc.addr.to_string())).await;
+    let internal = proxy.addrs().internal.unwrap();
+    let mut served = 0;
+
+    // Both read the proxy from the environment, as an instance's code does.
+    let script = r#"
+import sys, urllib.request, urllib.error
+def urllib_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+def show(client, status, text):
+    print(client, status, " ".join(text.split()))
+show("urllib", *urllib_get("http://servicea.local/"))
+try:
+    import requests
+except ImportError:
+    sys.exit(0)
+r = requests.get("http://servicea.local/", timeout=10)
+show("requests", r.status_code, r.text)
+"#;
+    for (proxy_url, expect) in [
+        (format!("http://web-v1:tok-web@{internal}"), "200 servicea"),
+        (format!("http://web-v1:wrong@{internal}"), "403 "),
+    ] {
+        let mut python = std::process::Command::new("python3");
+        python.args(["-c", script]);
+        let Some(out) = run(python, Some(&proxy_url)).await else {
+            eprintln!("python3 is not installed; skipping its part");
+            break;
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("urllib "),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines() {
+            let (_client, answer) = line.split_once(' ').unwrap();
+            assert!(answer.starts_with(expect), "{proxy_url}: {line}");
+            served += usize::from(answer.starts_with("200"));
+        }
+    }
+
+    for (proxy_url, expect) in [
+        (format!("http://web-v1:tok-web@{internal}"), "200 servicea"),
+        // curl sends a token-only user name as "<token>:".
+        (format!("http://tok-web@{internal}"), "200 servicea"),
+        (format!("http://web-v1:wrong@{internal}"), "403 "),
+        (format!("http://{internal}"), "403 "),
+    ] {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-sS", "-m", "10", "-x", &proxy_url])
+            .args(["-w", "%{http_code} ", "-o", "/dev/stderr"])
+            .arg("http://servicea.local/");
+        let Some(out) = run(curl, None).await else {
+            eprintln!("curl is not installed; skipping its part");
+            break;
+        };
+        // The status code on stdout, then the body (on stderr).
+        let answer = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(answer.starts_with(expect), "{proxy_url}: {answer:?}");
+        served += usize::from(answer.starts_with("200"));
+    }
+    // Exactly the calls answered 200 reached the service.
+    assert_eq!(svc.hits(), served);
+    proxy.shutdown().await;
+    svc.kill().await;
 }
