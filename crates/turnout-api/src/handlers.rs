@@ -26,6 +26,16 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         match e {
             ControlError::Refused(e) => e.into(),
+            // The new state's route table cannot be built (nothing was
+            // committed): the request asked for something the router
+            // cannot serve, such as more services on one route than it
+            // splits between.
+            ControlError::Routes(e) => ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("the router cannot serve this: {e}"),
+                "change the template so that its routes are valid; nothing was changed",
+            ),
             other => ApiError::internal(&other),
         }
     }

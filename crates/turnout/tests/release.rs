@@ -386,6 +386,18 @@ fn bad_requests_are_refused_and_change_nothing() {
     let hint = r.json()["error"]["hint"].as_str().unwrap().to_string();
     assert!(hint.contains("command"), "{hint}");
     assert_eq!(server.api("GET", "/v1/apps/img", None).status, 404);
+    // A second app whose routes are hello's: refused, naming hello, and
+    // nothing of it is stored; hello keeps answering.
+    let r = server.api(
+        "POST",
+        "/v1/apps",
+        Some(&template_body("app.yaml", &[("name", "other")])),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("belongs to app hello"), "{message}");
+    assert_eq!(server.api("GET", "/v1/apps/other", None).status, 404);
+    assert_eq!(server.get("serviceb.localhost").status, 200);
     // The invalid template's diagnostics come with it.
     let r = server.api(
         "POST",
