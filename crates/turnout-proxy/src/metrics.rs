@@ -45,6 +45,12 @@ pub(crate) fn code_class(status: u16) -> usize {
     usize::from(status / 100).clamp(1, 5) - 1
 }
 
+/// The `app` label of a route or caller without an app: "".
+pub(crate) fn no_app() -> Arc<str> {
+    static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
+}
+
 /// Labels of `turnout_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -74,6 +80,15 @@ pub(crate) struct ErrorLabels {
 pub(crate) struct InstanceLabels {
     pub service: Arc<str>,
     pub instance: Arc<str>,
+}
+
+/// Labels of `turnout_egress_requests_total`: the calling service (and
+/// its app, "" when its token names none) and the status class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct EgressLabels {
+    pub app: Arc<str>,
+    pub service: Arc<str>,
+    pub code: &'static str,
 }
 
 /// Labels of `turnout_release_state`.
@@ -258,6 +273,7 @@ pub(crate) struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: HistogramFamily,
     pub upstream_errors: Family<ErrorLabels, Counter>,
+    pub egress: Family<EgressLabels, Counter>,
     /// The published table, whose weights `turnout_route_weight` encodes.
     table: Arc<ArcSwap<RouteTable>>,
     pub instance_ready: Family<InstanceLabels, Gauge>,
@@ -277,6 +293,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        let egress = Family::<EgressLabels, Counter>::default();
         let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
         let instance_ready = Family::<InstanceLabels, Gauge>::default();
         let release_state = Family::<ReleaseLabels, Gauge>::default();
@@ -294,6 +311,11 @@ impl Metrics {
             "turnout_upstream_errors",
             "Failed upstream attempts, by route, service and kind (connect, timeout, protocol)",
             upstream_errors.clone(),
+        );
+        registry.register(
+            "turnout_egress_requests",
+            "Requests of known callers passed on to hosts that are not internal routes, by the caller's app and service and status class",
+            egress.clone(),
         );
         // Collectors are encoded after the registered families: the three
         // below are collectors so that they keep their place, after the
@@ -314,6 +336,7 @@ impl Metrics {
             requests,
             duration,
             upstream_errors,
+            egress,
             table,
             instance_ready,
             release_state,
