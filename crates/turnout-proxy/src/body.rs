@@ -39,6 +39,16 @@ impl ResponseBody {
         }
     }
 
+    /// The body of a host a request was passed on to (egress): no
+    /// instance of ours to count it on.
+    pub fn passed_on(body: Incoming) -> ResponseBody {
+        ResponseBody {
+            inner: Inner::Upstream(body),
+            _in_flight: None,
+            _in_progress: None,
+        }
+    }
+
     /// Bytes the proxy answers itself.
     pub fn local(bytes: Bytes) -> ResponseBody {
         ResponseBody {

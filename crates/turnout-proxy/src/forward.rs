@@ -21,6 +21,7 @@ use turnout_routing::{
 
 use crate::body::ResponseBody;
 use crate::connection::ConnState;
+use crate::egress;
 use crate::in_flight::InFlight;
 use crate::metrics::code_class;
 use crate::response::local;
@@ -165,6 +166,9 @@ async fn route_request(
     };
     let table = &snapshot.table;
     let Some(route_index) = table.lookup(conn.listener, host, req.uri().path()) else {
+        if conn.listener == Listener::Internal && !table.serves_host(Listener::Internal, host) {
+            return egress::pass_on(shared, snapshot, req, started).await.into();
+        }
         return local(StatusCode::NOT_FOUND, "unknown host\n").into();
     };
     let Some(route_state) = snapshot.routes.get(route_index as usize) else {
@@ -573,7 +577,7 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, 
 /// `Connection: keep-alive`, and a removal costs a hash lookup.
 ///
 /// Returns whether it removed headers the `Connection` header named.
-fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     let (mut connection, mut others) = (false, false);
     for name in headers.keys() {
         if name == header::CONNECTION {

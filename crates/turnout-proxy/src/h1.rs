@@ -435,6 +435,10 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
         let snapshot = shared.current.load_full();
         let table = &snapshot.table;
         let Some(route_index) = table.lookup(conn.listener, host, path) else {
+            if conn.listener == Listener::Internal && !table.serves_host(Listener::Internal, host) {
+                // Egress (or its refusal): served in one place, by hyper.
+                return Step::Handoff;
+            }
             return local(404, "unknown host\n");
         };
         let Some(route_state) = snapshot.routes.get(route_index as usize) else {

@@ -19,6 +19,7 @@ mod body;
 mod config;
 mod connection;
 mod connector;
+mod egress;
 mod error;
 mod forward;
 mod framing;

@@ -45,9 +45,18 @@ pub(crate) fn code_class(status: u16) -> usize {
     usize::from(status / 100).clamp(1, 5) - 1
 }
 
-/// Labels of `turnout_requests_total`.
+/// The `app` label of a route or caller without an app: "".
+pub(crate) fn no_app() -> Arc<str> {
+    static EMPTY: OnceLock<Arc<str>> = OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from("")).clone()
+}
+
+/// Labels of `turnout_requests_total`. `app` is the route's app ("" when
+/// it names none), so two apps' services of the same name never share a
+/// series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
+    pub app: Arc<str>,
     pub route: Arc<str>,
     pub service: Arc<str>,
     pub instance: Arc<str>,
@@ -57,6 +66,7 @@ pub(crate) struct RequestLabels {
 /// Labels of per-service metrics (and of `turnout_route_weight`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct ServiceLabels {
+    pub app: Arc<str>,
     pub route: Arc<str>,
     pub service: Arc<str>,
 }
@@ -64,6 +74,7 @@ pub(crate) struct ServiceLabels {
 /// Labels of `turnout_upstream_errors_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct ErrorLabels {
+    pub app: Arc<str>,
     pub route: Arc<str>,
     pub service: Arc<str>,
     pub kind: &'static str,
@@ -72,8 +83,18 @@ pub(crate) struct ErrorLabels {
 /// Labels of `turnout_instance_ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct InstanceLabels {
+    pub app: Arc<str>,
     pub service: Arc<str>,
     pub instance: Arc<str>,
+}
+
+/// Labels of `turnout_egress_requests_total`: the calling service (and
+/// its app, "" when its token names none) and the status class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct EgressLabels {
+    pub app: Arc<str>,
+    pub service: Arc<str>,
+    pub code: &'static str,
 }
 
 /// Labels of `turnout_release_state`.
@@ -155,11 +176,12 @@ impl EncodeMetric for Histogram {
 }
 
 /// The five per-class counters of `turnout_requests_total` for one
-/// (route, service, instance) label set, created in the family by their
-/// first use. A clone shares the handles once they are resolved (and
+/// (app, route, service, instance) label set, created in the family by
+/// their first use. A clone shares the handles once they are resolved (and
 /// would resolve the same series again otherwise).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestCounters {
+    app: Arc<str>,
     route: Arc<str>,
     service: Arc<str>,
     instance: Arc<str>,
@@ -167,8 +189,14 @@ pub(crate) struct RequestCounters {
 }
 
 impl RequestCounters {
-    pub fn new(route: &Arc<str>, service: &Arc<str>, instance: &Arc<str>) -> RequestCounters {
+    pub fn new(
+        app: &Arc<str>,
+        route: &Arc<str>,
+        service: &Arc<str>,
+        instance: &Arc<str>,
+    ) -> RequestCounters {
         RequestCounters {
+            app: app.clone(),
             route: route.clone(),
             service: service.clone(),
             instance: instance.clone(),
@@ -185,8 +213,9 @@ impl RequestCounters {
     /// The counters, created in `metrics` (all five) on the first call.
     #[inline]
     pub fn get(&self, metrics: &Metrics) -> &[Counter; 5] {
-        self.counters
-            .get_or_init(|| metrics.request_counters(&self.route, &self.service, &self.instance))
+        self.counters.get_or_init(|| {
+            metrics.request_counters(&self.app, &self.route, &self.service, &self.instance)
+        })
     }
 }
 
@@ -206,19 +235,21 @@ pub(crate) struct ServiceMetrics {
     pub errors: UpstreamErrors,
 }
 
-/// [`ServiceMetrics`] of one (route, service), created in the families
+/// [`ServiceMetrics`] of one (app, route, service), created in the families
 /// together (so a service that answered shows its error counters at 0)
 /// on first use.
 #[derive(Debug, Clone)]
 pub(crate) struct LazyServiceMetrics {
+    app: Arc<str>,
     route: Arc<str>,
     service: Arc<str>,
     handles: OnceLock<ServiceMetrics>,
 }
 
 impl LazyServiceMetrics {
-    pub fn new(route: &Arc<str>, service: &Arc<str>) -> LazyServiceMetrics {
+    pub fn new(app: &Arc<str>, route: &Arc<str>, service: &Arc<str>) -> LazyServiceMetrics {
         LazyServiceMetrics {
+            app: app.clone(),
             route: route.clone(),
             service: service.clone(),
             handles: OnceLock::new(),
@@ -231,6 +262,7 @@ impl LazyServiceMetrics {
         self.handles.get_or_init(|| {
             let error = |kind: &'static str| {
                 metrics.upstream_errors.get_or_create_owned(&ErrorLabels {
+                    app: self.app.clone(),
                     route: self.route.clone(),
                     service: self.service.clone(),
                     kind,
@@ -238,6 +270,7 @@ impl LazyServiceMetrics {
             };
             ServiceMetrics {
                 duration: metrics.duration.get_or_create_owned(&ServiceLabels {
+                    app: self.app.clone(),
                     route: self.route.clone(),
                     service: self.service.clone(),
                 }),
@@ -258,6 +291,7 @@ pub(crate) struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: HistogramFamily,
     pub upstream_errors: Family<ErrorLabels, Counter>,
+    pub egress: Family<EgressLabels, Counter>,
     /// The published table, whose weights `turnout_route_weight` encodes.
     table: Arc<ArcSwap<RouteTable>>,
     pub instance_ready: Family<InstanceLabels, Gauge>,
@@ -277,23 +311,29 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let upstream_errors = Family::<ErrorLabels, Counter>::default();
+        let egress = Family::<EgressLabels, Counter>::default();
         let table = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
         let instance_ready = Family::<InstanceLabels, Gauge>::default();
         let release_state = Family::<ReleaseLabels, Gauge>::default();
         registry.register(
             "turnout_requests",
-            "Requests answered, by route, service, instance and status class",
+            "Requests answered, by app, route, service, instance and status class",
             requests.clone(),
         );
         registry.register(
             "turnout_request_duration_seconds",
-            "Time from request to upstream response head, by route and service",
+            "Time from request to upstream response head, by app, route and service",
             duration.clone(),
         );
         registry.register(
             "turnout_upstream_errors",
-            "Failed upstream attempts, by route, service and kind (connect, timeout, protocol)",
+            "Failed upstream attempts, by app, route, service and kind (connect, timeout, protocol)",
             upstream_errors.clone(),
+        );
+        registry.register(
+            "turnout_egress_requests",
+            "Requests of known callers passed on to hosts that are not internal routes, by the caller's app and service and status class",
+            egress.clone(),
         );
         // Collectors are encoded after the registered families: the three
         // below are collectors so that they keep their place, after the
@@ -314,6 +354,7 @@ impl Metrics {
             requests,
             duration,
             upstream_errors,
+            egress,
             table,
             instance_ready,
             release_state,
@@ -370,15 +411,18 @@ impl Metrics {
         }
     }
 
-    /// The five per-class request counters of one (route, service, instance).
+    /// The five per-class request counters of one (app, route, service,
+    /// instance).
     fn request_counters(
         &self,
+        app: &Arc<str>,
         route: &Arc<str>,
         service: &Arc<str>,
         instance: &Arc<str>,
     ) -> [Counter; 5] {
         CODE_CLASSES.map(|code| {
             self.requests.get_or_create_owned(&RequestLabels {
+                app: app.clone(),
                 route: route.clone(),
                 service: service.clone(),
                 instance: instance.clone(),
@@ -416,8 +460,10 @@ impl Collector for RouteWeights {
             MetricType::Gauge,
         )?;
         for route in table.routes() {
+            let app = route.app().cloned().unwrap_or_else(no_app);
             for service in route.services() {
                 let labels = ServiceLabels {
+                    app: app.clone(),
                     route: route.id().clone(),
                     service: service.name().clone(),
                 };
@@ -461,6 +507,7 @@ mod tests {
     fn histogram_encodes_cumulative_buckets_count_and_sum() {
         let metrics = Metrics::new();
         let labels = ServiceLabels {
+            app: Arc::from("shop"),
             route: Arc::from("app"),
             service: Arc::from("v1"),
         };

@@ -165,6 +165,9 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeouts.connect));
         connector.set_nodelay(true);
+        let mut egress = HttpConnector::new();
+        egress.set_connect_timeout(Some(config.timeouts.connect));
+        egress.set_nodelay(true);
         let metrics = Metrics::new();
         let empty = Snapshot::build(RouteTable::default(), &Default::default(), &metrics, None);
         let shared = Arc::new_cyclic(|weak| Shared {
@@ -177,6 +180,11 @@ impl Proxy {
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
                 .build(Connector::new(connector, weak.clone())),
+            egress: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(config.timeouts.idle)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(egress),
             config,
             tasks: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),

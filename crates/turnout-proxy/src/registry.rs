@@ -12,14 +12,15 @@ use turnout_routing::{HealthCheck, RouteTable};
 
 use crate::health_check;
 use crate::instance::Instance;
-use crate::metrics::{InstanceLabels, Metrics};
+use crate::metrics::{InstanceLabels, Metrics, no_app};
 use crate::snapshot::FastMap;
 use crate::upstream::Link;
 
 #[derive(Debug)]
 struct Entry {
     instance: Arc<Instance>,
-    service: Arc<str>,
+    /// The labels of its `turnout_instance_ready` series.
+    labels: InstanceLabels,
     check: HealthCheck,
     stop_check: CancellationToken,
 }
@@ -28,7 +29,7 @@ struct Entry {
 #[derive(Debug)]
 struct Draining {
     instance: Arc<Instance>,
-    service: Arc<str>,
+    labels: InstanceLabels,
     /// Cancelled when the instance is listed again before the drain ends.
     abort: CancellationToken,
 }
@@ -86,17 +87,19 @@ impl Registry {
     ) -> (HashMap<SocketAddr, Arc<Instance>>, Vec<Removed>) {
         // One entry per address, looked up once per listed endpoint (a
         // 10,000-route table lists 100,000): a fast hash.
-        let mut wanted: FastMap<SocketAddr, (Arc<str>, Arc<str>, HealthCheck)> = FastMap::default();
+        let mut wanted: FastMap<SocketAddr, (InstanceLabels, HealthCheck)> = FastMap::default();
         for route in table.routes() {
             for service in route.services() {
                 for endpoint in service.endpoints() {
-                    // The first route listing an address decides its check.
+                    // The first route listing an address decides its check
+                    // (and labels: an instance is one app's).
                     wanted.entry(endpoint.addr).or_insert_with(|| {
-                        (
-                            endpoint.id.clone(),
-                            service.name().clone(),
-                            route.health().clone(),
-                        )
+                        let labels = InstanceLabels {
+                            app: route.app().cloned().unwrap_or_else(no_app),
+                            service: service.name().clone(),
+                            instance: endpoint.id.clone(),
+                        };
+                        (labels, route.health().clone())
                     });
                 }
             }
@@ -116,7 +119,7 @@ impl Registry {
                     addr,
                     Draining {
                         instance: entry.instance.clone(),
-                        service: entry.service,
+                        labels: entry.labels,
                         abort: abort.clone(),
                     },
                 );
@@ -127,7 +130,7 @@ impl Registry {
             }
         }
         let mut out = HashMap::with_capacity(wanted.len());
-        for (addr, (id, service, check)) in wanted {
+        for (addr, (labels, check)) in wanted {
             if !self.entries.contains_key(&addr)
                 && let Some(draining) = self.draining.remove(&addr)
             {
@@ -141,20 +144,14 @@ impl Registry {
                     addr,
                     Entry {
                         instance: draining.instance,
-                        service: draining.service,
+                        labels: draining.labels,
                         check: check.clone(),
                         stop_check,
                     },
                 );
             }
             let entry = self.entries.entry(addr).or_insert_with(|| {
-                let gauge = cx
-                    .metrics
-                    .instance_ready
-                    .get_or_create_owned(&InstanceLabels {
-                        service: service.clone(),
-                        instance: id.clone(),
-                    });
+                let gauge = cx.metrics.instance_ready.get_or_create_owned(&labels);
                 let link = match self.parked.remove(&addr) {
                     Some(parked) => {
                         parked.abort.cancel();
@@ -162,12 +159,12 @@ impl Registry {
                     }
                     None => Link::new(),
                 };
-                let instance = Instance::new(id.clone(), addr, gauge, link);
+                let instance = Instance::new(labels.instance.clone(), addr, gauge, link);
                 let stop_check = cx.stop.child_token();
                 spawn_check(&instance, &check, &stop_check, cx);
                 Entry {
                     instance,
-                    service: service.clone(),
+                    labels: labels.clone(),
                     check: check.clone(),
                     stop_check,
                 }
@@ -223,10 +220,7 @@ impl Registry {
         let Some(draining) = self.draining.remove(&instance.addr) else {
             return false;
         };
-        metrics.instance_ready.remove(&InstanceLabels {
-            service: draining.service,
-            instance: draining.instance.id.clone(),
-        });
+        metrics.instance_ready.remove(&draining.labels);
         if park {
             self.parked.insert(
                 instance.addr,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use turnout_routing::RouteTable;
@@ -33,6 +34,10 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// Pooled keep-alive HTTP/1.1 connections to upstream instances.
     pub client: Client<Connector, ProxyBody>,
+    /// Connections to the hosts that known callers reach through the
+    /// internal listener (egress): by name (resolved by the system), not
+    /// instances of ours, so without the connector's drain watch.
+    pub egress: Client<HttpConnector, ProxyBody>,
     pub config: ProxyConfig,
     /// Health checks, drain timers, connections and tunnels.
     pub tasks: TaskTracker,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use turnout_routing::{Route, RouteTable, Service};
 
 use crate::instance::Instance;
-use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters};
+use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters, no_app};
 
 /// An immutable routing snapshot.
 #[derive(Debug)]
@@ -98,9 +98,12 @@ impl Snapshot {
             .routes()
             .iter()
             .map(|route| {
+                // The same route only if it is still the same app's: its
+                // series carry the app label.
                 let before = previous.and_then(|p| {
                     let i = *previous_routes.get(&**route.id())?;
-                    Some((p.table.routes().get(i)?, p.routes.get(i)?))
+                    let old = p.table.routes().get(i).filter(|r| r.app() == route.app())?;
+                    Some((old, p.routes.get(i)?))
                 });
                 match before {
                     Some((old_route, old_state))
@@ -220,7 +223,8 @@ fn route_state(
     before: Option<(&Route, &RouteState)>,
     instances: &FastMap<SocketAddr, &Arc<Instance>>,
 ) -> RouteState {
-    let empty: Arc<str> = Arc::from("");
+    let empty = no_app();
+    let app = route.app().cloned().unwrap_or_else(no_app);
     let id = route.id();
     let seq = before
         .as_ref()
@@ -241,20 +245,21 @@ fn route_state(
                 };
                 Some((&old[k], old_state.services.get(k)?))
             });
-            service_state(id, service, was, instances, &empty)
+            service_state(&app, id, service, was, instances, &empty)
         })
         .collect();
     RouteState {
         seq: AtomicU64::new(seq),
         services,
         local: before.map_or_else(
-            || RequestCounters::new(id, &empty, &empty),
+            || RequestCounters::new(&app, id, &empty, &empty),
             |(_, state)| state.local.clone(),
         ),
     }
 }
 
 fn service_state(
+    app: &Arc<str>,
     id: &Arc<str>,
     service: &Service,
     was: Option<(&Service, &ServiceState)>,
@@ -287,18 +292,18 @@ fn service_state(
                 let instance = (*instances.get(&endpoint.addr)?).clone();
                 Some(InstanceSlot {
                     requests: reuse(k, &endpoint.id)
-                        .unwrap_or_else(|| RequestCounters::new(id, name, &endpoint.id)),
+                        .unwrap_or_else(|| RequestCounters::new(app, id, name, &endpoint.id)),
                     instance,
                 })
             })
             .collect(),
         next: AtomicUsize::new(0),
         series: was.map_or_else(
-            || LazyServiceMetrics::new(id, name),
+            || LazyServiceMetrics::new(app, id, name),
             |(_, state)| state.series.clone(),
         ),
         local: was.map_or_else(
-            || RequestCounters::new(id, name, empty),
+            || RequestCounters::new(app, id, name, empty),
             |(_, state)| state.local.clone(),
         ),
     }
@@ -382,13 +387,13 @@ mod tests {
         let lines = weight_lines(&metrics);
         assert!(
             lines.contains(
-                &"turnout_route_weight{route=\"a.example\",service=\"v1\"} 10".to_owned()
+                &"turnout_route_weight{app=\"\",route=\"a.example\",service=\"v1\"} 10".to_owned()
             ),
             "{lines:?}"
         );
         assert!(
             lines.contains(
-                &"turnout_route_weight{route=\"a.example\",service=\"v2\"} 90".to_owned()
+                &"turnout_route_weight{app=\"\",route=\"a.example\",service=\"v2\"} 90".to_owned()
             ),
             "{lines:?}"
         );
@@ -428,6 +433,42 @@ mod tests {
     }
 
     #[test]
+    fn a_route_of_another_app_gets_state_of_its_own() {
+        let metrics = Metrics::new();
+        let all = instances(&["127.0.0.1:7"]);
+        let of = |app: &str| {
+            RouteTable::from_yaml(&format!(
+                "routes:\n  - host: a.example\n    app: {app}\n    services:\n      - {{ name: web, endpoints: [\"127.0.0.1:7\"] }}\n"
+            ))
+            .unwrap()
+        };
+        let first = Snapshot::build(of("shop"), &all, &metrics, None);
+        first.routes[0].seq.store(7, Ordering::Relaxed);
+        first.routes[0].services[0].instances[0]
+            .requests
+            .inc(&metrics, 1);
+        // The same id, instances and service name, but another app's now:
+        // nothing is carried over, so no series of one app counts the
+        // other's requests.
+        let second = Snapshot::build(of("blog"), &all, &metrics, Some(&first));
+        assert!(!Arc::ptr_eq(&first.routes[0], &second.routes[0]));
+        assert_eq!(second.routes[0].seq.load(Ordering::Relaxed), 0);
+        second.routes[0].services[0].instances[0]
+            .requests
+            .inc(&metrics, 1);
+        let text = metrics.encode();
+        for app in ["shop", "blog"] {
+            let series = format!(
+                "turnout_requests_total{{app=\"{app}\",route=\"a.example\",service=\"web\",instance=\"127.0.0.1:7\",code=\"2xx\"}} 1"
+            );
+            assert!(text.contains(&series), "missing {series}\n{text}");
+        }
+        // The same app again keeps its state whole.
+        let third = Snapshot::build(of("blog"), &all, &metrics, Some(&second));
+        assert!(Arc::ptr_eq(&second.routes[0], &third.routes[0]));
+    }
+
+    #[test]
     fn renamed_service_loses_its_weight_series() {
         let metrics = Metrics::new();
         let all = instances(&["127.0.0.1:7", "127.0.0.1:9"]);
@@ -447,8 +488,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "turnout_route_weight{route=\"a.example\",service=\"v2\"} 0",
-                "turnout_route_weight{route=\"a.example\",service=\"v3\"} 100",
+                "turnout_route_weight{app=\"\",route=\"a.example\",service=\"v2\"} 0",
+                "turnout_route_weight{app=\"\",route=\"a.example\",service=\"v3\"} 100",
             ]
         );
     }

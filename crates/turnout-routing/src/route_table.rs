@@ -141,6 +141,23 @@ impl RouteTable {
             .map(|(_, index)| *index)
     }
 
+    /// Whether some route serves `host` (as sent) on `listener`, at any
+    /// context path. On the internal listener, a request for a host no
+    /// internal route serves is passed on to that host (egress). No
+    /// allocation.
+    pub fn serves_host(&self, listener: Listener, host: &str) -> bool {
+        let mut buf = [0u8; MAX_HOST_LEN];
+        normalize_host(host, &mut buf)
+            .and_then(|host| self.hosts.get(host))
+            .is_some_and(|paths| {
+                paths.as_slice().iter().any(|(_, index)| {
+                    self.routes
+                        .get(*index as usize)
+                        .is_some_and(|r| r.serves(listener))
+                })
+            })
+    }
+
     /// All routes, in file order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
@@ -342,6 +359,11 @@ caller_tokens: { "tok-1f3a": web-v1 }
                 .is_some()
         );
         assert_eq!(table.lookup(Listener::Internal, "app.localhost", "/"), None);
+        assert!(table.serves_host(Listener::Internal, "ServiceA.local.:80"));
+        assert!(!table.serves_host(Listener::Internal, "app.localhost"));
+        assert!(table.serves_host(Listener::Public, "app.localhost"));
+        assert!(!table.serves_host(Listener::Public, "servicea.local"));
+        assert!(!table.serves_host(Listener::Internal, "example.com"));
         assert_eq!(
             table.caller("tok-1f3a").map(ToString::to_string).as_deref(),
             Some("web-v1")

@@ -113,6 +113,7 @@ proptest! {
         // an app).
         let token = ["", "tok-shop", "tok-blog", "tok-bare"][known];
         let token = if token.is_empty() { header.as_str() } else { token };
+        let _ = table.serves_host(listener, &host);
         for route in [table.lookup(listener, &host, &path), Some(0), Some(1), Some(2), Some(7)].into_iter().flatten() {
             let decision = pick(&table, &RequestKey {
                 route,

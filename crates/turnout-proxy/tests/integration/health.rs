@@ -57,7 +57,7 @@ async fn killed_backend_is_ejected_and_requests_retried() {
     assert_eq!(send(&c, post).await.status, 200);
     let metrics = proxy.metrics_text();
     assert!(
-        metrics.contains("turnout_upstream_errors_total{route=\"app.localhost\",service=\"app\",kind=\"connect\"} 1"),
+        metrics.contains("turnout_upstream_errors_total{app=\"\",route=\"app.localhost\",service=\"app\",kind=\"connect\"} 1"),
         "{metrics}"
     );
     // The instance comes back: the health check (fast while unhealthy)
@@ -110,7 +110,7 @@ async fn active_checks_find_a_dead_endpoint_and_http_checks_use_the_path() {
     let metrics = proxy.metrics_text();
     assert!(
         metrics.contains(&format!(
-            "turnout_instance_ready{{service=\"app\",instance=\"{dead}\"}} 0"
+            "turnout_instance_ready{{app=\"\",service=\"app\",instance=\"{dead}\"}} 0"
         )),
         "{metrics}"
     );

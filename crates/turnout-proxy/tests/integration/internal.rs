@@ -51,11 +51,14 @@ caller_tokens: {{ tok-web: web-v1, tok-batch: batch }}
         let answer = get(&c, public, host, "/", &[("proxy-authorization", &auth)]).await;
         assert_eq!(answer.status, 404, "{host} answered on the public listener");
     }
-    // And public routes are not served on the internal listener.
+    // And public routes are not served on the internal listener: their
+    // host is no internal route, so only a known caller is passed on to
+    // it (egress, by name), never to the route's instances.
     assert_eq!(
         get(&c, internal, "web.localhost", "/", &[]).await.status,
-        404
+        403
     );
+    assert_eq!(web.hits(), 0);
 
     // Forward-proxy form with allowed credentials.
     let ok = raw(

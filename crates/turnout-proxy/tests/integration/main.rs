@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod drain;
+mod egress;
 mod fast_path;
 mod health;
 mod internal;

@@ -23,23 +23,23 @@ async fn metrics_and_healthz() {
     let metrics = get(&c, admin, "localhost", "/metrics", &[]).await.body;
     for expected in [
         format!(
-            "turnout_requests_total{{route=\"app.localhost\",service=\"v1\",instance=\"{}\",code=\"2xx\"}} 9",
+            "turnout_requests_total{{app=\"\",route=\"app.localhost\",service=\"v1\",instance=\"{}\",code=\"2xx\"}} 9",
             v1.addr
         ),
         format!(
-            "turnout_requests_total{{route=\"app.localhost\",service=\"v2\",instance=\"{}\",code=\"2xx\"}} 1",
+            "turnout_requests_total{{app=\"\",route=\"app.localhost\",service=\"v2\",instance=\"{}\",code=\"2xx\"}} 1",
             v2.addr
         ),
-        "turnout_request_duration_seconds_count{route=\"app.localhost\",service=\"v1\"} 9"
+        "turnout_request_duration_seconds_count{app=\"\",route=\"app.localhost\",service=\"v1\"} 9"
             .to_owned(),
         "turnout_request_duration_seconds_bucket{".to_owned(),
-        "turnout_route_weight{route=\"app.localhost\",service=\"v1\"} 90".to_owned(),
-        "turnout_route_weight{route=\"app.localhost\",service=\"v2\"} 10".to_owned(),
+        "turnout_route_weight{app=\"\",route=\"app.localhost\",service=\"v1\"} 90".to_owned(),
+        "turnout_route_weight{app=\"\",route=\"app.localhost\",service=\"v2\"} 10".to_owned(),
         format!(
-            "turnout_instance_ready{{service=\"v1\",instance=\"{}\"}} 1",
+            "turnout_instance_ready{{app=\"\",service=\"v1\",instance=\"{}\"}} 1",
             v1.addr
         ),
-        "turnout_upstream_errors_total{route=\"app.localhost\",service=\"v1\",kind=\"connect\"} 0"
+        "turnout_upstream_errors_total{app=\"\",route=\"app.localhost\",service=\"v1\",kind=\"connect\"} 0"
             .to_owned(),
     ] {
         assert!(metrics.contains(&expected), "missing {expected}\n{metrics}");
@@ -48,12 +48,64 @@ async fn metrics_and_healthz() {
     proxy.publish(table(&split_file(&[("v1", 50, &v1), ("v2", 100, &v2)], "")));
     let metrics = get(&c, admin, "localhost", "/metrics", &[]).await.body;
     assert!(
-        metrics.contains("turnout_route_weight{route=\"app.localhost\",service=\"v2\"} 100"),
+        metrics
+            .contains("turnout_route_weight{app=\"\",route=\"app.localhost\",service=\"v2\"} 100"),
         "{metrics}"
     );
     proxy.shutdown().await;
     v1.kill().await;
     v2.kill().await;
+}
+
+#[tokio::test]
+async fn two_apps_with_a_service_of_the_same_name_never_share_a_series() {
+    let shop = Backend::start("shop-web").await;
+    let blog = Backend::start("blog-web").await;
+    let proxy = proxy(&format!(
+        r#"
+routes:
+  - host: shop.localhost
+    app: shop
+    services: [{{ name: web, endpoints: ["{shop}"] }}]
+  - host: blog.localhost
+    app: blog
+    services: [{{ name: web, endpoints: ["{blog}"] }}]
+"#,
+        shop = shop.addr,
+        blog = blog.addr
+    ))
+    .await;
+    let c = client();
+    for _ in 0..3 {
+        get(&c, proxy.addrs().public, "shop.localhost", "/", &[]).await;
+    }
+    get(&c, proxy.addrs().public, "blog.localhost", "/", &[]).await;
+    let admin = proxy.addrs().admin.unwrap();
+    let metrics = get(&c, admin, "localhost", "/metrics", &[]).await.body;
+    for (app, backend, count) in [("shop", &shop, 3), ("blog", &blog, 1)] {
+        let route = format!("{app}.localhost");
+        let instance = backend.addr;
+        for expected in [
+            format!(
+                "turnout_requests_total{{app=\"{app}\",route=\"{route}\",service=\"web\",instance=\"{instance}\",code=\"2xx\"}} {count}"
+            ),
+            format!(
+                "turnout_request_duration_seconds_count{{app=\"{app}\",route=\"{route}\",service=\"web\"}} {count}"
+            ),
+            format!(
+                "turnout_upstream_errors_total{{app=\"{app}\",route=\"{route}\",service=\"web\",kind=\"connect\"}} 0"
+            ),
+            format!("turnout_route_weight{{app=\"{app}\",route=\"{route}\",service=\"web\"}} 100"),
+            format!(
+                "turnout_instance_ready{{app=\"{app}\",service=\"web\",instance=\"{instance}\"}} 1"
+            ),
+        ] {
+            assert!(metrics.contains(&expected), "missing {expected}\n{metrics}");
+        }
+    }
+    proxy.shutdown().await;
+    shop.kill().await;
+    blog.kill().await;
 }
 
 #[tokio::test]
