@@ -23,7 +23,7 @@ use crate::body::ResponseBody;
 use crate::connection::ConnState;
 use crate::in_flight::InFlight;
 use crate::metrics::code_class;
-use crate::response::local;
+use crate::response::{local, refuse};
 use crate::shared::Shared;
 use crate::snapshot::{ServiceState, Snapshot};
 use crate::tunnel;
@@ -123,14 +123,10 @@ async fn respond(
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
-    if let Some(problem) = framing_problem(&req, ambiguous_head) {
-        let mut response = local(StatusCode::BAD_REQUEST, problem);
-        // Where this request ends is in doubt, so nothing after it on the
-        // connection can be trusted.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+    if let Some(problem) =
+        framing_problem(&req, ambiguous_head).or_else(|| crate::host::problem(req.headers()))
+    {
+        return refuse(problem);
     }
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();

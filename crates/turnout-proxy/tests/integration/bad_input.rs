@@ -164,3 +164,116 @@ async fn bad_route_file_keeps_the_old_table() {
     proxy.shutdown().await;
     a.kill().await;
 }
+
+/// Two routes to two backends: `app.localhost` (what the bad requests are
+/// for) and `hyper.localhost`, for the requests that move a connection to
+/// the general path first; so `app` must receive nothing at all.
+fn two_routes(app: &Backend, other: &Backend) -> String {
+    format!(
+        "routes:\n  - host: app.localhost\n    services: [{{ name: app, endpoints: [\"{}\"] }}]\n  - host: hyper.localhost\n    services: [{{ name: other, endpoints: [\"{}\"] }}]\n",
+        app.addr, other.addr
+    )
+}
+
+/// What comes before a bad request on its connection, so that it meets
+/// each path: nothing (the fast path reads it first and hands over what it
+/// does not serve), an ordinary request (the fast path serves it, then
+/// hands over mid-way), and a chunked one (the connection is on hyper
+/// already). With the statuses of the answers to them.
+const BEFORE: [(&str, &[&str]); 3] = [
+    ("", &[]),
+    ("GET / HTTP/1.1\r\nHost: hyper.localhost\r\n\r\n", &["200"]),
+    (
+        "POST /echo HTTP/1.1\r\nHost: hyper.localhost\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n0\r\n\r\n",
+        &["200"],
+    ),
+];
+
+fn statuses(answer: &str) -> Vec<&str> {
+    answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answer[i + 9..i + 12])
+        .collect()
+}
+
+/// Sends `request` after each of [`BEFORE`] on a new connection and checks
+/// that it alone gets 400 and that the connection closes after it.
+async fn refused_on_every_path(addr: std::net::SocketAddr, request: &str) {
+    for (before, answers) in BEFORE {
+        let answer = raw_until_close(addr, format!("{before}{request}").as_bytes()).await;
+        let mut expected = answers.to_vec();
+        expected.push("400");
+        assert_eq!(
+            statuses(&answer),
+            expected,
+            "{request:?} after {before:?} -> {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_or_invalid_host_gets_400_and_is_not_forwarded() {
+    let (app, other) = (Backend::start("app").await, Backend::start("other").await);
+    let proxy = proxy(&two_routes(&app, &other)).await;
+    let addr = proxy.addrs().public;
+    for hosts in [
+        // RFC 9112 §3.2: more than one Host field, even with one value.
+        "Host: app.localhost\r\nHost: app.localhost\r\n",
+        "Host: app.localhost\r\nHost: evil.localhost\r\n",
+        "host: app.localhost\r\nHOST: app.localhost:80\r\n",
+        // Not host[:port].
+        "Host: user@app.localhost\r\n",
+        "Host: user:secret@app.localhost:80\r\n",
+        "Host: app.localhost/x\r\n",
+        "Host: app.localhost:80:80\r\n",
+        "Host: app.localhost:8o\r\n",
+        "Host: app.localhost:123456\r\n",
+        "Host: app.localhost,evil.localhost\r\n",
+        "Host: app.localhost evil.localhost\r\n",
+        "Host: [::1\r\n",
+        "Host: app.local\thost\r\n",
+    ] {
+        refused_on_every_path(addr, &format!("GET / HTTP/1.1\r\n{hosts}\r\n")).await;
+        // Absolute form: the target names the host, but the Host field
+        // must still be one valid field.
+        refused_on_every_path(
+            addr,
+            &format!("GET http://app.localhost/ HTTP/1.1\r\n{hosts}\r\n"),
+        )
+        .await;
+    }
+    // With a body, which is left unread.
+    refused_on_every_path(
+        addr,
+        "POST /echo HTTP/1.1\r\nHost: app.localhost\r\nHost: app.localhost\r\nContent-Length: 4\r\n\r\nping",
+    )
+    .await;
+    assert_eq!(app.received(), 0, "nothing reached the backend");
+    assert_eq!(app.hits(), 0);
+
+    // Valid spellings are served, on both paths.
+    for host in [
+        "app.localhost",
+        "APP.localhost.",
+        "app.localhost:8080",
+        "app.localhost:",
+    ] {
+        for (before, answers) in BEFORE {
+            let request =
+                format!("{before}GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            let answer = raw_until_close(addr, request.as_bytes()).await;
+            let mut expected = answers.to_vec();
+            expected.push("200");
+            assert_eq!(
+                statuses(&answer),
+                expected,
+                "{host:?} after {before:?}: {answer}"
+            );
+            assert!(answer.ends_with("\r\n\r\napp"), "{answer}");
+        }
+    }
+    assert!(app.received() > 0);
+    proxy.shutdown().await;
+    app.kill().await;
+    other.kill().await;
+}
