@@ -25,7 +25,9 @@ pub struct ProxyConfig {
     /// Most header fields accepted in one request.
     pub max_headers: usize,
     /// Bodies up to this size of idempotent requests are buffered so the
-    /// request can be retried on another instance.
+    /// request can be retried on another instance. A chunked request body
+    /// is also read up to this size before the request is forwarded, so
+    /// that a malformed one is refused with nothing sent upstream.
     pub max_retry_body_bytes: usize,
     /// Write one JSON line per request to the `turnout::access` tracing
     /// target.
@@ -63,7 +65,9 @@ pub struct Timeouts {
     /// Connecting to an upstream instance.
     pub connect: Duration,
     /// A client sending a request head: from its first byte (for a new
-    /// connection, from the accept) to its end.
+    /// connection, from the accept) to its end. Also the longest wait for
+    /// the start of a chunked request body (see `max_retry_body_bytes`)
+    /// before the request is forwarded with what came.
     pub header_read: Duration,
     /// A client connection with no request in progress (HTTP/1.1
     /// keep-alive between requests, HTTP/2 without open streams) is closed

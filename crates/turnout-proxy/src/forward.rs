@@ -19,19 +19,20 @@ use turnout_routing::{
     RequestKey, RouteIndex, Target, pick, request_host,
 };
 
-use crate::body::ResponseBody;
+use crate::body::{ClientBody, ResponseBody};
 use crate::connection::ConnState;
 use crate::egress;
 use crate::in_flight::InFlight;
 use crate::metrics::code_class;
-use crate::response::local;
+use crate::response::{local, refuse};
 use crate::shared::Shared;
 use crate::snapshot::{ServiceState, Snapshot};
 use crate::tunnel;
 
 /// Body of requests to upstreams: streamed from the client, or bytes the
-/// proxy holds (a buffered request body for retries).
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+/// proxy holds (a buffered request body for retries, or a chunked one read
+/// whole).
+pub(crate) type ProxyBody = Either<ClientBody, Full<Bytes>>;
 
 /// Most attempts one request makes on different instances.
 pub(crate) const MAX_ATTEMPTS: usize = 3;
@@ -85,6 +86,10 @@ enum Failure {
     Timeout,
     /// The instance's drain deadline passed.
     Drained,
+    /// The client's body broke while it was being sent (malformed chunked
+    /// framing, or the client went away): the upstream request was cut
+    /// before its end. Not retried; 400.
+    ClientBody,
 }
 
 /// What routing a request with one snapshot came to.
@@ -124,14 +129,10 @@ async fn respond(
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
-    if let Some(problem) = framing_problem(&req, ambiguous_head) {
-        let mut response = local(StatusCode::BAD_REQUEST, problem);
-        // Where this request ends is in doubt, so nothing after it on the
-        // connection can be trusted.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+    if let Some(problem) =
+        framing_problem(&req, ambiguous_head).or_else(|| crate::host::problem(req.headers()))
+    {
+        return refuse(problem);
     }
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
@@ -281,8 +282,19 @@ async fn forward(
                 return local(StatusCode::BAD_REQUEST, "request body ended early\n").into();
             }
         }
+    } else if parts.version <= Version::HTTP_11 && body.size_hint().exact().is_none() {
+        // HTTP/1.1 without a length: chunked.
+        let limit = shared.config.max_retry_body_bytes;
+        match read_ahead(body, limit, shared.config.timeouts.header_read).await {
+            Ok(ReadAhead::Whole(bytes)) => Some(bytes),
+            Ok(ReadAhead::Started(body)) => {
+                streamed = Some(body);
+                None
+            }
+            Err(_) => return refuse(MALFORMED_BODY).into(),
+        }
     } else {
-        streamed = Some(body);
+        streamed = Some(ClientBody::new(Bytes::new(), body));
         None
     };
     let attempts = if replay.is_some() && !upgrade {
@@ -328,6 +340,7 @@ async fn forward(
         {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) if err.is_connect() => Err(Failure::Connect),
+            Ok(Err(err)) if ClientBody::failed(&err) => Err(Failure::ClientBody),
             Ok(Err(_)) if slot.instance.link.drained.is_cancelled() => Err(Failure::Drained),
             Ok(Err(_)) => Err(Failure::Protocol),
             Err(_) => Err(Failure::Timeout),
@@ -389,7 +402,7 @@ async fn forward(
                         state.series.get(&shared.metrics).errors.timeout.inc();
                         break;
                     }
-                    Failure::Drained => break,
+                    Failure::Drained | Failure::ClientBody => break,
                 }
             }
         }
@@ -403,11 +416,58 @@ async fn forward(
         Some(Failure::Connect | Failure::Protocol | Failure::Drained) => {
             (StatusCode::BAD_GATEWAY, "upstream failed\n")
         }
+        Some(Failure::ClientBody) => (StatusCode::BAD_REQUEST, MALFORMED_BODY),
     };
     state
         .local
         .inc(&shared.metrics, code_class(status.as_u16()));
+    if failure == Some(Failure::ClientBody) {
+        return refuse(text).into();
+    }
     local(status, text).into()
+}
+
+/// The answer to a chunked request body that is not one (or that ended
+/// before its last chunk).
+const MALFORMED_BODY: &str = "malformed chunked request body\n";
+
+/// How much of a chunked request body [`read_ahead`] read.
+enum ReadAhead {
+    /// All of it: forwarded with a length, and as any held body, sent
+    /// again to another instance when the request may be.
+    Whole(Bytes),
+    /// The start, followed by the rest as it comes.
+    Started(ClientBody),
+}
+
+/// Reads a chunked request body before anything of the request goes
+/// upstream, until it ends, more than `limit` bytes of it are in, or
+/// `wait` passes. hyper's decoder refuses any framing error (a chunk size
+/// that overflows or is not hex digits, a missing CRLF, a bare LF), so a
+/// malformed body that fits is an error here, with nothing forwarded. A
+/// larger or slower one streams on, and an error later cuts the upstream
+/// request (see [`ClientBody`]).
+///
+/// Trailers are dropped: the upstream client sends trailers only when the
+/// request's `Trailer` field names them, and that field is hop-by-hop.
+async fn read_ahead(
+    mut body: Incoming,
+    limit: usize,
+    wait: std::time::Duration,
+) -> Result<ReadAhead, hyper::Error> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut read = bytes::BytesMut::new();
+    while read.len() <= limit {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame?,
+            Ok(None) => return Ok(ReadAhead::Whole(read.freeze())),
+            Err(_) => break,
+        };
+        if let Ok(data) = frame.into_data() {
+            read.extend_from_slice(&data);
+        }
+    }
+    Ok(ReadAhead::Started(ClientBody::new(read.freeze(), body)))
 }
 
 /// Why a request's framing is refused (request smuggling, RFC 9112 §6.1,

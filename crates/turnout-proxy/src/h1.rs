@@ -1,7 +1,7 @@
 //! The HTTP/1.1 fast path for plain-TCP client connections.
 //!
 //! The common request — HTTP/1.1, origin- or absolute-form target, one
-//! `Host`, no body or a small `Content-Length` body, no upgrade, no
+//! valid `Host`, no body or a small `Content-Length` body, no upgrade, no
 //! `Expect`, no `Transfer-Encoding` — is parsed in place with `httparse`,
 //! routed by [`turnout_routing::pick`] over the parsed headers, and
 //! forwarded as bytes: the upstream head is written once from the client's
@@ -534,7 +534,9 @@ impl<'b> Facts<'b> {
         let name = h.name.as_bytes();
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {
-                if self.host.is_some() {
+                // Two fields, or one that is not host[:port]: hyper's path
+                // answers 400 (`host::problem`).
+                if self.host.is_some() || !crate::host::valid(h.value) {
                     return false;
                 }
                 match std::str::from_utf8(h.value) {

@@ -25,6 +25,7 @@ mod forward;
 mod framing;
 mod h1;
 mod health_check;
+mod host;
 mod in_flight;
 mod instance;
 mod listener;

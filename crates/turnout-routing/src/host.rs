@@ -17,38 +17,43 @@ pub fn request_host<'r>(uri: &'r Uri, headers: &'r HeaderMap) -> Option<&'r str>
     headers.get(HOST).and_then(|h| h.to_str().ok())
 }
 
-/// Writes the canonical spelling of `raw` into `buf` and returns it:
-/// userinfo and port stripped, one trailing dot removed, ASCII lowercased.
-/// Returns `None` for an empty or overlong host. No allocation.
-pub fn normalize_host<'b>(raw: &str, buf: &'b mut [u8; MAX_HOST_LEN]) -> Option<&'b str> {
+/// The canonical spelling of `raw`: userinfo and port stripped, one
+/// trailing dot removed, ASCII lowercased (written into `buf` when `raw`
+/// has capitals; a slice of `raw` otherwise, the usual case). Returns
+/// `None` for an empty or overlong host. No allocation.
+pub fn normalize_host<'h>(raw: &'h str, buf: &'h mut [u8; MAX_HOST_LEN]) -> Option<&'h str> {
     // Byte scans from the end rather than `rsplit_once`: hosts are short,
     // and this runs for every request.
     let bytes = raw.as_bytes();
     // An authority may carry `user@`; the host is what follows the last `@`.
-    let raw = match bytes.iter().rposition(|&b| b == b'@') {
-        Some(at) => &bytes[at + 1..],
-        None => bytes,
-    };
-    let host = if raw.first() == Some(&b'[') {
+    let start = bytes
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
+    let rest = &bytes[start..];
+    let end = if rest.first() == Some(&b'[') {
         // IPv6 literal: keep the brackets, drop what follows `]`.
-        let end = raw.iter().position(|&b| b == b']')?;
-        &raw[..=end]
+        start + rest.iter().position(|&b| b == b']')? + 1
     } else {
-        match raw.iter().rposition(|&b| b == b':') {
-            Some(colon) if raw[colon + 1..].iter().all(u8::is_ascii_digit) => &raw[..colon],
+        match rest.iter().rposition(|&b| b == b':') {
+            Some(colon) if rest[colon + 1..].iter().all(u8::is_ascii_digit) => start + colon,
             Some(_) => return None,
-            None => raw,
+            None => bytes.len(),
         }
     };
-    let host = host.strip_suffix(b".").unwrap_or(host);
+    // The cuts are at ASCII bytes, so on character boundaries.
+    let host = raw.get(start..end)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() || host.len() > MAX_HOST_LEN {
         return None;
     }
+    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(host);
+    }
     let out = &mut buf[..host.len()];
-    out.copy_from_slice(host);
+    out.copy_from_slice(host.as_bytes());
     out.make_ascii_lowercase();
-    // The cuts are at ASCII bytes and lowercasing ASCII keeps UTF-8 valid,
-    // so this never fails; a host that somehow is not text is unknown.
+    // Lowercasing ASCII keeps UTF-8 valid, so this never fails.
     std::str::from_utf8(out).ok()
 }
 

@@ -40,6 +40,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     pub connections: Arc<AtomicUsize>,
+    /// Bytes read from all its connections.
+    pub received: Arc<AtomicUsize>,
     arrived: Arc<Notify>,
     release: CancellationToken,
     stop: CancellationToken,
@@ -62,6 +64,7 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(AtomicUsize::new(0));
         let arrived = Arc::new(Notify::new());
         let release = CancellationToken::new();
         let stop = CancellationToken::new();
@@ -69,6 +72,7 @@ impl Backend {
         let state = (hits.clone(), arrived.clone(), release.clone());
         let (conn_count, stop_accept, task_tracker) =
             (connections.clone(), stop.clone(), tasks.clone());
+        let received_count = received.clone();
         tasks.spawn(async move {
             loop {
                 let (stream, peer) = tokio::select! {
@@ -78,6 +82,7 @@ impl Backend {
                 conn_count.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();
                 let stop_conn = stop_accept.clone();
+                let stream = Counted(stream, received_count.clone());
                 task_tracker.spawn(async move {
                     let service = service_fn(move |req| {
                         let state = state.clone();
@@ -97,6 +102,7 @@ impl Backend {
             addr,
             hits,
             connections,
+            received,
             arrived,
             release,
             stop,
@@ -124,6 +130,48 @@ impl Backend {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the backend has read, from every connection: what reached it,
+    /// whether or not it made a request.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// A backend connection that counts the bytes read from it.
+struct Counted(tokio::net::TcpStream, Arc<AtomicUsize>);
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.0).poll_read(cx, buf);
+        this.1
+            .fetch_add(buf.filled().len() - before, Ordering::Relaxed);
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
