@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, StatusCode, Version};
@@ -21,7 +22,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use turnout_routing::{Caller, PREVIEW_TOKEN_HEADER};
 
-use crate::body::ResponseBody;
+use crate::body::{ClientBody, ResponseBody};
 use crate::forward::{proxy_token, strip_hop_by_hop};
 use crate::metrics::{CODE_CLASSES, EgressLabels, code_class, no_app};
 use crate::response::local;
@@ -66,7 +67,7 @@ pub(crate) async fn pass_on(
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(authority.clone());
     uri.path_and_query = Some(path_and_query.clone());
-    let mut upstream = Request::new(Either::Left(body));
+    let mut upstream = Request::new(Either::Left(ClientBody::new(Bytes::new(), body)));
     *upstream.method_mut() = parts.method.clone();
     *upstream.version_mut() = Version::HTTP_11;
     // Scheme, authority and path are all set, which is all from_parts needs.
