@@ -77,6 +77,8 @@ enum Step {
         text: std::borrow::Cow<'static, str>,
         /// Bytes of the request (head and body) to drop afterwards.
         consumed: usize,
+        /// The client asked to close the connection after this request.
+        close: bool,
     },
     /// Forward `request` (in the upstream buffer) to an instance.
     Forward(Prepared),
@@ -153,8 +155,9 @@ pub(crate) async fn serve(shared: &Shared, conn: &ConnInfo, stream: &mut TcpStre
                 status,
                 text,
                 consumed,
+                close,
             } => {
-                let close = shared.stop.is_cancelled();
+                let close = close || shared.stop.is_cancelled();
                 if write_local(stream, &mut cx.response, status, &text, close)
                     .await
                     .is_err()
@@ -426,10 +429,12 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
         Listener::Internal => facts.proxy_authorization.and_then(proxy_token),
         Listener::Public => None,
     };
+    let close = facts.close;
     let local = |status: u16, text: &'static str| Step::Local {
         status,
         text: text.into(),
         consumed,
+        close,
     };
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
@@ -463,6 +468,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
                     status: 403,
                     text: forbidden_hint(&snapshot, route_index, reason, token.as_deref()).into(),
                     consumed,
+                    close,
                 };
             }
             Decision::NoService => {

@@ -427,3 +427,41 @@ async fn several_workers_serve_the_same_listeners() {
     assert!(TcpStream::connect(addr).await.is_err());
     a.kill().await;
 }
+
+/// The proxy's own answers (404, 403, 503) honour the client's
+/// `Connection: close` on the fast path, as forwarded answers do: the
+/// connection closes after the answer instead of idling until
+/// `client_idle`.
+#[tokio::test]
+async fn own_answers_close_when_the_client_asks() {
+    let a = Backend::start("a").await;
+    let yaml = format!(
+        "routes:\n  - host: api.local\n    callers: [web]\n    services: [{{ name: api, endpoints: [\"{}\"] }}]\n  - host: zero.localhost\n    services: [{{ name: z, weight: 0, endpoints: [\"{}\"] }}]\n",
+        a.addr, a.addr
+    );
+    let proxy = proxy(&yaml).await;
+    let addrs = proxy.addrs();
+    let cases = [
+        (addrs.public, "nobody.localhost", "404"),
+        (addrs.public, "zero.localhost", "503"),
+        (addrs.internal.unwrap(), "api.local", "403"),
+    ];
+    for (addr, host, status) in cases {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = tokio::time::timeout(
+            Duration::from_secs(3),
+            raw_until_close(addr, request.as_bytes()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{host}: the connection stayed open after the answer"));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    assert_eq!(a.hits(), 0);
+}
