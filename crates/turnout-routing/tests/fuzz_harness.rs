@@ -88,6 +88,44 @@ proptest! {
         }
     }
 
+    /// The three spellings of a host — a template's route host
+    /// (`turnout_spec::route::canonical_host`), a route file's and a
+    /// request's (`normalize_host`) — always meet: a route written in any
+    /// case, with or without a trailing dot, is found for a request naming
+    /// its host in any case, with or without a trailing dot and a port.
+    #[test]
+    fn route_and_request_hosts_meet(
+        labels in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..4),
+        file_upper in any::<u64>(),
+        request_upper in any::<u64>(),
+        file_dot in any::<bool>(),
+        request_dot in any::<bool>(),
+        port in proptest::option::of(1u16..),
+    ) {
+        let host = format!("{}.localhost", labels.join("."));
+        let case = |mask: u64| -> String {
+            host.chars()
+                .enumerate()
+                .map(|(i, c)| if mask >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .collect()
+        };
+        let template_host = turnout_spec::route::canonical_host(&case(file_upper));
+        prop_assert_eq!(&template_host, &host);
+        let written = format!("{}{}", case(file_upper), if file_dot { "." } else { "" });
+        let table = RouteTable::from_yaml(&format!(
+            "routes:\n  - host: \"{written}\"\n    services: [{{ name: s, endpoints: [\"127.0.0.1:1\"] }}]\n"
+        ))
+        .unwrap();
+        let mut asked = format!("{}{}", case(request_upper), if request_dot { "." } else { "" });
+        if let Some(port) = port {
+            asked = format!("{asked}:{port}");
+        }
+        let mut buf = [0u8; 255];
+        let normalized = normalize_host(&asked, &mut buf).unwrap();
+        prop_assert!(table.lookup(Listener::Public, normalized, "/").is_some(), "{} vs {}", written, asked);
+        prop_assert_eq!(&**table.routes()[0].id(), host.as_str());
+    }
+
     #[test]
     fn lookup_and_pick_never_panic(
         host in "\\PC{0,40}",
