@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use turnout_engine::AppStatus;
 
+use crate::cmd::deploy::app_name;
 use crate::output::{paint, print_diagnostics, use_color};
 use crate::server::{Server, ServerArgs, Signals, init_logging};
 
@@ -25,38 +26,12 @@ pub struct Args {
     /// The template to run.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// The app's name; by default the template's directory name
-    /// (examples/hello/app.yaml → hello).
-    #[arg(long)]
+    /// The app's name; default: the template's `name:`, else its directory's
+    /// name (`examples/hello/app.yaml` → `hello`), as compose does.
+    #[arg(long, value_name = "APP")]
     name: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
-}
-
-/// The app name compose would give the template: its directory's name.
-pub fn default_app_name(file: &std::path::Path) -> String {
-    let dir = file
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let raw = dir.unwrap_or_else(|| "app".to_string());
-    let cleaned: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches(|c| c == '-' || c == '_');
-    if trimmed.is_empty() {
-        "app".to_string()
-    } else {
-        trimmed.to_string()
-    }
 }
 
 /// The template in force of `app` in the data dir's store, if any.
@@ -93,10 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     print_diagnostics(&parsed.warnings);
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| default_app_name(&args.file));
+    let name = app_name(
+        args.name.as_deref(),
+        parsed.template.name.as_deref(),
+        &args.file,
+    )?;
     // A data dir that holds the app with another template is left as it
     // is: nothing starts.
     match stored_template(&args.server.data_dir, &name) {
