@@ -241,6 +241,29 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
     pids
 }
 
+/// Pids of the processes whose stdout is a file under `dir`: the
+/// instances of the server on that data dir, whose output goes to its
+/// `logs/` (found so even when the server is gone).
+pub fn processes_logging_to(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/fd/1")).is_ok_and(|p| p.starts_with(&dir))
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// Kills every process of the instance pids given (cleanup after a test
 /// that left instances on purpose).
 pub fn kill_all(pids: &[u32]) {
