@@ -532,8 +532,20 @@ fn key_values(
         Value::Null => {}
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let Some(s) = scalar(item, &path.index(i), &format!("an entry of {what}"), sink)
-                else {
+                // As in compose, a list entry is text: `- 42` or `- true`
+                // names no variable, so it is refused rather than read as
+                // the key "42" (map values are stringified, below).
+                let Value::Str(s) = &item.value else {
+                    sink.push(
+                        Diagnostic::error(
+                            item.pos,
+                            &path.index(i),
+                            format!("an entry of {what} must be a string"),
+                        )
+                        .found(item.describe())
+                        .expected("a string `KEY=VALUE` or `KEY`")
+                        .hint("write the entry as `- KEY=VALUE`, or use the map form `KEY: VALUE`"),
+                    );
                     continue;
                 };
                 let (k, v) = match s.split_once('=') {
@@ -548,7 +560,7 @@ fn key_values(
                             &path.index(i),
                             format!("invalid entry in {what}"),
                         )
-                        .found(quoted(&s))
+                        .found(quoted(s))
                         .expected("`KEY=VALUE` with a key without spaces"),
                     );
                     continue;

@@ -570,6 +570,48 @@ fn environment_problems() {
 }
 
 #[test]
+fn environment_list_entries_must_be_strings_as_in_compose() {
+    // `- 42` names no variable: compose's schema wants strings in the list
+    // form. Every such entry is reported, each at its own place.
+    let d = errors("a:\n  image: d\n  environment:\n    - 42\n    - A=1\n    - true\n    - [x]\n");
+    assert_eq!(d.len(), 3, "{d:#?}");
+    at(
+        &d[0],
+        4,
+        7,
+        "a.environment[0]",
+        "an entry of environment must be a string",
+    );
+    assert_eq!(d[0].found.as_deref(), Some("the number 42"));
+    assert_eq!(
+        d[0].expected.as_deref(),
+        Some("a string `KEY=VALUE` or `KEY`")
+    );
+    assert!(hint(&d[0]).contains("KEY: VALUE"), "{}", hint(&d[0]));
+    at(
+        &d[1],
+        6,
+        7,
+        "a.environment[2]",
+        "an entry of environment must be a string",
+    );
+    assert_eq!(d[1].found.as_deref(), Some("the boolean true"));
+    assert_eq!(d[2].found.as_deref(), Some("a list"));
+    // Quoted, the same text is an entry (a bare key), as in compose.
+    let parsed = clean("a:\n  image: d\n  environment:\n    - '42'\n");
+    assert_eq!(
+        svc(&parsed, "a").environment.get("42"),
+        Some(&None),
+        "a quoted entry is a bare key"
+    );
+    // The map form stringifies numbers and booleans, as compose does.
+    let parsed = clean("a:\n  image: d\n  environment:\n    A: 42\n    B: true\n");
+    let env = &svc(&parsed, "a").environment;
+    assert_eq!(env.get("A"), Some(&Some("42".to_string())));
+    assert_eq!(env.get("B"), Some(&Some("true".to_string())));
+}
+
+#[test]
 fn labels_as_list_or_map() {
     let list =
         clean("a:\n  image: d\n  labels:\n    - com.example.team=shop\n    - flag\n    - eq=a=b\n");

@@ -9,12 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use turnout_engine::{Controller, DataPlane, Settings};
 use turnout_proxy::{Proxy, ProxyConfig, Publisher};
 use turnout_routing::RouteTable;
 use turnout_runtime::ProcessRuntime;
 use turnout_store::Store;
+
+use crate::output::{Stream, use_color};
 
 /// The file the server writes its bound addresses to.
 pub const SERVER_FILE: &str = "server.json";
@@ -29,7 +31,7 @@ pub struct ServerArgs {
     /// Public listener (public routes), host:port; port 0 picks a free one.
     #[arg(long, env = "TURNOUT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// API, console and /metrics, host:port (http://host:port accepted).
+    /// API and /metrics, host:port (http://host:port accepted).
     #[arg(long, env = "TURNOUT_ADMIN", default_value = "127.0.0.1:7070", value_parser = parse_addr)]
     pub admin: SocketAddr,
     /// Internal listener: internal (.local) routes and the instances' HTTP
@@ -98,6 +100,14 @@ impl ServerFile {
         serde_json::from_str(&text).ok()
     }
 
+    /// The start-up line of DESIGN §5.
+    pub fn listening_line(&self) -> String {
+        format!(
+            "turnout listening public={} admin={} internal={}",
+            self.public, self.admin, self.internal
+        )
+    }
+
     fn write(&self, data_dir: &Path) -> anyhow::Result<()> {
         let path = data_dir.join(SERVER_FILE);
         let tmp = data_dir.join(format!("{SERVER_FILE}.tmp"));
@@ -140,6 +150,18 @@ pub struct Server {
     stop: watch::Sender<bool>,
     reconciler: tokio::task::JoinHandle<()>,
     api: tokio::task::JoinHandle<()>,
+    ended: mpsc::UnboundedReceiver<&'static str>,
+}
+
+/// Held by each of the server's tasks: reports the task's end when
+/// dropped, which also happens when a panic ends the task (tokio drops
+/// the future), so a dead reconciler or API is noticed.
+struct EndGuard(&'static str, mpsc::UnboundedSender<&'static str>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -164,6 +186,11 @@ impl Server {
             )
         })?;
         let store = Store::open(&data_dir.join(STORE_FILE))?;
+        // Bound before anything starts: a taken address fails here, not
+        // after the first reconcile pass has (re)started instances.
+        let listener = tokio::net::TcpListener::bind(args.admin)
+            .await
+            .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
         let mut internal = args.internal_listen;
         if internal.port() == 0
             && let Some(previous) = ServerFile::read(data_dir)
@@ -201,10 +228,13 @@ impl Server {
         }
         controller.publish_now().await?;
         let (stop, stopped) = watch::channel(false);
+        let (ended_tx, ended) = mpsc::unbounded_channel();
         let reconciler = {
             let controller = controller.clone();
             let mut stopped = stopped.clone();
+            let guard = EndGuard("reconciler", ended_tx.clone());
             tokio::spawn(async move {
+                let _guard = guard;
                 controller
                     .run(async move {
                         let _ = stopped.wait_for(|s| *s).await;
@@ -212,16 +242,15 @@ impl Server {
                     .await;
             })
         };
-        let listener = tokio::net::TcpListener::bind(args.admin)
-            .await
-            .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
         let admin = listener.local_addr()?;
         let publisher = proxy.publisher();
         let metrics: turnout_api::MetricsFn = Arc::new(move || publisher.metrics_text());
         let app = turnout_api::router(controller.clone(), &token, metrics);
         let api = {
-            let mut stopped = stopped.clone();
+            let mut stopped = stopped;
+            let guard = EndGuard("API", ended_tx);
             tokio::spawn(async move {
+                let _guard = guard;
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -248,15 +277,15 @@ impl Server {
             stop,
             reconciler,
             api,
+            ended,
         })
     }
 
-    /// The start-up line of DESIGN §5.
-    pub fn listening_line(&self) -> String {
-        format!(
-            "turnout listening public={} admin={} internal={}",
-            self.addrs.public, self.addrs.admin, self.addrs.internal
-        )
+    /// Waits until a part of the server (the reconciler or the API) ends
+    /// before `stop` was called: it panicked or failed, and the server
+    /// should stop rather than run on without it.
+    pub async fn ended(&mut self) -> &'static str {
+        self.ended.recv().await.unwrap_or("server")
     }
 
     /// Stops the server. Instances are stopped too unless `keep_instances`
@@ -299,13 +328,37 @@ impl Signals {
     }
 }
 
-/// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise; coloured only
+/// on a terminal and never with `NO_COLOR` (`output::use_color`). A
+/// closed stderr drops the logs and nothing else (`output::Stream`).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,turnout::access=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(Stream::Stderr)
+        .with_ansi(use_color(true))
+        .log_internal_errors(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Server::ended` rests on this: tokio drops a task's future when it
+    /// panics, so the guard inside reports the end.
+    #[tokio::test]
+    async fn a_task_that_panics_still_reports_its_end() {
+        let (tx, mut ended) = mpsc::unbounded_channel();
+        let guard = EndGuard("reconciler", tx);
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            tokio::task::yield_now().await;
+            panic!("a bug in the task");
+        });
+        assert_eq!(ended.recv().await, Some("reconciler"));
+        assert!(task.await.unwrap_err().is_panic());
+    }
 }

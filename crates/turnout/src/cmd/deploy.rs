@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
 use http::Method;
 use serde_json::json;
 
@@ -75,16 +74,54 @@ pub(crate) fn load_template(file: &Path) -> anyhow::Result<LocalTemplate> {
     })
 }
 
-/// The app name for a template: the compose `name:`, else the name of the
-/// directory the file is in (made absolute first, so `app.yaml` in
-/// `~/hello` gives `hello`).
-pub(crate) fn default_app_name(file: &Path, template_name: Option<&str>) -> Option<String> {
-    if let Some(name) = template_name.filter(|n| !n.is_empty()) {
-        return Some(name.to_string());
+/// The name of the app a template creates, by the one rule of `up` and
+/// `deploy` (DESIGN §2, as compose names a project): `--name`, else the
+/// template's `name:`, else the name of the directory the file is in
+/// (made absolute first, so `app.yaml` in `~/hello` gives `hello`),
+/// lowercased and without the characters an app name cannot hold, as
+/// compose normalises a directory's name. A given name is checked, not
+/// changed: `up` deploys without the API, whose rule this repeats.
+pub(crate) fn app_name(
+    flag: Option<&str>,
+    template_name: Option<&str>,
+    file: &Path,
+) -> Result<String, ApiError> {
+    let given = flag.or(template_name.filter(|n| !n.is_empty()));
+    let name = match given {
+        Some(name) => name.to_string(),
+        None => directory_name(file).ok_or_else(|| {
+            ApiError::local(
+                format!(
+                    "cannot name the app after the directory of {}",
+                    file.display()
+                ),
+                "name it with --name APP",
+            )
+        })?,
+    };
+    let valid = name.len() <= 64
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(ApiError::local(
+            format!("invalid app name {name:?}"),
+            "an app name is 1 to 64 letters, digits, `-` and `_`, starting with a letter or \
+             digit; give one with --name APP",
+        ));
     }
+    Ok(name)
+}
+
+/// The directory part of the rule: `a/./app.yaml` and `a/sub/../app.yaml`
+/// name `a`; `My App/` gives `myapp`.
+fn directory_name(file: &Path) -> Option<String> {
     let absolute = std::path::absolute(file).ok()?;
     let dir = absolute.parent()?;
-    // `a/./app.yaml` and `a/sub/../app.yaml` name `a`.
     let mut parts: Vec<_> = Vec::new();
     for c in dir.components() {
         match c {
@@ -95,29 +132,23 @@ pub(crate) fn default_app_name(file: &Path, template_name: Option<&str>) -> Opti
             other => parts.push(other),
         }
     }
-    parts
-        .last()
-        .and_then(|c| c.as_os_str().to_str())
-        .filter(|n| !n.is_empty() && *n != "/")
-        .map(str::to_string)
+    let raw = match parts.last()? {
+        std::path::Component::Normal(n) => n.to_string_lossy(),
+        _ => return None,
+    };
+    let name: String = raw
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let name = name.trim_start_matches(['-', '_']);
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let template = load_template(&args.file)?;
-    let Some(name) = args
-        .name
-        .clone()
-        .or_else(|| default_app_name(&args.file, template.name.as_deref()))
-    else {
-        bail!(ApiError::local(
-            format!(
-                "cannot name the app after the directory of {}",
-                args.file.display()
-            ),
-            "name it with --name APP",
-        ));
-    };
+    let name = app_name(args.name.as_deref(), template.name.as_deref(), &args.file)?;
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let body = json!({
@@ -169,18 +200,37 @@ mod tests {
 
     #[test]
     fn the_app_is_named_after_the_directory_as_compose_does() {
-        let name = |p: &str| default_app_name(Path::new(p), None);
+        let name = |p: &str| app_name(None, None, Path::new(p)).ok();
         assert_eq!(name("examples/hello/app.yaml").as_deref(), Some("hello"));
         assert_eq!(name("/srv/shop/./compose.yaml").as_deref(), Some("shop"));
         assert_eq!(name("/srv/shop/sub/../app.yaml").as_deref(), Some("shop"));
-        let here = std::env::current_dir().unwrap();
-        let expected = here.file_name().map(|n| n.to_string_lossy().into_owned());
-        assert_eq!(name("app.yaml"), expected);
-        assert_eq!(name("/app.yaml"), None, "the root directory has no name");
-        // The template's own `name:` wins, as in compose.
+        // Normalised as compose normalises a directory's name.
         assert_eq!(
-            default_app_name(Path::new("examples/hello/app.yaml"), Some("shop")).as_deref(),
-            Some("shop")
+            name("/srv/My Shop.v2/app.yaml").as_deref(),
+            Some("myshopv2")
         );
+        assert_eq!(name("/srv/_tmp/app.yaml").as_deref(), Some("tmp"));
+        assert_eq!(name("/srv/+++/app.yaml"), None);
+        // Tests run in crates/turnout.
+        assert_eq!(name("app.yaml").as_deref(), Some("turnout"));
+        assert_eq!(name("/app.yaml"), None, "the root directory has no name");
+    }
+
+    #[test]
+    fn the_flag_wins_then_the_template_name() {
+        let file = Path::new("examples/hello/app.yaml");
+        let name = |flag, template| app_name(flag, template, file).ok();
+        assert_eq!(name(None, Some("shop")).as_deref(), Some("shop"));
+        assert_eq!(name(Some("x"), Some("shop")).as_deref(), Some("x"));
+        assert_eq!(name(Some("x"), None).as_deref(), Some("x"));
+        assert_eq!(name(None, Some("")).as_deref(), Some("hello"));
+        // A given name is checked as the API checks it, not rewritten.
+        let err = app_name(Some("my app"), None, file).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid app name \"my app\""),
+            "{err}"
+        );
+        assert!(app_name(Some("-x"), None, file).is_err());
+        assert!(app_name(Some(&"a".repeat(65)), None, file).is_err());
     }
 }

@@ -99,7 +99,7 @@ async fn serve(args: Args, workers: usize) -> anyhow::Result<ExitCode> {
         ..ProxyConfig::default()
     };
     let proxy = Proxy::start(config, table).await?;
-    println!("turnout listening {}", proxy.addrs());
+    crate::output::outln!("turnout listening {}", proxy.addrs());
 
     let (changed_tx, mut changed) = mpsc::channel::<()>(1);
     // The watcher lives as long as this function; dropping it stops it.
@@ -179,7 +179,9 @@ fn init_logging(access_log: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::output::Stream::Stderr)
+        .with_ansi(crate::output::use_color(true))
+        .log_internal_errors(false);
     // JSON lines when the access log is on, so every line parses.
     let _ = if access_log {
         builder.json().try_init()

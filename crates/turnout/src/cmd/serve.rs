@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::output::outln;
 use crate::server::{Server, ServerArgs, Signals, init_logging};
 
 /// Arguments of `turnout serve`.
@@ -32,11 +33,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut signals = Signals::new()?;
-        let server = Server::start(&args.server).await?;
-        println!("{}", server.listening_line());
-        let signal = signals.recv().await;
-        tracing::info!(signal, "stopping");
+        let mut server = Server::start(&args.server).await?;
+        outln!("{}", server.addrs.listening_line());
+        // A reconciler or API that died (a panic) stops the server rather
+        // than leaving a router nobody reconciles; a supervisor restarting
+        // `serve` adopts the instances (with --keep-instances).
+        let code = tokio::select! {
+            signal = signals.recv() => {
+                tracing::info!(signal, "stopping");
+                ExitCode::SUCCESS
+            }
+            part = server.ended() => {
+                tracing::error!(part, "a part of the server stopped; stopping");
+                ExitCode::from(1)
+            }
+        };
         server.stop(args.keep_instances).await;
-        Ok(ExitCode::SUCCESS)
+        Ok(code)
     })
 }

@@ -1,16 +1,17 @@
 //! `turnout up FILE`: the server in the foreground with an app deployed
 //! from FILE — the one command that runs an app on a fresh machine.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use turnout_engine::AppStatus;
+use turnout_engine::{AppStatus, Controller};
+use turnout_runtime::ProcessRuntime;
 
-use crate::output::{paint, print_diagnostics, use_color};
-use crate::server::{Server, ServerArgs, Signals, init_logging};
+use crate::cmd::deploy::app_name;
+use crate::output::{err, errln, outln, paint, print_diagnostics, use_color};
+use crate::server::{ProxyPlane, Server, ServerArgs, ServerFile, Signals, init_logging};
 
 /// Arguments of `turnout up`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +19,8 @@ use crate::server::{Server, ServerArgs, Signals, init_logging};
     after_help = "On a data dir that already holds the app, `up` resumes it when FILE \
     is the app's current template (during a release: the target); when FILE differs it exits \
     1 and changes nothing: use `turnout release FILE` from another terminal.\n\n\
+    Output: the listening line and the app's URLs on stdout, progress and logs on stderr; \
+    the server keeps running when either is closed (`turnout up FILE | head -1`).\n\n\
     Example:\n  turnout up examples/hello/app.yaml\n  \
     curl -H 'Host: serviceb.localhost' http://127.0.0.1:8080/"
 )]
@@ -25,45 +28,16 @@ pub struct Args {
     /// The template to run.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// The app's name; by default the template's directory name
-    /// (examples/hello/app.yaml → hello).
-    #[arg(long)]
+    /// The app's name; default: the template's `name:`, else its directory's
+    /// name (`examples/hello/app.yaml` → `hello`), as compose does.
+    #[arg(long, value_name = "APP")]
     name: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
 
-/// The app name compose would give the template: its directory's name.
-pub fn default_app_name(file: &std::path::Path) -> String {
-    let dir = file
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let raw = dir.unwrap_or_else(|| "app".to_string());
-    let cleaned: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches(|c| c == '-' || c == '_');
-    if trimmed.is_empty() {
-        "app".to_string()
-    } else {
-        trimmed.to_string()
-    }
-}
-
 /// The template in force of `app` in the data dir's store, if any.
-fn stored_template(
-    data_dir: &std::path::Path,
-    app: &str,
-) -> anyhow::Result<Option<turnout_spec::Template>> {
+fn stored_template(data_dir: &Path, app: &str) -> anyhow::Result<Option<turnout_spec::Template>> {
     let path = data_dir.join(crate::server::STORE_FILE);
     if !path.exists() {
         return Ok(None);
@@ -93,27 +67,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     print_diagnostics(&parsed.warnings);
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| default_app_name(&args.file));
+    let name = app_name(
+        args.name.as_deref(),
+        parsed.template.name.as_deref(),
+        &args.file,
+    )?;
     // A data dir that holds the app with another template is left as it
     // is: nothing starts.
-    match stored_template(&args.server.data_dir, &name) {
-        Ok(Some(current)) if current != parsed.template => {
-            eprintln!(
-                "error: app {name} in {} runs another template than {}",
-                args.server.data_dir.display(),
-                args.file.display()
-            );
-            eprintln!(
-                "  hint: release it with `turnout release {}` (blue-green by default), or use another --data-dir",
-                args.file.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        Ok(_) => {}
-        Err(e) => return Err(e),
+    if let Some(current) = stored_template(&args.server.data_dir, &name)?
+        && current != parsed.template
+    {
+        errln!(
+            "error: app {name} in {} runs another template than {}",
+            args.server.data_dir.display(),
+            args.file.display()
+        );
+        errln!(
+            "  hint: release it with `turnout release {}` (blue-green by default), or use another --data-dir",
+            args.file.display()
+        );
+        return Ok(ExitCode::from(1));
     }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -122,116 +95,147 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let mut signals = Signals::new()?;
-        let server = Server::start(&args.server).await?;
-        let source = args.file.display().to_string();
-        match server.controller.template(&name).await {
-            Some(_) => {
-                eprintln!(
-                    "resuming app {name} from {}",
-                    args.server.data_dir.display()
-                );
+        let signals = Signals::new()?;
+        let mut server = Server::start(&args.server).await?;
+        // From here every way out goes through `server.stop`, which stops
+        // the instances. The foreground part runs as its own task, so a
+        // panic in it ends here as an error instead of unwinding past the
+        // stop and leaving the instances running with no server; a
+        // reconciler or API that dies stops the whole server too.
+        let foreground = Foreground {
+            controller: server.controller.clone(),
+            addrs: server.addrs.clone(),
+            token_path: server.token_path.clone(),
+            name: name.clone(),
+            source: args.file.display().to_string(),
+            data_dir: args.server.data_dir.clone(),
+            ready_timeout: Duration::from_secs(args.server.ready_timeout),
+        };
+        let mut task = tokio::spawn(foreground.run(parsed.template, signals));
+        let code = tokio::select! {
+            joined = &mut task => joined.unwrap_or_else(|e| {
+                errln!("error: {e}; stopping app {name}'s instances");
+                ExitCode::from(1)
+            }),
+            part = server.ended() => {
+                task.abort();
+                errln!("error: the server's {part} stopped; stopping app {name}'s instances");
+                ExitCode::from(1)
             }
-            None => {
-                if let Err(e) = server
-                    .controller
-                    .deploy(&name, &source, parsed.template)
-                    .await
-                {
-                    eprintln!("error: {e}");
-                    if let turnout_engine::ControlError::Refused(r) = &e {
-                        eprintln!("  hint: {}", r.hint());
-                    }
-                    server.stop(false).await;
-                    return Ok(ExitCode::from(1));
-                }
+        };
+        server.stop(false).await;
+        Ok(code)
+    })
+}
+
+/// What `up` does in the foreground once the server runs: deploy or
+/// resume the app, show progress and the URLs, wait for a signal.
+struct Foreground {
+    controller: Controller<ProcessRuntime, ProxyPlane>,
+    addrs: ServerFile,
+    token_path: PathBuf,
+    name: String,
+    source: String,
+    data_dir: PathBuf,
+    ready_timeout: Duration,
+}
+
+impl Foreground {
+    /// Returns the exit code; the caller stops the server.
+    async fn run(self, template: turnout_spec::Template, mut signals: Signals) -> ExitCode {
+        let name = &self.name;
+        if self.controller.template(name).await.is_some() {
+            errln!("resuming app {name} from {}", self.data_dir.display());
+        } else if let Err(e) = self.controller.deploy(name, &self.source, template).await {
+            errln!("error: {e}");
+            if let turnout_engine::ControlError::Refused(r) = &e {
+                errln!("  hint: {}", r.hint());
             }
+            return ExitCode::from(1);
         }
-        println!("{}", server.listening_line());
-        let ready_timeout = Duration::from_secs(args.server.ready_timeout);
+        outln!("{}", self.addrs.listening_line());
         let early = tokio::select! {
             signal = signals.recv() => Some(signal),
-            () = wait_ready(&server, &name, ready_timeout) => None,
+            () = self.wait_ready() => None,
         };
         let signal = match early {
             Some(signal) => signal,
             None => {
-                if let Ok(status) = server.controller.status(&name).await {
-                    print_urls(&server, &status);
+                if let Ok(status) = self.controller.status(name).await {
+                    self.print_urls(&status);
                 }
                 signals.recv().await
             }
         };
-        eprintln!("{signal}: stopping app {name}'s instances");
-        server.stop(false).await;
-        Ok(ExitCode::SUCCESS)
-    })
-}
+        errln!("{signal}: stopping app {name}'s instances");
+        ExitCode::SUCCESS
+    }
 
-/// Shows progress until every instance is ready (or the timeout).
-async fn wait_ready(server: &Server, app: &str, timeout: Duration) {
-    let started = Instant::now();
-    let tty = use_color(true);
-    let mut last = String::new();
-    loop {
-        let Ok(status) = server.controller.status(app).await else {
-            return;
-        };
-        let (ready, scale): (u32, u32) = status.services.iter().fold((0, 0), |(r, s), svc| {
-            (r + svc.ready.min(svc.scale), s + svc.scale)
-        });
-        let line = format!("starting instances: {ready}/{scale} ready");
-        if line != last {
-            if tty {
-                eprint!("\r{line}");
-                let _ = std::io::stderr().flush();
-            } else {
-                eprintln!("{line}");
+    /// Shows progress until every instance is ready (or the timeout).
+    async fn wait_ready(&self) {
+        let started = Instant::now();
+        let tty = use_color(true);
+        let mut last = String::new();
+        loop {
+            let Ok(status) = self.controller.status(&self.name).await else {
+                return;
+            };
+            let (ready, scale): (u32, u32) = status.services.iter().fold((0, 0), |(r, s), svc| {
+                (r + svc.ready.min(svc.scale), s + svc.scale)
+            });
+            let line = format!("starting instances: {ready}/{scale} ready");
+            if line != last {
+                if tty {
+                    err!("\r{line}");
+                } else {
+                    errln!("{line}");
+                }
+                last = line;
             }
-            last = line;
+            if ready >= scale {
+                if tty {
+                    err!("\n");
+                }
+                return;
+            }
+            if started.elapsed() > self.ready_timeout {
+                if tty {
+                    err!("\n");
+                }
+                errln!(
+                    "warning: not every instance is ready after {}s; see `turnout ps` and `turnout logs SERVICE`",
+                    self.ready_timeout.as_secs()
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if ready >= scale {
-            if tty {
-                eprintln!();
+    }
+
+    fn print_urls(&self, status: &AppStatus) {
+        let color = use_color(false);
+        let public = self.addrs.public;
+        outln!("app {} is up:", paint(&status.app, "bold", color));
+        for route in &status.routes {
+            if route.internal {
+                outln!("  {:<28} internal route (for the app's services)", route.id);
+                continue;
             }
-            return;
-        }
-        if started.elapsed() > timeout {
-            if tty {
-                eprintln!();
-            }
-            eprintln!(
-                "warning: not every instance is ready after {}s; see `turnout ps` and `turnout logs SERVICE`",
-                timeout.as_secs()
+            let (host, path) = match route.id.split_once('/') {
+                Some((h, p)) => (h.to_string(), format!("/{p}")),
+                None => (route.id.clone(), "/".to_string()),
+            };
+            outln!(
+                "  {:<28} curl -H 'Host: {host}' http://{public}{path}",
+                route.id
             );
-            return;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn print_urls(server: &Server, status: &AppStatus) {
-    let color = use_color(false);
-    let public = server.addrs.public;
-    println!("app {} is up:", paint(&status.app, "bold", color));
-    for route in &status.routes {
-        if route.internal {
-            println!("  {:<28} internal route (for the app's services)", route.id);
-            continue;
-        }
-        let (host, path) = match route.id.split_once('/') {
-            Some((h, p)) => (h.to_string(), format!("/{p}")),
-            None => (route.id.clone(), "/".to_string()),
-        };
-        println!(
-            "  {:<28} curl -H 'Host: {host}' http://{public}{path}",
-            route.id
+        // The console is not served yet (DESIGN §9): only the API is named.
+        outln!(
+            "API: http://{}  (token in {})",
+            self.addrs.admin,
+            self.token_path.display()
         );
+        outln!("Ctrl-C stops the app; `turnout status` from another terminal shows it.");
     }
-    println!(
-        "API and console: http://{}  (token in {})",
-        server.addrs.admin,
-        server.token_path.display()
-    );
-    println!("Ctrl-C stops the app; `turnout status` from another terminal shows it.");
 }

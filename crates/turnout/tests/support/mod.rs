@@ -241,6 +241,29 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
     pids
 }
 
+/// Pids of the processes whose stdout is a file under `dir`: the
+/// instances of the server on that data dir, whose output goes to its
+/// `logs/` (found so even when the server is gone).
+pub fn processes_logging_to(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/fd/1")).is_ok_and(|p| p.starts_with(&dir))
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// Kills every process of the instance pids given (cleanup after a test
 /// that left instances on purpose).
 pub fn kill_all(pids: &[u32]) {
@@ -366,4 +389,44 @@ pub fn instance_pids(status: &serde_json::Value) -> Vec<u32> {
         .flat_map(|s| s["instances"].as_array().unwrap().clone())
         .filter_map(|i| i["pid"].as_u64().map(|p| p as u32))
         .collect()
+}
+
+/// Runs `cmd` to its end with its output captured. A command still
+/// running after `timeout` is stopped (SIGTERM, then SIGKILL) and the test
+/// fails: no test waits forever on a server that should have refused.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            signal(child.id(), "TERM");
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still ran after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
