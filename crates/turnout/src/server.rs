@@ -301,31 +301,62 @@ impl Server {
     }
 }
 
-/// Ctrl-C and SIGTERM, watched from the moment this is created: a signal
-/// that arrives while the server starts is not lost (nor does it kill the
-/// process with its instances still running).
+/// Ctrl-C, SIGTERM and SIGHUP, watched from the moment this is created: a
+/// signal that arrives while the server starts is not lost (nor does it
+/// kill the process with its instances still running). SIGHUP — the
+/// terminal went away — is a graceful stop like the others, unless the
+/// server was started with it ignored (`nohup turnout up ...`), which is
+/// kept.
 #[derive(Debug)]
 pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     /// Starts watching.
     pub fn new() -> anyhow::Result<Signals> {
+        let hup = if hangup_ignored() {
+            None
+        } else {
+            Some(signal(SignalKind::hangup()).context("cannot watch SIGHUP")?)
+        };
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup,
         })
     }
 
-    /// Waits for the next Ctrl-C or SIGTERM.
+    /// Waits for the next Ctrl-C, SIGTERM or SIGHUP.
     pub async fn recv(&mut self) -> &'static str {
+        let hup = async {
+            match &mut self.hup {
+                Some(hup) => hup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = hup => "SIGHUP",
         }
     }
+}
+
+/// Whether this process inherited SIGHUP ignored (`nohup`): the `SigIgn`
+/// mask of `/proc/self/status`, read before any handler is installed.
+fn hangup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        // SIGHUP is signal 1: bit 0.
+        .is_some_and(|mask| mask & 1 == 1)
 }
 
 /// Logs to stderr, `info` unless `RUST_LOG` says otherwise; coloured only

@@ -283,3 +283,89 @@ fn clicolor_force_colours_the_logs() {
     let text = stderr_until_stopped("forced-colour", &[("CLICOLOR_FORCE", "1")]);
     assert!(text.contains("\x1b["), "no ANSI codes when forced:\n{text}");
 }
+
+/// Waits until every instance of `up` is ready; their pids.
+fn ready_pids(data: &Path) -> Vec<u32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(data.join("server.json"))
+            && !text.is_empty()
+        {
+            let (_, admin, _, token) = server_file(data);
+            let auth = format!("Bearer {token}");
+            let r = support::request(
+                admin,
+                "GET",
+                "/v1/apps/hello",
+                &[("Authorization", &auth)],
+                None,
+            );
+            if r.status == 200 {
+                let s = r.json();
+                let services = s["services"].as_array().unwrap();
+                if !services.is_empty() && services.iter().all(|v| v["ready"] == v["scale"]) {
+                    return instance_pids(&s);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The terminal of `up` goes away (SIGHUP): a graceful stop, every
+/// instance with it, instead of a server killed with its instances left.
+#[test]
+fn a_hangup_stops_up_and_its_instances() {
+    let dir = TempDir::new("hangup");
+    let data = dir.path().join("data");
+    let mut up = Up::spawn(&data, Stdio::null(), Stdio::null(), &[]);
+    let pids = ready_pids(&data);
+    assert_eq!(pids.len(), 5);
+    signal(up.pid(), "HUP");
+    let exit = up
+        .wait_exit(WAIT)
+        .expect("turnout up exits within 30 s of SIGHUP");
+    assert!(exit.success(), "turnout up exited with {exit}");
+    let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "instances left running: {left:?}");
+}
+
+/// Under `nohup`, SIGHUP stays ignored: `up` keeps serving.
+#[test]
+fn under_nohup_a_hangup_is_ignored() {
+    if Command::new("nohup").arg("true").output().is_err() {
+        eprintln!("skipped: no nohup here");
+        return;
+    }
+    let dir = TempDir::new("nohup");
+    let data = dir.path().join("data");
+    let mut cmd = Command::new("nohup");
+    cmd.arg(env!("CARGO_BIN_EXE_turnout"))
+        .args(["up", "examples/hello/app.yaml", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--internal-listen", "127.0.0.1:0"])
+        .current_dir(support::root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut up = Up {
+        child: cmd.spawn().expect("nohup turnout up starts"),
+        data: data.clone(),
+    };
+    let pids = ready_pids(&data);
+    let (public, _, pid, _) = server_file(&data);
+    signal(pid, "HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid), "turnout up died of SIGHUP under nohup");
+    assert_eq!(
+        try_get(public, "serviceb.localhost"),
+        Some((200, "Hello world!".to_string()))
+    );
+    let exit = up.stop();
+    assert!(exit.success(), "{exit}");
+    let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "instances left running: {left:?}");
+}
