@@ -158,8 +158,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stream {
 
 /// `println!` through [`Stream::Stdout`]: never panics on a closed stdout.
 macro_rules! outln {
+    () => {
+        $crate::output::Stream::Stdout.write_fmt(format_args!("\n"))
+    };
     ($($arg:tt)*) => {
         $crate::output::Stream::Stdout.write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through [`Stream::Stdout`]: never panics on a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::Stream::Stdout.write_fmt(format_args!($($arg)*))
     };
 }
 
@@ -172,9 +182,12 @@ macro_rules! err {
 
 /// `eprintln!` through [`Stream::Stderr`]: never panics on a closed stderr.
 macro_rules! errln {
+    () => {
+        $crate::output::Stream::Stderr.write_fmt(format_args!("\n"))
+    };
     ($($arg:tt)*) => {
         $crate::output::Stream::Stderr.write_fmt(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
-pub(crate) use {err, errln, outln};
+pub(crate) use {err, errln, out, outln};

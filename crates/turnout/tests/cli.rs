@@ -281,3 +281,31 @@ fn completions_cover_the_verbs() {
         Some(2)
     );
 }
+
+/// `turnout diff A B | head -1`, `turnout validate ... | less` quit early:
+/// a closed stdout ends the verb quietly, with no panic.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    for args in [
+        vec![
+            "diff",
+            "examples/hello/app.yaml",
+            "examples/hello/app-frontend-v2.yaml",
+        ],
+        vec!["validate", "examples/hello/app.yaml"],
+        vec!["validate", "--output", "json", "examples/hello/app.yaml"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The reading end is gone before the verb writes anything.
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(&args)
+            .current_dir(root())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(output.status.code(), Some(101), "{args:?}: {err}");
+    }
+}

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::client::{self, AppStatus, Client, Connection};
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
+use crate::output::errln;
 
 /// Arguments of `turnout confirm`.
 #[derive(Debug, clap::Args)]
@@ -59,6 +60,6 @@ pub(crate) fn announce(status: &serde_json::Value, what: &str, output: OutputFor
         ..
     }) = client::decode::<AppStatus>(status)
     {
-        eprintln!("release {} of app {app} {what}", r.id);
+        errln!("release {} of app {app} {what}", r.id);
     }
 }

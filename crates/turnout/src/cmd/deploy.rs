@@ -13,6 +13,7 @@ use crate::cmd::release::{Goal, wait};
 use crate::cmd::status::print_status;
 use crate::cmd::validate::load_diagnosed;
 use crate::output::{OutputFormat, print_diagnostics};
+use crate::output::{errln, outln};
 
 /// Arguments of `turnout deploy`.
 #[derive(Debug, clap::Args)]
@@ -158,7 +159,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         });
         let status = client.call(Method::POST, "/apps", Some(&body)).await?;
         if args.output == OutputFormat::Human {
-            eprintln!(
+            errln!(
                 "deployed app {name} from {}; starting instances",
                 args.file.display()
             );
@@ -190,7 +191,7 @@ fn print_try_lines(client: &Client, status: &serde_json::Value) {
     };
     for r in s.routes.iter().filter(|r| !r.internal) {
         let (host, path) = r.id.split_once('/').unwrap_or((r.id.as_str(), ""));
-        println!("try: curl -H 'Host: {host}' http://{public}/{path}");
+        outln!("try: curl -H 'Host: {host}' http://{public}/{path}");
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use turnout_spec::{Diagnostic, Strategy, Template};
 
 use super::validate::load_diagnosed;
+use crate::output::outln;
 use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 
 /// Arguments of `turnout diff`.
@@ -80,7 +81,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "errors": errors,
                 "warnings": warnings,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?);
         }
         OutputFormat::Human => {
             print_diagnostics(&warnings);
@@ -105,7 +106,7 @@ fn print_human(diff: &turnout_spec::TemplateDiff, strategy: Strategy) {
         .map(|s| s.name.len())
         .max()
         .unwrap_or(0);
-    println!("{} ({strategy})", paint("services", "bold", color));
+    outln!("{} ({strategy})", paint("services", "bold", color));
     for s in &diff.services {
         let what = match s.role {
             turnout_spec::Role::Unchanged => "keeps running",
@@ -116,7 +117,7 @@ fn print_human(diff: &turnout_spec::TemplateDiff, strategy: Strategy) {
         };
         let name = format!("{:width$}", s.name);
         let role = format!("{:9}", s.role.to_string());
-        println!(
+        outln!(
             "  {}  {}  {}",
             paint(&name, s.color, color),
             paint(&role, s.color, color),
@@ -127,7 +128,7 @@ fn print_human(diff: &turnout_spec::TemplateDiff, strategy: Strategy) {
         return;
     }
     let width = diff.routes.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    println!("{}", paint("routes", "bold", color));
+    outln!("{}", paint("routes", "bold", color));
     for r in &diff.routes {
         let services: Vec<String> = r
             .services
@@ -142,7 +143,7 @@ fn print_human(diff: &turnout_spec::TemplateDiff, strategy: Strategy) {
             })
             .collect();
         let internal = if r.internal { " (internal)" } else { "" };
-        println!(
+        outln!(
             "  {:width$}  {:7} {}{internal}",
             r.id,
             r.change.to_string(),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::client::{self, Client, Connection, ReleaseRecord};
 use crate::output::{OutputFormat, paint, use_color};
+use crate::output::{out, outln};
 
 /// Arguments of `turnout history`.
 #[derive(Debug, clap::Args)]
@@ -36,13 +37,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .get(&format!("/apps/{}/releases", client::segment(&app)))
             .await?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+            OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&answer)?),
             OutputFormat::Human => {
                 let list: Releases = client::decode(&answer)?;
                 if list.releases.is_empty() {
-                    println!("app {app} has no releases yet");
+                    outln!("app {app} has no releases yet");
                 } else {
-                    print!("{}", render(&list.releases, use_color(false)));
+                    out!("{}", render(&list.releases, use_color(false)));
                 }
             }
         }

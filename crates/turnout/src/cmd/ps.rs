@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::client::{self, Client, Connection, ServiceStatus};
 use crate::output::{OutputFormat, paint, use_color};
+use crate::output::{out, outln};
 
 /// Arguments of `turnout ps`.
 #[derive(Debug, clap::Args)]
@@ -37,10 +38,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .get(&format!("/apps/{}/services", client::segment(&app)))
             .await?;
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+            OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&answer)?),
             OutputFormat::Human => {
                 let services: Services = client::decode(&answer)?;
-                print!("{}", render(&services.services, use_color(false)));
+                out!("{}", render(&services.services, use_color(false)));
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ use crate::client::{self, ApiError, AppStatus, Client, Connection};
 use crate::cmd::deploy::load_template;
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
+use crate::output::{err, errln};
 
 /// How often the status is polled while instances start.
 const POLL: Duration = Duration::from_millis(200);
@@ -74,9 +75,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             anyhow::bail!("the server started a release but its status shows none");
         };
         if args.output == OutputFormat::Human {
-            eprintln!(
+            errln!(
                 "release {} of app {app} started ({}, v{} -> v{})",
-                release.id, release.strategy, release.from_version, release.to_version
+                release.id,
+                release.strategy,
+                release.from_version,
+                release.to_version
             );
         }
         if args.no_wait {
@@ -212,10 +216,10 @@ pub(crate) async fn wait(
             && *text != shown
         {
             if tty {
-                eprint!("\r\x1b[2K{text}");
+                err!("\r\x1b[2K{text}");
                 let _ = std::io::stderr().flush();
             } else {
-                eprintln!("{text}");
+                errln!("{text}");
             }
             shown.clone_from(text);
         }
@@ -251,7 +255,7 @@ pub(crate) async fn wait(
             )),
         };
         if tty && !shown.is_empty() {
-            eprintln!();
+            errln!();
         }
         return Ok(Waited { status, failure });
     }

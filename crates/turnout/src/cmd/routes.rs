@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::client::{self, AppStatus, Client, Connection, RouteStatus};
 use crate::cmd::status::service_color;
 use crate::output::{OutputFormat, paint, use_color};
+use crate::output::{out, outln};
 
 /// Arguments of `turnout routes`.
 #[derive(Debug, clap::Args)]
@@ -32,13 +33,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         match args.output {
             OutputFormat::Json => {
                 let routes = client.get(&format!("/apps/{app}/routes")).await?;
-                println!("{}", serde_json::to_string_pretty(&routes)?);
+                outln!("{}", serde_json::to_string_pretty(&routes)?);
             }
             OutputFormat::Human => {
                 // The status has the services' roles, which colour the names.
                 let status: AppStatus =
                     client::decode(&client.get(&format!("/apps/{app}")).await?)?;
-                print!("{}", render(&status, use_color(false)));
+                out!("{}", render(&status, use_color(false)));
             }
         }
         Ok(ExitCode::SUCCESS)

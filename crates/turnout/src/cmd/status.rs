@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::client::{self, AppStatus, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::output::{OutputFormat, paint, use_color};
+use crate::output::{out, outln};
 
 /// Arguments of `turnout status`.
 #[derive(Debug, clap::Args)]
@@ -44,10 +45,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// for people otherwise.
 pub(crate) fn print_status(status: &serde_json::Value, output: OutputFormat) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(status)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(status)?),
         OutputFormat::Human => {
             let s: AppStatus = client::decode(status)?;
-            print!("{}", render(&s, use_color(false)));
+            out!("{}", render(&s, use_color(false)));
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use turnout_spec::{Diagnostic, FieldPath, Pos, SpecError, Template};
 
+use crate::output::outln;
 use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 
 /// Arguments of `turnout validate`.
@@ -74,11 +75,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                             line.push_str(&format!(", {warnings} warnings"));
                         }
                         line.push(')');
-                        println!("{line}");
+                        outln!("{line}");
                     }
                     None => {
                         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-                        println!(
+                        outln!(
                             "{name}: {} ({errors} errors)",
                             paint("invalid", "red", color)
                         );
@@ -100,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     if args.output == OutputFormat::Json {
         let doc = json!({ "valid": all_ok, "files": reports });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

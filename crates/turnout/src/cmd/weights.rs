@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{self, ApiError, AppStatus, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::cmd::status::service_color;
+use crate::output::outln;
 use crate::output::{OutputFormat, use_color};
 
 /// Arguments of `turnout weights`.
@@ -82,7 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// Prints the route a command changed (the status, for `--output json`).
 pub(crate) fn print_route(status: &Value, route: &str, output: OutputFormat) -> anyhow::Result<()> {
     if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(status)?);
+        outln!("{}", serde_json::to_string_pretty(status)?);
         return Ok(());
     }
     let s: AppStatus = client::decode(status)?;
@@ -101,7 +102,7 @@ pub(crate) fn print_route(status: &Value, route: &str, output: OutputFormat) -> 
     };
     let id_w = shown.iter().map(|r| r.id.len()).max().unwrap_or(0);
     for r in shown {
-        println!(
+        outln!(
             "{}",
             route_line(r, id_w, &|name| service_color(&s, name).to_string(), color)
         );
