@@ -4,13 +4,14 @@
 
 mod error;
 mod handlers;
+mod http;
 mod openapi;
 mod token;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use turnout_engine::{Controller, DataPlane};
 use turnout_runtime::Runtime;
 
 pub use error::ApiError;
+pub use http::{MAX_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI, serve};
 pub use token::{TOKEN_FILE, load_or_create_token};
 
 /// Renders the Prometheus text of `/metrics`.
@@ -47,7 +49,8 @@ impl<R, D> std::fmt::Debug for ApiState<R, D> {
     }
 }
 
-/// The API's router.
+/// The API's router. Serve it with [`serve`], which raises hyper's limits
+/// above the router's own so that those are answered as JSON errors.
 pub fn router<R: Runtime + 'static, D: DataPlane>(
     controller: Controller<R, D>,
     token: &str,
@@ -103,12 +106,18 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
             state.clone(),
             require_token::<R, D>,
         ));
-    Router::new()
+    let api = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text::<R, D>))
         .fallback(not_found)
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(http::MAX_BODY))
+        .with_state(state);
+    // The guard wraps the whole router, not each route (as `.layer` on it
+    // would): it sees axum's answers complete, a 405 with its `Allow`.
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn(http::guard))
 }
 
 async fn not_found() -> ApiError {
