@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use turnout_spec::Strategy;
 
 use crate::ApiState;
 use crate::error::ApiError;
+use crate::http::{ApiQuery, JsonBody};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -43,7 +44,7 @@ impl From<ControlError> for ApiError {
 
 /// Reads a JSON body with our own error format (axum's rejections are
 /// plain text).
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     if bytes.is_empty() {
         return serde_json::from_slice(b"{}").map_err(|e| {
             ApiError::bad_request(
@@ -116,9 +117,8 @@ fn check_app_name(name: &str) -> Result<()> {
 
 pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<DeployBody>,
 ) -> Result<Response> {
-    let b: DeployBody = body(&bytes)?;
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
     let t = template(&b.template, &source)?;
@@ -154,9 +154,8 @@ pub(crate) struct ReleaseBody {
 pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<ReleaseBody>,
 ) -> Result<Response> {
-    let b: ReleaseBody = body(&bytes)?;
     let strategy: Strategy = match b.strategy.as_deref() {
         None => Strategy::BlueGreen,
         Some(s) => s.parse().map_err(|e: String| {
@@ -218,9 +217,8 @@ pub(crate) struct ConfirmBody {
 pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<ConfirmBody>,
 ) -> Result<Response> {
-    let b: ConfirmBody = body(&bytes)?;
     let status = s
         .controller
         .command(&app, Command::Confirm { switch: b.switch })
@@ -235,9 +233,8 @@ pub(crate) struct EmptyBody {}
 pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    bytes: Bytes,
+    JsonBody(_): JsonBody<EmptyBody>,
 ) -> Result<Response> {
-    let _: EmptyBody = body(&bytes)?;
     let status = s.controller.command(&app, Command::Rollback).await?;
     Ok(Json(status).into_response())
 }
@@ -259,20 +256,11 @@ pub(crate) struct WeightsBody {
 pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<WeightsBody>,
 ) -> Result<Response> {
-    let b: WeightsBody = body(&bytes)?;
     let mut weights = Vec::with_capacity(b.weights.len());
     for (service, value) in &b.weights {
-        let w = value.as_u64().filter(|w| *w <= 100).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("weight {value} for {service} is not an integer from 0 to 100"),
-                "weights are integers from 0 to 100; they are relative (100 and 100 is 50/50)",
-            )
-        })?;
-        weights.push((service.clone(), u8::try_from(w).unwrap_or(100)));
+        weights.push((service.clone(), weight(service, value)?));
     }
     let route = resolve(&s, &app, &route).await?;
     let status = s
@@ -280,6 +268,32 @@ pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
         .command(&app, Command::SetWeights { route, weights })
         .await?;
     Ok(Json(status).into_response())
+}
+
+/// A weight from a JSON body: an integer 0..100, written `100` or, as
+/// JSON Schema's `integer` allows, `100.0`.
+fn weight(service: &str, value: &serde_json::Value) -> Result<u8> {
+    let integral = value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=100.0).contains(f))
+            // Exact: an integral float in 0..=100.
+            .map(|f| f as u64)
+    });
+    integral
+        .filter(|w| *w <= 100)
+        .and_then(|w| u8::try_from(w).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!(
+                    "the weight {value} of service {service} is not an integer in the range 0..100"
+                ),
+                "weights are integers from 0 to 100 (both included); they are relative \
+                 (100 and 100 is 50/50)",
+            )
+        })
 }
 
 async fn resolve<R: Runtime + 'static, D: DataPlane>(
@@ -294,6 +308,7 @@ async fn resolve<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
+    JsonBody(_): JsonBody<EmptyBody>,
 ) -> Result<Response> {
     let route = resolve(&s, &app, &route).await?;
     let status = s
@@ -327,7 +342,7 @@ fn text(body: String) -> Response {
 pub(crate) async fn service_logs<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, service)): Path<(String, String)>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response> {
     let status = s.controller.status(&app).await?;
     let svc = status
@@ -366,7 +381,7 @@ pub(crate) async fn service_logs<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn instance_logs<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, id)): Path<(String, String)>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response> {
     let status = s.controller.status(&app).await?;
     if !status
@@ -424,7 +439,7 @@ pub(crate) struct EventQuery {
 
 pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-    Query(q): Query<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<serde_json::Value>> {
     let events = s
         .controller
@@ -440,7 +455,7 @@ pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
 
 pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-    Query(q): Query<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Response> {
     // Subscribe before reading the past, so nothing falls between the two.
     let live = s.controller.subscribe();

@@ -4,13 +4,14 @@
 
 mod error;
 mod handlers;
+mod http;
 mod openapi;
 mod token;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use turnout_engine::{Controller, DataPlane};
 use turnout_runtime::Runtime;
 
 pub use error::ApiError;
+pub use http::{MAX_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI, serve};
 pub use token::{TOKEN_FILE, load_or_create_token};
 
 /// Renders the Prometheus text of `/metrics`.
@@ -47,7 +49,36 @@ impl<R, D> std::fmt::Debug for ApiState<R, D> {
     }
 }
 
-/// The API's router.
+/// Every (method, path) [`router`] serves, kept next to it (axum cannot
+/// list a router's routes): a test checks that the router serves each and
+/// answers 405 to the other methods of these paths, and that they are
+/// exactly the OpenAPI document's operations. Add a route to both.
+#[cfg(test)]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/apps"),
+    ("POST", "/v1/apps"),
+    ("GET", "/v1/apps/{app}"),
+    ("DELETE", "/v1/apps/{app}"),
+    ("GET", "/v1/apps/{app}/releases"),
+    ("POST", "/v1/apps/{app}/releases"),
+    ("GET", "/v1/apps/{app}/releases/{id}"),
+    ("POST", "/v1/apps/{app}/confirm"),
+    ("POST", "/v1/apps/{app}/rollback"),
+    ("GET", "/v1/apps/{app}/routes"),
+    ("PUT", "/v1/apps/{app}/routes/{route}/weights"),
+    ("POST", "/v1/apps/{app}/routes/{route}/switch"),
+    ("GET", "/v1/apps/{app}/services"),
+    ("GET", "/v1/apps/{app}/services/{service}/logs"),
+    ("GET", "/v1/apps/{app}/instances/{id}/logs"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/stream"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+];
+
+/// The API's router. Serve it with [`serve`], which raises hyper's limits
+/// above the router's own so that those are answered as JSON errors.
 pub fn router<R: Runtime + 'static, D: DataPlane>(
     controller: Controller<R, D>,
     token: &str,
@@ -103,12 +134,18 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
             state.clone(),
             require_token::<R, D>,
         ));
-    Router::new()
+    let api = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text::<R, D>))
         .fallback(not_found)
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(http::MAX_BODY))
+        .with_state(state);
+    // The guard wraps the whole router, not each route (as `.layer` on it
+    // would): it sees axum's answers complete, a 405 with its `Allow`.
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn(http::guard))
 }
 
 async fn not_found() -> ApiError {
@@ -160,5 +197,125 @@ async fn require_token<R: Runtime + 'static, D: DataPlane>(
             "send `Authorization: Bearer <token>` with the token in <data-dir>/token",
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use turnout_engine::{Controller, DataPlane, Settings};
+    use turnout_runtime::ProcessRuntime;
+    use turnout_store::Store;
+
+    use super::*;
+
+    /// A router that is never published to.
+    struct NoPlane;
+
+    impl DataPlane for NoPlane {
+        fn publish(&self, _: turnout_routing::RouteTable) {}
+        fn in_flight(&self, _: SocketAddr) -> Option<usize> {
+            None
+        }
+        fn release_state(&self, _: &str, _: Option<&str>) {}
+    }
+
+    /// The API on 127.0.0.1:0 with an empty store.
+    async fn start() -> SocketAddr {
+        let dir = std::env::temp_dir().join(format!("turnout-api-routes-{}", std::process::id()));
+        let controller = Controller::new(
+            Store::open_in_memory().unwrap(),
+            ProcessRuntime::new(PathBuf::from("/bin/false")),
+            NoPlane,
+            Settings::new(dir),
+        )
+        .unwrap();
+        let metrics: MetricsFn = Arc::new(String::new);
+        let app = router(controller, "t0ken", metrics);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, app, std::future::pending()));
+        addr
+    }
+
+    /// Status and body of one request (the head and at most 64 KiB: an
+    /// event stream does not end).
+    async fn call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let body = if method == "GET" { "" } else { "{}" };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer t0ken\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let read = tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                stream.read(&mut chunk),
+            )
+            .await;
+            match read {
+                Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+            if raw.len() > 64 * 1024 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
+    fn concrete(path: &str) -> String {
+        path.replace("{app}", "no-such-app")
+            .replace("{route}", "r")
+            .replace("{id}", "1")
+            .replace("{service}", "s")
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_listed_routes() {
+        let addr = start().await;
+        for (method, path) in ROUTES {
+            let (status, text) = call(addr, method, &concrete(path)).await;
+            assert!(
+                status != 405 && !text.contains("no such API path"),
+                "{method} {path} is not routed: {text}"
+            );
+        }
+        for (_, path) in ROUTES {
+            for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+                if ROUTES.contains(&(method, path)) {
+                    continue;
+                }
+                let (status, text) = call(addr, method, &concrete(path)).await;
+                assert_eq!(status, 405, "{method} {path} is routed: {text}");
+                assert!(text.contains("method_not_allowed"), "{text}");
+            }
+        }
+        let (status, text) = call(addr, "GET", "/v1/no-such-path").await;
+        assert_eq!(status, 404, "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_served_openapi_document_is_json_with_every_route() {
+        let addr = start().await;
+        let (status, text) = call(addr, "GET", "/v1/openapi.json").await;
+        assert_eq!(status, 200, "{text}");
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc, openapi::build());
     }
 }

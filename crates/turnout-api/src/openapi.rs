@@ -5,116 +5,195 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-/// (method, path, summary, request body schema name, success status)
-const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str)] = &[
-    (
-        "get",
-        "/v1/apps",
-        "List apps with their status",
-        None,
-        "200",
-    ),
-    (
-        "post",
-        "/v1/apps",
-        "Deploy an app from a template",
-        Some("Deploy"),
-        "201",
-    ),
-    ("get", "/v1/apps/{app}", "Status of an app", None, "200"),
-    (
+/// One operation of the document.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    /// The request body's schema, and whether the body is required (an
+    /// optional one may be empty, with no `Content-Type`).
+    body: Option<(&'static str, bool)>,
+    success: &'static str,
+    /// Error statuses besides the ones every operation has ([`COMMON`]),
+    /// 401 under `/v1`, and 413/415 with a body.
+    errors: &'static [&'static str],
+    /// Query parameters: (name, schema).
+    query: &'static [(&'static str, &'static str)],
+}
+
+/// Errors any request can get: 400 (a path or query that is not
+/// percent-encoded UTF-8), 405, 414, 431, 500.
+const COMMON: &[&str] = &["400", "405", "414", "431", "500"];
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    success: &'static str,
+    errors: &'static [&'static str],
+) -> Op {
+    Op {
+        method,
+        path,
+        summary,
+        body: None,
+        success,
+        errors,
+        query: &[],
+    }
+}
+
+const TAIL: (&str, &str) = ("tail", "tail");
+const FOLLOW: (&str, &str) = ("follow", "follow");
+const EVENTS: &[(&str, &str)] = &[("app", "app"), ("after", "after"), ("limit", "limit")];
+
+const OPERATIONS: &[Op] = &[
+    op("get", "/v1/apps", "List apps with their status", "200", &[]),
+    Op {
+        body: Some(("Deploy", true)),
+        ..op(
+            "post",
+            "/v1/apps",
+            "Deploy an app from a template",
+            "201",
+            &["409", "422"],
+        )
+    },
+    op("get", "/v1/apps/{app}", "Status of an app", "200", &["404"]),
+    op(
         "delete",
         "/v1/apps/{app}",
         "Delete an app and stop its instances",
-        None,
         "204",
+        &["404"],
     ),
-    (
+    op(
         "get",
         "/v1/apps/{app}/releases",
         "Release history, newest first",
-        None,
         "200",
+        &["404"],
     ),
-    (
-        "post",
-        "/v1/apps/{app}/releases",
-        "Start a release",
-        Some("Release"),
-        "201",
-    ),
-    (
+    Op {
+        body: Some(("Release", true)),
+        ..op(
+            "post",
+            "/v1/apps/{app}/releases",
+            "Start a release",
+            "201",
+            &["404", "409", "422"],
+        )
+    },
+    op(
         "get",
         "/v1/apps/{app}/releases/{id}",
         "One release",
-        None,
         "200",
+        &["404"],
     ),
-    (
-        "post",
-        "/v1/apps/{app}/confirm",
-        "Confirm the release in progress",
-        Some("Confirm"),
-        "200",
-    ),
-    (
-        "post",
-        "/v1/apps/{app}/rollback",
-        "Roll the release in progress back",
-        None,
-        "200",
-    ),
-    (
+    Op {
+        body: Some(("Confirm", false)),
+        ..op(
+            "post",
+            "/v1/apps/{app}/confirm",
+            "Confirm the release in progress",
+            "200",
+            &["404", "409", "422"],
+        )
+    },
+    Op {
+        body: Some(("Empty", false)),
+        ..op(
+            "post",
+            "/v1/apps/{app}/rollback",
+            "Roll the release in progress back",
+            "200",
+            &["404", "409", "422"],
+        )
+    },
+    op(
         "get",
         "/v1/apps/{app}/routes",
         "Routes and weights",
-        None,
         "200",
+        &["404"],
     ),
-    (
-        "put",
-        "/v1/apps/{app}/routes/{route}/weights",
-        "Set weights of some services of a route, atomically",
-        Some("Weights"),
-        "200",
-    ),
-    (
-        "post",
-        "/v1/apps/{app}/routes/{route}/switch",
-        "Move a route's traffic to the other side",
-        None,
-        "200",
-    ),
-    (
+    Op {
+        body: Some(("Weights", true)),
+        ..op(
+            "put",
+            "/v1/apps/{app}/routes/{route}/weights",
+            "Set weights of some services of a route, atomically",
+            "200",
+            &["404", "409", "422"],
+        )
+    },
+    Op {
+        body: Some(("Empty", false)),
+        ..op(
+            "post",
+            "/v1/apps/{app}/routes/{route}/switch",
+            "Move a route's traffic to the other side",
+            "200",
+            &["404", "409", "422"],
+        )
+    },
+    op(
         "get",
         "/v1/apps/{app}/services",
         "Services and instances",
-        None,
         "200",
+        &["404"],
     ),
-    (
+    Op {
+        query: &[TAIL],
+        ..op(
+            "get",
+            "/v1/apps/{app}/services/{service}/logs",
+            "Last lines of a service's instance logs",
+            "200",
+            &["404"],
+        )
+    },
+    Op {
+        query: &[TAIL, FOLLOW],
+        ..op(
+            "get",
+            "/v1/apps/{app}/instances/{id}/logs",
+            "Log of one instance, optionally followed",
+            "200",
+            &["404"],
+        )
+    },
+    Op {
+        query: EVENTS,
+        ..op("get", "/v1/events", "Events after an id", "200", &[])
+    },
+    Op {
+        query: &[EVENTS[0], EVENTS[1]],
+        ..op(
+            "get",
+            "/v1/events/stream",
+            "Events as server-sent events",
+            "200",
+            &[],
+        )
+    },
+    op("get", "/v1/openapi.json", "This document", "200", &[]),
+    op(
         "get",
-        "/v1/apps/{app}/services/{service}/logs",
-        "Last lines of a service's instance logs",
-        None,
+        "/healthz",
+        "Liveness: `ok` (no token needed)",
         "200",
+        &[],
     ),
-    (
+    op(
         "get",
-        "/v1/apps/{app}/instances/{id}/logs",
-        "Log of one instance, optionally followed",
-        None,
+        "/metrics",
+        "Prometheus text of the router and the control plane (no token needed)",
         "200",
+        &[],
     ),
-    ("get", "/v1/events", "Events after an id", None, "200"),
-    (
-        "get",
-        "/v1/events/stream",
-        "Events as server-sent events",
-        None,
-        "200",
-    ),
-    ("get", "/v1/openapi.json", "This document", None, "200"),
 ];
 
 fn schemas() -> Value {
@@ -122,76 +201,155 @@ fn schemas() -> Value {
         "Deploy": {
             "type": "object", "required": ["name", "template"], "additionalProperties": false,
             "properties": {
-                "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                         "description": "1 to 64 letters, digits, `-` and `_`, starting with a letter or digit"},
                 "template": {"type": "string", "description": "the template's YAML text"},
-                "source_name": {"type": "string"}
+                "source_name": {"type": "string", "default": "template.yaml",
+                                "description": "the file name diagnostics name"}
             }
         },
         "Release": {
             "type": "object", "required": ["template"], "additionalProperties": false,
             "properties": {
-                "template": {"type": "string"},
-                "source_name": {"type": "string"},
-                "strategy": {"type": "string", "enum": ["blue-green", "standard"]}
+                "template": {"type": "string", "description": "the new template's YAML text"},
+                "source_name": {"type": "string", "default": "template.yaml"},
+                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"}
             }
         },
         "Confirm": {
             "type": "object", "additionalProperties": false,
-            "properties": {"switch": {"type": "boolean"}}
+            "properties": {"switch": {"type": "boolean", "default": false}}
         },
+        "Empty": {"type": "object", "additionalProperties": false, "maxProperties": 0},
         "Weights": {
             "type": "object", "required": ["weights"], "additionalProperties": false,
-            "properties": {"weights": {"type": "object",
+            "properties": {"weights": {
+                "type": "object", "minProperties": 1,
+                "description": "service name -> weight; only the services named change, in one \
+                    atomic step; every one must be on the route, and at least one service of the \
+                    route must keep a weight above 0. Weights are relative (100 and 100 is 50/50); \
+                    an integral number such as 100.0 is an integer",
                 "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100}}}
         },
         "Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {"type": "object", "required": ["code", "message", "hint"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                               "hint": {"type": "string"}}}}
+            "type": "object", "required": ["error"], "additionalProperties": false,
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message", "hint"],
+                "properties": {
+                    "code": {"type": "string", "enum": [
+                        "bad_request", "unauthorized", "not_found", "method_not_allowed",
+                        "conflict", "payload_too_large", "uri_too_long",
+                        "unsupported_media_type", "invalid", "headers_too_large", "internal"]},
+                    "message": {"type": "string", "description": "what went wrong"},
+                    "hint": {"type": "string", "description": "what to do about it"},
+                    "diagnostics": {"type": "array", "items": {"type": "object"},
+                        "description": "an invalid template's diagnostics, as `turnout validate --output json` gives them"}
+                }}}
         }
     })
 }
 
-fn parameters(path: &str) -> Vec<Value> {
-    path.split('/')
+fn query_schema(name: &str) -> Value {
+    match name {
+        "tail" => json!({"type": "integer", "minimum": 0, "default": 100,
+                         "description": "how many of the last lines"}),
+        "follow" => json!({"type": "boolean", "default": false,
+                           "description": "stream new lines as they are written"}),
+        "app" => json!({"type": "string", "description": "only this app's events"}),
+        "after" => json!({"type": "integer", "format": "int64", "default": 0,
+                          "description": "only events with a larger id"}),
+        "limit" => json!({"type": "integer", "minimum": 0, "maximum": 10000, "default": 100,
+                          "description": "at most this many (larger values count as 10000)"}),
+        _ => json!({"type": "string"}),
+    }
+}
+
+fn path_schema(name: &str) -> Value {
+    match name {
+        "id" => json!({"type": "string",
+                       "description": "a release id (an integer) or an instance id (`serviceB-v1.1`)"}),
+        "route" => json!({"type": "string",
+                          "description": "a route id (`serviceb.localhost`) or an unambiguous bare prefix (`serviceb`)"}),
+        _ => json!({"type": "string"}),
+    }
+}
+
+fn parameters(op: &Op) -> Vec<Value> {
+    let path = op
+        .path
+        .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-        .collect()
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_schema(name)}));
+    let query = op
+        .query
+        .iter()
+        .map(|(name, schema)| json!({"name": name, "in": "query", "required": false, "schema": query_schema(schema)}));
+    path.chain(query).collect()
+}
+
+/// The error statuses of an operation.
+fn errors(op: &Op) -> Vec<&'static str> {
+    let mut all: Vec<&str> = COMMON.to_vec();
+    if op.path.starts_with("/v1/") {
+        all.push("401");
+    }
+    if op.body.is_some() {
+        all.extend(["413", "415"]);
+    }
+    all.extend(op.errors);
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// The document.
 pub(crate) fn build() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, body, status) in OPERATIONS {
-        let mut op = json!({
-            "summary": summary,
-            "parameters": parameters(path),
-            "responses": {
-                *status: {"description": "success"},
-                "default": {"description": "error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            }
+    for op in OPERATIONS {
+        let mut responses = serde_json::Map::new();
+        responses.insert(op.success.into(), json!({"description": "success"}));
+        for status in errors(op) {
+            responses.insert(
+                status.into(),
+                json!({"$ref": "#/components/responses/Error"}),
+            );
+        }
+        let mut doc = json!({
+            "summary": op.summary,
+            "parameters": parameters(op),
+            "responses": responses,
         });
-        if let Some(schema) = body {
-            op["requestBody"] = json!({
-                "required": true,
+        if !op.path.starts_with("/v1/") {
+            doc["security"] = json!([]);
+        }
+        if let Some((schema, required)) = op.body {
+            doc["requestBody"] = json!({
+                "required": required,
+                "description": "JSON (`Content-Type: application/json`), at most 8 MiB; an \
+                    optional body may be empty, and then needs no Content-Type",
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
             });
         }
         let entry = paths
-            .entry((*path).to_string())
+            .entry(op.path.to_string())
             .or_insert_with(|| json!({}));
-        entry[*method] = op;
+        entry[op.method] = doc;
     }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "turnout", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Zero-downtime releases: apps, releases, routes and events. See docs/api.md."},
+                 "description": "Zero-downtime releases: apps, releases, routes and events. See \
+                    docs/api.md. Every error is `{\"error\": {\"code\", \"message\", \"hint\"}}` \
+                    JSON, and a refused request changes nothing. Limits: a body of 8 MiB, a \
+                    request target of 8 KiB, 64 KiB and 100 fields of headers."},
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas()
+            "schemas": schemas(),
+            "responses": {"Error": {
+                "description": "an error; nothing was changed",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            }}
         },
         "paths": paths
     })
@@ -199,4 +357,111 @@ pub(crate) fn build() -> Value {
 
 pub(crate) async fn document() -> Json<Value> {
     Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_document_is_json_and_its_operations_are_the_routes() {
+        let text = serde_json::to_string(&build()).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let routed: BTreeSet<(String, String)> = crate::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_operation_lists_its_error_responses() {
+        let doc = build();
+        let error = &doc["components"]["responses"]["Error"];
+        assert_eq!(
+            error["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error"
+        );
+        let schema = &doc["components"]["schemas"]["Error"]["properties"]["error"];
+        assert_eq!(schema["required"], json!(["code", "message", "hint"]));
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let what = format!("{method} {path}");
+                let responses = op["responses"].as_object().unwrap();
+                let mut wanted: Vec<&str> = COMMON.to_vec();
+                if path.starts_with("/v1/") {
+                    wanted.push("401");
+                } else {
+                    assert_eq!(op["security"], json!([]), "{what} is open");
+                }
+                if path.contains('{') {
+                    wanted.push("404");
+                }
+                if op.get("requestBody").is_some() {
+                    wanted.extend(["413", "415", "422"]);
+                    let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+                    let name = schema["$ref"].as_str().unwrap();
+                    let name = name.strip_prefix("#/components/schemas/").unwrap();
+                    assert!(doc["components"]["schemas"].get(name).is_some(), "{what}");
+                }
+                if ["post", "put", "delete"].contains(&method.as_str()) && path != "/v1/apps/{app}"
+                {
+                    wanted.extend(["409", "422"]);
+                }
+                for status in wanted {
+                    assert_eq!(
+                        responses.get(status),
+                        Some(&json!({"$ref": "#/components/responses/Error"})),
+                        "{what} lacks its {status} error"
+                    );
+                }
+                let successes = responses.keys().filter(|s| s.starts_with('2')).count();
+                assert_eq!(successes, 1, "{what}");
+                for (status, response) in responses {
+                    if !status.starts_with('2') {
+                        assert_eq!(response["$ref"], "#/components/responses/Error", "{what}");
+                    }
+                }
+                // Every path parameter is declared.
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                let in_path: Vec<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                    .collect();
+                assert_eq!(declared, in_path, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_rules_the_handlers_enforce_are_in_the_schemas() {
+        let s = schemas();
+        let weights = &s["Weights"]["properties"]["weights"];
+        assert_eq!(weights["minProperties"], 1);
+        assert_eq!(
+            weights["additionalProperties"],
+            json!({"type": "integer", "minimum": 0, "maximum": 100})
+        );
+        assert_eq!(s["Weights"]["required"], json!(["weights"]));
+        assert_eq!(s["Deploy"]["required"], json!(["name", "template"]));
+        assert_eq!(s["Release"]["required"], json!(["template"]));
+        for name in ["Deploy", "Release", "Confirm", "Weights", "Empty"] {
+            assert_eq!(s[name]["additionalProperties"], false, "{name}");
+        }
+    }
 }

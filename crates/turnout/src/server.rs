@@ -254,10 +254,7 @@ impl Server {
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
+                if let Err(e) = turnout_api::serve(listener, app, shutdown).await {
                     tracing::error!(error = %e, "the API server failed");
                 }
             })

@@ -430,3 +430,38 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Outp
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// Sends `head` (a request line and headers, without the blank line that
+/// ends them) and then `body` as bytes on a new connection, writing from
+/// another thread while the answer is read (the server may answer before
+/// it read everything, e.g. a 413), and parses what comes back. Nothing
+/// is added: the caller writes every header, `Connection: close` too.
+pub fn raw_request(addr: SocketAddr, head: &[u8], body: Vec<u8>) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut request = head.to_vec();
+    request.extend_from_slice(b"\r\n\r\n");
+    let sender = std::thread::spawn(move || {
+        // The server may close early; a failed write is its answer.
+        let _ = writer
+            .write_all(&request)
+            .and_then(|()| writer.write_all(&body));
+    });
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            // A reset after the answer was read ends it too.
+            Err(_) if !raw.is_empty() => break,
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    parse_response(&raw)
+}
