@@ -74,10 +74,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
 
     /// One pass of the reconciler.
     pub async fn reconcile(&self) -> Result<(), ControlError> {
-        let mut routing_changed = self.observe().await?;
-        routing_changed |= self.probe_due().await?;
+        self.observe().await?;
+        self.probe_due().await?;
         let mut state = self.inner.state.lock().await;
-        routing_changed |= self.act(&mut state).await?;
+        let routing_changed = self.act(&mut state).await?;
         self.advance_releases(&mut state)?;
         if routing_changed {
             self.publish(&state)?;
@@ -86,7 +86,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     }
 
     /// Observes every instance's process; restarts or forgets the dead.
-    async fn observe(&self) -> Result<bool, ControlError> {
+    /// The router stops sending to a dead instance before the lock is let
+    /// go, so nothing that reads the state (status) sees it gone while the
+    /// router still routes to it.
+    async fn observe(&self) -> Result<(), ControlError> {
         let snapshot: Vec<(Key, Option<(u32, u64)>)> = {
             let state = self.inner.state.lock().await;
             state
@@ -140,11 +143,16 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             });
         }
         self.commit(&mut state, &change)?;
-        Ok(routing_changed)
+        if routing_changed {
+            self.publish(&state)?;
+        }
+        Ok(())
     }
 
-    /// Runs the probes that are due, concurrently and without the lock.
-    async fn probe_due(&self) -> Result<bool, ControlError> {
+    /// Runs the probes that are due, concurrently and without the lock. A
+    /// readiness change reaches the router before the lock is let go: an
+    /// instance that status reports ready is routed to.
+    async fn probe_due(&self) -> Result<(), ControlError> {
         let now = Instant::now();
         let jobs: Vec<ProbeJob> = {
             let mut state = self.inner.state.lock().await;
@@ -185,7 +193,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             jobs
         };
         if jobs.is_empty() {
-            return Ok(false);
+            return Ok(());
         }
         let results = futures_join(jobs).await;
         let mut state = self.inner.state.lock().await;
@@ -227,7 +235,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
         }
         self.commit(&mut state, &change)?;
-        Ok(routing_changed)
+        if routing_changed {
+            self.publish(&state)?;
+        }
+        Ok(())
     }
 
     /// Starts, restarts, drains and stops instances as the plan says.
