@@ -224,14 +224,13 @@ pub(crate) fn release_record(app: &str, r: &Release) -> ReleaseRecord {
 pub(crate) fn events_of(app: &str, effects: &[Effect]) -> Vec<NewEvent> {
     effects
         .iter()
-        .filter_map(|e| match e {
-            Effect::Event { kind, message } => Some(NewEvent {
+        .map(|e| match e {
+            Effect::Event { kind, message } => NewEvent {
                 app: app.to_string(),
                 kind: (*kind).to_string(),
                 message: message.clone(),
                 data: None,
-            }),
-            Effect::Reconcile => None,
+            },
         })
         .collect()
 }

@@ -63,12 +63,13 @@ pub enum Command {
     },
 }
 
-/// What the reconciler must do after a step.
+/// What a step asks of the controller besides committing the new state.
+/// (Starting and stopping instances needs no effect: the controller wakes
+/// the reconciler after every accepted change, and the reconciler plans
+/// from the committed state.) Later strategies add effects of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Effect {
-    /// The wanted services or weights changed: start or stop instances and
-    /// publish a new route table.
-    Reconcile,
     /// Record an event for the operator (history, SSE).
     Event {
         /// A short kind (`release-started`, `weights`, ...).
@@ -252,7 +253,6 @@ fn start_release(
                     app.version
                 ),
             ),
-            Effect::Reconcile,
         ],
     ))
 }
@@ -379,7 +379,7 @@ fn set_weights(
     let mut next = app.clone();
     let message = format!("{route}: {}", describe(&updated));
     next.weights.insert(route.to_string(), updated);
-    Ok((next, vec![event("weights", message), Effect::Reconcile]))
+    Ok((next, vec![event("weights", message)]))
 }
 
 /// The weights of `route` after a switch, or why it cannot switch.
@@ -433,7 +433,7 @@ fn switch(app: &App, route: &str) -> Result<(App, Vec<Effect>), EngineError> {
     let mut next = app.clone();
     let message = format!("{route} switched: {}", describe(&updated));
     next.weights.insert(route.to_string(), updated);
-    Ok((next, vec![event("switch", message), Effect::Reconcile]))
+    Ok((next, vec![event("switch", message)]))
 }
 
 fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineError> {
@@ -504,7 +504,6 @@ fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineEr
             }
         ),
     ));
-    effects.push(Effect::Reconcile);
     Ok((next, effects))
 }
 
@@ -585,7 +584,7 @@ fn rollback(app: &App, reason: Option<&str>) -> Result<(App, Vec<Effect>), Engin
     }
     Ok((
         next,
-        vec![event("release-rolled-back", message), Effect::Reconcile],
+        vec![event("release-rolled-back", message)],
     ))
 }
 
@@ -623,7 +622,6 @@ fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> 
                         "release-confirmed",
                         format!("release {release_id} (standard) done: every instance replaced"),
                     ),
-                    Effect::Reconcile,
                 ],
             ))
         }
