@@ -536,7 +536,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         was_routed
     }
 
-    /// Moves releases on: ready ones to the next state, late ones to failed.
+    /// Moves releases on: ready ones to the next state, late ones to
+    /// failed, failed ones to rolled-back.
     fn advance_releases(&self, state: &mut State) -> Result<(), ControlError> {
         let now = Instant::now();
         let apps: Vec<String> = state.apps.keys().cloned().collect();
@@ -583,6 +584,21 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     },
                 )?;
             }
+        }
+        // A failed release is rolled back once its `failed` state is
+        // committed: at once, or by the next server when this one died in
+        // between.
+        let failed: Vec<String> = state
+            .apps
+            .iter()
+            .filter(|(_, a)| {
+                a.active_release()
+                    .is_some_and(|r| r.state == ReleaseState::Failed)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for app_name in failed {
+            self.apply(state, &app_name, Command::Rollback)?;
         }
         Ok(())
     }

@@ -142,7 +142,7 @@ pub fn step(app: &App, command: Command) -> Result<(App, Vec<Effect>), EngineErr
         Command::SetWeights { route, weights } => set_weights(app, &route, &weights),
         Command::Switch { route } => switch(app, &route),
         Command::Confirm { switch } => confirm(app, switch),
-        Command::Rollback => rollback(app, None),
+        Command::Rollback => rollback(app),
         Command::Ready { release_id } => ready(app, release_id),
         Command::Fail { release_id, reason } => fail(app, release_id, &reason),
     }
@@ -245,15 +245,13 @@ fn start_release(
     let summary = summarize(&next);
     Ok((
         next,
-        vec![
-            event(
-                "release-started",
-                format!(
-                    "release {release_id} ({strategy}) from version {} to {version}: {summary}",
-                    app.version
-                ),
+        vec![event(
+            "release-started",
+            format!(
+                "release {release_id} ({strategy}) from version {} to {version}: {summary}",
+                app.version
             ),
-        ],
+        )],
     ))
 }
 
@@ -538,7 +536,7 @@ fn remove_from_weights(weights: &mut Weights, services: &[String]) {
     weights.retain(|_, ws| !ws.is_empty());
 }
 
-fn rollback(app: &App, reason: Option<&str>) -> Result<(App, Vec<Effect>), EngineError> {
+fn rollback(app: &App) -> Result<(App, Vec<Effect>), EngineError> {
     let release = app.active_release().ok_or_else(|| no_release(app))?;
     let mut next = app.clone();
     let from = release.from_version;
@@ -567,9 +565,13 @@ fn rollback(app: &App, reason: Option<&str>) -> Result<(App, Vec<Effect>), Engin
     next.version = from;
     next.templates.retain(|v, _| *v == from);
     let id = release.id;
+    // A failed release keeps why it failed.
+    let reason = (release.state == ReleaseState::Failed)
+        .then(|| release.reason.clone())
+        .flatten();
     if let Some(r) = next.release.as_mut() {
         r.state = ReleaseState::RolledBack;
-        r.reason = reason.map(str::to_string);
+        r.reason.clone_from(&reason);
     }
     let mut message = format!(
         "release {id} rolled back; removing {}",
@@ -582,10 +584,7 @@ fn rollback(app: &App, reason: Option<&str>) -> Result<(App, Vec<Effect>), Engin
     if let Some(reason) = reason {
         message.push_str(&format!(" ({reason})"));
     }
-    Ok((
-        next,
-        vec![event("release-rolled-back", message)],
-    ))
+    Ok((next, vec![event("release-rolled-back", message)]))
 }
 
 fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> {
@@ -617,12 +616,10 @@ fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> 
             finish(&mut next, release.to_version);
             Ok((
                 next,
-                vec![
-                    event(
-                        "release-confirmed",
-                        format!("release {release_id} (standard) done: every instance replaced"),
-                    ),
-                ],
+                vec![event(
+                    "release-confirmed",
+                    format!("release {release_id} (standard) done: every instance replaced"),
+                )],
             ))
         }
     }
@@ -635,11 +632,19 @@ fn fail(app: &App, release_id: i64, reason: &str) -> Result<(App, Vec<Effect>), 
     if release.state != ReleaseState::Deploying {
         return Ok((app.clone(), Vec::new()));
     }
+    // Recorded as `failed` first (DESIGN §2); the reconciler then rolls
+    // the release back, and it ends as `rolled-back` with this reason.
     let reason = format!("failed: {reason}");
-    let (next, mut effects) = rollback(app, Some(&reason))?;
-    effects.insert(
-        0,
-        event("release-failed", format!("release {release_id} {reason}")),
-    );
-    Ok((next, effects))
+    let mut next = app.clone();
+    if let Some(r) = next.release.as_mut() {
+        r.state = ReleaseState::Failed;
+        r.reason = Some(reason.clone());
+    }
+    Ok((
+        next,
+        vec![event(
+            "release-failed",
+            format!("release {release_id} {reason}; rolling back"),
+        )],
+    ))
 }

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use support::{
-    TestController, controller, endpoints, internal_call, settle, settle_ready, template,
+    TestController, controller, controller_with, endpoints, internal_call, settle, settle_ready,
+    template,
 };
 use turnout_engine::{Command, ControlError, EngineError};
 use turnout_routing::{Decision, Forbidden};
@@ -343,4 +344,49 @@ async fn deleting_an_app_stops_its_instances_without_store_errors() {
     .await;
     assert_eq!(runtime.running("b", "web").len(), 2);
     assert!(c.store().instances("a").unwrap().is_empty());
+}
+
+/// DESIGN §2: a release whose new instances never get ready is recorded
+/// `failed`, then rolled back, ending `rolled-back` with the reason.
+#[tokio::test]
+async fn a_release_that_never_gets_ready_is_failed_then_rolled_back() {
+    let (c, runtime, _plane) =
+        controller_with(|s| s.ready_deadline = std::time::Duration::from_millis(300));
+    c.deploy("app", "v1.yaml", template(FRONT_V1))
+        .await
+        .unwrap();
+    settle_ready(&c, "app").await;
+    let mut events = c.subscribe();
+    let never = FRONT_V1.replace("front-v1", "never-v2");
+    c.release("app", "v2.yaml", template(&never), Strategy::BlueGreen)
+        .await
+        .unwrap();
+    settle(&c, "the release to end", async |c| {
+        c.status("app")
+            .await
+            .unwrap()
+            .release
+            .is_some_and(|r| r.state == "rolled-back")
+    })
+    .await;
+    let release = c.status("app").await.unwrap().release.unwrap();
+    assert!(
+        release
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("failed: ") && r.contains("never-v2")),
+        "{release:?}"
+    );
+    let mut kinds = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        kinds.push(event.kind);
+    }
+    let failed = kinds.iter().position(|k| k == "release-failed");
+    let rolled = kinds.iter().position(|k| k == "release-rolled-back");
+    assert!(
+        failed.is_some() && failed < rolled,
+        "failed, then rolled back: {kinds:?}"
+    );
+    assert!(runtime.running("app", "never-v2").is_empty());
+    assert_eq!(runtime.running("app", "front-v1").len(), 1);
 }

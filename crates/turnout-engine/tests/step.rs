@@ -213,10 +213,19 @@ fn a_second_release_is_refused_naming_the_state() {
 }
 
 #[test]
-fn failure_rolls_back_with_the_reason() {
+fn failure_is_recorded_then_rolled_back_with_the_reason() {
     let app = hello();
     let before = app.clone();
     let app = release(&app, "app-frontend-v2.yaml", Strategy::BlueGreen).unwrap();
+    let kinds = |effects: &[turnout_engine::Effect]| -> Vec<String> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                turnout_engine::Effect::Event { kind, .. } => Some(kind.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
     let (app, effects) = step(
         &app,
         Command::Fail {
@@ -225,6 +234,28 @@ fn failure_rolls_back_with_the_reason() {
         },
     )
     .unwrap();
+    // First `failed` (DESIGN §2), nothing removed yet.
+    let r = app.release.as_ref().unwrap();
+    assert_eq!(r.state, ReleaseState::Failed);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("failed: serviceB-v2 not ready within 60s")
+    );
+    assert!(app.services.contains_key("serviceB-v2"));
+    assert_eq!(kinds(&effects), ["release-failed"]);
+    // A failed release cannot be confirmed, nor failed again.
+    assert!(step(&app, Command::Confirm { switch: true }).is_err());
+    let (same, _) = step(
+        &app,
+        Command::Fail {
+            release_id: 2,
+            reason: "again".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(same, app);
+    // Then the rollback ends it, keeping why it failed.
+    let (app, effects) = step(&app, Command::Rollback).unwrap();
     let r = app.release.as_ref().unwrap();
     assert_eq!(r.state, ReleaseState::RolledBack);
     assert_eq!(
@@ -233,14 +264,7 @@ fn failure_rolls_back_with_the_reason() {
     );
     assert_eq!(app.weights, before.weights);
     assert!(!app.services.contains_key("serviceB-v2"));
-    let kinds: Vec<String> = effects
-        .iter()
-        .filter_map(|e| match e {
-            turnout_engine::Effect::Event { kind, .. } => Some(kind.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(kinds, ["release-failed", "release-rolled-back"]);
+    assert_eq!(kinds(&effects), ["release-rolled-back"]);
     // A late Ready for the finished release changes nothing.
     let (same, effects) = step(&app, Command::Ready { release_id: 2 }).unwrap();
     assert_eq!(same, app);

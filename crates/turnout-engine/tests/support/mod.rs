@@ -151,7 +151,15 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
+    /// Services whose name starts with `never` cannot start.
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
+        if spec.service.starts_with("never") {
+            return Err(RuntimeError::Spawn {
+                instance: spec.id.clone(),
+                program: "fake".into(),
+                source: std::io::Error::other("this service never starts"),
+            });
+        }
         let token = spec
             .env
             .iter()
@@ -230,12 +238,20 @@ pub type TestController = Controller<FakeRuntime, FakePlane>;
 /// A controller over an in-memory store, a fake runtime and a fake router;
 /// its reconciler is driven by the test (`settle`), not by a task.
 pub fn controller() -> (TestController, FakeRuntime, FakePlane) {
+    controller_with(|_| {})
+}
+
+/// [`controller`] with its settings changed by `adjust`.
+pub fn controller_with(
+    adjust: impl FnOnce(&mut Settings),
+) -> (TestController, FakeRuntime, FakePlane) {
     let plane = FakePlane::default();
     let runtime = FakeRuntime::new(plane.clone());
     let dir = std::env::temp_dir().join(format!("turnout-engine-test-{}", std::process::id()));
     let mut settings = Settings::new(dir);
     settings.internal_addr = Some(SocketAddr::from(([127, 0, 0, 1], 8081)));
     settings.drain_timeout = Duration::from_secs(30);
+    adjust(&mut settings);
     let store = Store::open_in_memory().expect("an in-memory store");
     let controller =
         Controller::new(store, runtime.clone(), plane.clone(), settings).expect("a controller");
