@@ -14,9 +14,11 @@ mod reconciler;
 mod routes;
 mod status;
 mod step;
+mod store_map;
 
-pub use controller::{ControlError, Controller, DataPlane, Settings, stored_template};
+pub use controller::{ControlError, Controller, DataPlane, Settings};
 pub use status::{AppStatus, InstanceStatus, ReleaseStatus, RouteStatus, ServiceStatus};
+pub use store_map::stored_template;
 
 pub use error::EngineError;
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
