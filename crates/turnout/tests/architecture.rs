@@ -58,6 +58,7 @@ fn only_the_binary_uses_anyhow() {
     }
 }
 
+/// Outside tests (a `#[cfg(test)]` module ends what is read of a file).
 #[test]
 fn only_the_binary_names_a_concrete_runtime() {
     for dir in crates() {
@@ -69,8 +70,10 @@ fn only_the_binary_names_a_concrete_runtime() {
         rust_files(&dir.join("src"), &mut files);
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
+            // A crate's own tests may pick a runtime to run on.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
             assert!(
-                !text.contains("ProcessRuntime"),
+                !code.contains("ProcessRuntime"),
                 "{} names a concrete runtime; only the binary picks one",
                 file.display()
             );
