@@ -13,6 +13,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio_stream::StreamExt;
+use turnout_api_types::{
+    AppList, ConfirmRequest, DeployRequest, EmptyRequest, ReleaseRequest, RouteList, ServiceList,
+    WeightsRequest,
+};
 use turnout_engine::{Command, ControlError, DataPlane, resolve_route};
 use turnout_runtime::Runtime;
 use turnout_spec::Strategy;
@@ -79,23 +83,16 @@ fn template(text: &str, source_name: &str) -> Result<turnout_spec::Template> {
                 format!("the template has {errors} errors; the first: {first}"),
                 "fix the template (`turnout validate FILE` shows every problem) and send it again",
             )
-            .with_details(json!({ "diagnostics": diagnostics }))
+            .with_diagnostics(diagnostics)
         })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DeployBody {
-    name: String,
-    template: String,
-    #[serde(default)]
-    source_name: Option<String>,
 }
 
 pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "apps": s.controller.statuses().await })))
+) -> Result<Json<AppList>> {
+    Ok(Json(AppList {
+        apps: s.controller.statuses().await,
+    }))
 }
 
 fn check_app_name(name: &str) -> Result<()> {
@@ -117,7 +114,7 @@ fn check_app_name(name: &str) -> Result<()> {
 
 pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-    JsonBody(b): JsonBody<DeployBody>,
+    JsonBody(b): JsonBody<DeployRequest>,
 ) -> Result<Response> {
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
@@ -141,20 +138,10 @@ pub(crate) async fn delete_app<R: Runtime + 'static, D: DataPlane>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReleaseBody {
-    template: String,
-    #[serde(default)]
-    source_name: Option<String>,
-    #[serde(default)]
-    strategy: Option<String>,
-}
-
 pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(b): JsonBody<ReleaseBody>,
+    JsonBody(b): JsonBody<ReleaseRequest>,
 ) -> Result<Response> {
     let strategy: Strategy = match b.strategy.as_deref() {
         None => Strategy::BlueGreen,
@@ -207,17 +194,10 @@ pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
     Ok(Json(release).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConfirmBody {
-    #[serde(default)]
-    switch: bool,
-}
-
 pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(b): JsonBody<ConfirmBody>,
+    JsonBody(b): JsonBody<ConfirmRequest>,
 ) -> Result<Response> {
     let status = s
         .controller
@@ -226,14 +206,10 @@ pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
     Ok(Json(status).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EmptyBody {}
-
 pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(_): JsonBody<EmptyBody>,
+    JsonBody(_): JsonBody<EmptyRequest>,
 ) -> Result<Response> {
     let status = s.controller.command(&app, Command::Rollback).await?;
     Ok(Json(status).into_response())
@@ -242,21 +218,17 @@ pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_routes<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<RouteList>> {
     let status = s.controller.status(&app).await?;
-    Ok(Json(json!({ "routes": status.routes })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WeightsBody {
-    weights: serde_json::Map<String, serde_json::Value>,
+    Ok(Json(RouteList {
+        routes: status.routes,
+    }))
 }
 
 pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
-    JsonBody(b): JsonBody<WeightsBody>,
+    JsonBody(b): JsonBody<WeightsRequest>,
 ) -> Result<Response> {
     let mut weights = Vec::with_capacity(b.weights.len());
     for (service, value) in &b.weights {
@@ -308,7 +280,7 @@ async fn resolve<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
-    JsonBody(_): JsonBody<EmptyBody>,
+    JsonBody(_): JsonBody<EmptyRequest>,
 ) -> Result<Response> {
     let route = resolve(&s, &app, &route).await?;
     let status = s
@@ -321,9 +293,11 @@ pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_services<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ServiceList>> {
     let status = s.controller.status(&app).await?;
-    Ok(Json(json!({ "services": status.services })))
+    Ok(Json(ServiceList {
+        services: status.services,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,6 @@ mod status;
 mod step;
 
 pub use controller::{ControlError, Controller, DataPlane, Settings, stored_template};
-pub use status::{AppStatus, InstanceStatus, ReleaseStatus, RouteStatus, ServiceStatus};
 
 pub use error::EngineError;
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};

@@ -20,7 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::Value;
-use turnout_spec::{Diagnostic, FieldPath, Pos};
+use turnout_api_types::ErrorBody;
+use turnout_spec::Diagnostic;
 
 use crate::output::print_diagnostics;
 
@@ -141,8 +142,8 @@ pub struct ApiError {
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
-    /// The template diagnostics of a 422 `invalid` template, as JSON.
-    pub diagnostics: Vec<Value>,
+    /// The problems of a template refused as `invalid` (422).
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl fmt::Display for ApiError {
@@ -162,19 +163,13 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Reads an error body; `None` when it is not turnout's error shape.
     fn from_body(status: StatusCode, body: &[u8]) -> Option<Self> {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        let e = v.get("error")?;
-        let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+        let ErrorBody { error } = serde_json::from_slice(body).ok()?;
         Some(Self {
             status,
-            code: text("code").unwrap_or_default(),
-            message: text("message")?,
-            hint: text("hint"),
-            diagnostics: e
-                .get("diagnostics")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+            code: error.code,
+            message: error.message,
+            hint: Some(error.hint).filter(|h| !h.is_empty()),
+            diagnostics: error.diagnostics,
         })
     }
 
@@ -597,9 +592,7 @@ where
         && let Some(api) = api_error(err)
         && !api.diagnostics.is_empty()
     {
-        let diagnostics: Vec<Diagnostic> =
-            api.diagnostics.iter().map(diagnostic_from_json).collect();
-        print_diagnostics(&diagnostics);
+        print_diagnostics(&api.diagnostics);
     }
     result
 }
@@ -611,167 +604,6 @@ fn api_error(err: &anyhow::Error) -> Option<&ApiError> {
             Some(ClientError::Api(e)) => Some(e),
             _ => None,
         })
-}
-
-/// Rebuilds a [`Diagnostic`] from its JSON form (`severity, file, line,
-/// column, path, message, found, expected, hint`), so that it prints
-/// exactly as `turnout validate` prints it.
-pub fn diagnostic_from_json(v: &Value) -> Diagnostic {
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let number = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0)
-    };
-    let pos = Pos {
-        line: number("line"),
-        column: number("column"),
-    };
-    let path = parse_field_path(&text("path").unwrap_or_default());
-    let message = text("message").unwrap_or_default();
-    let mut d = if text("severity").as_deref() == Some("warning") {
-        Diagnostic::warning(pos, &path, message)
-    } else {
-        Diagnostic::error(pos, &path, message)
-    };
-    d.file = text("file").unwrap_or_default();
-    d.found = text("found");
-    d.expected = text("expected");
-    d.hint = text("hint");
-    d
-}
-
-/// Parses a rendered field path (`serviceB-v1.labels."aliyun.scale"`,
-/// `services.a.ports[2]`) back into a [`FieldPath`]; rendering it again
-/// gives the same text.
-fn parse_field_path(text: &str) -> FieldPath {
-    let mut path = FieldPath::root();
-    let mut rest = text;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            rest = r;
-            continue;
-        }
-        if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            match r[..end].parse::<usize>() {
-                Ok(i) => path = path.index(i),
-                Err(_) => path = path.key(&r[..end]),
-            }
-            rest = r.get(end + 1..).unwrap_or("");
-            continue;
-        }
-        if rest.starts_with('"') {
-            // A quoted key ends at the first unescaped quote.
-            let bytes = rest.as_bytes();
-            let mut end = 1;
-            while end < bytes.len() && bytes[end] != b'"' {
-                end += if bytes[end] == b'\\' { 2 } else { 1 };
-            }
-            let quoted = rest.get(..=end).unwrap_or(rest);
-            let key: String = serde_json::from_str(quoted)
-                .unwrap_or_else(|_| quoted.trim_matches('"').to_string());
-            path = path.key(&key);
-            rest = rest.get(end + 1..).unwrap_or("");
-            continue;
-        }
-        let end = rest.find(['.', '[']).unwrap_or(rest.len());
-        path = path.key(&rest[..end]);
-        rest = &rest[end..];
-    }
-    path
-}
-
-/// An app's status as the API gives it (DESIGN §5, `docs/api.md`).
-/// Unknown fields are ignored: a newer server may say more.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct AppStatus {
-    /// The app's name.
-    pub app: String,
-    /// The template version in force.
-    pub template_version: u32,
-    /// The latest release, if any.
-    pub release: Option<ReleaseStatus>,
-    /// The services.
-    #[serde(default)]
-    pub services: Vec<ServiceStatus>,
-    /// The routes.
-    #[serde(default)]
-    pub routes: Vec<RouteStatus>,
-}
-
-/// The latest release in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ReleaseStatus {
-    /// Its id.
-    pub id: i64,
-    /// `blue-green`, `standard`...
-    pub strategy: String,
-    /// The release state string.
-    pub state: String,
-    /// The version released from.
-    pub from_version: u32,
-    /// The version released to.
-    pub to_version: u32,
-    /// Why it ended as it did, when not by the operator.
-    pub reason: Option<String>,
-}
-
-/// A service in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ServiceStatus {
-    /// Its name.
-    pub name: String,
-    /// `current`, `unchanged`, `old`, `new` or `changed`.
-    pub role: String,
-    /// The console colour of the role.
-    #[serde(default)]
-    pub color: String,
-    /// Instances wanted.
-    pub scale: u32,
-    /// Instances ready.
-    pub ready: u32,
-    /// The instances.
-    #[serde(default)]
-    pub instances: Vec<InstanceStatus>,
-}
-
-/// An instance in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct InstanceStatus {
-    /// `service.n`.
-    pub id: String,
-    /// `starting|ready|unhealthy|draining|exited`.
-    pub state: String,
-    /// The primary endpoint.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// The process id.
-    #[serde(default)]
-    pub pid: Option<u32>,
-    /// How often it was restarted.
-    #[serde(default)]
-    pub restarts: u32,
-}
-
-/// A route in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct RouteStatus {
-    /// The route id.
-    pub id: String,
-    /// Served on the internal listener only.
-    #[serde(default)]
-    pub internal: bool,
-    /// `version`, `instance` or `off`.
-    #[serde(default)]
-    pub sticky: String,
-    /// Service → weight.
-    #[serde(default)]
-    pub weights: std::collections::BTreeMap<String, u32>,
-    /// The services in route order, old first.
-    #[serde(default)]
-    pub order: Vec<String>,
 }
 
 /// A release as `GET /v1/apps/{app}/releases` lists it.
@@ -918,20 +750,17 @@ mod tests {
     }
 
     #[test]
-    fn diagnostics_round_trip_through_json() {
-        let path = FieldPath::root()
-            .key("serviceB-v1")
-            .key("labels")
-            .key("aliyun.scale");
-        let mut d = Diagnostic::error(Pos { line: 7, column: 5 }, &path, "not a number")
-            .found("\"x\"")
-            .hint("write a number");
-        d.file = "app.yaml".into();
-        let back = diagnostic_from_json(&serde_json::to_value(&d).unwrap());
-        assert_eq!(back.to_string(), d.to_string());
+    fn api_errors_carry_the_templates_diagnostics() {
+        let body =
+            br#"{"error":{"code":"invalid","message":"the template has 1 errors","hint":"fix it",
+            "diagnostics":[{"severity":"error","file":"app.yaml","line":7,"column":5,
+            "path":"a.labels.\"aliyun.scale\"","message":"not a number","found":"\"x\"",
+            "expected":null,"hint":"write a number"}]}}"#;
+        let e = ApiError::from_body(StatusCode::UNPROCESSABLE_ENTITY, body).unwrap();
+        assert_eq!(e.diagnostics.len(), 1);
         assert_eq!(
-            parse_field_path("services.a.ports[2]").to_string(),
-            "services.a.ports[2]"
+            e.diagnostics[0].to_string(),
+            "app.yaml:7:5: a.labels.\"aliyun.scale\": not a number: found \"x\"\n  hint: write a number"
         );
     }
 

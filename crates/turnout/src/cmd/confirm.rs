@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use http::Method;
 use serde_json::json;
 
-use crate::client::{self, AppStatus, Client, Connection};
+use crate::client::{self, Client, Connection};
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
 use crate::output::errln;
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout confirm`.
 #[derive(Debug, clap::Args)]

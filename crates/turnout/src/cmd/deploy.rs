@@ -14,6 +14,7 @@ use crate::cmd::status::print_status;
 use crate::cmd::validate::load_diagnosed;
 use crate::output::{OutputFormat, print_diagnostics};
 use crate::output::{errln, outln};
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout deploy`.
 #[derive(Debug, clap::Args)]
@@ -186,7 +187,7 @@ fn print_try_lines(client: &Client, status: &serde_json::Value) {
     let Some(public) = &client.endpoint().public else {
         return;
     };
-    let Ok(s) = client::decode::<client::AppStatus>(status) else {
+    let Ok(s) = client::decode::<AppStatus>(status) else {
         return;
     };
     for r in s.routes.iter().filter(|r| !r.internal) {

@@ -10,8 +10,9 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::output::OutputFormat;
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout logs`.
 #[derive(Debug, clap::Args)]

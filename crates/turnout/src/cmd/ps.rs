@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use serde::Deserialize;
 
-use crate::client::{self, Client, Connection, ServiceStatus};
+use crate::client::{self, Client, Connection};
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::ServiceStatus;
 
 /// Arguments of `turnout ps`.
 #[derive(Debug, clap::Args)]

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::deploy::load_template;
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
 use crate::output::{err, errln};
+use turnout_api_types::{AppStatus, ServiceStatus};
 
 /// How often the status is polled while instances start.
 const POLL: Duration = Duration::from_millis(200);
@@ -143,7 +144,7 @@ pub(crate) enum Progress {
 /// Judges one status against a goal. Pure, so the stop rules are tested
 /// without a server.
 pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
-    let watched: Vec<&client::ServiceStatus> = s
+    let watched: Vec<&ServiceStatus> = s
         .services
         .iter()
         .filter(|svc| match goal {

@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, AppStatus, Client, Connection, RouteStatus};
+use crate::client::{self, Client, Connection};
 use crate::cmd::status::service_color;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::{AppStatus, RouteStatus};
 
 /// Arguments of `turnout routes`.
 #[derive(Debug, clap::Args)]
@@ -98,11 +99,11 @@ pub(crate) fn ordered_weights(r: &RouteStatus) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = r
         .order
         .iter()
-        .filter_map(|name| r.weights.get(name).map(|w| (name.clone(), *w)))
+        .filter_map(|name| r.weights.get(name).map(|w| (name.clone(), u32::from(*w))))
         .collect();
     for (name, w) in &r.weights {
         if !r.order.contains(name) {
-            out.push((name.clone(), *w));
+            out.push((name.clone(), u32::from(*w)));
         }
     }
     out
@@ -135,7 +136,7 @@ pub(crate) fn shares(weights: &[u32]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn route(weights: &[(&str, u32)], order: &[&str]) -> RouteStatus {
+    fn route(weights: &[(&str, u8)], order: &[&str]) -> RouteStatus {
         RouteStatus {
             id: "serviceb.localhost".into(),
             internal: false,

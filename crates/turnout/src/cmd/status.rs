@@ -4,10 +4,11 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use crate::client::{self, AppStatus, Client, Connection};
+use crate::client::{self, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout status`.
 #[derive(Debug, clap::Args)]

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::cmd::status::service_color;
 use crate::output::outln;
 use crate::output::{OutputFormat, use_color};
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout weights`.
 #[derive(Debug, clap::Args)]
