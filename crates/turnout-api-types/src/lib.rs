@@ -9,10 +9,12 @@
 //! so a misspelt one is an error rather than silently ignored.
 
 mod error;
+mod history;
 mod request;
 mod status;
 
 pub use error::{ErrorBody, ErrorDetail};
+pub use history::{EventList, EventRecord, ReleaseList, ReleaseRecord, SavedWeight};
 pub use request::{ConfirmRequest, DeployRequest, EmptyRequest, ReleaseRequest, WeightsRequest};
 pub use status::{
     AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus, ServiceList,

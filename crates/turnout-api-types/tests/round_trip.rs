@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use turnout_api_types::{
-    AppList, AppStatus, ConfirmRequest, DeployRequest, ErrorBody, ErrorDetail, InstanceStatus,
-    ReleaseRequest, ReleaseStatus, RouteStatus, ServiceStatus, WeightsRequest,
+    AppList, AppStatus, ConfirmRequest, DeployRequest, ErrorBody, ErrorDetail, EventList,
+    EventRecord, InstanceStatus, ReleaseList, ReleaseRecord, ReleaseRequest, ReleaseStatus,
+    RouteStatus, SavedWeight, ServiceStatus, WeightsRequest,
 };
 use turnout_spec::{Diagnostic, FieldPath, Pos};
 
@@ -111,6 +112,34 @@ fn bodies_round_trip() {
     let mut weights = serde_json::Map::new();
     weights.insert("serviceB-v2".into(), 100.into());
     round_trip(&WeightsRequest { weights });
+    round_trip(&ReleaseList {
+        releases: vec![ReleaseRecord {
+            id: 2,
+            app: "hello".into(),
+            strategy: "blue-green".into(),
+            state: "rolled-back".into(),
+            from_version: 1,
+            to_version: 2,
+            reason: Some("failed: serviceB-v2 not ready".into()),
+            saved_weights: vec![SavedWeight {
+                route_id: "serviceb.localhost".into(),
+                service: "serviceB-v1".into(),
+                weight: 100,
+            }],
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_500,
+        }],
+    });
+    round_trip(&EventList {
+        events: vec![EventRecord {
+            id: 7,
+            app: "hello".into(),
+            at: 1_700_000_000_000,
+            kind: "release-started".into(),
+            message: "release 2 started".into(),
+            data: Some(serde_json::json!({"release": 2})),
+        }],
+    });
 }
 
 #[test]

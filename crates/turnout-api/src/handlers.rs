@@ -11,11 +11,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tokio_stream::StreamExt;
 use turnout_api_types::{
-    AppList, ConfirmRequest, DeployRequest, EmptyRequest, ReleaseRequest, RouteList, ServiceList,
-    WeightsRequest,
+    AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventRecord, ReleaseList,
+    ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList, WeightsRequest,
 };
 use turnout_engine::{Command, ControlError, DataPlane, resolve_route};
 use turnout_runtime::Runtime;
@@ -160,14 +159,16 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_releases<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ReleaseList>> {
     s.controller.status(&app).await?;
     let releases = s
         .controller
         .store()
         .releases(&app)
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(json!({ "releases": releases })))
+    Ok(Json(ReleaseList {
+        releases: releases.into_iter().map(release_record).collect(),
+    }))
 }
 
 pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
@@ -191,7 +192,43 @@ pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
         .map_err(|e| ApiError::internal(&e))?
         .filter(|r| r.app == app)
         .ok_or_else(not_found)?;
-    Ok(Json(release).into_response())
+    Ok(Json(release_record(release)).into_response())
+}
+
+/// A stored release as the API shows it.
+fn release_record(r: turnout_store::ReleaseRecord) -> ReleaseRecord {
+    ReleaseRecord {
+        id: r.id,
+        app: r.app,
+        strategy: r.strategy,
+        state: r.state,
+        from_version: r.from_version,
+        to_version: r.to_version,
+        reason: r.reason,
+        saved_weights: r
+            .saved_weights
+            .into_iter()
+            .map(|w| SavedWeight {
+                route_id: w.route_id,
+                service: w.service,
+                weight: w.weight,
+            })
+            .collect(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// A stored event as the API shows it.
+fn event_record(e: turnout_store::EventRecord) -> EventRecord {
+    EventRecord {
+        id: e.id,
+        app: e.app,
+        at: e.at,
+        kind: e.kind,
+        message: e.message,
+        data: e.data,
+    }
 }
 
 pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
@@ -414,7 +451,7 @@ pub(crate) struct EventQuery {
 pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     ApiQuery(q): ApiQuery<EventQuery>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<EventList>> {
     let events = s
         .controller
         .store()
@@ -424,7 +461,9 @@ pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
             q.limit.unwrap_or(100).min(10_000),
         )
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventList {
+        events: events.into_iter().map(event_record).collect(),
+    }))
 }
 
 pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
@@ -440,21 +479,22 @@ pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
         .map_err(|e| ApiError::internal(&e))?;
     let mut last = past.last().map_or(q.after.unwrap_or(0), |e| e.id);
     let app = q.app;
-    let to_event = |e: &turnout_store::EventRecord| {
+    let to_event = |e: turnout_store::EventRecord| {
+        let e = event_record(e);
         Event::default()
             .event(e.kind.clone())
             .id(e.id.to_string())
-            .data(serde_json::to_string(e).unwrap_or_default())
+            .data(serde_json::to_string(&e).unwrap_or_default())
     };
     let past_events: Vec<std::result::Result<Event, Infallible>> =
-        past.iter().map(|e| Ok(to_event(e))).collect();
+        past.into_iter().map(|e| Ok(to_event(e))).collect();
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |e| {
         let e = e.ok()?;
         if e.id <= last || app.as_ref().is_some_and(|a| a != &e.app) {
             return None;
         }
         last = e.id;
-        Some(Ok(to_event(&e)))
+        Some(Ok(to_event(e)))
     });
     let stream = tokio_stream::iter(past_events).chain(live);
     Ok(Sse::new(stream)

@@ -1,9 +1,12 @@
 //! The CLI's side of the REST API (`docs/api.md`): finding the server and
 //! its token (DESIGN §5), sending requests, and turning answers into
-//! either JSON or an [`ApiError`] that prints as `error: ...` / `hint: ...`.
+//! either `turnout-api-types` bodies or an [`ApiError`] that prints as
+//! `error: ...` / `hint: ...`.
 //!
 //! The verbs that talk to a server (`deploy`, `status`, `weights`, ...)
-//! all go through [`Client`]; none of them builds a request by hand.
+//! call [`Client`]'s typed methods (`status(app)`, `set_weights(app,
+//! route, ...)`, ...), one per API call; paths are built only here and
+//! no verb builds a request by hand.
 
 use std::fmt;
 use std::future::Future;
@@ -18,9 +21,14 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use turnout_api_types::ErrorBody;
+use turnout_api_types::{
+    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, ReleaseList,
+    ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
+    WeightsRequest,
+};
 use turnout_spec::Diagnostic;
 
 use crate::output::print_diagnostics;
@@ -125,6 +133,17 @@ pub enum ClientError {
         status: StatusCode,
         /// The start of what it said.
         body: String,
+    },
+    /// The server answered 2xx with a body that is not what the API
+    /// documents for the call.
+    #[error(
+        "unexpected answer from the server at {addr}: {reason}\n  hint: is the CLI as new as the server?"
+    )]
+    Unexpected {
+        /// The address asked.
+        addr: String,
+        /// What did not read.
+        reason: String,
     },
     /// The API refused the request.
     #[error(transparent)]
@@ -333,7 +352,7 @@ fn read_server_file(path: &Path) -> Result<Option<ServerFile>, ClientError> {
 }
 
 /// Percent-encodes one path segment (a route id holds `/`).
-pub fn segment(s: &str) -> String {
+fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -380,7 +399,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<http::Response<Incoming>, ClientError> {
         let uri = format!("http://{}/v1{path}", self.endpoint.authority);
         let mut req = Request::builder()
@@ -394,7 +413,7 @@ impl Client {
         let bytes = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+                Bytes::from(v)
             }
             None => Bytes::new(),
         };
@@ -441,7 +460,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
         let exchange = async {
             let resp = self.send(method, path, body).await?;
@@ -486,38 +505,172 @@ impl Client {
         }
     }
 
-    /// Sends a request and reads a JSON answer (`null` for an empty one).
-    pub async fn call(
+    /// Sends a request with a JSON body (or none) and reads a typed JSON
+    /// answer.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| self.unreachable(format!("cannot encode the request: {e}")))?;
         let bytes = self.call_bytes(method, path, body).await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| ClientError::Protocol {
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
             addr: self.endpoint.authority.clone(),
-            status: StatusCode::OK,
-            body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            reason: e.to_string(),
         })
     }
 
-    /// `GET path`, JSON.
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.call(Method::GET, path, None).await
+    /// `GET path`, a typed JSON answer.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&EmptyRequest>).await
     }
 
     /// `GET path`, text (logs).
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+    async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let bytes = self.call_bytes(Method::GET, path, None).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// `GET /v1/apps`: every app's status.
+    pub async fn apps(&self) -> Result<Vec<AppStatus>, ClientError> {
+        let list: AppList = self.get("/apps").await?;
+        Ok(list.apps)
+    }
+
+    /// `GET /v1/apps/{app}`: the app's status.
+    pub async fn status(&self, app: &str) -> Result<AppStatus, ClientError> {
+        self.get(&format!("/apps/{}", segment(app))).await
+    }
+
+    /// `GET /v1/apps/{app}/services`.
+    pub async fn services(&self, app: &str) -> Result<Vec<ServiceStatus>, ClientError> {
+        let list: ServiceList = self
+            .get(&format!("/apps/{}/services", segment(app)))
+            .await?;
+        Ok(list.services)
+    }
+
+    /// `GET /v1/apps/{app}/routes`.
+    pub async fn routes(&self, app: &str) -> Result<Vec<RouteStatus>, ClientError> {
+        let list: RouteList = self.get(&format!("/apps/{}/routes", segment(app))).await?;
+        Ok(list.routes)
+    }
+
+    /// `POST /v1/apps`: deploys an app; its first status.
+    pub async fn deploy(&self, request: &DeployRequest) -> Result<AppStatus, ClientError> {
+        self.call(Method::POST, "/apps", Some(request)).await
+    }
+
+    /// `POST /v1/apps/{app}/releases`: starts a release; the app's status.
+    pub async fn release(
+        &self,
+        app: &str,
+        request: &ReleaseRequest,
+    ) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/releases", segment(app));
+        self.call(Method::POST, &path, Some(request)).await
+    }
+
+    /// `GET /v1/apps/{app}/releases`, newest first.
+    pub async fn releases(&self, app: &str) -> Result<Vec<ReleaseRecord>, ClientError> {
+        let list: ReleaseList = self
+            .get(&format!("/apps/{}/releases", segment(app)))
+            .await?;
+        Ok(list.releases)
+    }
+
+    /// `POST /v1/apps/{app}/confirm`.
+    pub async fn confirm(&self, app: &str, switch: bool) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/confirm", segment(app));
+        self.call(Method::POST, &path, Some(&ConfirmRequest { switch }))
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/rollback`.
+    pub async fn rollback(&self, app: &str) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/rollback", segment(app));
+        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `PUT /v1/apps/{app}/routes/{route}/weights`: sets the named
+    /// services' weights on one route, in one step.
+    pub async fn set_weights(
+        &self,
+        app: &str,
+        route: &str,
+        weights: &[(String, u8)],
+    ) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/routes/{}/weights", segment(app), segment(route));
+        let request = WeightsRequest {
+            weights: weights
+                .iter()
+                .map(|(service, w)| (service.clone(), Value::from(*w)))
+                .collect(),
+        };
+        self.call(Method::PUT, &path, Some(&request)).await
+    }
+
+    /// `POST /v1/apps/{app}/routes/{route}/switch`: flips a two-service
+    /// route 0/100.
+    pub async fn switch(&self, app: &str, route: &str) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/routes/{}/switch", segment(app), segment(route));
+        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `GET /v1/apps/{app}/services/{service}/logs?tail=N`: the last lines
+    /// of each instance, each prefixed `<instance> | `.
+    pub async fn service_logs(
+        &self,
+        app: &str,
+        service: &str,
+        tail: usize,
+    ) -> Result<String, ClientError> {
+        self.get_text(&format!(
+            "/apps/{}/services/{}/logs?tail={tail}",
+            segment(app),
+            segment(service)
+        ))
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N`.
+    pub async fn instance_logs(
+        &self,
+        app: &str,
+        id: &str,
+        tail: usize,
+    ) -> Result<String, ClientError> {
+        self.get_text(&format!(
+            "/apps/{}/instances/{}/logs?tail={tail}",
+            segment(app),
+            segment(id)
+        ))
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N&follow=true`: the
+    /// last lines, then new ones for as long as the server sends them.
+    pub async fn follow_instance_logs(
+        &self,
+        app: &str,
+        id: &str,
+        tail: usize,
+    ) -> Result<Incoming, ClientError> {
+        self.get_stream(&format!(
+            "/apps/{}/instances/{}/logs?tail={tail}&follow=true",
+            segment(app),
+            segment(id)
+        ))
+        .await
+    }
+
     /// `GET path` whose body streams for as long as the server sends (a
     /// followed log); no timeout beyond the server answering.
-    pub async fn get_stream(&self, path: &str) -> Result<Incoming, ClientError> {
+    async fn get_stream(&self, path: &str) -> Result<Incoming, ClientError> {
         let resp = tokio::time::timeout(CALL_TIMEOUT, self.send(Method::GET, path, None))
             .await
             .map_err(|_| {
@@ -542,16 +695,7 @@ impl Client {
         if let Some(app) = given {
             return Ok(app.to_string());
         }
-        let apps = self.get("/apps").await?;
-        let names: Vec<String> = apps
-            .get("apps")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|a| a.get("app").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names: Vec<String> = self.apps().await?.into_iter().map(|a| a.app).collect();
         choose_app(&names).map_err(ClientError::Api)
     }
 }
@@ -604,35 +748,6 @@ fn api_error(err: &anyhow::Error) -> Option<&ApiError> {
             Some(ClientError::Api(e)) => Some(e),
             _ => None,
         })
-}
-
-/// A release as `GET /v1/apps/{app}/releases` lists it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ReleaseRecord {
-    /// Its id.
-    pub id: i64,
-    /// The strategy.
-    pub strategy: String,
-    /// The state.
-    pub state: String,
-    /// The version released from.
-    pub from_version: u32,
-    /// The version released to.
-    pub to_version: u32,
-    /// Why it ended as it did.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// When it started, unix ms.
-    #[serde(default)]
-    pub created_at: i64,
-    /// When it last changed, unix ms.
-    #[serde(default)]
-    pub updated_at: i64,
-}
-
-/// Reads a typed value out of an API answer.
-pub fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
-    T::deserialize(v).map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }
 
 #[cfg(test)]

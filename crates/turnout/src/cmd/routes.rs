@@ -6,7 +6,7 @@ use crate::client::{self, Client, Connection};
 use crate::cmd::status::service_color;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
-use turnout_api_types::{AppStatus, RouteStatus};
+use turnout_api_types::{AppStatus, RouteList, RouteStatus};
 
 /// Arguments of `turnout routes`.
 #[derive(Debug, clap::Args)]
@@ -30,16 +30,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let app = client::segment(&app);
         match args.output {
             OutputFormat::Json => {
-                let routes = client.get(&format!("/apps/{app}/routes")).await?;
+                let routes = RouteList {
+                    routes: client.routes(&app).await?,
+                };
                 outln!("{}", serde_json::to_string_pretty(&routes)?);
             }
             OutputFormat::Human => {
                 // The status has the services' roles, which colour the names.
-                let status: AppStatus =
-                    client::decode(&client.get(&format!("/apps/{app}")).await?)?;
+                let status = client.status(&app).await?;
                 out!("{}", render(&status, use_color(false)));
             }
         }
