@@ -1,11 +1,13 @@
 //! The one error type of the API: a status and a JSON body
-//! `{"error": {"code", "message", "hint"}}` that never leaks internals.
+//! `{"error": {"code", "message", "hint"}}` ([`ErrorBody`]) that never
+//! leaks internals.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use turnout_api_types::{ErrorBody, ErrorDetail};
 use turnout_engine::EngineError;
+use turnout_spec::Diagnostic;
 
 /// An error answered to an API client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,8 +22,9 @@ pub struct ApiError {
     pub message: String,
     /// What to do about it.
     pub hint: String,
-    /// More to say, merged into the `error` object (e.g. `diagnostics`).
-    pub details: Option<serde_json::Value>,
+    /// The problems of a refused template, answered as the `error`
+    /// object's `diagnostics`.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl ApiError {
@@ -37,13 +40,13 @@ impl ApiError {
             code,
             message: message.into(),
             hint: hint.into(),
-            details: None,
+            diagnostics: Vec::new(),
         }
     }
 
-    /// Adds fields to the `error` object.
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+    /// Adds a refused template's problems.
+    pub fn with_diagnostics(mut self, diagnostics: Vec<Diagnostic>) -> Self {
+        self.diagnostics = diagnostics;
         self
     }
 
@@ -77,13 +80,14 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message, "hint": self.hint });
-        if let (Some(serde_json::Value::Object(extra)), Some(object)) =
-            (self.details, error.as_object_mut())
-        {
-            object.extend(extra);
-        }
-        let body = json!({ "error": error });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                hint: self.hint,
+                diagnostics: self.diagnostics,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

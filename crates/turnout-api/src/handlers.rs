@@ -11,8 +11,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tokio_stream::StreamExt;
+use turnout_api_types::{
+    AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventRecord, ReleaseList,
+    ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList, WeightsRequest,
+};
 use turnout_engine::{Command, ControlError, DataPlane, resolve_route};
 use turnout_runtime::Runtime;
 use turnout_spec::Strategy;
@@ -79,23 +82,16 @@ fn template(text: &str, source_name: &str) -> Result<turnout_spec::Template> {
                 format!("the template has {errors} errors; the first: {first}"),
                 "fix the template (`turnout validate FILE` shows every problem) and send it again",
             )
-            .with_details(json!({ "diagnostics": diagnostics }))
+            .with_diagnostics(diagnostics)
         })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DeployBody {
-    name: String,
-    template: String,
-    #[serde(default)]
-    source_name: Option<String>,
 }
 
 pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "apps": s.controller.statuses().await })))
+) -> Result<Json<AppList>> {
+    Ok(Json(AppList {
+        apps: s.controller.statuses().await,
+    }))
 }
 
 fn check_app_name(name: &str) -> Result<()> {
@@ -117,7 +113,7 @@ fn check_app_name(name: &str) -> Result<()> {
 
 pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
-    JsonBody(b): JsonBody<DeployBody>,
+    JsonBody(b): JsonBody<DeployRequest>,
 ) -> Result<Response> {
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
@@ -141,20 +137,10 @@ pub(crate) async fn delete_app<R: Runtime + 'static, D: DataPlane>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReleaseBody {
-    template: String,
-    #[serde(default)]
-    source_name: Option<String>,
-    #[serde(default)]
-    strategy: Option<String>,
-}
-
 pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(b): JsonBody<ReleaseBody>,
+    JsonBody(b): JsonBody<ReleaseRequest>,
 ) -> Result<Response> {
     let strategy: Strategy = match b.strategy.as_deref() {
         None => Strategy::BlueGreen,
@@ -173,14 +159,16 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_releases<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ReleaseList>> {
     s.controller.status(&app).await?;
     let releases = s
         .controller
         .store()
         .releases(&app)
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(json!({ "releases": releases })))
+    Ok(Json(ReleaseList {
+        releases: releases.into_iter().map(release_record).collect(),
+    }))
 }
 
 pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
@@ -204,20 +192,49 @@ pub(crate) async fn get_release<R: Runtime + 'static, D: DataPlane>(
         .map_err(|e| ApiError::internal(&e))?
         .filter(|r| r.app == app)
         .ok_or_else(not_found)?;
-    Ok(Json(release).into_response())
+    Ok(Json(release_record(release)).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConfirmBody {
-    #[serde(default)]
-    switch: bool,
+/// A stored release as the API shows it.
+fn release_record(r: turnout_store::ReleaseRecord) -> ReleaseRecord {
+    ReleaseRecord {
+        id: r.id,
+        app: r.app,
+        strategy: r.strategy,
+        state: r.state,
+        from_version: r.from_version,
+        to_version: r.to_version,
+        reason: r.reason,
+        saved_weights: r
+            .saved_weights
+            .into_iter()
+            .map(|w| SavedWeight {
+                route_id: w.route_id,
+                service: w.service,
+                weight: w.weight,
+            })
+            .collect(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// A stored event as the API shows it.
+fn event_record(e: turnout_store::EventRecord) -> EventRecord {
+    EventRecord {
+        id: e.id,
+        app: e.app,
+        at: e.at,
+        kind: e.kind,
+        message: e.message,
+        data: e.data,
+    }
 }
 
 pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(b): JsonBody<ConfirmBody>,
+    JsonBody(b): JsonBody<ConfirmRequest>,
 ) -> Result<Response> {
     let status = s
         .controller
@@ -226,14 +243,10 @@ pub(crate) async fn confirm<R: Runtime + 'static, D: DataPlane>(
     Ok(Json(status).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EmptyBody {}
-
 pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-    JsonBody(_): JsonBody<EmptyBody>,
+    JsonBody(_): JsonBody<EmptyRequest>,
 ) -> Result<Response> {
     let status = s.controller.command(&app, Command::Rollback).await?;
     Ok(Json(status).into_response())
@@ -242,21 +255,17 @@ pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_routes<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<RouteList>> {
     let status = s.controller.status(&app).await?;
-    Ok(Json(json!({ "routes": status.routes })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WeightsBody {
-    weights: serde_json::Map<String, serde_json::Value>,
+    Ok(Json(RouteList {
+        routes: status.routes,
+    }))
 }
 
 pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
-    JsonBody(b): JsonBody<WeightsBody>,
+    JsonBody(b): JsonBody<WeightsRequest>,
 ) -> Result<Response> {
     let mut weights = Vec::with_capacity(b.weights.len());
     for (service, value) in &b.weights {
@@ -308,7 +317,7 @@ async fn resolve<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
-    JsonBody(_): JsonBody<EmptyBody>,
+    JsonBody(_): JsonBody<EmptyRequest>,
 ) -> Result<Response> {
     let route = resolve(&s, &app, &route).await?;
     let status = s
@@ -321,9 +330,11 @@ pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
 pub(crate) async fn list_services<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ServiceList>> {
     let status = s.controller.status(&app).await?;
-    Ok(Json(json!({ "services": status.services })))
+    Ok(Json(ServiceList {
+        services: status.services,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,7 +451,7 @@ pub(crate) struct EventQuery {
 pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     ApiQuery(q): ApiQuery<EventQuery>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<EventList>> {
     let events = s
         .controller
         .store()
@@ -450,7 +461,9 @@ pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
             q.limit.unwrap_or(100).min(10_000),
         )
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventList {
+        events: events.into_iter().map(event_record).collect(),
+    }))
 }
 
 pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
@@ -466,21 +479,22 @@ pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
         .map_err(|e| ApiError::internal(&e))?;
     let mut last = past.last().map_or(q.after.unwrap_or(0), |e| e.id);
     let app = q.app;
-    let to_event = |e: &turnout_store::EventRecord| {
+    let to_event = |e: turnout_store::EventRecord| {
+        let e = event_record(e);
         Event::default()
             .event(e.kind.clone())
             .id(e.id.to_string())
-            .data(serde_json::to_string(e).unwrap_or_default())
+            .data(serde_json::to_string(&e).unwrap_or_default())
     };
     let past_events: Vec<std::result::Result<Event, Infallible>> =
-        past.iter().map(|e| Ok(to_event(e))).collect();
+        past.into_iter().map(|e| Ok(to_event(e))).collect();
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |e| {
         let e = e.ok()?;
         if e.id <= last || app.as_ref().is_some_and(|a| a != &e.app) {
             return None;
         }
         last = e.id;
-        Some(Ok(to_event(&e)))
+        Some(Ok(to_event(e)))
     });
     let stream = tokio_stream::iter(past_events).chain(live);
     Ok(Sse::new(stream)

@@ -17,7 +17,6 @@ mod step;
 mod store_map;
 
 pub use controller::{ControlError, Controller, DataPlane, Settings};
-pub use status::{AppStatus, InstanceStatus, ReleaseStatus, RouteStatus, ServiceStatus};
 pub use store_map::stored_template;
 
 pub use error::EngineError;

@@ -1,92 +1,13 @@
-//! The status of an app as the API and `turnout status --output json`
-//! give it (DESIGN §5).
+//! Builds the status of an app as the API and `turnout status --output
+//! json` give it (DESIGN §5). The types live in `turnout-api-types`, the
+//! one definition that the server and the CLI share.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+pub(crate) use turnout_api_types::AppStatus;
+use turnout_api_types::{InstanceStatus, ReleaseStatus, RouteStatus, ServiceStatus};
 
 use crate::controller::State;
 use crate::model::{App, Release};
 use crate::plan::Phase;
-
-/// An app's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppStatus {
-    /// The app's name.
-    pub app: String,
-    /// The template version in force (during a release: the target).
-    pub template_version: u32,
-    /// The latest release, `null` when none was ever made.
-    pub release: Option<ReleaseStatus>,
-    /// The services, by name.
-    pub services: Vec<ServiceStatus>,
-    /// The routes, by id.
-    pub routes: Vec<RouteStatus>,
-}
-
-/// A release in a status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReleaseStatus {
-    /// The release id.
-    pub id: i64,
-    /// `blue-green` or `standard`.
-    pub strategy: String,
-    /// The release state string.
-    pub state: String,
-    /// The version released from.
-    pub from_version: u32,
-    /// The version released to.
-    pub to_version: u32,
-    /// Why it ended as it did, when not by the operator.
-    pub reason: Option<String>,
-}
-
-/// A service in a status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceStatus {
-    /// The service name.
-    pub name: String,
-    /// `current`, or during a release `unchanged|old|new|changed`.
-    pub role: String,
-    /// The console colour of the role.
-    pub color: String,
-    /// Instances wanted.
-    pub scale: u32,
-    /// Instances ready.
-    pub ready: u32,
-    /// The instances.
-    pub instances: Vec<InstanceStatus>,
-}
-
-/// An instance in a status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InstanceStatus {
-    /// `service.n`.
-    pub id: String,
-    /// `starting|ready|unhealthy|draining|exited`.
-    pub state: String,
-    /// Where the router sends its requests (the primary port).
-    pub endpoint: Option<String>,
-    /// The process id, when running.
-    pub pid: Option<u32>,
-    /// How often it was restarted.
-    pub restarts: u32,
-}
-
-/// A route in a status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RouteStatus {
-    /// The route id.
-    pub id: String,
-    /// Served on the internal listener only.
-    pub internal: bool,
-    /// `version`, `instance` or `off`.
-    pub sticky: String,
-    /// Service → weight.
-    pub weights: BTreeMap<String, u8>,
-    /// The services in route order (old first), for display.
-    pub order: Vec<String>,
-}
 
 fn release_status(r: &Release) -> ReleaseStatus {
     ReleaseStatus {

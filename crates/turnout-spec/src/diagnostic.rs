@@ -4,13 +4,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How bad a problem is: errors make the template invalid, warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The template is refused.
+    #[default]
     Error,
     /// The template is accepted; something in it is ignored or suspicious.
     Warning,
@@ -203,6 +204,44 @@ impl Serialize for Diagnostic {
     }
 }
 
+/// The JSON form read back (the API's `diagnostics`, `turnout validate
+/// --output json`): the fields [`Diagnostic`]'s `Serialize` writes, each
+/// optional, so that a diagnostic from another version still prints.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct DiagnosticJson {
+    severity: Severity,
+    file: String,
+    line: u32,
+    column: u32,
+    path: String,
+    message: String,
+    found: Option<String>,
+    expected: Option<String>,
+    hint: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Diagnostic {
+    /// Reads the JSON form that `Serialize` writes; the field path is
+    /// kept as its rendered text, so it renders again exactly as sent.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let d = DiagnosticJson::deserialize(deserializer)?;
+        Ok(Self {
+            severity: d.severity,
+            file: d.file,
+            pos: Pos {
+                line: d.line,
+                column: d.column,
+            },
+            path: FieldPath(d.path),
+            message: d.message,
+            found: d.found,
+            expected: d.expected,
+            hint: d.hint,
+        })
+    }
+}
+
 /// Collects diagnostics while a template is read.
 #[derive(Debug, Default)]
 pub(crate) struct Sink {
@@ -272,6 +311,26 @@ mod tests {
             "app.yaml:7:21: a.labels.\"aliyun.scale\": invalid scale: found \"abc\", \
              expected a positive integer\n  hint: write e.g. aliyun.scale: 3"
         );
+    }
+
+    #[test]
+    fn diagnostics_read_back_from_json_render_the_same() {
+        let path = FieldPath::root()
+            .key("serviceB-v1")
+            .key("labels")
+            .key("aliyun.scale");
+        let mut d = Diagnostic::error(Pos { line: 7, column: 5 }, &path, "not a number")
+            .found("\"x\"")
+            .hint("write a number");
+        d.file = "app.yaml".into();
+        let json = serde_json::to_string(&d).unwrap();
+        let back: Diagnostic = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.to_string(), d.to_string());
+        let warning: Diagnostic =
+            serde_json::from_str(r#"{"severity": "warning", "message": "ignored"}"#).unwrap();
+        assert!(!warning.is_error());
+        assert_eq!(warning.to_string(), ": ignored");
     }
 
     #[test]

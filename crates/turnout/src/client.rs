@@ -1,9 +1,12 @@
 //! The CLI's side of the REST API (`docs/api.md`): finding the server and
 //! its token (DESIGN §5), sending requests, and turning answers into
-//! either JSON or an [`ApiError`] that prints as `error: ...` / `hint: ...`.
+//! either `turnout-api-types` bodies or an [`ApiError`] that prints as
+//! `error: ...` / `hint: ...`.
 //!
 //! The verbs that talk to a server (`deploy`, `status`, `weights`, ...)
-//! all go through [`Client`]; none of them builds a request by hand.
+//! call [`Client`]'s typed methods (`status(app)`, `set_weights(app,
+//! route, ...)`, ...), one per API call; paths are built only here and
+//! no verb builds a request by hand.
 
 use std::fmt;
 use std::future::Future;
@@ -18,9 +21,15 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use turnout_spec::{Diagnostic, FieldPath, Pos};
+use turnout_api_types::{
+    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, ReleaseList,
+    ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
+    WeightsRequest,
+};
+use turnout_spec::Diagnostic;
 
 use crate::output::print_diagnostics;
 
@@ -125,6 +134,17 @@ pub enum ClientError {
         /// The start of what it said.
         body: String,
     },
+    /// The server answered 2xx with a body that is not what the API
+    /// documents for the call.
+    #[error(
+        "unexpected answer from the server at {addr}: {reason}\n  hint: is the CLI as new as the server?"
+    )]
+    Unexpected {
+        /// The address asked.
+        addr: String,
+        /// What did not read.
+        reason: String,
+    },
     /// The API refused the request.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -141,8 +161,8 @@ pub struct ApiError {
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
-    /// The template diagnostics of a 422 `invalid` template, as JSON.
-    pub diagnostics: Vec<Value>,
+    /// The problems of a template refused as `invalid` (422).
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 impl fmt::Display for ApiError {
@@ -162,19 +182,13 @@ impl std::error::Error for ApiError {}
 impl ApiError {
     /// Reads an error body; `None` when it is not turnout's error shape.
     fn from_body(status: StatusCode, body: &[u8]) -> Option<Self> {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        let e = v.get("error")?;
-        let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+        let ErrorBody { error } = serde_json::from_slice(body).ok()?;
         Some(Self {
             status,
-            code: text("code").unwrap_or_default(),
-            message: text("message")?,
-            hint: text("hint"),
-            diagnostics: e
-                .get("diagnostics")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+            code: error.code,
+            message: error.message,
+            hint: Some(error.hint).filter(|h| !h.is_empty()),
+            diagnostics: error.diagnostics,
         })
     }
 
@@ -338,7 +352,7 @@ fn read_server_file(path: &Path) -> Result<Option<ServerFile>, ClientError> {
 }
 
 /// Percent-encodes one path segment (a route id holds `/`).
-pub fn segment(s: &str) -> String {
+fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -385,7 +399,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<http::Response<Incoming>, ClientError> {
         let uri = format!("http://{}/v1{path}", self.endpoint.authority);
         let mut req = Request::builder()
@@ -399,7 +413,7 @@ impl Client {
         let bytes = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+                Bytes::from(v)
             }
             None => Bytes::new(),
         };
@@ -446,7 +460,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
         let exchange = async {
             let resp = self.send(method, path, body).await?;
@@ -491,38 +505,172 @@ impl Client {
         }
     }
 
-    /// Sends a request and reads a JSON answer (`null` for an empty one).
-    pub async fn call(
+    /// Sends a request with a JSON body (or none) and reads a typed JSON
+    /// answer.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| self.unreachable(format!("cannot encode the request: {e}")))?;
         let bytes = self.call_bytes(method, path, body).await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| ClientError::Protocol {
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Unexpected {
             addr: self.endpoint.authority.clone(),
-            status: StatusCode::OK,
-            body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            reason: e.to_string(),
         })
     }
 
-    /// `GET path`, JSON.
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.call(Method::GET, path, None).await
+    /// `GET path`, a typed JSON answer.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&EmptyRequest>).await
     }
 
     /// `GET path`, text (logs).
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+    async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let bytes = self.call_bytes(Method::GET, path, None).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// `GET /v1/apps`: every app's status.
+    pub async fn apps(&self) -> Result<Vec<AppStatus>, ClientError> {
+        let list: AppList = self.get("/apps").await?;
+        Ok(list.apps)
+    }
+
+    /// `GET /v1/apps/{app}`: the app's status.
+    pub async fn status(&self, app: &str) -> Result<AppStatus, ClientError> {
+        self.get(&format!("/apps/{}", segment(app))).await
+    }
+
+    /// `GET /v1/apps/{app}/services`.
+    pub async fn services(&self, app: &str) -> Result<Vec<ServiceStatus>, ClientError> {
+        let list: ServiceList = self
+            .get(&format!("/apps/{}/services", segment(app)))
+            .await?;
+        Ok(list.services)
+    }
+
+    /// `GET /v1/apps/{app}/routes`.
+    pub async fn routes(&self, app: &str) -> Result<Vec<RouteStatus>, ClientError> {
+        let list: RouteList = self.get(&format!("/apps/{}/routes", segment(app))).await?;
+        Ok(list.routes)
+    }
+
+    /// `POST /v1/apps`: deploys an app; its first status.
+    pub async fn deploy(&self, request: &DeployRequest) -> Result<AppStatus, ClientError> {
+        self.call(Method::POST, "/apps", Some(request)).await
+    }
+
+    /// `POST /v1/apps/{app}/releases`: starts a release; the app's status.
+    pub async fn release(
+        &self,
+        app: &str,
+        request: &ReleaseRequest,
+    ) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/releases", segment(app));
+        self.call(Method::POST, &path, Some(request)).await
+    }
+
+    /// `GET /v1/apps/{app}/releases`, newest first.
+    pub async fn releases(&self, app: &str) -> Result<Vec<ReleaseRecord>, ClientError> {
+        let list: ReleaseList = self
+            .get(&format!("/apps/{}/releases", segment(app)))
+            .await?;
+        Ok(list.releases)
+    }
+
+    /// `POST /v1/apps/{app}/confirm`.
+    pub async fn confirm(&self, app: &str, switch: bool) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/confirm", segment(app));
+        self.call(Method::POST, &path, Some(&ConfirmRequest { switch }))
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/rollback`.
+    pub async fn rollback(&self, app: &str) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/rollback", segment(app));
+        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `PUT /v1/apps/{app}/routes/{route}/weights`: sets the named
+    /// services' weights on one route, in one step.
+    pub async fn set_weights(
+        &self,
+        app: &str,
+        route: &str,
+        weights: &[(String, u8)],
+    ) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/routes/{}/weights", segment(app), segment(route));
+        let request = WeightsRequest {
+            weights: weights
+                .iter()
+                .map(|(service, w)| (service.clone(), Value::from(*w)))
+                .collect(),
+        };
+        self.call(Method::PUT, &path, Some(&request)).await
+    }
+
+    /// `POST /v1/apps/{app}/routes/{route}/switch`: flips a two-service
+    /// route 0/100.
+    pub async fn switch(&self, app: &str, route: &str) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/routes/{}/switch", segment(app), segment(route));
+        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `GET /v1/apps/{app}/services/{service}/logs?tail=N`: the last lines
+    /// of each instance, each prefixed `<instance> | `.
+    pub async fn service_logs(
+        &self,
+        app: &str,
+        service: &str,
+        tail: usize,
+    ) -> Result<String, ClientError> {
+        self.get_text(&format!(
+            "/apps/{}/services/{}/logs?tail={tail}",
+            segment(app),
+            segment(service)
+        ))
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N`.
+    pub async fn instance_logs(
+        &self,
+        app: &str,
+        id: &str,
+        tail: usize,
+    ) -> Result<String, ClientError> {
+        self.get_text(&format!(
+            "/apps/{}/instances/{}/logs?tail={tail}",
+            segment(app),
+            segment(id)
+        ))
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N&follow=true`: the
+    /// last lines, then new ones for as long as the server sends them.
+    pub async fn follow_instance_logs(
+        &self,
+        app: &str,
+        id: &str,
+        tail: usize,
+    ) -> Result<Incoming, ClientError> {
+        self.get_stream(&format!(
+            "/apps/{}/instances/{}/logs?tail={tail}&follow=true",
+            segment(app),
+            segment(id)
+        ))
+        .await
+    }
+
     /// `GET path` whose body streams for as long as the server sends (a
     /// followed log); no timeout beyond the server answering.
-    pub async fn get_stream(&self, path: &str) -> Result<Incoming, ClientError> {
+    async fn get_stream(&self, path: &str) -> Result<Incoming, ClientError> {
         let resp = tokio::time::timeout(CALL_TIMEOUT, self.send(Method::GET, path, None))
             .await
             .map_err(|_| {
@@ -547,16 +695,7 @@ impl Client {
         if let Some(app) = given {
             return Ok(app.to_string());
         }
-        let apps = self.get("/apps").await?;
-        let names: Vec<String> = apps
-            .get("apps")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|a| a.get("app").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names: Vec<String> = self.apps().await?.into_iter().map(|a| a.app).collect();
         choose_app(&names).map_err(ClientError::Api)
     }
 }
@@ -597,9 +736,7 @@ where
         && let Some(api) = api_error(err)
         && !api.diagnostics.is_empty()
     {
-        let diagnostics: Vec<Diagnostic> =
-            api.diagnostics.iter().map(diagnostic_from_json).collect();
-        print_diagnostics(&diagnostics);
+        print_diagnostics(&api.diagnostics);
     }
     result
 }
@@ -611,196 +748,6 @@ fn api_error(err: &anyhow::Error) -> Option<&ApiError> {
             Some(ClientError::Api(e)) => Some(e),
             _ => None,
         })
-}
-
-/// Rebuilds a [`Diagnostic`] from its JSON form (`severity, file, line,
-/// column, path, message, found, expected, hint`), so that it prints
-/// exactly as `turnout validate` prints it.
-pub fn diagnostic_from_json(v: &Value) -> Diagnostic {
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let number = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0)
-    };
-    let pos = Pos {
-        line: number("line"),
-        column: number("column"),
-    };
-    let path = parse_field_path(&text("path").unwrap_or_default());
-    let message = text("message").unwrap_or_default();
-    let mut d = if text("severity").as_deref() == Some("warning") {
-        Diagnostic::warning(pos, &path, message)
-    } else {
-        Diagnostic::error(pos, &path, message)
-    };
-    d.file = text("file").unwrap_or_default();
-    d.found = text("found");
-    d.expected = text("expected");
-    d.hint = text("hint");
-    d
-}
-
-/// Parses a rendered field path (`serviceB-v1.labels."aliyun.scale"`,
-/// `services.a.ports[2]`) back into a [`FieldPath`]; rendering it again
-/// gives the same text.
-fn parse_field_path(text: &str) -> FieldPath {
-    let mut path = FieldPath::root();
-    let mut rest = text;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            rest = r;
-            continue;
-        }
-        if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']').unwrap_or(r.len());
-            match r[..end].parse::<usize>() {
-                Ok(i) => path = path.index(i),
-                Err(_) => path = path.key(&r[..end]),
-            }
-            rest = r.get(end + 1..).unwrap_or("");
-            continue;
-        }
-        if rest.starts_with('"') {
-            // A quoted key ends at the first unescaped quote.
-            let bytes = rest.as_bytes();
-            let mut end = 1;
-            while end < bytes.len() && bytes[end] != b'"' {
-                end += if bytes[end] == b'\\' { 2 } else { 1 };
-            }
-            let quoted = rest.get(..=end).unwrap_or(rest);
-            let key: String = serde_json::from_str(quoted)
-                .unwrap_or_else(|_| quoted.trim_matches('"').to_string());
-            path = path.key(&key);
-            rest = rest.get(end + 1..).unwrap_or("");
-            continue;
-        }
-        let end = rest.find(['.', '[']).unwrap_or(rest.len());
-        path = path.key(&rest[..end]);
-        rest = &rest[end..];
-    }
-    path
-}
-
-/// An app's status as the API gives it (DESIGN §5, `docs/api.md`).
-/// Unknown fields are ignored: a newer server may say more.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct AppStatus {
-    /// The app's name.
-    pub app: String,
-    /// The template version in force.
-    pub template_version: u32,
-    /// The latest release, if any.
-    pub release: Option<ReleaseStatus>,
-    /// The services.
-    #[serde(default)]
-    pub services: Vec<ServiceStatus>,
-    /// The routes.
-    #[serde(default)]
-    pub routes: Vec<RouteStatus>,
-}
-
-/// The latest release in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ReleaseStatus {
-    /// Its id.
-    pub id: i64,
-    /// `blue-green`, `standard`...
-    pub strategy: String,
-    /// The release state string.
-    pub state: String,
-    /// The version released from.
-    pub from_version: u32,
-    /// The version released to.
-    pub to_version: u32,
-    /// Why it ended as it did, when not by the operator.
-    pub reason: Option<String>,
-}
-
-/// A service in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ServiceStatus {
-    /// Its name.
-    pub name: String,
-    /// `current`, `unchanged`, `old`, `new` or `changed`.
-    pub role: String,
-    /// The console colour of the role.
-    #[serde(default)]
-    pub color: String,
-    /// Instances wanted.
-    pub scale: u32,
-    /// Instances ready.
-    pub ready: u32,
-    /// The instances.
-    #[serde(default)]
-    pub instances: Vec<InstanceStatus>,
-}
-
-/// An instance in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct InstanceStatus {
-    /// `service.n`.
-    pub id: String,
-    /// `starting|ready|unhealthy|draining|exited`.
-    pub state: String,
-    /// The primary endpoint.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// The process id.
-    #[serde(default)]
-    pub pid: Option<u32>,
-    /// How often it was restarted.
-    #[serde(default)]
-    pub restarts: u32,
-}
-
-/// A route in a status.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct RouteStatus {
-    /// The route id.
-    pub id: String,
-    /// Served on the internal listener only.
-    #[serde(default)]
-    pub internal: bool,
-    /// `version`, `instance` or `off`.
-    #[serde(default)]
-    pub sticky: String,
-    /// Service → weight.
-    #[serde(default)]
-    pub weights: std::collections::BTreeMap<String, u32>,
-    /// The services in route order, old first.
-    #[serde(default)]
-    pub order: Vec<String>,
-}
-
-/// A release as `GET /v1/apps/{app}/releases` lists it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ReleaseRecord {
-    /// Its id.
-    pub id: i64,
-    /// The strategy.
-    pub strategy: String,
-    /// The state.
-    pub state: String,
-    /// The version released from.
-    pub from_version: u32,
-    /// The version released to.
-    pub to_version: u32,
-    /// Why it ended as it did.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// When it started, unix ms.
-    #[serde(default)]
-    pub created_at: i64,
-    /// When it last changed, unix ms.
-    #[serde(default)]
-    pub updated_at: i64,
-}
-
-/// Reads a typed value out of an API answer.
-pub fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
-    T::deserialize(v).map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }
 
 #[cfg(test)]
@@ -918,20 +865,17 @@ mod tests {
     }
 
     #[test]
-    fn diagnostics_round_trip_through_json() {
-        let path = FieldPath::root()
-            .key("serviceB-v1")
-            .key("labels")
-            .key("aliyun.scale");
-        let mut d = Diagnostic::error(Pos { line: 7, column: 5 }, &path, "not a number")
-            .found("\"x\"")
-            .hint("write a number");
-        d.file = "app.yaml".into();
-        let back = diagnostic_from_json(&serde_json::to_value(&d).unwrap());
-        assert_eq!(back.to_string(), d.to_string());
+    fn api_errors_carry_the_templates_diagnostics() {
+        let body =
+            br#"{"error":{"code":"invalid","message":"the template has 1 errors","hint":"fix it",
+            "diagnostics":[{"severity":"error","file":"app.yaml","line":7,"column":5,
+            "path":"a.labels.\"aliyun.scale\"","message":"not a number","found":"\"x\"",
+            "expected":null,"hint":"write a number"}]}}"#;
+        let e = ApiError::from_body(StatusCode::UNPROCESSABLE_ENTITY, body).unwrap();
+        assert_eq!(e.diagnostics.len(), 1);
         assert_eq!(
-            parse_field_path("services.a.ports[2]").to_string(),
-            "services.a.ports[2]"
+            e.diagnostics[0].to_string(),
+            "app.yaml:7:5: a.labels.\"aliyun.scale\": not a number: found \"x\"\n  hint: write a number"
         );
     }
 

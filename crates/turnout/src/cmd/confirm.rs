@@ -3,13 +3,11 @@
 
 use std::process::ExitCode;
 
-use http::Method;
-use serde_json::json;
-
-use crate::client::{self, AppStatus, Client, Connection};
+use crate::client::{self, Client, Connection};
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
 use crate::output::errln;
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout confirm`.
 #[derive(Debug, clap::Args)]
@@ -38,10 +36,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let path = format!("/apps/{}/confirm", client::segment(&app));
-        let status = client
-            .call(Method::POST, &path, Some(&json!({ "switch": args.switch })))
-            .await?;
+        let status = client.confirm(&app, args.switch).await?;
         announce(&status, "confirmed", args.output);
         print_status(&status, args.output)?;
         Ok(ExitCode::SUCCESS)
@@ -50,15 +45,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// Says on stderr what happened to the release (`release 2 confirmed`),
 /// for people only.
-pub(crate) fn announce(status: &serde_json::Value, what: &str, output: OutputFormat) {
+pub(crate) fn announce(status: &AppStatus, what: &str, output: OutputFormat) {
     if output != OutputFormat::Human {
         return;
     }
-    if let Ok(AppStatus {
+    if let AppStatus {
         app,
         release: Some(r),
         ..
-    }) = client::decode::<AppStatus>(status)
+    } = status
     {
         errln!("release {} of app {app} {what}", r.id);
     }

@@ -5,15 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use http::Method;
-use serde_json::json;
-
 use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::release::{Goal, wait};
 use crate::cmd::status::print_status;
 use crate::cmd::validate::load_diagnosed;
 use crate::output::{OutputFormat, print_diagnostics};
 use crate::output::{errln, outln};
+use turnout_api_types::{AppStatus, DeployRequest};
 
 /// Arguments of `turnout deploy`.
 #[derive(Debug, clap::Args)]
@@ -152,12 +150,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let name = app_name(args.name.as_deref(), template.name.as_deref(), &args.file)?;
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
-        let body = json!({
-            "name": name,
-            "template": template.yaml,
-            "source_name": template.source_name,
-        });
-        let status = client.call(Method::POST, "/apps", Some(&body)).await?;
+        let request = DeployRequest {
+            name: name.clone(),
+            template: template.yaml,
+            source_name: Some(template.source_name),
+        };
+        let status = client.deploy(&request).await?;
         if args.output == OutputFormat::Human {
             errln!(
                 "deployed app {name} from {}; starting instances",
@@ -182,11 +180,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// Shows how to reach the app's public routes, when the public address is
 /// known from server.json.
-fn print_try_lines(client: &Client, status: &serde_json::Value) {
+fn print_try_lines(client: &Client, s: &AppStatus) {
     let Some(public) = &client.endpoint().public else {
-        return;
-    };
-    let Ok(s) = client::decode::<client::AppStatus>(status) else {
         return;
     };
     for r in s.routes.iter().filter(|r| !r.internal) {

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use serde::Deserialize;
-
-use crate::client::{self, Client, Connection, ReleaseRecord};
+use crate::client::{self, Client, Connection};
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::{ReleaseList, ReleaseRecord};
 
 /// Arguments of `turnout history`.
 #[derive(Debug, clap::Args)]
@@ -22,30 +21,21 @@ pub struct Args {
     conn: Connection,
 }
 
-/// The answer of `GET /v1/apps/{app}/releases`.
-#[derive(Debug, Deserialize)]
-struct Releases {
-    releases: Vec<ReleaseRecord>,
-}
-
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let answer = client
-            .get(&format!("/apps/{}/releases", client::segment(&app)))
-            .await?;
+        let releases = client.releases(&app).await?;
         match args.output {
-            OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&answer)?),
-            OutputFormat::Human => {
-                let list: Releases = client::decode(&answer)?;
-                if list.releases.is_empty() {
-                    outln!("app {app} has no releases yet");
-                } else {
-                    out!("{}", render(&list.releases, use_color(false)));
-                }
+            OutputFormat::Json => outln!(
+                "{}",
+                serde_json::to_string_pretty(&ReleaseList { releases })?
+            ),
+            OutputFormat::Human if releases.is_empty() => {
+                outln!("app {app} has no releases yet");
             }
+            OutputFormat::Human => out!("{}", render(&releases, use_color(false))),
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -10,8 +10,9 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::output::OutputFormat;
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout logs`.
 #[derive(Debug, clap::Args)]
@@ -81,29 +82,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let app_seg = client::segment(&app);
-        let status: AppStatus = client::decode(&client.get(&format!("/apps/{app_seg}")).await?)?;
+        let status = client.status(&app).await?;
         let source = find(&status, &args.service)?;
         if !args.follow {
-            let (path, prefixed) = match &source {
-                Source::Service(name, _) => (
-                    format!(
-                        "/apps/{app_seg}/services/{}/logs?tail={}",
-                        client::segment(name),
-                        args.tail
-                    ),
-                    true,
-                ),
-                Source::Instance(id) => (
-                    format!(
-                        "/apps/{app_seg}/instances/{}/logs?tail={}",
-                        client::segment(id),
-                        args.tail
-                    ),
-                    false,
-                ),
+            let (text, prefixed) = match &source {
+                Source::Service(name, _) => {
+                    (client.service_logs(&app, name, args.tail).await?, true)
+                }
+                Source::Instance(id) => (client.instance_logs(&app, id, args.tail).await?, false),
             };
-            let text = client.get_text(&path).await?;
             let single = match &source {
                 Source::Instance(id) => Some(id.as_str()),
                 Source::Service(..) => None,
@@ -123,7 +110,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Source::Service(name, ids) => (ids, Some(name)),
             Source::Instance(id) => (vec![id], None),
         };
-        follow(&client, &app_seg, ids, service, args.tail, args.output).await?;
+        follow(&client, &app, ids, service, args.tail, args.output).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -158,7 +145,7 @@ const NEW_INSTANCE_TAIL: usize = 10_000;
 /// stream ends.
 async fn follow(
     client: &Client,
-    app_seg: &str,
+    app: &str,
     ids: Vec<String>,
     service: Option<String>,
     tail: usize,
@@ -171,7 +158,7 @@ async fn follow(
     for id in ids {
         // Open every stream before printing, so a refusal is reported
         // before any output.
-        let body = open(client, app_seg, &id, tail).await?;
+        let body = open(client, app, &id, tail).await?;
         tasks.spawn(stream_lines(body, id.clone(), tx.clone()));
         followed.insert(id);
     }
@@ -188,14 +175,14 @@ async fn follow(
             }
             () = next_look(&mut discovering), if discovering.is_some() => {
                 let Some((name, tx, _)) = &discovering else { continue };
-                match instances_of(client, app_seg, name).await {
+                match instances_of(client, app, name).await {
                     Some(ids) => {
                         let new: Vec<String> =
                             ids.into_iter().filter(|id| !followed.contains(id)).collect();
                         for id in new {
                             // Not opened (it may not have started yet):
                             // tried again next time.
-                            if let Ok(body) = open(client, app_seg, &id, NEW_INSTANCE_TAIL).await {
+                            if let Ok(body) = open(client, app, &id, NEW_INSTANCE_TAIL).await {
                                 tasks.spawn(stream_lines(body, id.clone(), tx.clone()));
                                 followed.insert(id);
                             }
@@ -225,22 +212,17 @@ async fn next_look<T, U>(discovering: &mut Option<(T, U, tokio::time::Interval)>
 /// Opens the log stream of one instance.
 async fn open(
     client: &Client,
-    app_seg: &str,
+    app: &str,
     id: &str,
     tail: usize,
 ) -> Result<hyper::body::Incoming, client::ClientError> {
-    let path = format!(
-        "/apps/{app_seg}/instances/{}/logs?tail={tail}&follow=true",
-        client::segment(id)
-    );
-    client.get_stream(&path).await
+    client.follow_instance_logs(app, id, tail).await
 }
 
 /// The instance ids of a service now; `None` when the service, its app or
 /// the server cannot be found.
-async fn instances_of(client: &Client, app_seg: &str, service: &str) -> Option<Vec<String>> {
-    let status: AppStatus =
-        client::decode(&client.get(&format!("/apps/{app_seg}")).await.ok()?).ok()?;
+async fn instances_of(client: &Client, app: &str, service: &str) -> Option<Vec<String>> {
+    let status = client.status(app).await.ok()?;
     let svc = status.services.iter().find(|s| s.name == service)?;
     Some(svc.instances.iter().map(|i| i.id.clone()).collect())
 }

@@ -3,11 +3,10 @@
 
 use std::process::ExitCode;
 
-use serde::Deserialize;
-
-use crate::client::{self, Client, Connection, ServiceStatus};
+use crate::client::{self, Client, Connection};
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::{ServiceList, ServiceStatus};
 
 /// Arguments of `turnout ps`.
 #[derive(Debug, clap::Args)]
@@ -23,26 +22,18 @@ pub struct Args {
     conn: Connection,
 }
 
-/// The answer of `GET /v1/apps/{app}/services`.
-#[derive(Debug, Deserialize)]
-struct Services {
-    services: Vec<ServiceStatus>,
-}
-
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let answer = client
-            .get(&format!("/apps/{}/services", client::segment(&app)))
-            .await?;
+        let services = client.services(&app).await?;
         match args.output {
-            OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&answer)?),
-            OutputFormat::Human => {
-                let services: Services = client::decode(&answer)?;
-                out!("{}", render(&services.services, use_color(false)));
-            }
+            OutputFormat::Json => outln!(
+                "{}",
+                serde_json::to_string_pretty(&ServiceList { services })?
+            ),
+            OutputFormat::Human => out!("{}", render(&services, use_color(false))),
         }
         Ok(ExitCode::SUCCESS)
     })

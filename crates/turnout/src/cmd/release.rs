@@ -7,14 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use http::Method;
-use serde_json::{Value, json};
-
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::deploy::load_template;
 use crate::cmd::status::print_status;
 use crate::output::OutputFormat;
 use crate::output::{err, errln};
+use turnout_api_types::{AppStatus, ReleaseRequest, ServiceStatus};
 
 /// How often the status is polled while instances start.
 const POLL: Duration = Duration::from_millis(200);
@@ -63,15 +61,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let body = json!({
-            "template": template.yaml,
-            "source_name": template.source_name,
-            "strategy": args.strategy,
-        });
-        let path = format!("/apps/{}/releases", client::segment(&app));
-        let status = client.call(Method::POST, &path, Some(&body)).await?;
-        let started: AppStatus = client::decode(&status)?;
-        let Some(release) = started.release else {
+        let request = ReleaseRequest {
+            template: template.yaml,
+            source_name: Some(template.source_name),
+            strategy: Some(args.strategy.clone()),
+        };
+        let status = client.release(&app, &request).await?;
+        let Some(release) = status.release.clone() else {
             anyhow::bail!("the server started a release but its status shows none");
         };
         if args.output == OutputFormat::Human {
@@ -112,8 +108,8 @@ pub(crate) enum Goal {
 /// How a wait ended, with the last status seen.
 #[derive(Debug)]
 pub(crate) struct Waited {
-    /// The last status document.
-    pub status: Value,
+    /// The last status seen.
+    pub status: AppStatus,
     /// `None` when the goal was reached, else the error to report.
     pub failure: Option<ApiError>,
 }
@@ -143,7 +139,7 @@ pub(crate) enum Progress {
 /// Judges one status against a goal. Pure, so the stop rules are tested
 /// without a server.
 pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
-    let watched: Vec<&client::ServiceStatus> = s
+    let watched: Vec<&ServiceStatus> = s
         .services
         .iter()
         .filter(|svc| match goal {
@@ -200,18 +196,16 @@ pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
 pub(crate) async fn wait(
     client: &Client,
     app: &str,
-    first: Value,
+    first: AppStatus,
     goal: Goal,
     timeout: Duration,
 ) -> anyhow::Result<Waited> {
     let tty = std::io::stderr().is_terminal();
     let deadline = Instant::now() + timeout;
-    let path = format!("/apps/{}", client::segment(app));
     let mut status = first;
     let mut shown = String::new();
     loop {
-        let s: AppStatus = client::decode(&status)?;
-        let now = progress(&s, goal);
+        let now = progress(&status, goal);
         if let Progress::Waiting(text) = &now
             && *text != shown
         {
@@ -242,7 +236,7 @@ pub(crate) async fn wait(
             )),
             Progress::Waiting(_) => {
                 tokio::time::sleep(POLL).await;
-                status = client.get(&path).await?;
+                status = client.status(app).await?;
                 continue;
             }
             Progress::Done => None,
@@ -264,6 +258,7 @@ pub(crate) async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn status(state: Option<&str>, reason: Option<&str>, ready: u32) -> AppStatus {
         serde_json::from_value(json!({

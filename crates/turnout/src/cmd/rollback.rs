@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use http::Method;
-
 use crate::client::{self, Client, Connection};
 use crate::cmd::confirm::announce;
 use crate::cmd::status::print_status;
@@ -29,8 +27,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let path = format!("/apps/{}/rollback", client::segment(&app));
-        let status = client.call(Method::POST, &path, None).await?;
+        let status = client.rollback(&app).await?;
         announce(&status, "rolled back", args.output);
         print_status(&status, args.output)?;
         Ok(ExitCode::SUCCESS)

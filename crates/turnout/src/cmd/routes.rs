@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, AppStatus, Client, Connection, RouteStatus};
+use crate::client::{self, Client, Connection};
 use crate::cmd::status::service_color;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::{AppStatus, RouteList, RouteStatus};
 
 /// Arguments of `turnout routes`.
 #[derive(Debug, clap::Args)]
@@ -29,16 +30,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let app = client::segment(&app);
         match args.output {
             OutputFormat::Json => {
-                let routes = client.get(&format!("/apps/{app}/routes")).await?;
+                let routes = RouteList {
+                    routes: client.routes(&app).await?,
+                };
                 outln!("{}", serde_json::to_string_pretty(&routes)?);
             }
             OutputFormat::Human => {
                 // The status has the services' roles, which colour the names.
-                let status: AppStatus =
-                    client::decode(&client.get(&format!("/apps/{app}")).await?)?;
+                let status = client.status(&app).await?;
                 out!("{}", render(&status, use_color(false)));
             }
         }
@@ -98,11 +99,11 @@ pub(crate) fn ordered_weights(r: &RouteStatus) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = r
         .order
         .iter()
-        .filter_map(|name| r.weights.get(name).map(|w| (name.clone(), *w)))
+        .filter_map(|name| r.weights.get(name).map(|w| (name.clone(), u32::from(*w))))
         .collect();
     for (name, w) in &r.weights {
         if !r.order.contains(name) {
-            out.push((name.clone(), *w));
+            out.push((name.clone(), u32::from(*w)));
         }
     }
     out
@@ -135,7 +136,7 @@ pub(crate) fn shares(weights: &[u32]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn route(weights: &[(&str, u32)], order: &[&str]) -> RouteStatus {
+    fn route(weights: &[(&str, u8)], order: &[&str]) -> RouteStatus {
         RouteStatus {
             id: "serviceb.localhost".into(),
             internal: false,

@@ -4,10 +4,11 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use crate::client::{self, AppStatus, Client, Connection};
+use crate::client::{self, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout status`.
 #[derive(Debug, clap::Args)]
@@ -33,23 +34,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let status = client
-            .get(&format!("/apps/{}", client::segment(&app)))
-            .await?;
+        let status = client.status(&app).await?;
         print_status(&status, args.output)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Prints an API status document: as it is for `--output json`, rendered
-/// for people otherwise.
-pub(crate) fn print_status(status: &serde_json::Value, output: OutputFormat) -> anyhow::Result<()> {
+/// Prints an app's status: as the API gives it for `--output json`,
+/// rendered for people otherwise.
+pub(crate) fn print_status(status: &AppStatus, output: OutputFormat) -> anyhow::Result<()> {
     match output {
         OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(status)?),
-        OutputFormat::Human => {
-            let s: AppStatus = client::decode(status)?;
-            out!("{}", render(&s, use_color(false)));
-        }
+        OutputFormat::Human => out!("{}", render(status, use_color(false))),
     }
     Ok(())
 }

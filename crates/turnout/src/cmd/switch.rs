@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use http::Method;
-
 use crate::client::{self, Client, Connection};
 use crate::cmd::weights::print_route;
 use crate::output::OutputFormat;
@@ -35,12 +33,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let path = format!(
-            "/apps/{}/routes/{}/switch",
-            client::segment(&app),
-            client::segment(&args.route)
-        );
-        let status = client.call(Method::POST, &path, None).await?;
+        let status = client.switch(&app, &args.route).await?;
         print_route(&status, &args.route, args.output)?;
         Ok(ExitCode::SUCCESS)
     })

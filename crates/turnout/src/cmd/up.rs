@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use turnout_engine::{AppStatus, Controller};
+use turnout_api_types::AppStatus;
+use turnout_engine::Controller;
 use turnout_runtime::ProcessRuntime;
 
 use crate::cmd::deploy::app_name;

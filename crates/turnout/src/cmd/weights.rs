@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use http::Method;
-use serde_json::{Map, Value, json};
-
-use crate::client::{self, ApiError, AppStatus, Client, Connection};
+use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::routes::route_line;
 use crate::cmd::status::service_color;
 use crate::output::outln;
 use crate::output::{OutputFormat, use_color};
+use turnout_api_types::AppStatus;
 
 /// Arguments of `turnout weights`.
 #[derive(Debug, clap::Args)]
@@ -55,9 +53,9 @@ fn parse_weight(s: &str) -> Result<(String, u8), String> {
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let mut weights = Map::new();
-    for (name, w) in &args.weights {
-        if weights.insert(name.clone(), json!(w)).is_some() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &args.weights {
+        if !seen.insert(name) {
             return Err(ApiError::local(
                 format!("{name} is given two weights"),
                 "name each service once",
@@ -68,25 +66,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     client::block_on(async {
         let client = Client::connect(&args.conn)?;
         let app = client.app(args.app.as_deref()).await?;
-        let path = format!(
-            "/apps/{}/routes/{}/weights",
-            client::segment(&app),
-            client::segment(&args.route)
-        );
-        let body = json!({ "weights": Value::Object(weights) });
-        let status = client.call(Method::PUT, &path, Some(&body)).await?;
+        let status = client.set_weights(&app, &args.route, &args.weights).await?;
         print_route(&status, &args.route, args.output)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
 /// Prints the route a command changed (the status, for `--output json`).
-pub(crate) fn print_route(status: &Value, route: &str, output: OutputFormat) -> anyhow::Result<()> {
+pub(crate) fn print_route(s: &AppStatus, route: &str, output: OutputFormat) -> anyhow::Result<()> {
     if output == OutputFormat::Json {
-        outln!("{}", serde_json::to_string_pretty(status)?);
+        outln!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
     }
-    let s: AppStatus = client::decode(status)?;
     let color = use_color(false);
     let lower = route.to_ascii_lowercase();
     // The route may have been named by its bare prefix.
@@ -104,7 +95,7 @@ pub(crate) fn print_route(status: &Value, route: &str, output: OutputFormat) -> 
     for r in shown {
         outln!(
             "{}",
-            route_line(r, id_w, &|name| service_color(&s, name).to_string(), color)
+            route_line(r, id_w, &|name| service_color(s, name).to_string(), color)
         );
     }
     Ok(())

@@ -1,0 +1,59 @@
+//! Request bodies. The server refuses unknown fields, so a misspelt one
+//! is answered 400 instead of being ignored.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/apps`: deploy an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// The app's name.
+    pub name: String,
+    /// The template's text, variables already substituted.
+    pub template: String,
+    /// The file name diagnostics name (default `template.yaml`).
+    #[serde(default)]
+    pub source_name: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/releases`: release a new template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The new template's text.
+    pub template: String,
+    /// The file name diagnostics name (default `template.yaml`).
+    #[serde(default)]
+    pub source_name: Option<String>,
+    /// `blue-green` (default) or `standard`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/confirm`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// Confirm even while the new services of a route carry weight 0,
+    /// switching all traffic to them first.
+    #[serde(default)]
+    pub switch: bool,
+}
+
+/// `PUT /v1/apps/{app}/routes/{route}/weights`.
+///
+/// The weights stay JSON values here: the server checks each one itself,
+/// so that a wrong one (`150`, `"x"`, `2.5`) is answered with the
+/// service it belongs to rather than with serde's position in the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsRequest {
+    /// Service → weight, integers 0..=100 (relative: 100 and 100 is
+    /// 50/50); services not named keep theirs.
+    pub weights: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The empty object that `rollback` and `switch` take (or no body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}

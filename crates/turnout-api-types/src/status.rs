@@ -1,0 +1,118 @@
+//! The status of an app (DESIGN §5): `GET /v1/apps/{app}`, the answer of
+//! every command, and `turnout status --output json`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// An app's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// The app's name.
+    pub app: String,
+    /// The template version in force (during a release: the target).
+    pub template_version: u32,
+    /// The latest release, `null` when none was ever made.
+    pub release: Option<ReleaseStatus>,
+    /// The services, by name.
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+    /// The routes, by id.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+}
+
+/// A release in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseStatus {
+    /// The release id.
+    pub id: i64,
+    /// `blue-green` or `standard`.
+    pub strategy: String,
+    /// The release state string.
+    pub state: String,
+    /// The version released from.
+    pub from_version: u32,
+    /// The version released to.
+    pub to_version: u32,
+    /// Why it ended as it did, when not by the operator.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A service in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service name.
+    pub name: String,
+    /// `current`, or during a release `unchanged|old|new|changed`.
+    pub role: String,
+    /// The console colour of the role.
+    #[serde(default)]
+    pub color: String,
+    /// Instances wanted.
+    pub scale: u32,
+    /// Instances ready.
+    pub ready: u32,
+    /// The instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// An instance in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// `service.n`.
+    pub id: String,
+    /// `starting|ready|unhealthy|draining|exited`.
+    pub state: String,
+    /// Where the router sends its requests (the primary port).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The process id, when running.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// How often it was restarted.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// A route in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// The route id.
+    pub id: String,
+    /// Served on the internal listener only.
+    #[serde(default)]
+    pub internal: bool,
+    /// `version`, `instance` or `off`.
+    #[serde(default)]
+    pub sticky: String,
+    /// Service → weight, 0..=100 (relative).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u8>,
+    /// The services in route order (old first), for display.
+    #[serde(default)]
+    pub order: Vec<String>,
+}
+
+/// `GET /v1/apps`: every app's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppList {
+    /// The apps, by name.
+    pub apps: Vec<AppStatus>,
+}
+
+/// `GET /v1/apps/{app}/routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteList {
+    /// The app's routes, as in its status.
+    pub routes: Vec<RouteStatus>,
+}
+
+/// `GET /v1/apps/{app}/services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// The app's services, as in its status.
+    pub services: Vec<ServiceStatus>,
+}

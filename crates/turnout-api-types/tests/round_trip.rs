@@ -1,0 +1,187 @@
+//! The bodies read back what they write, and DESIGN §5's status sample
+//! reads as the status it shows.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use turnout_api_types::{
+    AppList, AppStatus, ConfirmRequest, DeployRequest, ErrorBody, ErrorDetail, EventList,
+    EventRecord, InstanceStatus, ReleaseList, ReleaseRecord, ReleaseRequest, ReleaseStatus,
+    RouteStatus, SavedWeight, ServiceStatus, WeightsRequest,
+};
+use turnout_spec::{Diagnostic, FieldPath, Pos};
+
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+    let json = serde_json::to_string(value).unwrap();
+    let back: T = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, value, "{json}");
+}
+
+fn status() -> AppStatus {
+    AppStatus {
+        app: "hello".into(),
+        template_version: 2,
+        release: Some(ReleaseStatus {
+            id: 2,
+            strategy: "blue-green".into(),
+            state: "pending-confirmation".into(),
+            from_version: 1,
+            to_version: 2,
+            reason: None,
+        }),
+        services: vec![ServiceStatus {
+            name: "serviceB-v2".into(),
+            role: "new".into(),
+            color: "green".into(),
+            scale: 2,
+            ready: 2,
+            instances: vec![InstanceStatus {
+                id: "serviceB-v2.1".into(),
+                state: "ready".into(),
+                endpoint: Some("127.0.0.1:41234".into()),
+                pid: None,
+                restarts: 0,
+            }],
+        }],
+        routes: vec![RouteStatus {
+            id: "serviceb.localhost".into(),
+            internal: false,
+            sticky: "version".into(),
+            weights: BTreeMap::from([("serviceB-v1".into(), 100), ("serviceB-v2".into(), 0)]),
+            order: vec![],
+        }],
+    }
+}
+
+#[test]
+fn the_design_status_sample_reads() {
+    // DESIGN §5, verbatim: the fields it leaves out take their defaults.
+    let sample = r#"
+  {"app": "hello", "template_version": 2,
+   "release": {"id": 2, "strategy": "blue-green", "state": "pending-confirmation",
+               "from_version": 1, "to_version": 2, "reason": null},
+   "services": [{"name": "serviceB-v2", "role": "new", "color": "green",
+                 "scale": 2, "ready": 2,
+                 "instances": [{"id": "serviceB-v2.1", "state": "ready", "endpoint": "127.0.0.1:41234"}]}],
+   "routes": [{"id": "serviceb.localhost", "internal": false, "sticky": "version",
+               "weights": {"serviceB-v1": 100, "serviceB-v2": 0}}]}
+"#;
+    let read: AppStatus = serde_json::from_str(sample).unwrap();
+    assert_eq!(read, status());
+}
+
+#[test]
+fn a_status_is_written_with_every_field() {
+    let json = serde_json::to_value(status()).unwrap();
+    assert_eq!(json["release"]["reason"], serde_json::Value::Null);
+    assert_eq!(
+        json["services"][0]["instances"][0]["pid"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["services"][0]["instances"][0]["restarts"], 0);
+    assert_eq!(json["routes"][0]["weights"]["serviceB-v1"], 100);
+    assert_eq!(json["routes"][0]["order"], serde_json::json!([]));
+    let none = AppStatus {
+        release: None,
+        ..status()
+    };
+    assert_eq!(
+        serde_json::to_value(none).unwrap()["release"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn bodies_round_trip() {
+    round_trip(&status());
+    round_trip(&AppList {
+        apps: vec![status()],
+    });
+    round_trip(&DeployRequest {
+        name: "hello".into(),
+        template: "services: {}".into(),
+        source_name: Some("app.yaml".into()),
+    });
+    round_trip(&ReleaseRequest {
+        template: "services: {}".into(),
+        source_name: None,
+        strategy: Some("standard".into()),
+    });
+    round_trip(&ConfirmRequest { switch: true });
+    let mut weights = serde_json::Map::new();
+    weights.insert("serviceB-v2".into(), 100.into());
+    round_trip(&WeightsRequest { weights });
+    round_trip(&ReleaseList {
+        releases: vec![ReleaseRecord {
+            id: 2,
+            app: "hello".into(),
+            strategy: "blue-green".into(),
+            state: "rolled-back".into(),
+            from_version: 1,
+            to_version: 2,
+            reason: Some("failed: serviceB-v2 not ready".into()),
+            saved_weights: vec![SavedWeight {
+                route_id: "serviceb.localhost".into(),
+                service: "serviceB-v1".into(),
+                weight: 100,
+            }],
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_500,
+        }],
+    });
+    round_trip(&EventList {
+        events: vec![EventRecord {
+            id: 7,
+            app: "hello".into(),
+            at: 1_700_000_000_000,
+            kind: "release-started".into(),
+            message: "release 2 started".into(),
+            data: Some(serde_json::json!({"release": 2})),
+        }],
+    });
+}
+
+#[test]
+fn errors_round_trip_with_and_without_diagnostics() {
+    let plain = ErrorBody {
+        error: ErrorDetail {
+            code: "conflict".into(),
+            message: "a release is running".into(),
+            hint: "confirm it first".into(),
+            diagnostics: vec![],
+        },
+    };
+    round_trip(&plain);
+    assert_eq!(
+        serde_json::to_value(&plain).unwrap(),
+        serde_json::json!({"error": {"code": "conflict", "message": "a release is running",
+                                     "hint": "confirm it first"}}),
+        "no diagnostics field when there are none"
+    );
+    let mut d = Diagnostic::error(
+        Pos { line: 3, column: 9 },
+        &FieldPath::root()
+            .key("web")
+            .key("labels")
+            .key("aliyun.scale"),
+        "invalid scale",
+    )
+    .expected("a positive integer");
+    d.file = "app.yaml".into();
+    let invalid = ErrorBody {
+        error: ErrorDetail {
+            code: "invalid".into(),
+            message: "the template has 1 errors".into(),
+            hint: "fix the template".into(),
+            diagnostics: vec![d],
+        },
+    };
+    round_trip(&invalid);
+}
+
+#[test]
+fn requests_refuse_unknown_fields() {
+    let err = serde_json::from_str::<ConfirmRequest>(r#"{"swtich": true}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
