@@ -87,6 +87,8 @@ pub enum ControlError {
 /// One instance as the controller tracks it.
 #[derive(Debug)]
 pub(crate) struct Inst {
+    /// What the store keeps of the instance; its `state` is read once, on
+    /// load, and written from `phase` by [`Inst::stored`].
     pub(crate) record: InstanceRecord,
     pub(crate) phase: Phase,
     pub(crate) address: IpAddr,
@@ -103,6 +105,15 @@ pub(crate) struct Inst {
 }
 
 impl Inst {
+    /// The record to commit: the instance's phase is kept once, in
+    /// `phase`, and written into the record's `state` only here.
+    pub(crate) fn stored(&self) -> InstanceRecord {
+        InstanceRecord {
+            state: self.phase.as_str().to_string(),
+            ..self.record.clone()
+        }
+    }
+
     /// The address the router sends to for `container_port`.
     pub(crate) fn endpoint(&self, container_port: u16) -> Option<SocketAddr> {
         self.record

@@ -127,14 +127,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
             routing_changed |= inst.phase == Phase::Ready;
             inst.phase = Phase::Exited;
-            inst.record.state = Phase::Exited.as_str().to_string();
             inst.record.pid = None;
             inst.record.updated_at = now_millis();
             let backoff = Duration::from_millis(200)
                 .saturating_mul(1 << inst.record.restarts.min(6))
                 .min(MAX_BACKOFF);
             inst.restart_at = Some(now + backoff);
-            change.instances.push(inst.record.clone());
+            change.instances.push(inst.stored());
             change.events.push(NewEvent {
                 app: key.0.clone(),
                 kind: "instance-exited".into(),
@@ -221,9 +220,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 };
                 routing_changed = true;
                 inst.phase = phase;
-                inst.record.state = phase.as_str().to_string();
                 inst.record.updated_at = now_millis();
-                change.instances.push(inst.record.clone());
+                change.instances.push(inst.stored());
                 if phase == Phase::Unhealthy {
                     change.events.push(NewEvent {
                         app: key.0.clone(),
@@ -448,7 +446,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         inst.record.pid = None;
         inst.record.start_time = None;
         let before = Change {
-            instances: vec![inst.record.clone()],
+            instances: vec![inst.stored()],
             ..Change::default()
         };
         if let Err(e) = self.commit(state, &before) {
@@ -474,7 +472,6 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     inst.record.restarts += 1;
                 }
                 inst.phase = Phase::Starting;
-                inst.record.state = Phase::Starting.as_str().to_string();
                 inst.record.updated_at = now;
                 inst.schedule = ProbeSchedule::new(ProbePlan::from_service(&entry.spec));
                 inst.next_probe = Instant::now() + inst.schedule.first_delay();
@@ -483,7 +480,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 // killed now must find this process on restart, or it would
                 // run untracked beside its replacement.
                 let started_now = Change {
-                    instances: vec![inst.record.clone()],
+                    instances: vec![inst.stored()],
                     events: vec![NewEvent {
                         app: app.to_string(),
                         kind: if restarting {
@@ -503,10 +500,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
             Err(e) => {
                 inst.phase = Phase::Exited;
-                inst.record.state = Phase::Exited.as_str().to_string();
                 inst.record.restarts += u32::from(restarting);
                 inst.restart_at = Some(Instant::now() + MAX_BACKOFF.min(Duration::from_secs(2)));
-                change.instances.push(inst.record.clone());
+                change.instances.push(inst.stored());
                 change.events.push(NewEvent {
                     app: app.to_string(),
                     kind: "instance-failed".into(),
@@ -524,14 +520,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         };
         let was_routed = inst.phase == Phase::Ready;
         inst.phase = Phase::Draining;
-        inst.record.state = Phase::Draining.as_str().to_string();
         inst.record.updated_at = now_millis();
         inst.drain_deadline = Some(Instant::now() + self.inner.settings.drain_timeout);
         // An instance of a deleted app has no record left to update (the
         // app's rows are gone, and writing one would break the store's
         // foreign key).
         if state.apps.contains_key(app) {
-            change.instances.push(inst.record.clone());
+            change.instances.push(inst.stored());
         }
         was_routed
     }

@@ -277,6 +277,17 @@ async fn leaving_instances_keep_their_identity(confirm: bool) {
         !runtime.running("app", leaving).is_empty(),
         "still draining"
     );
+    // The store has them as draining (written from the instance's phase).
+    let stored: Vec<String> = c
+        .store()
+        .instances("app")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.service == leaving)
+        .map(|r| r.state)
+        .collect();
+    assert!(!stored.is_empty());
+    assert!(stored.iter().all(|s| s == "draining"), "{stored:?}");
 
     // Once stopped, the credential is gone.
     plane.set_busy(false);
