@@ -16,7 +16,7 @@ use turnout_api_types::{
     AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventRecord, ReleaseList,
     ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList, WeightsRequest,
 };
-use turnout_engine::{Command, ControlError, DataPlane, resolve_route};
+use turnout_engine::{Command, ControlError, DataPlane};
 use turnout_runtime::Runtime;
 use turnout_spec::Strategy;
 
@@ -271,7 +271,7 @@ pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
     for (service, value) in &b.weights {
         weights.push((service.clone(), weight(service, value)?));
     }
-    let route = resolve(&s, &app, &route).await?;
+    // The route name is resolved by the step, under the controller's lock.
     let status = s
         .controller
         .command(&app, Command::SetWeights { route, weights })
@@ -305,21 +305,11 @@ fn weight(service: &str, value: &serde_json::Value) -> Result<u8> {
         })
 }
 
-async fn resolve<R: Runtime + 'static, D: DataPlane>(
-    s: &ApiState<R, D>,
-    app: &str,
-    route: &str,
-) -> Result<String> {
-    let snapshot = s.controller.app(app).await?;
-    Ok(resolve_route(&snapshot, route)?)
-}
-
 pub(crate) async fn switch<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path((app, route)): Path<(String, String)>,
     JsonBody(_): JsonBody<EmptyRequest>,
 ) -> Result<Response> {
-    let route = resolve(&s, &app, &route).await?;
     let status = s
         .controller
         .command(&app, Command::Switch { route })

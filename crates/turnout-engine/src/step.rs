@@ -31,14 +31,15 @@ pub enum Command {
     /// Set the weights of some services of one route, in one step; the
     /// route's other services keep theirs.
     SetWeights {
-        /// The route id.
+        /// The route id, or a bare prefix that names one route
+        /// ([`resolve_route`]), resolved against the app the step runs on.
         route: String,
         /// Service → weight 0..=100.
         weights: Vec<(String, u8)>,
     },
     /// Move all of a route's traffic to the other side in one step.
     Switch {
-        /// The route id.
+        /// The route id or an unambiguous prefix, as for `SetWeights`.
         route: String,
     },
     /// Confirm the release in progress: old services go.
@@ -139,8 +140,10 @@ pub fn step(app: &App, command: Command) -> Result<(App, Vec<Effect>), EngineErr
             release_id,
             now_ms,
         } => start_release(app, template, version, strategy, release_id, now_ms),
-        Command::SetWeights { route, weights } => set_weights(app, &route, &weights),
-        Command::Switch { route } => switch(app, &route),
+        Command::SetWeights { route, weights } => {
+            set_weights(app, &resolve_route(app, &route)?, &weights)
+        }
+        Command::Switch { route } => switch(app, &resolve_route(app, &route)?),
         Command::Confirm { switch } => confirm(app, switch),
         Command::Rollback => rollback(app),
         Command::Ready { release_id } => ready(app, release_id),

@@ -483,3 +483,42 @@ fn plan_starts_dependents_only_once_their_dependencies_are_up() {
     ];
     assert_eq!(starts(&up), ["web"]);
 }
+
+/// The step resolves a route's bare prefix itself (under the
+/// controller's lock, with the state it changes), and refuses an unknown
+/// one.
+#[test]
+fn weights_and_switch_take_a_bare_prefix() {
+    let app = release(&hello(), "app-frontend-v2.yaml", Strategy::BlueGreen).unwrap();
+    let app = ok(&app, Command::Ready { release_id: 2 });
+    let by_id = ok(
+        &app,
+        Command::SetWeights {
+            route: "serviceb.localhost".into(),
+            weights: vec![("serviceB-v2".into(), 40)],
+        },
+    );
+    let by_prefix = ok(
+        &app,
+        Command::SetWeights {
+            route: "ServiceB".into(),
+            weights: vec![("serviceB-v2".into(), 40)],
+        },
+    );
+    assert_eq!(by_id, by_prefix);
+    let switched = ok(
+        &app,
+        Command::Switch {
+            route: "serviceb".into(),
+        },
+    );
+    assert_ne!(switched.weights, app.weights);
+    let e = step(
+        &app,
+        Command::Switch {
+            route: "nope".into(),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+}
