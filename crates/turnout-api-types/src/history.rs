@@ -3,6 +3,7 @@
 //! and the SSE stream's `data`).
 
 use serde::{Deserialize, Serialize};
+use turnout_routing::Weight;
 
 /// A release as the API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +44,7 @@ pub struct SavedWeight {
     /// The service's name.
     pub service: String,
     /// Its weight, 0..=100.
-    pub weight: u8,
+    pub weight: Weight,
 }
 
 /// `GET /v1/apps/{app}/releases`, newest first.

@@ -2,6 +2,7 @@
 //! every command, and `turnout status --output json`.
 
 use std::collections::BTreeMap;
+use turnout_routing::Weight;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +91,7 @@ pub struct RouteStatus {
     pub sticky: String,
     /// Service → weight, 0..=100 (relative).
     #[serde(default)]
-    pub weights: BTreeMap<String, u8>,
+    pub weights: BTreeMap<String, Weight>,
     /// The services in route order (old first), for display.
     #[serde(default)]
     pub order: Vec<String>,

@@ -10,6 +10,7 @@ use turnout_api_types::{
     EventRecord, InstanceStatus, ReleaseList, ReleaseRecord, ReleaseRequest, ReleaseStatus,
     RouteStatus, SavedWeight, ServiceStatus, WeightsRequest,
 };
+use turnout_routing::Weight;
 use turnout_spec::{Diagnostic, FieldPath, Pos};
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
@@ -48,7 +49,10 @@ fn status() -> AppStatus {
             id: "serviceb.localhost".into(),
             internal: false,
             sticky: "version".into(),
-            weights: BTreeMap::from([("serviceB-v1".into(), 100), ("serviceB-v2".into(), 0)]),
+            weights: BTreeMap::from([
+                ("serviceB-v1".into(), Weight::MAX),
+                ("serviceB-v2".into(), Weight::ZERO),
+            ]),
             order: vec![],
         }],
     }
@@ -124,7 +128,7 @@ fn bodies_round_trip() {
             saved_weights: vec![SavedWeight {
                 route_id: "serviceb.localhost".into(),
                 service: "serviceB-v1".into(),
-                weight: 100,
+                weight: Weight::MAX,
             }],
             created_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_500,
@@ -184,4 +188,15 @@ fn errors_round_trip_with_and_without_diagnostics() {
 fn requests_refuse_unknown_fields() {
     let err = serde_json::from_str::<ConfirmRequest>(r#"{"swtich": true}"#).unwrap_err();
     assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+/// A weight above 100 in a status is refused when it is read: the range
+/// check of `Weight` holds on the client's side too.
+#[test]
+fn a_weight_above_100_does_not_read() {
+    let text = r#"{"id": "r", "internal": false, "sticky": "version", "weights": {"a": 101}, "order": []}"#;
+    assert!(serde_json::from_str::<RouteStatus>(text).is_err());
+    let text = text.replace("101", "100");
+    let route: RouteStatus = serde_json::from_str(&text).unwrap();
+    assert_eq!(route.weights["a"], Weight::MAX);
 }

@@ -17,6 +17,7 @@ use turnout_api_types::{
     ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList, WeightsRequest,
 };
 use turnout_engine::{Command, ControlError, DataPlane};
+use turnout_routing::Weight;
 use turnout_runtime::Runtime;
 use turnout_spec::Strategy;
 
@@ -211,7 +212,8 @@ fn release_record(r: turnout_store::ReleaseRecord) -> ReleaseRecord {
             .map(|w| SavedWeight {
                 route_id: w.route_id,
                 service: w.service,
-                weight: w.weight,
+                // The store's column is checked 0..=100.
+                weight: Weight::new(w.weight).unwrap_or(Weight::MAX),
             })
             .collect(),
         created_at: r.created_at,
@@ -280,18 +282,18 @@ pub(crate) async fn set_weights<R: Runtime + 'static, D: DataPlane>(
 }
 
 /// A weight from a JSON body: an integer 0..100, written `100` or, as
-/// JSON Schema's `integer` allows, `100.0`.
-fn weight(service: &str, value: &serde_json::Value) -> Result<u8> {
+/// JSON Schema's `integer` allows, `100.0`. The range is `Weight::new`'s.
+fn weight(service: &str, value: &serde_json::Value) -> Result<Weight> {
     let integral = value.as_u64().or_else(|| {
         value
             .as_f64()
-            .filter(|f| f.fract() == 0.0 && (0.0..=100.0).contains(f))
-            // Exact: an integral float in 0..=100.
+            .filter(|f| f.fract() == 0.0 && (0.0..=255.0).contains(f))
+            // Exact: an integral float that fits a u8.
             .map(|f| f as u64)
     });
     integral
-        .filter(|w| *w <= 100)
         .and_then(|w| u8::try_from(w).ok())
+        .and_then(Weight::new)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

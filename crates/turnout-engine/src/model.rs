@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use turnout_routing::Weight;
 use turnout_spec::{Service, Strategy, Template};
 
 /// A release state (DESIGN §2), spelled exactly as everywhere else.
@@ -144,7 +145,7 @@ pub struct RouteWeight {
     /// The service.
     pub service: String,
     /// 0..=100, relative to the route's other services.
-    pub weight: u8,
+    pub weight: Weight,
 }
 
 /// Weights by route id. The order of a route's services is the order of
@@ -207,7 +208,7 @@ impl App {
     }
 
     /// The weight of `service` on `route`, if it is on it.
-    pub fn weight(&self, route: &str, service: &str) -> Option<u8> {
+    pub fn weight(&self, route: &str, service: &str) -> Option<Weight> {
         self.weights
             .get(route)?
             .iter()

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use turnout_routing::Weight;
 use turnout_spec::{Role, Strategy, Template};
 
 use crate::error::EngineError;
@@ -35,7 +36,7 @@ pub enum Command {
         /// ([`resolve_route`]), resolved against the app the step runs on.
         route: String,
         /// Service → weight 0..=100.
-        weights: Vec<(String, u8)>,
+        weights: Vec<(String, Weight)>,
     },
     /// Move all of a route's traffic to the other side in one step.
     Switch {
@@ -109,7 +110,7 @@ pub fn deploy(name: &str, domain: &str, template: Template, version: u32) -> App
         for id in route_ids(spec, domain) {
             weights.entry(id).or_default().push(RouteWeight {
                 service: spec.name.clone(),
-                weight: spec.settings.weight.unwrap_or(100),
+                weight: template_weight(spec).unwrap_or(Weight::MAX),
             });
         }
         services.insert(
@@ -217,13 +218,13 @@ fn start_release(
                         // traffic at once.
                         let shared = !route.is_empty();
                         let default = if shared && strategy == Strategy::BlueGreen {
-                            0
+                            Weight::ZERO
                         } else {
-                            100
+                            Weight::MAX
                         };
                         route.push(RouteWeight {
                             service: spec.name.clone(),
-                            weight: spec.settings.weight.unwrap_or(default),
+                            weight: template_weight(&spec).unwrap_or(default),
                         });
                     }
                 }
@@ -279,6 +280,12 @@ fn summarize(app: &App) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// The weight a template gives a service (`turnout.route.weight`), which
+/// the template layer has checked to be 0..=100.
+fn template_weight(spec: &turnout_spec::Service) -> Option<Weight> {
+    spec.settings.weight.and_then(Weight::new)
 }
 
 /// The route id `name` stands for: an id, or a bare prefix that is
@@ -339,7 +346,7 @@ fn describe(weights: &[RouteWeight]) -> String {
 fn set_weights(
     app: &App,
     route: &str,
-    changes: &[(String, u8)],
+    changes: &[(String, Weight)],
 ) -> Result<(App, Vec<Effect>), EngineError> {
     let current = route_weights(app, route)?;
     if changes.is_empty() {
@@ -350,12 +357,6 @@ fn set_weights(
     }
     let mut updated = current.clone();
     for (service, weight) in changes {
-        if *weight > 100 {
-            return Err(EngineError::invalid(
-                format!("weight {weight} for {service} is out of range"),
-                "weights are integers from 0 to 100; they are relative (100 and 100 is 50/50)",
-            ));
-        }
         let Some(slot) = updated.iter_mut().find(|w| &w.service == service) else {
             return Err(EngineError::not_found(
                 format!("service {service:?} is not on route {route}"),
@@ -371,7 +372,7 @@ fn set_weights(
         };
         slot.weight = *weight;
     }
-    if updated.iter().all(|w| w.weight == 0) {
+    if updated.iter().all(|w| w.weight == Weight::ZERO) {
         return Err(EngineError::invalid(
             format!("these weights would leave route {route} with no traffic target"),
             "raise another service's weight first (raise the new version before lowering the old one)",
@@ -397,22 +398,30 @@ fn switched(app: &App, route: &str) -> Result<Vec<RouteWeight>, EngineError> {
             .map(|w| RouteWeight {
                 service: w.service.clone(),
                 weight: match role(&w.service) {
-                    Some(ServiceRole::New) => 100,
-                    Some(ServiceRole::Old) => 0,
+                    Some(ServiceRole::New) => Weight::MAX,
+                    Some(ServiceRole::Old) => Weight::ZERO,
                     _ => w.weight,
                 },
             })
             .collect());
     }
     match current.as_slice() {
-        [a, b] if (a.weight == 0) != (b.weight == 0) => Ok(vec![
+        [a, b] if (a.weight == Weight::ZERO) != (b.weight == Weight::ZERO) => Ok(vec![
             RouteWeight {
                 service: a.service.clone(),
-                weight: if a.weight == 0 { 100 } else { 0 },
+                weight: if a.weight == Weight::ZERO {
+                    Weight::MAX
+                } else {
+                    Weight::ZERO
+                },
             },
             RouteWeight {
                 service: b.service.clone(),
-                weight: if b.weight == 0 { 100 } else { 0 },
+                weight: if b.weight == Weight::ZERO {
+                    Weight::MAX
+                } else {
+                    Weight::ZERO
+                },
             },
         ]),
         [_, _] => Err(EngineError::invalid(
@@ -461,11 +470,11 @@ fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineEr
                 .filter(|w| app.services.get(&w.service).map(|e| e.role) == Some(ServiceRole::New))
                 .collect();
             let others_live = ws.iter().any(|w| {
-                w.weight > 0
+                w.weight > Weight::ZERO
                     && app.services.get(&w.service).map(|e| e.role) != Some(ServiceRole::Old)
                     && app.services.get(&w.service).map(|e| e.role) != Some(ServiceRole::New)
             });
-            !news.is_empty() && news.iter().all(|w| w.weight == 0) && !others_live
+            !news.is_empty() && news.iter().all(|w| w.weight == Weight::ZERO) && !others_live
         })
         .map(|(id, _)| id.clone())
         .collect();

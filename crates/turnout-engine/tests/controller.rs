@@ -13,7 +13,7 @@ use support::{
     template,
 };
 use turnout_engine::{Command, ControlError, EngineError};
-use turnout_routing::{Decision, Forbidden};
+use turnout_routing::{Decision, Forbidden, Weight};
 use turnout_spec::Strategy;
 
 const APP_A: &str = r#"
@@ -139,7 +139,7 @@ async fn a_deploy_or_release_onto_another_apps_route_is_refused_and_stores_nothi
         "a",
         Command::SetWeights {
             route: "a.localhost".into(),
-            weights: vec![("web".into(), 50)],
+            weights: vec![("web".into(), Weight::new(50).unwrap())],
         },
     )
     .await
@@ -148,7 +148,7 @@ async fn a_deploy_or_release_onto_another_apps_route_is_refused_and_stores_nothi
         "b",
         Command::SetWeights {
             route: "b.localhost".into(),
-            weights: vec![("web".into(), 50)],
+            weights: vec![("web".into(), Weight::new(50).unwrap())],
         },
     )
     .await

@@ -161,6 +161,12 @@ impl From<u8> for WeightValue {
     }
 }
 
+impl From<crate::Weight> for WeightValue {
+    fn from(value: crate::Weight) -> Self {
+        WeightValue::Integer(value.get().into())
+    }
+}
+
 impl fmt::Display for WeightValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

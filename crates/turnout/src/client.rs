@@ -13,6 +13,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use turnout_routing::Weight;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -602,13 +603,13 @@ impl Client {
         &self,
         app: &str,
         route: &str,
-        weights: &[(String, u8)],
+        weights: &[(String, Weight)],
     ) -> Result<AppStatus, ClientError> {
         let path = format!("/apps/{}/routes/{}/weights", segment(app), segment(route));
         let request = WeightsRequest {
             weights: weights
                 .iter()
-                .map(|(service, w)| (service.clone(), Value::from(*w)))
+                .map(|(service, w)| (service.clone(), Value::from(w.get())))
                 .collect(),
         };
         self.call(Method::PUT, &path, Some(&request)).await

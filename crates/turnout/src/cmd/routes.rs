@@ -99,11 +99,15 @@ pub(crate) fn ordered_weights(r: &RouteStatus) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = r
         .order
         .iter()
-        .filter_map(|name| r.weights.get(name).map(|w| (name.clone(), u32::from(*w))))
+        .filter_map(|name| {
+            r.weights
+                .get(name)
+                .map(|w| (name.clone(), u32::from(w.get())))
+        })
         .collect();
     for (name, w) in &r.weights {
         if !r.order.contains(name) {
-            out.push((name.clone(), u32::from(*w)));
+            out.push((name.clone(), u32::from(w.get())));
         }
     }
     out
@@ -143,7 +147,7 @@ mod tests {
             sticky: "version".into(),
             weights: weights
                 .iter()
-                .map(|(n, w)| ((*n).to_string(), *w))
+                .map(|(n, w)| ((*n).to_string(), turnout_routing::Weight::new(*w).unwrap()))
                 .collect(),
             order: order.iter().map(|n| (*n).to_string()).collect(),
         }

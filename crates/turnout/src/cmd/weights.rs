@@ -2,6 +2,7 @@
 //! on a route, in one atomic step.
 
 use std::process::ExitCode;
+use turnout_routing::Weight;
 
 use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::routes::route_line;
@@ -25,7 +26,7 @@ pub struct Args {
     route: String,
     /// New weights, `SERVICE=W` with W from 0 to 100.
     #[arg(value_name = "SERVICE=W", required = true, value_parser = parse_weight)]
-    weights: Vec<(String, u8)>,
+    weights: Vec<(String, Weight)>,
     /// The app; default: the only app on the server.
     #[arg(long, value_name = "APP")]
     app: Option<String>,
@@ -37,17 +38,18 @@ pub struct Args {
 }
 
 /// Reads `SERVICE=W`.
-fn parse_weight(s: &str) -> Result<(String, u8), String> {
+fn parse_weight(s: &str) -> Result<(String, Weight), String> {
     let (name, weight) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not SERVICE=W (e.g. serviceB-v2=100)"))?;
     if name.is_empty() {
         return Err(format!("{s:?} names no service"));
     }
-    let weight: u8 =
-        weight.parse().ok().filter(|w| *w <= 100).ok_or_else(|| {
-            format!("weight {weight:?} for {name} is not an integer from 0 to 100")
-        })?;
+    let weight = weight
+        .parse::<u8>()
+        .ok()
+        .and_then(Weight::new)
+        .ok_or_else(|| format!("weight {weight:?} for {name} is not an integer from 0 to 100"))?;
     Ok((name.to_string(), weight))
 }
 
@@ -109,9 +111,9 @@ mod tests {
     fn weights_are_service_equals_integer() {
         assert_eq!(
             parse_weight("serviceB-v2=100").unwrap(),
-            ("serviceB-v2".into(), 100)
+            ("serviceB-v2".into(), Weight::MAX)
         );
-        assert_eq!(parse_weight("a=0").unwrap(), ("a".into(), 0));
+        assert_eq!(parse_weight("a=0").unwrap(), ("a".into(), Weight::ZERO));
         assert!(parse_weight("a=101").unwrap_err().contains("0 to 100"));
         assert!(parse_weight("a=-1").is_err());
         assert!(parse_weight("a").unwrap_err().contains("SERVICE=W"));
