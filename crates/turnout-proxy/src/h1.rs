@@ -25,20 +25,17 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use turnout_routing::{
-    Decision, INSTANCE_COOKIE, Listener, POSITION_COOKIE, PREVIEW_TOKEN_HEADER, RequestHeaders,
-    RequestKey, RouteIndex, Target, pick,
-};
+use turnout_routing::{Listener, PREVIEW_TOKEN_HEADER, RequestHeaders, RouteIndex, Target};
 
-use crate::forward::{ConnInfo, MAX_ATTEMPTS, access_log, choose, forbidden_hint, proxy_token};
+use crate::dispatch::{self, Asked, Attempts, Failure, MAX_ROUTINGS, Routed};
+use crate::forward::{ConnInfo, proxy_token};
+use crate::hop::{self, Hop, Token};
 use crate::in_flight::InFlight;
-use crate::metrics::code_class;
 use crate::shared::Shared;
 use crate::snapshot::{ServiceState, Snapshot};
 use crate::upstream::{self, Upstream};
@@ -51,9 +48,6 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Most header fields read from an upstream's response head.
 const MAX_RESPONSE_HEADERS: usize = 128;
-
-/// Most times one request is routed (see `forward::MAX_ROUTINGS`).
-const MAX_ROUTINGS: usize = 3;
 
 /// How a client connection left the fast path.
 pub(crate) enum Ended {
@@ -436,60 +430,34 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
         consumed,
         close,
     };
+    let asked = Asked {
+        listener: conn.listener,
+        host,
+        path,
+        query,
+        headers: &Parsed(headers),
+        token: token.as_deref(),
+    };
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
-        let table = &snapshot.table;
-        let Some(route_index) = table.lookup(conn.listener, host, path) else {
-            if conn.listener == Listener::Internal && !table.serves_host(Listener::Internal, host) {
-                // Egress (or its refusal): served in one place, by hyper.
-                return Step::Handoff;
-            }
-            return local(404, "unknown host\n");
-        };
-        let Some(route_state) = snapshot.routes.get(route_index as usize) else {
-            return local(404, "unknown host\n");
-        };
-        let seq = route_state.seq.fetch_add(1, Ordering::Relaxed);
-        let decision = pick(
-            table,
-            &RequestKey {
-                route: route_index,
-                seq,
-                headers: &Parsed(headers),
-                query,
-                caller_token: token.as_deref(),
-            },
-        );
-        let target = match decision {
-            Decision::Forward(target) => target,
-            Decision::Forbidden(reason) => {
-                route_state.local.inc(&shared.metrics, code_class(403));
+        let (route_index, target, first) = match dispatch::route(shared, &snapshot, &asked) {
+            Routed::Forward {
+                route,
+                target,
+                first,
+            } => (route, target, first),
+            Routed::Local(status, text) => {
                 return Step::Local {
-                    status: 403,
-                    text: forbidden_hint(&snapshot, route_index, reason, token.as_deref()).into(),
+                    status: status.as_u16(),
+                    text,
                     consumed,
                     close,
                 };
             }
-            Decision::NoService => {
-                route_state.local.inc(&shared.metrics, code_class(503));
-                return local(
-                    503,
-                    "no service of this route takes traffic (every weight is 0)\n",
-                );
-            }
-            Decision::UnknownRoute => return local(404, "unknown host\n"),
-        };
-        let Some(state) = route_state.services.get(usize::from(target.service)) else {
-            return local(503, "no such service\n");
-        };
-        let Some(first) = choose(state, target.pinned, 0) else {
-            if !std::ptr::eq(&**shared.current.load(), &*snapshot) {
-                // Replaced meanwhile: route again with the new table.
-                continue;
-            }
-            state.local.inc(&shared.metrics, code_class(503));
-            return local(503, "no ready instance of the chosen service\n");
+            // Egress (or its refusal): served in one place, by hyper.
+            Routed::Egress => return Step::Handoff,
+            // Replaced meanwhile: route again with the new table.
+            Routed::Stale => continue,
         };
         if out.capacity() == 0 {
             *out = spare::take();
@@ -506,10 +474,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
             target,
             first,
             consumed,
-            idempotent: matches!(
-                method,
-                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-            ),
+            idempotent: dispatch::idempotent(method),
             bodyless: body_len == 0,
             head_method: method == "HEAD",
             close: facts.close,
@@ -518,7 +483,7 @@ fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Vec<u8>) -> S
             snapshot,
         });
     }
-    local(503, "the route table kept changing; try again\n")
+    local(503, dispatch::KEPT_CHANGING)
 }
 
 /// What the request's headers say about how to forward it.
@@ -553,14 +518,12 @@ impl<'b> Facts<'b> {
             6 if name.eq_ignore_ascii_case(b"expect") => return false,
             7 if name.eq_ignore_ascii_case(b"upgrade") => return false,
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                for token in h.value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        self.close = true;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
-                        return false;
-                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                        self.names_others = true;
+                for (token, _) in hop::tokens(h.value) {
+                    match token {
+                        Token::Close => self.close = true,
+                        Token::Upgrade => return false,
+                        Token::KeepAlive => {}
+                        Token::Other => self.names_others = true,
                     }
                 }
             }
@@ -620,31 +583,23 @@ fn split_absolute(target: &str) -> Option<(&str, &str)> {
 }
 
 /// Is this one of the headers the proxy drops or rewrites on the way to
-/// the upstream?
+/// the upstream? Every hop-by-hop one (a fast-path request has no
+/// `Upgrade` or `Transfer-Encoding`), and those the proxy writes itself
+/// or keeps to itself.
+#[inline]
 fn dropped_request_header(name: &str) -> bool {
+    if hop::kind(name).is_some() {
+        return true;
+    }
     let n = name.as_bytes();
     match n.len() {
-        2 => n.eq_ignore_ascii_case(b"te"),
         4 => n.eq_ignore_ascii_case(b"host"),
-        10 => n.eq_ignore_ascii_case(b"connection") || n.eq_ignore_ascii_case(b"keep-alive"),
         15 => n.eq_ignore_ascii_case(b"x-forwarded-for"),
-        16 => {
-            n.eq_ignore_ascii_case(b"x-forwarded-host")
-                || n.eq_ignore_ascii_case(b"proxy-connection")
-        }
+        16 => n.eq_ignore_ascii_case(b"x-forwarded-host"),
         17 => n.eq_ignore_ascii_case(b"x-forwarded-proto"),
         19 => n.eq_ignore_ascii_case(b"proxy-authorization"),
         _ => n.eq_ignore_ascii_case(PREVIEW_TOKEN_HEADER.as_bytes()),
     }
-}
-
-/// Whether a `Connection` header among `headers` names `name`.
-fn named_by_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// The head sent upstream: the client's, minus hop-by-hop headers and the
@@ -673,7 +628,7 @@ fn write_upstream_head(
             }
             continue;
         }
-        if facts.names_others && named_by_connection(headers, h.name) {
+        if facts.names_others && hop::named_by_connection(headers, h.name) {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -696,15 +651,6 @@ fn write_upstream_head(
     out.extend_from_slice(b"\r\n\r\n");
 }
 
-/// Why an upstream attempt failed (as in `forward`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Connect,
-    Protocol,
-    Timeout,
-    Drained,
-}
-
 /// Forwards a prepared request with retries and passes the response on.
 /// Returns whether the client connection may serve another request.
 async fn forward(
@@ -717,23 +663,9 @@ async fn forward(
     let started = Instant::now();
     let route_state = &p.snapshot.routes[p.route as usize];
     let state: &ServiceState = &route_state.services[usize::from(p.target.service)];
-    let replayable = p.idempotent || p.bodyless;
-    let attempts = if replayable {
-        MAX_ATTEMPTS.min(state.instances.len()).max(1)
-    } else {
-        1
-    };
-    let mut tried = 0u64;
+    let mut attempts = Attempts::new(state, p.target, p.first, p.idempotent || p.bodyless);
     let mut failure = None;
-    let mut next = Some(p.first);
-    for _ in 0..attempts {
-        let Some((slot_index, in_flight)) = next
-            .take()
-            .or_else(|| choose(state, p.target.pinned, tried))
-        else {
-            break;
-        };
-        tried |= 1 << (slot_index % 64);
+    while let Some((slot_index, in_flight)) = attempts.next() {
         let slot = &state.instances[slot_index];
         let instance = &slot.instance;
         let exchanged = exchange(
@@ -750,37 +682,18 @@ async fn forward(
             Ok(answer) => answer,
             Err(kind) => {
                 failure = Some(kind);
-                match kind {
-                    Failure::Connect => {
-                        state.series.get(&shared.metrics).errors.connect.inc();
-                        instance.eject();
-                    }
-                    Failure::Protocol => {
-                        state.series.get(&shared.metrics).errors.protocol.inc();
-                        if !p.idempotent {
-                            break;
-                        }
-                    }
-                    Failure::Timeout => {
-                        state.series.get(&shared.metrics).errors.timeout.inc();
-                        break;
-                    }
-                    Failure::Drained => break,
+                if !kind.counted(shared, state, instance, p.idempotent) {
+                    break;
                 }
                 continue;
             }
         };
-        slot.requests.inc(&shared.metrics, code_class(head.status));
-        state
-            .series
-            .get(&shared.metrics)
-            .duration
-            .observe(started.elapsed().as_secs_f64());
+        dispatch::answered(shared, state, slot_index, head.status, started);
         if shared.config.access_log
             && let Some(route) = p.snapshot.table.route(p.route)
             && let Some(service) = route.service(p.target.service)
         {
-            access_log(
+            dispatch::access_log(
                 route.id(),
                 service.name(),
                 &instance.id,
@@ -790,11 +703,10 @@ async fn forward(
                 started,
             );
         }
-        let pin_moved = p.target.pinned.is_some_and(|i| i as usize != slot_index);
         write_cookies(
             &mut cx.upstream_head,
             p.target,
-            (p.target.set_pin || pin_moved).then_some(&*instance.id),
+            dispatch::pin(p.target, slot_index, &instance.id),
         );
         let close = p.close || head.framing == Framing::Close || shared.stop.is_cancelled();
         let out = &mut cx.upstream_head;
@@ -815,14 +727,9 @@ async fn forward(
             Err(_) => false,
         };
     }
-    let (status, text) = match failure {
-        None => (503, "no ready instance of the chosen service\n"),
-        Some(Failure::Timeout) => (504, "upstream timed out\n"),
-        Some(Failure::Connect | Failure::Protocol | Failure::Drained) => (502, "upstream failed\n"),
-    };
-    state.local.inc(&shared.metrics, code_class(status));
+    let (status, text) = dispatch::failed(shared, state, failure);
     let close = p.close || shared.stop.is_cancelled();
-    write_local(client, &mut cx.response, status, text, close)
+    write_local(client, &mut cx.response, status.as_u16(), text, close)
         .await
         .is_ok()
         && !close
@@ -1003,12 +910,11 @@ fn parse_response(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> ResponseS
     for h in response.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                    names_others = true;
+            for (token, _) in hop::tokens(h.value) {
+                match token {
+                    Token::Close => close = true,
+                    Token::KeepAlive => {}
+                    Token::Upgrade | Token::Other => names_others = true,
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -1037,7 +943,7 @@ fn parse_response(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> ResponseS
                 || h.name.eq_ignore_ascii_case("content-length");
             if framing_field
                 || !(dropped_response_header(h.name)
-                    || named_by_connection(response.headers, h.name))
+                    || hop::named_by_connection(response.headers, h.name))
             {
                 write_field(out, h);
             }
@@ -1069,35 +975,25 @@ fn write_field(out: &mut Vec<u8>, h: &httparse::Header<'_>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Is this a response header that ends at the proxy? `Transfer-Encoding`
-/// and `Content-Length` stay: the body is passed on with its framing.
+/// Is this a response header that ends at the proxy? The hop-by-hop ones
+/// but the framing (`Transfer-Encoding`, `Trailer`; `Content-Length` is
+/// not one): the body is passed on with its framing.
+#[inline]
 fn dropped_response_header(name: &str) -> bool {
-    let n = name.as_bytes();
-    match n.len() {
-        2 => n.eq_ignore_ascii_case(b"te"),
-        7 => n.eq_ignore_ascii_case(b"upgrade"),
-        10 => n.eq_ignore_ascii_case(b"connection") || n.eq_ignore_ascii_case(b"keep-alive"),
-        16 => n.eq_ignore_ascii_case(b"proxy-connection"),
-        _ => false,
-    }
+    matches!(
+        hop::kind(name),
+        Some(Hop::Connection | Hop::Field | Hop::Upgrade)
+    )
 }
 
 /// `Set-Cookie` lines for stickiness.
 fn write_cookies(out: &mut Vec<u8>, target: Target, pin: Option<&str>) {
     use std::io::Write;
-    if let Some(position) = target.set_position {
-        let _ = write!(
-            out,
-            "set-cookie: {POSITION_COOKIE}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax\r\n",
-            position.get()
-        );
-    }
-    if let Some(id) = pin {
-        let _ = write!(
-            out,
-            "set-cookie: {INSTANCE_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax\r\n"
-        );
-    }
+    dispatch::cookies(target, pin, |value| {
+        out.extend_from_slice(b"set-cookie: ");
+        let _ = out.write_fmt(value);
+        out.extend_from_slice(b"\r\n");
+    });
 }
 
 /// Sends the client's response head (`head_out`, complete) and the body
