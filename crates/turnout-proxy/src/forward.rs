@@ -1,10 +1,10 @@
 //! The request path: find the route, ask `turnout_routing::pick`, choose a
 //! ready instance, forward with retries, and pass upgrades through.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use base64::Engine;
@@ -14,19 +14,17 @@ use http::uri::{PathAndQuery, Scheme, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Incoming};
-use turnout_routing::{
-    Decision, Forbidden, INSTANCE_COOKIE, Listener, POSITION_COOKIE, PREVIEW_TOKEN_HEADER,
-    RequestKey, RouteIndex, Target, pick, request_host,
-};
+use turnout_routing::{Listener, PREVIEW_TOKEN_HEADER, RouteIndex, Target, request_host};
 
 use crate::body::{ClientBody, ResponseBody};
 use crate::connection::ConnState;
+use crate::dispatch::{self, Asked, Attempts, Failure, MALFORMED_BODY, MAX_ROUTINGS};
 use crate::egress;
+use crate::hop::{self, Token, strip_hop_by_hop};
 use crate::in_flight::InFlight;
-use crate::metrics::code_class;
 use crate::response::{local, refuse};
 use crate::shared::Shared;
-use crate::snapshot::{ServiceState, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::tunnel;
 
 /// Body of requests to upstreams: streamed from the client, or bytes the
@@ -34,22 +32,9 @@ use crate::tunnel;
 /// whole).
 pub(crate) type ProxyBody = Either<ClientBody, Full<Bytes>>;
 
-/// Most attempts one request makes on different instances.
-pub(crate) const MAX_ATTEMPTS: usize = 3;
-
-/// Most times one request is routed: again when the snapshot it read was
-/// replaced meanwhile and none of its instances takes requests any more.
-const MAX_ROUTINGS: usize = 3;
-
-/// How long a position cookie lasts: a year, so a client keeps its version
-/// through a release.
-const POSITION_MAX_AGE: &str = "31536000";
-
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The connection a request came in on.
 #[derive(Debug, Clone)]
@@ -71,25 +56,6 @@ impl ConnInfo {
             peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
         }
     }
-}
-
-/// Why an upstream attempt failed; classified, not formatted, on the hot
-/// path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// Nothing reached the upstream: safe to retry any request.
-    Connect,
-    /// The request may have reached the upstream; retried only when
-    /// idempotent.
-    Protocol,
-    /// No response head in time; not retried (the upstream may still act).
-    Timeout,
-    /// The instance's drain deadline passed.
-    Drained,
-    /// The client's body broke while it was being sent (malformed chunked
-    /// framing, or the client went away): the upstream request was cut
-    /// before its end. Not retried; 400.
-    ClientBody,
 }
 
 /// What routing a request with one snapshot came to.
@@ -141,10 +107,7 @@ async fn respond(
             Routed::Stale(back) => req = back,
         }
     }
-    local(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the route table kept changing; try again\n",
-    )
+    local(StatusCode::SERVICE_UNAVAILABLE, dispatch::KEPT_CHANGING)
 }
 
 async fn route_request(
@@ -165,62 +128,42 @@ async fn route_request(
     let Some(host) = request_host(req.uri(), headers) else {
         return local(StatusCode::BAD_REQUEST, "missing host\n").into();
     };
-    let table = &snapshot.table;
-    let Some(route_index) = table.lookup(conn.listener, host, req.uri().path()) else {
-        if conn.listener == Listener::Internal && !table.serves_host(Listener::Internal, host) {
-            return egress::pass_on(shared, snapshot, req, started).await.into();
-        }
-        return local(StatusCode::NOT_FOUND, "unknown host\n").into();
-    };
-    let Some(route_state) = snapshot.routes.get(route_index as usize) else {
-        return local(StatusCode::NOT_FOUND, "unknown host\n").into();
-    };
     let token = match conn.listener {
         Listener::Internal => headers
             .get(header::PROXY_AUTHORIZATION)
             .and_then(|v| proxy_token(v.as_bytes())),
         Listener::Public => None,
     };
-    let seq = route_state.seq.fetch_add(1, Ordering::Relaxed);
-    let decision = pick(
-        table,
-        &RequestKey {
-            route: route_index,
-            seq,
-            headers,
-            query: req.uri().query(),
-            caller_token: token.as_deref(),
-        },
-    );
-    match decision {
-        Decision::Forward(target) => {
-            forward(shared, snapshot, route_index, target, req, conn, started).await
+    let asked = Asked {
+        listener: conn.listener,
+        host,
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers,
+        token: token.as_deref(),
+    };
+    match dispatch::route(shared, snapshot, &asked) {
+        dispatch::Routed::Forward {
+            route,
+            target,
+            first,
+        } => forward(shared, snapshot, (route, target, first), req, conn, started).await,
+        dispatch::Routed::Local(status, text) => {
+            let text = match text {
+                Cow::Borrowed(text) => Bytes::from_static(text.as_bytes()),
+                Cow::Owned(text) => Bytes::from(text),
+            };
+            local(status, text).into()
         }
-        Decision::Forbidden(reason) => {
-            route_state.local.inc(&shared.metrics, code_class(403));
-            local(
-                StatusCode::FORBIDDEN,
-                forbidden_hint(snapshot, route_index, reason, token.as_deref()),
-            )
-            .into()
-        }
-        Decision::NoService => {
-            route_state.local.inc(&shared.metrics, code_class(503));
-            local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no service of this route takes traffic (every weight is 0)\n",
-            )
-            .into()
-        }
-        Decision::UnknownRoute => local(StatusCode::NOT_FOUND, "unknown host\n").into(),
+        dispatch::Routed::Egress => egress::pass_on(shared, snapshot, req, started).await.into(),
+        dispatch::Routed::Stale => Routed::Stale(req),
     }
 }
 
 async fn forward(
     shared: &Shared,
     snapshot: &Snapshot,
-    route_index: RouteIndex,
-    target: Target,
+    (route_index, target, first): (RouteIndex, Target, (usize, InFlight)),
     mut req: Request<Incoming>,
     conn: &ConnInfo,
     started: Instant,
@@ -237,26 +180,9 @@ async fn forward(
     ) else {
         return local(StatusCode::SERVICE_UNAVAILABLE, "no such service\n").into();
     };
-    // The first instance is chosen (and the request counted in its
-    // in-flight) before anything of the request is consumed, so that a
-    // request holding a replaced snapshot can still be routed again.
-    let Some(first) = choose(state, target.pinned, 0) else {
-        if !std::ptr::eq(&**shared.current.load(), snapshot) {
-            return Routed::Stale(req);
-        }
-        state.local.inc(&shared.metrics, code_class(503));
-        return local(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no ready instance of the chosen service\n",
-        )
-        .into();
-    };
     let upgrade = is_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let idempotent = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    );
+    let idempotent = dispatch::idempotent(req.method().as_str());
     let (mut parts, body) = req.into_parts();
     prepare_request_headers(&mut parts.headers, &parts.uri, conn, upgrade);
     let path_and_query = parts
@@ -297,24 +223,11 @@ async fn forward(
         streamed = Some(ClientBody::new(Bytes::new(), body));
         None
     };
-    let attempts = if replay.is_some() && !upgrade {
-        MAX_ATTEMPTS.min(state.instances.len()).max(1)
-    } else {
-        1
-    };
-
-    let mut tried = 0u64;
+    let mut attempts = Attempts::new(state, target, first, replay.is_some() && !upgrade);
     let mut failure = None;
-    let mut next = Some(first);
-    for attempt in 0..attempts {
-        // The request counts in the instance's in-flight from here until
-        // its response body is dropped (or this attempt fails).
-        let Some((slot_index, in_flight)) =
-            next.take().or_else(|| choose(state, target.pinned, tried))
-        else {
-            break;
-        };
-        tried |= 1 << (slot_index % 64);
+    // The request counts in the instance's in-flight from here until its
+    // response body is dropped (or the attempt fails).
+    while let Some((slot_index, in_flight)) = attempts.next() {
         let slot = &state.instances[slot_index];
         let body = match (&replay, streamed.take()) {
             (Some(bytes), _) => Either::Right(Full::new(bytes.clone())),
@@ -325,7 +238,7 @@ async fn forward(
         *upstream.method_mut() = parts.method.clone();
         *upstream.version_mut() = Version::HTTP_11;
         *upstream.uri_mut() = upstream_uri(&slot.instance.authority, &path_and_query);
-        *upstream.headers_mut() = if attempt + 1 == attempts {
+        *upstream.headers_mut() = if attempts.last() {
             std::mem::take(&mut parts.headers)
         } else {
             parts.headers.clone()
@@ -348,15 +261,9 @@ async fn forward(
         match sent {
             Ok(mut response) => {
                 let status = response.status();
-                slot.requests
-                    .inc(&shared.metrics, code_class(status.as_u16()));
-                state
-                    .series
-                    .get(&shared.metrics)
-                    .duration
-                    .observe(started.elapsed().as_secs_f64());
+                dispatch::answered(shared, state, slot_index, status.as_u16(), started);
                 if shared.config.access_log {
-                    access_log(
+                    dispatch::access_log(
                         route.id(),
                         service.name(),
                         &slot.instance.id,
@@ -374,62 +281,31 @@ async fn forward(
                 } else {
                     let _ = strip_hop_by_hop(response.headers_mut());
                 }
-                let pin_moved = target.pinned.is_some_and(|p| p as usize != slot_index);
-                set_cookies(
-                    response.headers_mut(),
-                    target,
-                    (target.set_pin || pin_moved).then_some(&*slot.instance.id),
-                );
+                let headers = response.headers_mut();
+                let pin = dispatch::pin(target, slot_index, &slot.instance.id);
+                dispatch::cookies(target, pin, |value| {
+                    if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+                        headers.append(header::SET_COOKIE, value);
+                    }
+                });
                 return response
                     .map(|body| ResponseBody::upstream(body, in_flight))
                     .into();
             }
             Err(kind) => {
                 failure = Some(kind);
-                match kind {
-                    Failure::Connect => {
-                        state.series.get(&shared.metrics).errors.connect.inc();
-                        // Passive ejection: the health check brings it back.
-                        slot.instance.eject();
-                    }
-                    Failure::Protocol => {
-                        state.series.get(&shared.metrics).errors.protocol.inc();
-                        if !idempotent {
-                            break;
-                        }
-                    }
-                    Failure::Timeout => {
-                        state.series.get(&shared.metrics).errors.timeout.inc();
-                        break;
-                    }
-                    Failure::Drained | Failure::ClientBody => break,
+                if !kind.counted(shared, state, &slot.instance, idempotent) {
+                    break;
                 }
             }
         }
     }
-    let (status, text) = match failure {
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no ready instance of the chosen service\n",
-        ),
-        Some(Failure::Timeout) => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-        Some(Failure::Connect | Failure::Protocol | Failure::Drained) => {
-            (StatusCode::BAD_GATEWAY, "upstream failed\n")
-        }
-        Some(Failure::ClientBody) => (StatusCode::BAD_REQUEST, MALFORMED_BODY),
-    };
-    state
-        .local
-        .inc(&shared.metrics, code_class(status.as_u16()));
+    let (status, text) = dispatch::failed(shared, state, failure);
     if failure == Some(Failure::ClientBody) {
         return refuse(text).into();
     }
     local(status, text).into()
 }
-
-/// The answer to a chunked request body that is not one (or that ended
-/// before its last chunk).
-const MALFORMED_BODY: &str = "malformed chunked request body\n";
 
 /// How much of a chunked request body [`read_ahead`] read.
 enum ReadAhead {
@@ -503,44 +379,6 @@ fn framing_problem(req: &Request<Incoming>, ambiguous_head: bool) -> Option<&'st
     }
 }
 
-/// The pinned instance if it is ready, else the next ready one in round
-/// robin that this request has not tried yet, with the request counted in
-/// its in-flight. Never a draining instance: only a request that read the
-/// snapshot just before a swap can see one, and it routes again instead,
-/// so that a drain that reads 0 in flight can end at once.
-pub(crate) fn choose(
-    state: &ServiceState,
-    pinned: Option<u32>,
-    tried: u64,
-) -> Option<(usize, InFlight)> {
-    let n = state.instances.len();
-    let untried = |i: usize| tried & (1 << (i % 64)) == 0;
-    let take = |i: usize| {
-        let instance = &state.instances[i].instance;
-        // The plain load first spares unready instances the increment.
-        if instance.is_ready() {
-            InFlight::acquire(instance).map(|in_flight| (i, in_flight))
-        } else {
-            None
-        }
-    };
-    if let Some(p) = pinned.map(|p| p as usize)
-        && p < n
-        && untried(p)
-        && let Some(chosen) = take(p)
-    {
-        return Some(chosen);
-    }
-    if n == 0 {
-        return None;
-    }
-    let start = state.next.fetch_add(1, Ordering::Relaxed);
-    (0..n)
-        .map(|k| (start + k) % n)
-        .filter(|&i| untried(i))
-        .find_map(take)
-}
-
 fn upstream_uri(authority: &http::uri::Authority, path_and_query: &PathAndQuery) -> Uri {
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
@@ -553,16 +391,7 @@ fn upstream_uri(authority: &http::uri::Authority, path_and_query: &PathAndQuery)
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
-        && connection_has(req.headers(), "upgrade")
-}
-
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        && hop::connection_has(req.headers(), Token::Upgrade)
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) end at the proxy; the forwarding
@@ -630,76 +459,6 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, 
     );
 }
 
-/// Removes the headers that describe one connection, not the message. An
-/// `Upgrade` header is left for the caller to decide.
-///
-/// One pass over the names first: most messages carry at most
-/// `Connection: keep-alive`, and a removal costs a hash lookup.
-///
-/// Returns whether it removed headers the `Connection` header named.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
-    let (mut connection, mut others) = (false, false);
-    for name in headers.keys() {
-        if name == header::CONNECTION {
-            connection = true;
-        } else if name == KEEP_ALIVE
-            || name == PROXY_CONNECTION
-            || name == header::TE
-            || name == header::TRAILER
-            || name == header::TRANSFER_ENCODING
-        {
-            others = true;
-        }
-    }
-    let mut named_removed = false;
-    if connection {
-        // Headers the Connection header names are hop-by-hop too. A
-        // `keep-alive` token names a header removed below anyway, so the
-        // usual `Connection: keep-alive` needs no list.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .filter(|name| name != header::UPGRADE)
-            .collect();
-        named_removed = !named.is_empty();
-        for name in named {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    if others {
-        headers.remove(&KEEP_ALIVE);
-        headers.remove(&PROXY_CONNECTION);
-        headers.remove(header::TE);
-        headers.remove(header::TRAILER);
-        headers.remove(header::TRANSFER_ENCODING);
-    }
-    named_removed
-}
-
-fn set_cookies(headers: &mut HeaderMap, target: Target, pin: Option<&str>) {
-    if let Some(position) = target.set_position
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "{POSITION_COOKIE}={}; Path=/; Max-Age={POSITION_MAX_AGE}; HttpOnly; SameSite=Lax",
-            position.get()
-        ))
-    {
-        headers.append(header::SET_COOKIE, value);
-    }
-    if let Some(id) = pin
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "{INSTANCE_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax"
-        ))
-    {
-        headers.append(header::SET_COOKIE, value);
-    }
-}
-
 /// The proxy credential of `Proxy-Authorization: Basic`: the password, or
 /// the user name when the password is empty. Callers are given
 /// `HTTP_PROXY=http://<service>:<token>@...`, for which every common client
@@ -726,78 +485,6 @@ pub(crate) fn proxy_token(value: &[u8]) -> Option<String> {
         }
     }
     (!text.is_empty()).then_some(text)
-}
-
-pub(crate) fn forbidden_hint(
-    snapshot: &Snapshot,
-    route_index: RouteIndex,
-    reason: Forbidden,
-    token: Option<&str>,
-) -> String {
-    let Some(route) = snapshot.table.route(route_index) else {
-        return "forbidden\n".to_owned();
-    };
-    let allowed = route
-        .callers()
-        .map(|c| c.iter().map(|s| &**s).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
-    let allowed = if allowed.is_empty() {
-        "none".to_owned()
-    } else {
-        allowed
-    };
-    let app = route
-        .app()
-        .map_or_else(String::new, |app| format!(" of app {app}"));
-    match reason {
-        Forbidden::NoCredential => format!(
-            "route {}{app} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<service>:<token>@<internal-address>\n",
-            route.id()
-        ),
-        Forbidden::UnknownCredential => format!(
-            "the proxy credential is not known to this router; route {}{app} accepts callers: {allowed} (HTTP_PROXY=http://<service>:<token>@<internal-address>)\n",
-            route.id()
-        ),
-        Forbidden::NotAllowed => {
-            let caller = token
-                .and_then(|t| snapshot.table.caller(t))
-                .map_or("this caller", |c| &**c.service());
-            format!(
-                "service {caller} may not call {}{app}; add it to external_links of {caller} (allowed callers: {allowed})\n",
-                route.id()
-            )
-        }
-        Forbidden::OtherApp => {
-            let caller = token
-                .and_then(|t| snapshot.table.caller(t))
-                .map_or_else(|| "this caller".to_owned(), |c| c.to_string());
-            format!(
-                "service {caller} may not call {}{app}: apps are isolated, only services of the route's own app may call it\n",
-                route.id()
-            )
-        }
-    }
-}
-
-pub(crate) fn access_log(
-    route: &str,
-    service: &str,
-    instance: &str,
-    method: &str,
-    path: &str,
-    status: u16,
-    started: Instant,
-) {
-    tracing::info!(
-        target: "turnout::access",
-        route,
-        service,
-        instance,
-        method,
-        path,
-        status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-    );
 }
 
 #[cfg(test)]
@@ -831,21 +518,6 @@ mod tests {
         assert_eq!(proxy_token(b"Basic"), None);
         let not_utf8 = base64::engine::general_purpose::STANDARD.encode([b'a', b':', 0xff]);
         assert_eq!(proxy_token(format!("Basic {not_utf8}").as_bytes()), None);
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        let _ = strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
     }
 
     #[test]
