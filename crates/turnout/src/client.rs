@@ -32,7 +32,7 @@ use turnout_api_types::{
 };
 use turnout_spec::Diagnostic;
 
-use crate::output::print_diagnostics;
+use crate::output::{OutputFormat, print_diagnostics};
 
 /// The file a running server describes itself in, inside its data dir
 /// (written by `crate::server`; read here leniently, so a CLI of another
@@ -62,6 +62,36 @@ pub struct Connection {
         default_value = ".turnout"
     )]
     pub data_dir: PathBuf,
+}
+
+/// The flags every verb that acts on one app shares: `--app`, `--output`
+/// and the connection's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppArgs {
+    /// The app; default: the only app on the server.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Output format: human, or json (the API's answer, see docs/api.md).
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+impl AppArgs {
+    /// Connects to the server, picks the app (`--app`, else the only one)
+    /// and runs `verb` with the client and the app's name: what every
+    /// such verb does around its own call and rendering.
+    pub fn run(
+        &self,
+        verb: impl AsyncFnOnce(&Client, String) -> anyhow::Result<ExitCode>,
+    ) -> anyhow::Result<ExitCode> {
+        block_on(async {
+            let client = Client::connect(&self.conn)?;
+            let app = client.app(self.app.as_deref()).await?;
+            verb(&client, app).await
+        })
+    }
 }
 
 /// A failure to reach the server or a refusal from it.

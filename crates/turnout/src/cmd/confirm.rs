@@ -3,11 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, Client, Connection};
-use crate::cmd::status::print_status;
-use crate::output::OutputFormat;
-use crate::output::errln;
-use turnout_api_types::AppStatus;
+use crate::client::AppArgs;
+use crate::cmd::render::announce;
+use crate::cmd::render::print_status;
 
 /// Arguments of `turnout confirm`.
 #[derive(Debug, clap::Args)]
@@ -21,40 +19,16 @@ pub struct Args {
     /// switch` does), then confirm.
     #[arg(long)]
     switch: bool,
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the app's status after the confirm).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let status = client.confirm(&app, args.switch).await?;
-        announce(&status, "confirmed", args.output);
-        print_status(&status, args.output)?;
+        announce(&status, "confirmed", args.on.output);
+        print_status(&status, args.on.output)?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Says on stderr what happened to the release (`release 2 confirmed`),
-/// for people only.
-pub(crate) fn announce(status: &AppStatus, what: &str, output: OutputFormat) {
-    if output != OutputFormat::Human {
-        return;
-    }
-    if let AppStatus {
-        app,
-        release: Some(r),
-        ..
-    } = status
-    {
-        errln!("release {} of app {app} {what}", r.id);
-    }
 }

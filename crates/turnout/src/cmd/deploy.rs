@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::release::{Goal, wait};
-use crate::cmd::status::print_status;
+use crate::cmd::render::print_status;
 use crate::cmd::validate::load_diagnosed;
 use crate::output::{OutputFormat, print_diagnostics};
 use crate::output::{errln, outln};

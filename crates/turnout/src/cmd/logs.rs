@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::client::{self, ApiError, Client, Connection};
+use crate::client::{self, ApiError, AppArgs, Client};
 use crate::output::OutputFormat;
 use turnout_api_types::AppStatus;
 
@@ -34,14 +34,8 @@ pub struct Args {
     /// How many of the last lines to show first, per instance.
     #[arg(long, value_name = "N", default_value_t = 100)]
     tail: usize,
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: one `{"instance", "line"}` object per line).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// What SERVICE names.
@@ -79,9 +73,7 @@ fn find(s: &AppStatus, name: &str) -> Result<Source, ApiError> {
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let status = client.status(&app).await?;
         let source = find(&status, &args.service)?;
         if !args.follow {
@@ -102,7 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 } else {
                     (single.unwrap_or(""), line)
                 };
-                write_line(&mut out, args.output, instance, line, prefixed)?;
+                write_line(&mut out, args.on.output, instance, line, prefixed)?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -110,7 +102,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Source::Service(name, ids) => (ids, Some(name)),
             Source::Instance(id) => (vec![id], None),
         };
-        follow(&client, &app, ids, service, args.tail, args.output).await?;
+        follow(client, &app, ids, service, args.tail, args.on.output).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,4 +1,4 @@
-//! One module per CLI verb.
+//! One module per CLI verb, and the renderers they share (`render`).
 
 pub mod completions;
 pub mod confirm;
@@ -10,6 +10,7 @@ pub mod logs;
 pub mod proxy;
 pub mod ps;
 pub mod release;
+pub(crate) mod render;
 pub mod rollback;
 pub mod routes;
 pub mod serve;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, Client, Connection};
+use crate::client::AppArgs;
 use crate::output::{OutputFormat, paint, use_color};
 use crate::output::{out, outln};
 use turnout_api_types::{ServiceList, ServiceStatus};
@@ -12,23 +12,15 @@ use turnout_api_types::{ServiceList, ServiceStatus};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  turnout ps --app hello")]
 pub struct Args {
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the API's `{"services": [...]}`).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let services = client.services(&app).await?;
-        match args.output {
+        match args.on.output {
             OutputFormat::Json => outln!(
                 "{}",
                 serde_json::to_string_pretty(&ServiceList { services })?

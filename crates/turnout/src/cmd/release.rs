@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::client::{self, ApiError, Client, Connection};
+use crate::client::{ApiError, AppArgs, Client};
 use crate::cmd::deploy::load_template;
-use crate::cmd::status::print_status;
+use crate::cmd::render::print_status;
 use crate::output::OutputFormat;
 use crate::output::{err, errln};
 use turnout_api_types::{AppStatus, ReleaseRequest, ServiceStatus};
@@ -45,22 +45,14 @@ pub struct Args {
     /// How long to wait, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the app's status).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let template = load_template(&args.file)?;
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let request = ReleaseRequest {
             template: template.yaml,
             source_name: Some(template.source_name),
@@ -70,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let Some(release) = status.release.clone() else {
             anyhow::bail!("the server started a release but its status shows none");
         };
-        if args.output == OutputFormat::Human {
+        if args.on.output == OutputFormat::Human {
             errln!(
                 "release {} of app {app} started ({}, v{} -> v{})",
                 release.id,
@@ -80,18 +72,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         if args.no_wait {
-            print_status(&status, args.output)?;
+            print_status(&status, args.on.output)?;
             return Ok(ExitCode::SUCCESS);
         }
         let waited = wait(
-            &client,
+            client,
             &app,
             status,
             Goal::Release(release.id),
             Duration::from_secs(args.timeout),
         )
         .await?;
-        print_status(&waited.status, args.output)?;
+        print_status(&waited.status, args.on.output)?;
         waited.into_result()
     })
 }

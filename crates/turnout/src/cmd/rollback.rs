@@ -3,33 +3,24 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, Client, Connection};
-use crate::cmd::confirm::announce;
-use crate::cmd::status::print_status;
-use crate::output::OutputFormat;
+use crate::client::AppArgs;
+use crate::cmd::render::announce;
+use crate::cmd::render::print_status;
 
 /// Arguments of `turnout rollback`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  turnout rollback --app hello")]
 pub struct Args {
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the app's status after the rollback).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let status = client.rollback(&app).await?;
-        announce(&status, "rolled back", args.output);
-        print_status(&status, args.output)?;
+        announce(&status, "rolled back", args.on.output);
+        print_status(&status, args.on.output)?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::client::{self, Client, Connection};
-use crate::cmd::weights::print_route;
-use crate::output::OutputFormat;
+use crate::client::AppArgs;
+use crate::cmd::render::print_route;
 
 /// Arguments of `turnout switch`.
 #[derive(Debug, clap::Args)]
@@ -18,23 +17,15 @@ pub struct Args {
     /// prefix (`serviceb`).
     #[arg(value_name = "ROUTE")]
     route: String,
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the app's status after the switch).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Runs the verb.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let status = client.switch(&app, &args.route).await?;
-        print_route(&status, &args.route, args.output)?;
+        print_route(&status, &args.route, args.on.output)?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -4,12 +4,8 @@
 use std::process::ExitCode;
 use turnout_routing::Weight;
 
-use crate::client::{self, ApiError, Client, Connection};
-use crate::cmd::routes::route_line;
-use crate::cmd::status::service_color;
-use crate::output::outln;
-use crate::output::{OutputFormat, use_color};
-use turnout_api_types::AppStatus;
+use crate::client::{ApiError, AppArgs};
+use crate::cmd::render::print_route;
 
 /// Arguments of `turnout weights`.
 #[derive(Debug, clap::Args)]
@@ -27,14 +23,8 @@ pub struct Args {
     /// New weights, `SERVICE=W` with W from 0 to 100.
     #[arg(value_name = "SERVICE=W", required = true, value_parser = parse_weight)]
     weights: Vec<(String, Weight)>,
-    /// The app; default: the only app on the server.
-    #[arg(long, value_name = "APP")]
-    app: Option<String>,
-    /// Output format (json: the app's status after the change).
-    #[arg(long, short, value_enum, default_value_t)]
-    output: OutputFormat,
     #[command(flatten)]
-    conn: Connection,
+    on: AppArgs,
 }
 
 /// Reads `SERVICE=W`.
@@ -65,42 +55,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    client::block_on(async {
-        let client = Client::connect(&args.conn)?;
-        let app = client.app(args.app.as_deref()).await?;
+    args.on.run(async |client, app| {
         let status = client.set_weights(&app, &args.route, &args.weights).await?;
-        print_route(&status, &args.route, args.output)?;
+        print_route(&status, &args.route, args.on.output)?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Prints the route a command changed (the status, for `--output json`).
-pub(crate) fn print_route(s: &AppStatus, route: &str, output: OutputFormat) -> anyhow::Result<()> {
-    if output == OutputFormat::Json {
-        outln!("{}", serde_json::to_string_pretty(s)?);
-        return Ok(());
-    }
-    let color = use_color(false);
-    let lower = route.to_ascii_lowercase();
-    // The route may have been named by its bare prefix.
-    let matching: Vec<_> = s
-        .routes
-        .iter()
-        .filter(|r| r.id == lower || r.id.starts_with(&format!("{lower}.")))
-        .collect();
-    let shown = if matching.is_empty() {
-        s.routes.iter().collect()
-    } else {
-        matching
-    };
-    let id_w = shown.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    for r in shown {
-        outln!(
-            "{}",
-            route_line(r, id_w, &|name| service_color(s, name).to_string(), color)
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
