@@ -80,3 +80,60 @@ fn only_the_binary_names_a_concrete_runtime() {
         }
     }
 }
+
+/// What doing IO or reading a clock looks like in source.
+const IO: [&str; 10] = [
+    "std::fs::",
+    "File::open",
+    "TcpStream",
+    "TcpListener",
+    "UdpSocket",
+    "std::process::Command",
+    "tokio::",
+    "Instant::now",
+    "SystemTime::now",
+    "std::env::var",
+];
+
+/// `turnout-spec` does no IO but `load` reading one file; turnout-routing
+/// none; the engine's `step`, `plan`, `model` and `routes` neither IO nor
+/// a clock (ARCHITECTURE.md states each).
+#[test]
+fn the_pure_parts_do_no_io_and_read_no_clock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    rust_files(&root.join("turnout-spec/src"), &mut files);
+    rust_files(&root.join("turnout-routing/src"), &mut files);
+    for name in ["step", "plan", "model", "routes"] {
+        files.push(root.join(format!("turnout-engine/src/{name}.rs")));
+    }
+    let mut reads = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for marker in IO {
+            for (n, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") || !line.contains(marker) {
+                    continue;
+                }
+                // `turnout_spec::load`: its file and the environment.
+                if file.ends_with("turnout-spec/src/lib.rs")
+                    && (line.contains("std::fs::read_to_string(path)")
+                        || line.contains("std::env::var(name)"))
+                {
+                    reads += 1;
+                    continue;
+                }
+                panic!(
+                    "{}:{}: {marker} in a pure part: {line}",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    assert_eq!(
+        reads, 2,
+        "turnout_spec::load reads its file and the environment"
+    );
+}
