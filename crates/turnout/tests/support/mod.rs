@@ -219,18 +219,19 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Every process id in /proc.
+fn all_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+}
+
 /// Pids of the processes whose environment holds `key=value`.
 pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
     let wanted = format!("{key}={value}");
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in all_pids() {
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
             && env.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
             && alive(pid)
@@ -247,14 +248,7 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
 pub fn processes_logging_to(dir: &Path) -> Vec<u32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in all_pids() {
         if std::fs::read_link(format!("/proc/{pid}/fd/1")).is_ok_and(|p| p.starts_with(&dir))
             && alive(pid)
         {
