@@ -16,6 +16,24 @@ pub struct DeployRequest {
     pub source_name: Option<String>,
 }
 
+/// Whether `name` may name an app: 1 to 64 letters, digits, `-` and `_`,
+/// starting with a letter or digit. The server refuses other names; the
+/// CLI checks a name it makes up (from a directory) by the same rule.
+pub fn valid_app_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What [`valid_app_name`] asks, for error hints.
+pub const APP_NAME_RULE: &str =
+    "an app name is 1 to 64 letters, digits, `-` and `_`, starting with a letter or digit";
+
 /// `POST /v1/apps/{app}/releases`: release a new template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

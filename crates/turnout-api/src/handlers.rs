@@ -96,18 +96,12 @@ pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
 }
 
 fn check_app_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
+    if turnout_api_types::valid_app_name(name) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
             format!("invalid app name {name:?}"),
-            "an app name is 1 to 64 letters, digits, `-` and `_`, starting with a letter or digit",
+            turnout_api_types::APP_NAME_RULE,
         ))
     }
 }

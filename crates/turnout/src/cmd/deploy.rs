@@ -79,7 +79,7 @@ pub(crate) fn load_template(file: &Path) -> anyhow::Result<LocalTemplate> {
 /// (made absolute first, so `app.yaml` in `~/hello` gives `hello`),
 /// lowercased and without the characters an app name cannot hold, as
 /// compose normalises a directory's name. A given name is checked, not
-/// changed: `up` deploys without the API, whose rule this repeats.
+/// changed, by the API's rule (`up` deploys without the API).
 pub(crate) fn app_name(
     flag: Option<&str>,
     template_name: Option<&str>,
@@ -98,19 +98,13 @@ pub(crate) fn app_name(
             )
         })?,
     };
-    let valid = name.len() <= 64
-        && name
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_alphanumeric)
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid {
+    if !turnout_api_types::valid_app_name(&name) {
         return Err(ApiError::local(
             format!("invalid app name {name:?}"),
-            "an app name is 1 to 64 letters, digits, `-` and `_`, starting with a letter or \
-             digit; give one with --name APP",
+            format!(
+                "{}; give one with --name APP",
+                turnout_api_types::APP_NAME_RULE
+            ),
         ));
     }
     Ok(name)
