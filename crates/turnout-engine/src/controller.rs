@@ -350,7 +350,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         check_routes_free(&state, &app)?;
         // Built before the commit: a state whose table cannot be built is
         // never committed.
-        let table = self.route_table(&state, name, Some(&app))?;
+        let table = self.route_table(&state, Some((name, Some(&app))))?;
         let services = app.services.len();
         let change = Change {
             templates: vec![template_record(&app, 1, source_name)],
@@ -420,7 +420,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             },
         )?;
         check_routes_free(&state, &next)?;
-        let table = self.route_table(&state, app, Some(&next))?;
+        let table = self.route_table(&state, Some((app, Some(&next))))?;
         let release = next.release.as_ref().expect("a release was started");
         let change = Change {
             templates: vec![template_record(&next, version, source_name)],
@@ -479,7 +479,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         // The route table of the new state is built before anything is
         // committed: if it could not be built, nothing changes.
-        let table = self.route_table(state, app, Some(&next))?;
+        let table = self.route_table(state, Some((app, Some(&next))))?;
         self.commit(state, &change)?;
         if next
             .active_release()
@@ -498,7 +498,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         if !state.apps.contains_key(app) {
             return Err(unknown_app(app, &state).into());
         }
-        let table = self.route_table(&state, app, None)?;
+        let table = self.route_table(&state, Some((app, None)))?;
         let change = Change {
             deleted_apps: vec![app.to_string()],
             events: vec![NewEvent {
@@ -540,22 +540,26 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
 
     /// Builds the route table from the state and swaps it into the router.
     pub(crate) fn publish(&self, state: &State) -> Result<(), ControlError> {
-        let table = self.route_table(state, "", None)?;
+        let table = self.route_table(state, None)?;
         self.swap_in(state, table);
         Ok(())
     }
 
-    /// The route table of `state` with the app `name` replaced by `next`
-    /// (added when it is new, left out when `next` is `None`): the table of
-    /// a state about to be committed. `publish` passes a name no app has.
+    /// The route table of `state`, or of the state about to be committed
+    /// when `change` is `Some((name, next))`: the app `name` replaced by
+    /// `next` (added when it is new, left out when `next` is `None`).
     fn route_table(
         &self,
         state: &State,
-        name: &str,
-        next: Option<&App>,
+        change: Option<(&str, Option<&App>)>,
     ) -> Result<RouteTable, ControlError> {
-        let mut apps: Vec<&App> = state.apps.values().filter(|a| a.name != name).collect();
-        apps.extend(next);
+        let changed = change.map(|(name, _)| name);
+        let mut apps: Vec<&App> = state
+            .apps
+            .values()
+            .filter(|a| Some(a.name.as_str()) != changed)
+            .collect();
+        apps.extend(change.and_then(|(_, next)| next));
         let tokens = state
             .instances
             .values()
