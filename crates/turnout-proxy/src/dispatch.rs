@@ -419,7 +419,7 @@ pub(crate) fn forbidden_hint(
                 .and_then(|t| snapshot.table.caller(t))
                 .map_or_else(|| "this caller".to_owned(), |c| c.to_string());
             format!(
-                "service {caller} may not call {}{app}: apps are isolated, only services of the route's own app may call it\n",
+                "service {caller} may not call {}{app}: apps are isolated, only services of the route's own app may call it; to call it, deploy the caller in the same template (app) and list the host in its external_links\n",
                 route.id()
             )
         }
