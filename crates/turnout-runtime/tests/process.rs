@@ -559,11 +559,14 @@ async fn an_instance_is_found_by_a_variable_of_its_environment() {
     s.env.push(("TURNOUT_INSTANCE_KEY".into(), key.clone()));
     let started = rt.start(&s).await.unwrap();
     let _guard = Guard::new(&started);
-    eventually("the shell to exec sleep", || async {
-        (comm(started.pid).as_deref() == Some("sleep")).then_some(())
+    // While the shell execs sleep its environment reads empty for an
+    // instant (the new image's is not mapped yet), so the search is
+    // retried until the exec is done.
+    let found = eventually("the instance to be found after its exec", || async {
+        let found = rt.find("TURNOUT_INSTANCE_KEY", &key)?;
+        (comm(found.pid).as_deref() == Some("sleep")).then_some(found)
     })
     .await;
-    let found = rt.find("TURNOUT_INSTANCE_KEY", &key).expect("found");
     assert_eq!(
         (found.pid, found.start_time),
         (started.pid, started.start_time)
