@@ -365,9 +365,9 @@ pub(crate) async fn service_logs<R: Runtime + 'static, D: DataPlane>(
     let n = q.tail.unwrap_or(100);
     let mut out = String::new();
     for inst in &svc.instances {
-        let path = turnout_runtime::log_path(&s.controller.settings().data_dir, &app, &inst.id);
-        if let Ok(tail) = turnout_runtime::tail(&path, n).await {
-            for line in tail.lines {
+        // One instance's unreadable log does not hide the others'.
+        if let Ok(logs) = s.controller.logs(&app, &inst.id, n, false).await {
+            for line in logs.lines {
                 out.push_str(&format!("{} | {line}\n", inst.id));
             }
         }
@@ -393,23 +393,30 @@ pub(crate) async fn instance_logs<R: Runtime + 'static, D: DataPlane>(
             "list the instances with `turnout ps`",
         ));
     }
-    let path = turnout_runtime::log_path(&s.controller.settings().data_dir, &app, &id);
-    let tail = turnout_runtime::tail(&path, q.tail.unwrap_or(100))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let follow = q.follow.unwrap_or(false);
+    let logs = s
+        .controller
+        .logs(&app, &id, q.tail.unwrap_or(100), follow)
+        .await?;
     let mut out = String::new();
-    for line in &tail.lines {
+    for line in &logs.lines {
         out.push_str(line);
         out.push('\n');
     }
-    if !q.follow.unwrap_or(false) {
+    let Some(mut live) = logs.follow else {
         return Ok(text(out));
-    }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, Infallible>>(64);
     let _ = tx.send(Ok(Bytes::from(out))).await;
-    let mut follower = turnout_runtime::LogFollower::new(path, tail.end);
     tokio::spawn(async move {
-        while let Ok(line) = follower.next_line().await {
+        loop {
+            let line = tokio::select! {
+                line = live.recv() => line,
+                // The client went away while nothing was written: dropping
+                // `live` tells the runtime to stop reading.
+                () = tx.closed() => break,
+            };
+            let Some(line) = line else { break };
             if tx.send(Ok(Bytes::from(format!("{line}\n")))).await.is_err() {
                 break;
             }

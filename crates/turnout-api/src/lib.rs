@@ -207,7 +207,7 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use turnout_engine::{Controller, DataPlane, Settings};
-    use turnout_runtime::ProcessRuntime;
+    use turnout_runtime_process::ProcessRuntime;
     use turnout_store::Store;
 
     use super::*;
@@ -228,7 +228,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("turnout-api-routes-{}", std::process::id()));
         let controller = Controller::new(
             Store::open_in_memory().unwrap(),
-            ProcessRuntime::new(PathBuf::from("/bin/false")),
+            ProcessRuntime::new(PathBuf::from("/bin/false"), dir.clone()),
             NoPlane,
             Settings::new(dir),
         )

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, broadcast};
 use turnout_routing::RouteTable;
-use turnout_runtime::{ProbeSchedule, Runtime};
+use turnout_runtime::{Handle, LogTarget, Logs, ProbeSchedule, Runtime, Started};
 use turnout_spec::{Strategy, Template};
 use turnout_store::{Change, EventRecord, InstanceRecord, NewEvent, Store, now_millis};
 
@@ -82,6 +82,9 @@ pub enum ControlError {
     /// committed (every path builds the table before it commits).
     #[error("the route table could not be built: {0}")]
     Routes(#[from] turnout_routing::RoutingError),
+    /// The runtime failed (reading a log).
+    #[error(transparent)]
+    Runtime(#[from] turnout_runtime::RuntimeError),
 }
 
 /// One instance as the controller tracks it.
@@ -98,6 +101,13 @@ pub(crate) struct Inst {
     pub(crate) drain_deadline: Option<Instant>,
     pub(crate) stopping: bool,
     pub(crate) restart_at: Option<Instant>,
+    /// Its start is under way, outside the lock: nothing else may remove,
+    /// stop or restart it until the start's outcome is recorded.
+    pub(crate) launching: bool,
+    /// Loaded without a handle while not exited: a server died between
+    /// starting it and recording the handle, so the runtime is asked to
+    /// [find](turnout_runtime::Runtime::find) it before it counts as gone.
+    pub(crate) unfound: bool,
     /// The internal hosts the instance may call ([`crate::calls`] of the
     /// spec it was started from), kept until it is stopped: a draining
     /// instance of a service that left the app keeps its caller identity.
@@ -112,6 +122,25 @@ impl Inst {
             state: self.phase.as_str().to_string(),
             ..self.record.clone()
         }
+    }
+
+    /// The runtime's handle, once started.
+    pub(crate) fn handle(&self) -> Option<Handle> {
+        self.record.handle.as_deref().map(Handle::new)
+    }
+
+    /// Records what the runtime said of the started instance.
+    pub(crate) fn set_started(&mut self, started: &Started) {
+        self.record.handle = Some(started.handle.as_str().to_string());
+        self.record.pid = started.pid;
+        self.record.address = Some(started.address.to_string());
+        self.address = started.address;
+    }
+
+    /// Forgets the handle of an instance that is gone.
+    pub(crate) fn clear_started(&mut self) {
+        self.record.handle = None;
+        self.record.pid = None;
     }
 
     /// The address the router sends to for `container_port`.
@@ -194,18 +223,19 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
             state.apps.insert(record.name.clone(), app);
         }
-        for mut record in store.all_instances()? {
+        for record in store.all_instances()? {
             let Some(app) = state.apps.get(&record.app) else {
                 continue;
             };
-            if record.pid.is_none()
-                && record.state != Phase::Exited.as_str()
-                && let Some(found) = runtime.find(crate::reconciler::INSTANCE_KEY, &record.token)
-            {
-                // Started by a server that died before recording the pid.
-                record.pid = Some(found.pid);
-                record.start_time = Some(found.start_time);
-            }
+            // Started by a server that died before recording the handle:
+            // the reconciler asks the runtime to find it.
+            let unfound = record.handle.is_none() && record.state != Phase::Exited.as_str();
+            // Records from before addresses were kept are processes.
+            let address = record
+                .address
+                .as_deref()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]));
             let entry = app.services.get(&record.service);
             let plan = entry
                 .map(|e| turnout_runtime::ProbePlan::from_service(&e.spec))
@@ -228,7 +258,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 Inst {
                     record,
                     phase,
-                    address: IpAddr::from([127, 0, 0, 1]),
+                    address,
                     schedule: ProbeSchedule::new(plan),
                     next_probe: Instant::now(),
                     probing: false,
@@ -236,6 +266,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         .then(|| Instant::now() + settings.drain_timeout),
                     stopping: false,
                     restart_at: (phase == Phase::Exited).then(Instant::now),
+                    launching: false,
+                    unfound,
                     calls,
                 },
             );
@@ -283,6 +315,34 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .get(app)
             .ok_or_else(|| unknown_app(app, &state))?;
         Ok(app_status(a, &state))
+    }
+
+    /// The last `tail` lines of an instance's output, and with `follow`
+    /// the lines written after them, from its runtime. The runtime is
+    /// asked outside the lock.
+    pub async fn logs(
+        &self,
+        app: &str,
+        id: &str,
+        tail: usize,
+        follow: bool,
+    ) -> Result<Logs, ControlError> {
+        let handle = {
+            let state = self.inner.state.lock().await;
+            if !state.apps.contains_key(app) {
+                return Err(unknown_app(app, &state).into());
+            }
+            state
+                .instances
+                .get(&(app.to_string(), id.to_string()))
+                .and_then(Inst::handle)
+        };
+        let target = LogTarget {
+            app,
+            id,
+            handle: handle.as_ref(),
+        };
+        Ok(self.inner.runtime.logs(target, tail, follow).await?)
     }
 
     /// A copy of one app's state.

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use turnout_runtime::{
-    InstanceSpec, InstanceStatus, ProbePlan, ProbeSchedule, ProbeTarget, Readiness, Runtime,
-    Started,
+    Handle, InstanceSpec, InstanceStatus, ProbePlan, ProbeSchedule, ProbeTarget, Readiness,
+    Runtime, RuntimeError, Started,
 };
 use turnout_spec::template::Restart;
 use turnout_store::{Change, InstanceRecord, NewEvent, now_millis};
@@ -25,10 +25,6 @@ use crate::controller::{ControlError, Controller, DataPlane, Inst, State};
 use crate::model::ReleaseState;
 use crate::plan::{Action, InstanceView, Phase, plan, release_ready};
 use crate::step::Command;
-
-/// The environment variable that carries an instance's token, by which a
-/// restarted server finds a process it started but did not record.
-pub(crate) const INSTANCE_KEY: &str = "TURNOUT_INSTANCE_KEY";
 
 /// The longest wait between restarts of a crashing instance.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -39,8 +35,36 @@ type Key = (String, String);
 /// What one probe is about, collected under the lock and run outside it.
 struct ProbeJob {
     key: Key,
+    handle: Handle,
+    spec: InstanceSpec,
     target: ProbeTarget,
     timeout: Duration,
+}
+
+/// An instance to start, prepared under the lock and started outside it.
+struct Launch {
+    key: Key,
+    spec: InstanceSpec,
+    restarting: bool,
+    spec_hash: String,
+    plan: ProbePlan,
+}
+
+/// How the reconciler watches one instance this pass.
+enum Watch {
+    /// Through its handle.
+    Handle(Handle),
+    /// It has no handle yet: the runtime is asked to find it.
+    Find(Box<InstanceSpec>),
+    /// It has no handle and cannot be found.
+    Nothing,
+}
+
+/// What a look at one instance found.
+enum Seen {
+    Status(InstanceStatus),
+    /// Found without a handle: adopted as it runs.
+    Found(Started),
 }
 
 fn store_id(app: &str, id: &str) -> String {
@@ -73,15 +97,31 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     }
 
     /// One pass of the reconciler.
+    ///
+    /// Runtime IO (looking at, probing, starting and stopping instances)
+    /// happens outside the state lock: what it is about is collected under
+    /// the lock, and what came of it is recorded under it again.
     pub async fn reconcile(&self) -> Result<(), ControlError> {
         self.observe().await?;
         self.probe_due().await?;
+        let (launches, acted) = {
+            let mut state = self.inner.state.lock().await;
+            let (launches, acted) = self.act(&mut state);
+            let acted = acted.and_then(|routing_changed| {
+                if routing_changed {
+                    self.publish(&state)?;
+                }
+                Ok(())
+            });
+            (launches, acted)
+        };
+        // Started even when the pass failed after preparing them: their
+        // records are committed and they are marked as launching.
+        let outcomes = self.launch(launches).await;
         let mut state = self.inner.state.lock().await;
-        let routing_changed = self.act(&mut state).await?;
+        self.record_launches(&mut state, outcomes);
+        acted?;
         self.advance_releases(&mut state)?;
-        if routing_changed {
-            self.publish(&state)?;
-        }
         Ok(())
     }
 
@@ -90,29 +130,64 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     /// go, so nothing that reads the state (status) sees it gone while the
     /// router still routes to it.
     async fn observe(&self) -> Result<(), ControlError> {
-        let snapshot: Vec<(Key, Option<(u32, u64)>)> = {
+        let snapshot: Vec<(Key, Watch)> = {
             let state = self.inner.state.lock().await;
             state
                 .instances
                 .iter()
-                .map(|(k, i)| (k.clone(), i.record.pid.zip(i.record.start_time)))
+                .filter(|(_, i)| !i.launching)
+                .map(|(k, i)| {
+                    let watch = match i.handle() {
+                        Some(handle) => Watch::Handle(handle),
+                        None if i.unfound => state
+                            .apps
+                            .get(&k.0)
+                            .and_then(|a| a.services.get(&i.record.service))
+                            .map_or(Watch::Nothing, |entry| {
+                                Watch::Find(Box::new(instance_spec(
+                                    &k.0,
+                                    &k.1,
+                                    entry,
+                                    i,
+                                    self.inner.settings.internal_addr,
+                                )))
+                            }),
+                        None => Watch::Nothing,
+                    };
+                    (k.clone(), watch)
+                })
                 .collect()
         };
         let mut statuses = Vec::with_capacity(snapshot.len());
-        for (key, process) in snapshot {
-            let status = match process {
-                Some((pid, start)) => self.inner.runtime.status(pid, start).await,
-                None => InstanceStatus::Gone,
+        for (key, watch) in snapshot {
+            let seen = match watch {
+                Watch::Handle(handle) => Seen::Status(self.inner.runtime.status(&handle).await),
+                Watch::Find(spec) => match self.inner.runtime.find(&spec).await {
+                    Some(started) => Seen::Found(started),
+                    None => Seen::Status(InstanceStatus::Gone),
+                },
+                Watch::Nothing => Seen::Status(InstanceStatus::Gone),
             };
-            statuses.push((key, status));
+            statuses.push((key, seen));
         }
         let mut state = self.inner.state.lock().await;
         let mut change = Change::default();
         let mut routing_changed = false;
         let now = Instant::now();
-        for (key, status) in statuses {
+        for (key, seen) in statuses {
             let Some(inst) = state.instances.get_mut(&key) else {
                 continue;
+            };
+            inst.unfound = false;
+            let status = match seen {
+                Seen::Found(started) => {
+                    // Started by a server that died before recording it.
+                    inst.set_started(&started);
+                    inst.record.updated_at = now_millis();
+                    change.instances.push(inst.stored());
+                    InstanceStatus::Running
+                }
+                Seen::Status(status) => status,
             };
             if status.is_running() || inst.phase == Phase::Exited {
                 continue;
@@ -127,7 +202,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
             routing_changed |= inst.phase == Phase::Ready;
             inst.phase = Phase::Exited;
-            inst.record.pid = None;
+            inst.clear_started();
             inst.record.updated_at = now_millis();
             let backoff = Duration::from_millis(200)
                 .saturating_mul(1 << inst.record.restarts.min(6))
@@ -164,21 +239,26 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     inst.phase,
                     Phase::Starting | Phase::Ready | Phase::Unhealthy
                 );
-                if !probe_phase || inst.probing || inst.next_probe > now {
+                if !probe_phase || inst.probing || inst.launching || inst.next_probe > now {
                     continue;
                 }
+                let Some(handle) = inst.handle() else {
+                    continue;
+                };
                 let Some(entry) = apps
                     .get(&key.0)
                     .and_then(|a| a.services.get(&inst.record.service))
                 else {
                     continue;
                 };
-                let spec = instance_spec(&self.inner.settings, &key.0, &key.1, entry, inst, None);
+                let spec = instance_spec(&key.0, &key.1, entry, inst, None);
                 match ProbeTarget::from_service(&entry.spec, &spec, inst.address) {
                     Ok(target) => {
                         inst.probing = true;
                         jobs.push(ProbeJob {
                             key: key.clone(),
+                            handle,
+                            spec,
                             target,
                             timeout: inst.schedule.timeout(),
                         });
@@ -194,7 +274,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let results = futures_join(jobs).await;
+        let results = self.run_probes(jobs).await;
         let mut state = self.inner.state.lock().await;
         let mut change = Change::default();
         let mut routing_changed = false;
@@ -239,8 +319,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         Ok(())
     }
 
-    /// Starts, restarts, drains and stops instances as the plan says.
-    async fn act(&self, state: &mut State) -> Result<bool, ControlError> {
+    /// Drains and stops instances as the plan says, and prepares the
+    /// starts and restarts it asks for (run by [`Self::launch`], outside
+    /// the lock). The launches are returned even when the pass failed
+    /// after preparing them; the result says whether routing changed.
+    fn act(&self, state: &mut State) -> (Vec<Launch>, Result<bool, ControlError>) {
         let now = Instant::now();
         let mut change = Change::default();
         let mut routing_changed = false;
@@ -248,7 +331,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let due: Vec<(String, String)> = state
             .instances
             .iter()
-            .filter(|(_, i)| i.phase == Phase::Exited && i.restart_at.is_some_and(|t| t <= now))
+            .filter(|(_, i)| {
+                i.phase == Phase::Exited && !i.launching && i.restart_at.is_some_and(|t| t <= now)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         let mut starts: Vec<Key> = Vec::new();
@@ -290,13 +375,16 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 }
             }
         }
+        let mut launches = Vec::with_capacity(starts.len());
         if !starts.is_empty() {
             // The router knows an instance's proxy credential before its
             // program runs: a call made while it starts is not refused.
-            self.publish(state)?;
+            if let Err(e) = self.publish(state) {
+                return (launches, Err(e));
+            }
         }
         for (app, id) in &starts {
-            self.start_instance(state, app, id, &mut change).await;
+            launches.extend(self.prepare_launch(state, app, id));
         }
         for (app, id) in &drains {
             routing_changed |= self.drain(state, app, id, &mut change);
@@ -315,7 +403,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let stoppable: Vec<(String, String)> = state
             .instances
             .iter()
-            .filter(|(_, i)| i.phase == Phase::Draining && !i.stopping)
+            .filter(|(_, i)| i.phase == Phase::Draining && !i.stopping && !i.launching)
             .filter(|(_, i)| {
                 let idle = i.record.ports.values().all(|p| {
                     let addr = SocketAddr::new(i.address, *p);
@@ -330,13 +418,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 continue;
             };
             inst.stopping = true;
-            match inst.record.pid.zip(inst.record.start_time) {
-                Some((pid, start)) => {
+            match inst.handle() {
+                Some(handle) => {
                     let controller = self.clone();
                     let grace = self.inner.settings.stop_grace;
                     tokio::spawn(async move {
-                        if let Err(e) = controller.inner.runtime.stop(pid, start, grace).await {
-                            tracing::warn!(error = %e, pid, "stopping an instance failed");
+                        if let Err(e) = controller.inner.runtime.stop(&handle, grace).await {
+                            tracing::warn!(error = %e, %handle, "stopping an instance failed");
                         }
                         controller.inner.wake.notify_one();
                     });
@@ -347,8 +435,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 }
             }
         }
-        self.commit(state, &change)?;
-        Ok(routing_changed)
+        let committed = self.commit(state, &change).map(|()| routing_changed);
+        (launches, committed)
     }
 
     fn create_instance(&self, state: &mut State, app: &str, service: &str, ordinal: u32, id: &str) {
@@ -361,8 +449,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             app: app.to_string(),
             service: service.to_string(),
             ordinal,
+            handle: None,
             pid: None,
-            start_time: None,
+            address: None,
             ports: BTreeMap::new(),
             token: random_token(),
             spec_hash: entry.spec_hash.clone(),
@@ -383,33 +472,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 drain_deadline: None,
                 stopping: false,
                 restart_at: None,
+                launching: false,
+                unfound: false,
                 calls: crate::routes::calls(&entry.spec),
             },
         );
     }
 
-    /// Starts (or restarts) the process of an instance that has a record.
-    async fn start_instance(&self, state: &mut State, app: &str, id: &str, change: &mut Change) {
+    /// Prepares the start (or restart) of an instance that has a record:
+    /// its ports, its spec, and its record committed before it runs (a
+    /// server killed while starting it finds the record, and through the
+    /// instance's key the instance). It is marked as launching.
+    fn prepare_launch(&self, state: &mut State, app: &str, id: &str) -> Option<Launch> {
         let key = (app.to_string(), id.to_string());
-        let Some(entry) = state
-            .apps
-            .get(app)
-            .and_then(|a| {
-                a.services.get(
-                    &state
-                        .instances
-                        .get(&key)
-                        .map(|i| i.record.service.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .cloned()
-        else {
-            return;
-        };
-        let Some(inst) = state.instances.get_mut(&key) else {
-            return;
-        };
+        let service = state.instances.get(&key)?.record.service.clone();
+        let entry = state.apps.get(app)?.services.get(&service)?.clone();
+        let inst = state.instances.get_mut(&key)?;
         let restarting = inst.phase == Phase::Exited;
         if restarting {
             // The old ports may be taken by now (a port is free between
@@ -417,34 +495,24 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             // and the route table follows the instance record.
             inst.record.ports.clear();
         }
-        // Ports: allocate what is missing (an adopted instance keeps its own).
+        // Ports: assign what is missing (an adopted instance keeps its own).
         let wanted = turnout_runtime::service_ports(&entry.spec);
         let missing: Vec<u16> = wanted
             .iter()
             .copied()
             .filter(|p| !inst.record.ports.contains_key(p))
             .collect();
-        match turnout_runtime::allocate_ports(&missing) {
+        match self.inner.runtime.ports(&missing) {
             Ok(ports) => inst.record.ports.extend(ports),
             Err(e) => {
                 tracing::error!(instance = id, error = %e, "no free port for an instance");
                 inst.restart_at = Some(Instant::now() + Duration::from_secs(1));
                 inst.phase = Phase::Exited;
-                return;
+                return None;
             }
         }
-        let spec = instance_spec(
-            &self.inner.settings,
-            app,
-            id,
-            &entry,
-            inst,
-            self.inner.settings.internal_addr,
-        );
-        // Recorded before it runs: a server killed while starting it finds
-        // the record, and through INSTANCE_KEY the process.
-        inst.record.pid = None;
-        inst.record.start_time = None;
+        let spec = instance_spec(app, id, &entry, inst, self.inner.settings.internal_addr);
+        inst.clear_started();
         let before = Change {
             instances: vec![inst.stored()],
             ..Change::default()
@@ -455,61 +523,119 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 inst.restart_at = Some(Instant::now() + Duration::from_secs(1));
                 inst.phase = Phase::Exited;
             }
+            return None;
+        }
+        state.instances.get_mut(&key)?.launching = true;
+        Some(Launch {
+            key,
+            spec,
+            restarting,
+            spec_hash: entry.spec_hash.clone(),
+            plan: ProbePlan::from_service(&entry.spec),
+        })
+    }
+
+    /// Starts the prepared instances, concurrently and without the lock.
+    async fn launch(&self, launches: Vec<Launch>) -> Vec<(Launch, Result<Started, RuntimeError>)> {
+        let mut set = tokio::task::JoinSet::new();
+        for launch in launches {
+            let controller = self.clone();
+            set.spawn(async move {
+                let result = controller.inner.runtime.start(&launch.spec).await;
+                (launch, result)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(outcome) => out.push(outcome),
+                // A start that panicked: its instance stays launching and
+                // is never restarted, so say so loudly.
+                Err(e) => tracing::error!(error = %e, "an instance start panicked"),
+            }
+        }
+        out
+    }
+
+    /// Records what came of the starts. A started instance is committed at
+    /// once: a server killed now must find it on restart, or it would run
+    /// untracked beside its replacement.
+    fn record_launches(
+        &self,
+        state: &mut State,
+        outcomes: Vec<(Launch, Result<Started, RuntimeError>)>,
+    ) {
+        if outcomes.is_empty() {
             return;
         }
-        let Some(inst) = state.instances.get_mut(&key) else {
-            return;
-        };
-        let result: Result<Started, _> = self.inner.runtime.start(&spec).await;
-        let now = now_millis();
-        match result {
-            Ok(started) => {
-                inst.record.pid = Some(started.pid);
-                inst.record.start_time = Some(started.start_time);
-                inst.address = started.address;
-                inst.record.spec_hash = entry.spec_hash.clone();
-                if restarting {
-                    inst.record.restarts += 1;
+        let mut change = Change::default();
+        for (launch, result) in outcomes {
+            let (app, id) = &launch.key;
+            let app_exists = state.apps.contains_key(app);
+            let Some(inst) = state.instances.get_mut(&launch.key) else {
+                continue;
+            };
+            inst.launching = false;
+            let now = now_millis();
+            match result {
+                Ok(started) => {
+                    inst.set_started(&started);
+                    inst.record.spec_hash = launch.spec_hash;
+                    if launch.restarting {
+                        inst.record.restarts += 1;
+                    }
+                    // Drained while it started (a rollback, a deleted app):
+                    // it stays draining and is stopped once idle.
+                    if inst.phase != Phase::Draining {
+                        inst.phase = Phase::Starting;
+                    }
+                    inst.record.updated_at = now;
+                    inst.schedule = ProbeSchedule::new(launch.plan);
+                    inst.next_probe = Instant::now() + inst.schedule.first_delay();
+                    inst.restart_at = None;
+                    let what = started.pid.map_or_else(
+                        || format!("({})", started.handle),
+                        |pid| format!("(pid {pid})"),
+                    );
+                    if app_exists {
+                        change.instances.push(inst.stored());
+                        change.events.push(NewEvent {
+                            app: app.clone(),
+                            kind: if launch.restarting {
+                                "instance-restarted".into()
+                            } else {
+                                "instance-started".into()
+                            },
+                            message: format!("instance {id} started {what}"),
+                            data: None,
+                        });
+                    }
                 }
-                inst.phase = Phase::Starting;
-                inst.record.updated_at = now;
-                inst.schedule = ProbeSchedule::new(ProbePlan::from_service(&entry.spec));
-                inst.next_probe = Instant::now() + inst.schedule.first_delay();
-                inst.restart_at = None;
-                // Recorded at once, not with the rest of the pass: a server
-                // killed now must find this process on restart, or it would
-                // run untracked beside its replacement.
-                let started_now = Change {
-                    instances: vec![inst.stored()],
-                    events: vec![NewEvent {
-                        app: app.to_string(),
-                        kind: if restarting {
-                            "instance-restarted".into()
-                        } else {
-                            "instance-started".into()
-                        },
-                        message: format!("instance {id} started (pid {})", started.pid),
-                        data: None,
-                    }],
-                    ..Change::default()
-                };
-                if let Err(e) = self.commit(state, &started_now) {
-                    tracing::error!(instance = id, error = %e, "cannot record a started instance");
-                    change.instances.extend(started_now.instances);
+                Err(e) => {
+                    if inst.phase == Phase::Draining {
+                        // Nothing runs; nothing to stop.
+                        change.deleted_instances.push(inst.record.id.clone());
+                        state.instances.remove(&launch.key);
+                        continue;
+                    }
+                    inst.phase = Phase::Exited;
+                    inst.record.restarts += u32::from(launch.restarting);
+                    inst.restart_at =
+                        Some(Instant::now() + MAX_BACKOFF.min(Duration::from_secs(2)));
+                    if app_exists {
+                        change.instances.push(inst.stored());
+                        change.events.push(NewEvent {
+                            app: app.clone(),
+                            kind: "instance-failed".into(),
+                            message: format!("instance {id} could not start: {e}"),
+                            data: None,
+                        });
+                    }
                 }
             }
-            Err(e) => {
-                inst.phase = Phase::Exited;
-                inst.record.restarts += u32::from(restarting);
-                inst.restart_at = Some(Instant::now() + MAX_BACKOFF.min(Duration::from_secs(2)));
-                change.instances.push(inst.stored());
-                change.events.push(NewEvent {
-                    app: app.to_string(),
-                    kind: "instance-failed".into(),
-                    message: format!("instance {id} could not start: {e}"),
-                    data: None,
-                });
-            }
+        }
+        if let Err(e) = self.commit(state, &change) {
+            tracing::error!(error = %e, "cannot record started instances");
         }
     }
 
@@ -601,25 +727,20 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     /// Stops every instance (a graceful stop of `turnout up`), waiting for
     /// them; their records are removed.
     pub async fn stop_all(&self) {
-        let targets: Vec<(String, u32, u64)> = {
+        let targets: Vec<(String, Handle)> = {
             let state = self.inner.state.lock().await;
             state
                 .instances
                 .values()
-                .filter_map(|i| {
-                    i.record
-                        .pid
-                        .zip(i.record.start_time)
-                        .map(|(p, s)| (i.record.id.clone(), p, s))
-                })
+                .filter_map(|i| Some((i.record.id.clone(), i.handle()?)))
                 .collect()
         };
         let grace = self.inner.settings.stop_grace;
         let mut set = tokio::task::JoinSet::new();
-        for (id, pid, start) in targets {
+        for (id, handle) in targets {
             let controller = self.clone();
             set.spawn(async move {
-                if let Err(e) = controller.inner.runtime.stop(pid, start, grace).await {
+                if let Err(e) = controller.inner.runtime.stop(&handle, grace).await {
                     tracing::warn!(instance = %id, error = %e, "stopping an instance failed");
                 }
             });
@@ -659,7 +780,6 @@ fn views(state: &State, app: &str) -> Vec<InstanceView> {
 
 /// The runtime's view of an instance.
 fn instance_spec(
-    settings: &crate::controller::Settings,
     app: &str,
     id: &str,
     entry: &crate::model::ServiceEntry,
@@ -680,13 +800,11 @@ fn instance_spec(
         proxy.as_deref(),
         id,
     ));
-    // Lets a restarted server find the process if it died between starting
-    // it and recording its pid.
-    env.push((INSTANCE_KEY.to_string(), inst.record.token.clone()));
     InstanceSpec {
         id: id.to_string(),
         app: app.to_string(),
         service: entry.name().to_string(),
+        key: inst.record.token.clone(),
         command: entry
             .spec
             .command
@@ -696,24 +814,33 @@ fn instance_spec(
         ports: inst.record.ports.clone(),
         primary_port: primary,
         working_dir: entry.spec.working_dir.as_ref().map(Into::into),
-        log_path: turnout_runtime::log_path(&settings.data_dir, app, id),
     }
 }
 
-/// Runs the probes concurrently.
-async fn futures_join(jobs: Vec<ProbeJob>) -> Vec<(Key, bool)> {
-    let mut set = tokio::task::JoinSet::new();
-    for job in jobs {
-        set.spawn(async move {
-            let result = turnout_runtime::probe(&job.target, job.timeout).await;
-            (job.key, result.is_healthy())
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(result) = set.join_next().await {
-        if let Ok(r) = result {
-            out.push(r);
+impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
+    /// Runs the probes concurrently, commands through the runtime.
+    async fn run_probes(&self, jobs: Vec<ProbeJob>) -> Vec<(Key, bool)> {
+        let mut set = tokio::task::JoinSet::new();
+        for job in jobs {
+            let controller = self.clone();
+            set.spawn(async move {
+                let result = turnout_runtime::probe_instance(
+                    &controller.inner.runtime,
+                    &job.handle,
+                    &job.spec,
+                    &job.target,
+                    job.timeout,
+                )
+                .await;
+                (job.key, result.is_healthy())
+            });
         }
+        let mut out = Vec::new();
+        while let Some(result) = set.join_next().await {
+            if let Ok(r) = result {
+                out.push(r);
+            }
+        }
+        out
     }
-    out
 }

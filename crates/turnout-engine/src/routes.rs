@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use turnout_routing::{RouteFile, RouteSpec, ServiceSpec, WeightValue};
+use turnout_routing::{HealthSpec, RouteFile, RouteSpec, ServiceSpec, WeightValue};
 use turnout_spec::Service;
 
 use crate::model::App;
@@ -155,6 +155,13 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
             callers,
             sticky: info.sticky,
             services,
+            // The engine probes its instances and publishes only the
+            // ready ones: the router checks an instance only after a
+            // failed connect took it out (one owner of health).
+            health: Some(HealthSpec {
+                active: Some(false),
+                ..HealthSpec::default()
+            }),
             ..RouteSpec::default()
         });
     }

@@ -14,12 +14,24 @@ use crate::instance::Instance;
 
 /// Probes `instance` until `stop` is cancelled: the first probe at once,
 /// then every 100 ms while the instance has not answered (or is unhealthy),
-/// then at the configured interval.
+/// then at the configured interval. A passive check (`active: false`)
+/// probes only while a failed connect has the instance ejected.
 pub(crate) async fn run(instance: Arc<Instance>, check: HealthCheck, stop: CancellationToken) {
     let mut answered = false;
     let mut successes = 0u32;
     let mut failures = 0u32;
     loop {
+        if !check.active && instance.is_ready() {
+            // Someone else owns health: wait for an ejection.
+            tokio::select! {
+                () = instance.recheck.notified() => {}
+                () = stop.cancelled() => return,
+            }
+            answered = true;
+            failures = 0;
+            successes = 0;
+            continue;
+        }
         let ok = tokio::select! {
             ok = probe(&instance, &check) => ok,
             () = stop.cancelled() => return,

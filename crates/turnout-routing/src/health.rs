@@ -17,6 +17,10 @@ pub struct HealthCheck {
     pub fall: u32,
     /// Consecutive successes that make an unhealthy instance ready.
     pub rise: u32,
+    /// Probe all along; when false, only an instance that a failed connect
+    /// ejected is probed, until it is ready again (the control plane owns
+    /// health otherwise).
+    pub active: bool,
 }
 
 impl HealthCheck {
@@ -25,7 +29,8 @@ impl HealthCheck {
 }
 
 impl Default for HealthCheck {
-    /// A TCP check every 2 s, 1 s timeout, 3 failures down, 1 success up.
+    /// A TCP check every 2 s, 1 s timeout, 3 failures down, 1 success up,
+    /// all along.
     fn default() -> Self {
         HealthCheck {
             path: None,
@@ -33,6 +38,7 @@ impl Default for HealthCheck {
             timeout: Duration::from_millis(1000),
             fall: 3,
             rise: 1,
+            active: true,
         }
     }
 }

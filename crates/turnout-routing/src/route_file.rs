@@ -140,6 +140,13 @@ pub struct HealthSpec {
     /// Successes in a row that make it ready again (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rise: Option<u32>,
+    /// Whether the router probes instances all along (`true`, the
+    /// default), or only after a failed connect took one out, until it
+    /// answers again (`false`: someone else owns health — turnout's
+    /// control plane probes its instances itself and publishes only the
+    /// ready ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// A weight as written, kept raw so that validation can report a negative,

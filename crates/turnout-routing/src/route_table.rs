@@ -282,6 +282,7 @@ fn build_route<'a>(
                 timeout: h.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
                 fall: h.fall.unwrap_or(defaults.fall),
                 rise: h.rise.unwrap_or(defaults.rise),
+                active: h.active.unwrap_or(defaults.active),
             }
         }
     };

@@ -15,24 +15,24 @@ use turnout_spec::interpolate::closing_brace;
 
 /// Why a port variable could not be filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UnknownPort {
+pub struct UnknownPort {
     /// The variable's name (`PORT_5000`).
-    pub(crate) variable: String,
+    pub variable: String,
     /// Why it has no value.
-    pub(crate) reason: String,
+    pub reason: String,
 }
 
 /// The values of the runtime's port variables for one instance.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PortVars<'a> {
+pub struct PortVars<'a> {
     /// Container port → host port.
-    pub(crate) ports: &'a BTreeMap<u16, u16>,
+    pub ports: &'a BTreeMap<u16, u16>,
     /// The container port that is also `PORT`.
-    pub(crate) primary: Option<u16>,
+    pub primary: Option<u16>,
     /// The instance's environment: a port variable the instance has no
     /// port for takes its value from here (a template that sets `PORT`
     /// itself), as the shell would.
-    pub(crate) env: &'a [(String, String)],
+    pub env: &'a [(String, String)],
 }
 
 impl PortVars<'_> {
@@ -81,7 +81,7 @@ impl PortVars<'_> {
 /// the same forms of `PORT_<N>`. Every other `$` is left as written: the
 /// template reader substituted the template's variables already, and what
 /// remains (`$$`, `$HOME` in a shell command) is the shell's.
-pub(crate) fn expand_ports(input: &str, vars: PortVars<'_>) -> Result<String, UnknownPort> {
+pub fn expand_ports(input: &str, vars: PortVars<'_>) -> Result<String, UnknownPort> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(idx) = rest.find('$') {
@@ -141,7 +141,7 @@ fn name_len(s: &str) -> usize {
 
 /// The argument vector of `command`, ports filled in; `None` when there is
 /// nothing to run. `turnout_exe` replaces a leading `turnout`.
-pub(crate) fn argv(
+pub fn argv(
     command: &Command,
     vars: PortVars<'_>,
     turnout_exe: &Path,
@@ -186,7 +186,7 @@ const NOT_EXECUTABLE: &[&str] = &[
 /// `x | y`, `if ...`) is left as written: `exec` would replace the shell
 /// with the first program and drop the rest. Signals still reach every
 /// program, because the runtime signals the whole process group.
-pub(crate) fn shell_script(text: &str, turnout_exe: &Path) -> String {
+pub fn shell_script(text: &str, turnout_exe: &Path) -> String {
     let lexed = lex(text);
     let Some(first) = lexed.words.iter().position(|w| !w.assignment) else {
         return text.to_string();

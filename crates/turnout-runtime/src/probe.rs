@@ -6,15 +6,10 @@
 //! instance is ready once started. When to check is
 //! [`ProbeSchedule`](crate::ProbeSchedule)'s business.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use turnout_spec::template::HealthTest;
@@ -22,7 +17,7 @@ use turnout_spec::{ProbeCheck, Service};
 
 use crate::command::{PortVars, expand_ports};
 use crate::error::RuntimeError;
-use crate::runtime::InstanceSpec;
+use crate::runtime::{ExecOutcome, Handle, InstanceSpec, Runtime};
 
 /// What to check on one instance, addresses resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +34,11 @@ pub enum ProbeTarget {
         /// The instance's address and mapped port.
         addr: SocketAddr,
     },
-    /// A program run on the server's machine with the instance's
-    /// environment; exit status 0 is healthy.
-    Command {
+    /// A command run in the instance through [`Runtime::exec`]; exit
+    /// status 0 is healthy.
+    Exec {
         /// The program and its arguments (`sh -c <cmd>` for shell forms).
         argv: Vec<String>,
-        /// Variables on top of the server's environment (the instance's).
-        env: Vec<(String, String)>,
-        /// The directory to run in (the instance's).
-        working_dir: Option<PathBuf>,
     },
     /// No probe: the instance is ready once started.
     Started,
@@ -89,11 +80,7 @@ impl ProbeTarget {
                 reason: e.reason,
             })
         };
-        let command = |argv: Vec<String>| ProbeTarget::Command {
-            argv,
-            env: spec.env.clone(),
-            working_dir: spec.working_dir.clone(),
-        };
+        let command = |argv: Vec<String>| ProbeTarget::Exec { argv };
         let shell = |cmd: &str| -> Result<ProbeTarget, RuntimeError> {
             Ok(command(vec!["/bin/sh".into(), "-c".into(), expand(cmd)?]))
         };
@@ -146,7 +133,7 @@ impl fmt::Display for ProbeTarget {
         match self {
             ProbeTarget::Http { addr, path } => write!(f, "http://{addr}{path}"),
             ProbeTarget::Tcp { addr } => write!(f, "tcp://{addr}"),
-            ProbeTarget::Command { argv, .. } => write!(f, "command {}", argv.join(" ")),
+            ProbeTarget::Exec { argv } => write!(f, "command {}", argv.join(" ")),
             ProbeTarget::Started => f.write_str("started"),
         }
     }
@@ -168,16 +155,46 @@ impl ProbeResult {
     }
 }
 
-/// Probes `target` once; a check that takes longer than `timeout` fails
-/// (a command is killed, with its process group).
+/// Probes an instance once through its runtime: network checks from
+/// here, commands inside the instance ([`Runtime::exec`]). A check that
+/// takes longer than `timeout` fails.
+pub async fn probe_instance<R: Runtime>(
+    runtime: &R,
+    handle: &Handle,
+    spec: &InstanceSpec,
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> ProbeResult {
+    let ProbeTarget::Exec { argv } = target else {
+        return probe(target, timeout).await;
+    };
+    match runtime.exec(handle, spec, argv, timeout).await {
+        Ok(ExecOutcome::Exited(0)) => ProbeResult::Healthy,
+        Ok(ExecOutcome::Exited(code)) => {
+            ProbeResult::Unhealthy(format!("probe command exit status: {code}"))
+        }
+        Ok(ExecOutcome::Signalled) => {
+            ProbeResult::Unhealthy("probe command was ended by a signal".into())
+        }
+        Ok(ExecOutcome::TimedOut) => {
+            ProbeResult::Unhealthy(format!("probe command timed out after {timeout:?}"))
+        }
+        Err(e) => ProbeResult::Unhealthy(format!("probe command: {e}")),
+    }
+}
+
+/// Probes `target` once over the network; a check that takes longer than
+/// `timeout` fails. A command ([`ProbeTarget::Exec`]) needs the instance's
+/// runtime: [`probe_instance`] runs it, this fails it.
 pub async fn probe(target: &ProbeTarget, timeout: Duration) -> ProbeResult {
     let outcome = match target {
         ProbeTarget::Started => return ProbeResult::Healthy,
-        ProbeTarget::Command {
-            argv,
-            env,
-            working_dir,
-        } => return probe_command(argv, env, working_dir.as_ref(), timeout).await,
+        ProbeTarget::Exec { argv } => {
+            return ProbeResult::Unhealthy(format!(
+                "command {} runs through the instance's runtime (probe_instance)",
+                argv.join(" ")
+            ));
+        }
         ProbeTarget::Http { addr, path } => {
             tokio::time::timeout(timeout, probe_http(*addr, path)).await
         }
@@ -231,50 +248,5 @@ async fn probe_http(addr: SocketAddr, path: &str) -> ProbeResult {
             ProbeResult::Unhealthy("connection closed without an answer".into())
         }
         None => ProbeResult::Unhealthy(format!("not an http answer: {line:?}")),
-    }
-}
-
-async fn probe_command(
-    argv: &[String],
-    env: &[(String, String)],
-    working_dir: Option<&PathBuf>,
-    timeout: Duration,
-) -> ProbeResult {
-    let Some((program, args)) = argv.split_first() else {
-        return ProbeResult::Unhealthy("empty probe command".into());
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .envs(
-            env.iter()
-                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own group, so that a timeout kills what it started too.
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = working_dir {
-        cmd.current_dir(dir);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => return ProbeResult::Unhealthy(format!("cannot run {program}: {e}")),
-    };
-    let pid = child.id();
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) if status.success() => ProbeResult::Healthy,
-        Ok(Ok(status)) => ProbeResult::Unhealthy(format!("probe command {status}")),
-        Ok(Err(e)) => ProbeResult::Unhealthy(format!("probe command: {e}")),
-        Err(_) => {
-            // The child is not reaped yet, so its pid (the group id) is
-            // still its own.
-            if let Some(pid) = pid {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-            let _ = child.wait().await;
-            ProbeResult::Unhealthy(format!("probe command timed out after {timeout:?}"))
-        }
     }
 }

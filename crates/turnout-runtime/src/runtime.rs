@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use turnout_spec::{Command, Service};
 
 use crate::error::RuntimeError;
@@ -20,41 +22,65 @@ pub struct InstanceSpec {
     pub app: String,
     /// The service the instance belongs to.
     pub service: String,
+    /// The instance's key, unique to it and kept in the store: the
+    /// runtime keeps it with what it starts (an environment variable, a
+    /// label), so that [`Runtime::find`] can tell an instance a server
+    /// started but did not record.
+    pub key: String,
     /// What to run.
     pub command: Command,
-    /// Variables to set on top of the server's environment: the template's
-    /// `environment` first, then turnout's own (see
-    /// [`instance_env`](crate::instance_env)). A later entry wins over an
-    /// earlier one of the same name.
+    /// Variables to set: the template's `environment` first, then
+    /// turnout's own (see [`instance_env`](crate::instance_env)). A later
+    /// entry wins over an earlier one of the same name.
     pub env: Vec<(String, String)>,
-    /// Container port → host port (see
-    /// [`allocate_ports`](crate::allocate_ports)).
+    /// Container port → the port it is reached at on the instance's
+    /// address (from [`Runtime::ports`]).
     pub ports: BTreeMap<u16, u16>,
-    /// The container port whose host port is also `PORT` (the service's
+    /// The container port whose mapped port is also `PORT` (the service's
     /// first routed port).
     pub primary_port: Option<u16>,
-    /// The directory the command runs in; `None` is the server's own.
+    /// The directory the command runs in; `None` is the runtime's default.
     /// A relative path is taken relative to the server's directory, so the
     /// engine resolves it against the template's directory first.
     pub working_dir: Option<PathBuf>,
-    /// Where the instance's stdout and stderr are appended (see
-    /// [`log_path`](crate::log_path)).
-    pub log_path: PathBuf,
 }
 
-/// A started instance: what the store keeps to find it again, also after a
-/// restart of the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The runtime's name for one started instance: a process and its start
+/// time, a container id. Opaque to everything but the runtime that made
+/// it; the store keeps it as text, so that a restarted server (with the
+/// same runtime) finds its instances again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Handle(String);
+
+impl Handle {
+    /// A handle from the runtime's own text (or the store's copy of it).
+    pub fn new(text: impl Into<String>) -> Handle {
+        Handle(text.into())
+    }
+
+    /// The text to store.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A started instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Started {
-    /// The process id (the program's own: string commands are `exec`ed).
-    pub pid: u32,
-    /// The start time of the process in clock ticks since boot (field 22
-    /// of `/proc/<pid>/stat`); with `pid` it names the process uniquely,
-    /// so a reused pid is never taken for the instance.
-    pub start_time: u64,
-    /// The address the instance's ports listen on (127.0.0.1 for
-    /// processes).
+    /// What every later call about the instance takes.
+    pub handle: Handle,
+    /// The address the instance's ports are reached at (127.0.0.1 for
+    /// processes, the container's address on its network).
     pub address: IpAddr,
+    /// The id of the instance's main process on this machine, when there
+    /// is one: shown to operators (`turnout ps`), never acted on.
+    pub pid: Option<u32>,
 }
 
 /// What became of an instance.
@@ -69,8 +95,8 @@ pub enum InstanceStatus {
         /// The exit status, when the program exited by itself.
         code: Option<i32>,
     },
-    /// No such instance: it exited and was reaped by someone else, or the
-    /// pid now belongs to another process.
+    /// No such instance: it exited and was reaped by someone else, was
+    /// removed, or its handle now names something else.
     Gone,
 }
 
@@ -92,11 +118,47 @@ impl fmt::Display for InstanceStatus {
     }
 }
 
+/// How a command run in an instance ([`Runtime::exec`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal ended it.
+    Signalled,
+    /// It ran past its timeout and was killed.
+    TimedOut,
+}
+
+/// Whose log [`Runtime::logs`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LogTarget<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The instance id.
+    pub id: &'a str,
+    /// The instance's handle, when it has one (an exited instance may
+    /// not; runtimes that keep logs apart from the instance, as the
+    /// process runtime does, read them anyway).
+    pub handle: Option<&'a Handle>,
+}
+
+/// An instance's log: the last lines, and the lines written from then on
+/// when following.
+#[derive(Debug)]
+pub struct Logs {
+    /// Up to the number of lines asked for, oldest first.
+    pub lines: Vec<String>,
+    /// When following: every later line, until the receiver is dropped
+    /// (the runtime stops reading then) or the log ends.
+    pub follow: Option<mpsc::Receiver<String>>,
+}
+
 /// A way to run instances: processes, containers, pods.
 ///
 /// The engine is generic over it; only the binary knows the concrete
 /// runtimes. Every method is safe to call for an instance started by an
-/// earlier server (an adopted instance).
+/// earlier server (an adopted instance), and with a handle whose instance
+/// is gone.
 pub trait Runtime: Send + Sync {
     /// The runtime's name, as `--runtime` spells it (`process`).
     fn name(&self) -> &'static str;
@@ -105,6 +167,11 @@ pub trait Runtime: Send + Sync {
     /// it when a template is deployed, before anything starts.
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
 
+    /// The ports an instance's container ports are reached at: free host
+    /// ports for processes (which share the machine's), the ports
+    /// themselves for containers (each has its own address).
+    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError>;
+
     /// Starts one instance. It returns once the program runs; readiness is
     /// the probes' business.
     fn start(
@@ -112,26 +179,45 @@ pub trait Runtime: Send + Sync {
         spec: &InstanceSpec,
     ) -> impl Future<Output = Result<Started, RuntimeError>> + Send;
 
-    /// What became of the instance `pid` started at `start_time`. Cheap
-    /// enough to poll every 100–200 ms. A pid whose start time differs is
-    /// [`InstanceStatus::Gone`].
-    fn status(&self, pid: u32, start_time: u64) -> impl Future<Output = InstanceStatus> + Send;
+    /// What became of the instance. Cheap enough to poll every 100–200 ms.
+    fn status(&self, handle: &Handle) -> impl Future<Output = InstanceStatus> + Send;
 
-    /// Stops the instance: SIGTERM to its process group, up to `grace` to
-    /// exit, then SIGKILL. Does nothing (and succeeds) when the instance is
-    /// already gone or the pid belongs to another process.
+    /// Stops the instance: its stop signal, up to `grace` to exit, then a
+    /// kill; whatever the runtime keeps of it is removed. Does nothing
+    /// (and succeeds) when the instance is already gone.
     fn stop(
         &self,
-        pid: u32,
-        start_time: u64,
+        handle: &Handle,
         grace: Duration,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
-    /// Finds a running instance whose environment holds `KEY=value` —
-    /// one that a server started and was killed before it could record
-    /// its pid. `None` when there is none (or the runtime cannot tell).
-    fn find(&self, key: &str, value: &str) -> Option<Started> {
-        let _ = (key, value);
-        None
+    /// Finds a running instance started from `spec` (by its
+    /// [`key`](InstanceSpec::key)) — one that a server started and was
+    /// killed before it could record the handle. `None` when there is
+    /// none, or the runtime cannot tell.
+    fn find(&self, spec: &InstanceSpec) -> impl Future<Output = Option<Started>> + Send {
+        let _ = spec;
+        std::future::ready(None)
     }
+
+    /// Runs `argv` inside the instance (for a probe command), killing it
+    /// after `timeout`. `spec` is the instance's: runtimes that run the
+    /// command beside the instance rather than in it (processes) take its
+    /// environment and directory from there.
+    fn exec(
+        &self,
+        handle: &Handle,
+        spec: &InstanceSpec,
+        argv: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutcome, RuntimeError>> + Send;
+
+    /// The last `tail` lines of an instance's output (stdout and stderr
+    /// together), and with `follow` the lines written from then on.
+    fn logs(
+        &self,
+        target: LogTarget<'_>,
+        tail: usize,
+        follow: bool,
+    ) -> impl Future<Output = Result<Logs, RuntimeError>> + Send;
 }

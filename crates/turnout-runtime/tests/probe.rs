@@ -1,18 +1,16 @@
-//! Probes against real listeners and commands, and probe targets built
-//! from templates.
-
-mod support;
+//! Probes against real listeners, and probe targets built from templates
+//! (probe commands run through a runtime: see the process runtime's
+//! tests).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use turnout_runtime::{
-    InstanceSpec, ProbePlan, ProbeResult, ProbeSchedule, ProbeTarget, ProcessRuntime, Readiness,
-    Runtime, allocate_ports, instance_env, primary_port, probe, service_ports,
+    InstanceSpec, ProbeResult, ProbeTarget, allocate_ports, instance_env, primary_port, probe,
+    service_ports,
 };
 use turnout_spec::Service;
 
@@ -122,72 +120,6 @@ async fn tcp_probes_want_an_accepted_connection() {
     );
 }
 
-fn sh(cmd: &str, env: &[(&str, &str)]) -> ProbeTarget {
-    ProbeTarget::Command {
-        argv: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        working_dir: None,
-    }
-}
-
-#[tokio::test]
-async fn command_probes_want_exit_status_0() {
-    assert_eq!(
-        probe(&sh("exit 0", &[]), TIMEOUT).await,
-        ProbeResult::Healthy
-    );
-    assert_eq!(
-        probe(&sh("exit 1", &[]), TIMEOUT).await,
-        ProbeResult::Unhealthy("probe command exit status: 1".into())
-    );
-    // The instance's environment.
-    assert!(
-        probe(&sh("test \"$ROLE\" = web", &[("ROLE", "web")]), TIMEOUT)
-            .await
-            .is_healthy()
-    );
-    assert!(
-        !probe(&sh("test \"$ROLE\" = web", &[("ROLE", "db")]), TIMEOUT)
-            .await
-            .is_healthy()
-    );
-    let missing = ProbeTarget::Command {
-        argv: vec!["/nonexistent/check".into()],
-        env: Vec::new(),
-        working_dir: None,
-    };
-    assert!(!probe(&missing, TIMEOUT).await.is_healthy());
-}
-
-#[tokio::test]
-async fn a_command_probe_is_killed_with_its_children_at_the_timeout() {
-    let dir = TempDir::new("probe-timeout");
-    let pidfile = dir.path().join("pid");
-    let target = sh(
-        &format!("sleep 300 & echo $! > '{}'; wait", pidfile.display()),
-        &[],
-    );
-    let result = probe(&target, Duration::from_millis(300)).await;
-    assert_eq!(
-        result,
-        ProbeResult::Unhealthy("probe command timed out after 300ms".into())
-    );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let start = stat(pid).map(|s| s.start_time);
-    let _guard = start.map(|start_time| Guard { pid, start_time });
-    eventually("the probe's sleep to die", || async {
-        (!runs(pid, start)).then_some(())
-    })
-    .await;
-}
-
 fn service(yaml: &str) -> Service {
     let parsed = turnout_spec::parse("app.yaml", yaml, &|_| None).unwrap();
     parsed.template.services.into_iter().next().unwrap()
@@ -202,12 +134,12 @@ fn instance(service: &Service) -> InstanceSpec {
         id: "web.1".into(),
         app: "app".into(),
         service: service.name.clone(),
+        key: "key-web.1".into(),
         command: service.command.clone().unwrap(),
         env,
         ports,
         primary_port: primary,
         working_dir: Some(PathBuf::from("/tmp")),
-        log_path: PathBuf::from("/tmp/unused.log"),
     }
 }
 
@@ -243,11 +175,9 @@ fn probe_targets_come_from_labels_then_healthcheck_then_the_routed_port() {
          aliyun.probe.cmd: curl -f localhost:${PORT}\n",
     );
     let spec = instance(&cmd);
-    let ProbeTarget::Command {
-        argv,
-        env,
-        working_dir,
-    } = ProbeTarget::from_service(&cmd, &spec, LOCALHOST).unwrap()
+    // The runtime runs it: with the instance's environment and directory
+    // beside a process, inside a container (exec).
+    let ProbeTarget::Exec { argv } = ProbeTarget::from_service(&cmd, &spec, LOCALHOST).unwrap()
     else {
         panic!("not a command probe");
     };
@@ -259,15 +189,13 @@ fn probe_targets_come_from_labels_then_healthcheck_then_the_routed_port() {
             format!("curl -f localhost:{}", spec.ports[&5000])
         ]
     );
-    assert_eq!(env, spec.env);
-    assert_eq!(working_dir, spec.working_dir);
 
     let healthcheck = service(
         "services:\n  web:\n    command: run\n    labels:\n      aliyun.routing.port_5000: web\n    \
          healthcheck:\n      test: [\"CMD\", \"check\", \"--port\", \"${PORT_5000}\"]\n",
     );
     let spec = instance(&healthcheck);
-    let ProbeTarget::Command { argv, .. } =
+    let ProbeTarget::Exec { argv } =
         ProbeTarget::from_service(&healthcheck, &spec, LOCALHOST).unwrap()
     else {
         panic!("not a command probe");
@@ -308,60 +236,5 @@ fn probe_targets_come_from_labels_then_healthcheck_then_the_routed_port() {
     assert_eq!(
         err.to_string(),
         "the probe of web checks container port 5000, which has no mapped port"
-    );
-}
-
-/// The engine's loop in miniature: start python's http.server on an
-/// allocated port, probe it on the schedule until it is ready, stop it.
-#[tokio::test]
-async fn a_started_http_server_becomes_ready_on_schedule() {
-    let dir = TempDir::new("ready");
-    let web = service(
-        "services:\n  web:\n    command: python3 -m http.server ${PORT} --bind 127.0.0.1\n    \
-         labels:\n      aliyun.routing.port_8000: web\n      aliyun.probe.url: http://container/\n",
-    );
-    let mut spec = instance(&web);
-    spec.working_dir = Some(dir.path().to_path_buf());
-    spec.log_path = dir.path().join("web.1.log");
-    let rt = ProcessRuntime::new(PathBuf::from("/bin/false"));
-    let started = rt.start(&spec).await.unwrap();
-    let _guard = Guard::new(&started);
-    let target = ProbeTarget::from_service(&web, &spec, started.address).unwrap();
-    assert_eq!(
-        target.to_string(),
-        format!("http://127.0.0.1:{}/", spec.ports[&8000])
-    );
-
-    let mut schedule = ProbeSchedule::new(ProbePlan::from_service(&web));
-    let mut delay = schedule.first_delay();
-    assert_eq!(delay, Duration::ZERO);
-    let deadline = Instant::now() + DEADLINE;
-    let became = loop {
-        // The schedule's own pace (100 ms until ready) is what is tested.
-        tokio::time::sleep(delay).await;
-        let step = schedule.record(probe(&target, schedule.timeout()).await.is_healthy());
-        delay = step.next;
-        if let Some(readiness) = step.changed {
-            break readiness;
-        }
-        assert_eq!(delay, Duration::from_millis(100));
-        assert!(
-            Instant::now() < deadline,
-            "the http server never became ready"
-        );
-    };
-    assert_eq!(became, Readiness::Ready);
-    assert_eq!(delay, Duration::from_secs(2));
-    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert!(
-        !rt.status(started.pid, started.start_time)
-            .await
-            .is_running()
-    );
-    assert!(
-        !probe(&target, Duration::from_secs(1)).await.is_healthy(),
-        "the stopped server still answers"
     );
 }

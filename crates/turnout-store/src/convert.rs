@@ -20,14 +20,6 @@ pub(crate) fn from_column<T: TryFrom<i64>>(
     })
 }
 
-/// Converts a record's `u64` field to a column value.
-pub(crate) fn to_column(value: u64, field: &'static str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange {
-        field,
-        value: i128::from(value),
-    })
-}
-
 /// Serialises a value into a JSON text column.
 pub(crate) fn to_json<T: Serialize + ?Sized>(
     value: &T,

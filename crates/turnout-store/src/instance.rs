@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::convert::{from_column, from_json, to_column, to_json};
+use crate::convert::{from_column, from_json, to_json};
 use crate::error::{StoreError, sql};
 
 /// One instance of a service.
@@ -20,13 +20,17 @@ pub struct InstanceRecord {
     pub service: String,
     /// Its number within the service, from 1.
     pub ordinal: u32,
-    /// The process id, once started (for the process runtime: the process
-    /// group leader).
+    /// The runtime's handle of the started instance (opaque: a pid and
+    /// start time, a container id), by which a restarted server finds it.
+    pub handle: Option<String>,
+    /// The id of its main process on this machine, when the runtime has
+    /// one: shown to operators only.
     pub pid: Option<u32>,
-    /// The process start time in clock ticks since boot (field 22 of
-    /// `/proc/<pid>/stat`): with the pid, it tells the instance apart from
-    /// an unrelated process that reused the pid.
-    pub start_time: Option<u64>,
+    /// The address its ports are reached at, as the runtime said when it
+    /// started (a container's address on its network); `None` for an
+    /// instance not started yet, and for records from before it was kept
+    /// (processes, at 127.0.0.1).
+    pub address: Option<String>,
     /// Container port → host port.
     pub ports: BTreeMap<u16, u16>,
     /// The instance's proxy credential; unique among non-empty tokens.
@@ -47,20 +51,18 @@ pub struct InstanceRecord {
 /// moves to another app.
 pub(crate) fn upsert(conn: &Connection, i: &InstanceRecord) -> Result<(), StoreError> {
     let ports = to_json(&i.ports, "instances.ports")?;
-    let start_time = i
-        .start_time
-        .map(|t| to_column(t, "instances.start_time"))
-        .transpose()?;
     let written = conn
         .prepare_cached(
-            "INSERT INTO instances (id, app, service, ordinal, pid, start_time, ports, token,
-                                    state, restarts, created_at, updated_at, spec_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            "INSERT INTO instances (id, app, service, ordinal, pid, handle, ports, token,
+                                    state, restarts, created_at, updated_at, spec_hash,
+                                    address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (id) DO UPDATE SET
                  service = excluded.service,
                  ordinal = excluded.ordinal,
                  pid = excluded.pid,
-                 start_time = excluded.start_time,
+                 handle = excluded.handle,
+                 address = excluded.address,
                  ports = excluded.ports,
                  token = excluded.token,
                  state = excluded.state,
@@ -77,14 +79,15 @@ pub(crate) fn upsert(conn: &Connection, i: &InstanceRecord) -> Result<(), StoreE
                 i.service,
                 i.ordinal,
                 i.pid,
-                start_time,
+                i.handle,
                 ports,
                 i.token,
                 i.state,
                 i.restarts,
                 i.created_at,
                 i.updated_at,
-                i.spec_hash
+                i.spec_hash,
+                i.address
             ])
         })
         .map_err(sql("write instance"))?;
@@ -106,8 +109,8 @@ pub(crate) fn delete(conn: &Connection, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, app, service, ordinal, pid, start_time, ports, token, state, restarts, \
-                       created_at, updated_at, spec_hash";
+const COLUMNS: &str = "id, app, service, ordinal, pid, handle, ports, token, state, restarts, \
+                       created_at, updated_at, spec_hash, address";
 
 /// Reads one instance.
 pub(crate) fn load(conn: &Connection, id: &str) -> Result<Option<InstanceRecord>, StoreError> {
@@ -144,7 +147,7 @@ struct InstanceRow {
     service: String,
     ordinal: i64,
     pid: Option<i64>,
-    start_time: Option<i64>,
+    handle: Option<String>,
     ports: String,
     token: String,
     state: String,
@@ -152,6 +155,7 @@ struct InstanceRow {
     created_at: i64,
     updated_at: i64,
     spec_hash: String,
+    address: Option<String>,
 }
 
 fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
@@ -161,7 +165,7 @@ fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         service: row.get(2)?,
         ordinal: row.get(3)?,
         pid: row.get(4)?,
-        start_time: row.get(5)?,
+        handle: row.get(5)?,
         ports: row.get(6)?,
         token: row.get(7)?,
         state: row.get(8)?,
@@ -169,6 +173,7 @@ fn instance_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
         spec_hash: row.get(12)?,
+        address: row.get(13)?,
     })
 }
 
@@ -182,10 +187,8 @@ fn record(row: InstanceRow) -> Result<InstanceRecord, StoreError> {
             .pid
             .map(|p| from_column(p, "instances.pid"))
             .transpose()?,
-        start_time: row
-            .start_time
-            .map(|t| from_column(t, "instances.start_time"))
-            .transpose()?,
+        handle: row.handle,
+        address: row.address,
         ports: from_json(&row.ports, "instances.ports")?,
         token: row.token,
         spec_hash: row.spec_hash,

@@ -115,7 +115,19 @@ CREATE INDEX events_app ON events (app, id);
 /// server tells the old generation of a standard release from the new.
 const V2: &str = "ALTER TABLE instances ADD COLUMN spec_hash TEXT NOT NULL DEFAULT '';";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: the runtime's opaque handle of an instance in place of a
+/// pid and start time (a container has neither), and the address the
+/// runtime gave it. Instances of the process runtime keep theirs: its
+/// handle is `<pid>:<start time>`. The pid stays, for display.
+const V3: &str = "
+ALTER TABLE instances ADD COLUMN handle TEXT;
+ALTER TABLE instances ADD COLUMN address TEXT;
+UPDATE instances SET handle = pid || ':' || start_time
+    WHERE pid IS NOT NULL AND start_time IS NOT NULL;
+ALTER TABLE instances DROP COLUMN start_time;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -198,6 +210,44 @@ mod tests {
         assert_eq!(migrate(&mut conn, path, &later).unwrap(), 1);
         assert_eq!(version(&conn), SCHEMA_VERSION + 1);
         conn.execute("UPDATE apps SET note = 'x'", []).unwrap();
+    }
+
+    #[test]
+    fn v3_keeps_a_process_instance_findable_by_its_handle() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate(&mut conn, path, &MIGRATIONS[..2]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO apps VALUES ('hello', 1, 0, 0);
+             INSERT INTO instances (id, app, service, ordinal, pid, start_time, ports, token,
+                                    state, restarts, created_at, updated_at)
+             VALUES ('hello/a.1', 'hello', 'a', 1, 4242, 987654, '{}', 't1', 'ready', 0, 0, 0),
+                    ('hello/a.2', 'hello', 'a', 2, NULL, NULL, '{}', 't2', 'starting', 0, 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, path, MIGRATIONS).unwrap(), 1);
+        let rows: Vec<(String, Option<i64>, Option<String>)> = conn
+            .prepare("SELECT id, pid, handle FROM instances ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("hello/a.1".into(), Some(4242), Some("4242:987654".into())),
+                ("hello/a.2".into(), None, None),
+            ]
+        );
+        let columns: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('instances') WHERE name = 'start_time'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0, "the pid's start time lives in the handle now");
     }
 
     #[test]

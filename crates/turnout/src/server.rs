@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use turnout_engine::{Controller, DataPlane, Settings};
 use turnout_proxy::{Proxy, ProxyConfig, Publisher};
 use turnout_routing::RouteTable;
-use turnout_runtime::ProcessRuntime;
+use turnout_runtime_process::ProcessRuntime;
 use turnout_store::Store;
 
 use crate::output::{Stream, use_color};
@@ -218,7 +218,12 @@ impl Server {
         settings.drain_timeout = Duration::from_secs(args.drain_timeout);
         let exe = std::env::current_exe().context("cannot find the turnout binary")?;
         let plane = ProxyPlane(proxy.publisher());
-        let controller = Controller::new(store, ProcessRuntime::new(exe), plane, settings)?;
+        let controller = Controller::new(
+            store,
+            ProcessRuntime::new(exe, data_dir.clone()),
+            plane,
+            settings,
+        )?;
         // One reconcile pass before anything is routed or reported: an
         // instance recorded ready whose process died while no server ran
         // is found dead (and restarted) now, so neither the router nor

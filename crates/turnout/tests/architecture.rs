@@ -63,9 +63,20 @@ fn only_the_binary_uses_anyhow() {
 fn only_the_binary_names_a_concrete_runtime() {
     for dir in crates() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "turnout" || name.starts_with("turnout-runtime") {
+        // The binary picks a runtime; each backend is one.
+        if name == "turnout" || name.starts_with("turnout-runtime-") {
             continue;
         }
+        // Not a dependency either (a crate's tests may use one).
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let normal = manifest
+            .split("[dev-dependencies]")
+            .next()
+            .unwrap_or_default();
+        assert!(
+            !normal.contains("turnout-runtime-"),
+            "{name} depends on a concrete runtime crate; only the binary may"
+        );
         let mut files = Vec::new();
         rust_files(&dir.join("src"), &mut files);
         for file in files {
@@ -73,7 +84,7 @@ fn only_the_binary_names_a_concrete_runtime() {
             // A crate's own tests may pick a runtime to run on.
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             assert!(
-                !code.contains("ProcessRuntime"),
+                !code.contains("ProcessRuntime") && !code.contains("turnout_runtime_"),
                 "{} names a concrete runtime; only the binary picks one",
                 file.display()
             );

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use turnout_engine::{Controller, DataPlane, Settings};
 use turnout_routing::{Decision, Listener, RequestKey, RouteTable};
-use turnout_runtime::{InstanceSpec, InstanceStatus, Runtime, RuntimeError, Started};
+use turnout_runtime::{
+    ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
+    Started,
+};
 use turnout_spec::{Service, Template};
 use turnout_store::Store;
 
@@ -160,12 +163,7 @@ impl Runtime for FakeRuntime {
                 source: std::io::Error::other("this service never starts"),
             });
         }
-        let token = spec
-            .env
-            .iter()
-            .find(|(k, _)| k == "TURNOUT_INSTANCE_KEY")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let token = spec.key.clone();
         let known_at_start = self
             .plane
             .table
@@ -209,20 +207,26 @@ impl Runtime for FakeRuntime {
             ),
         );
         Ok(Started {
-            pid,
-            start_time: 1,
+            handle: Handle::new(format!("fake-{pid}")),
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            pid: Some(pid),
         })
     }
 
-    async fn status(&self, pid: u32, _start_time: u64) -> InstanceStatus {
+    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {
+        turnout_runtime::allocate_ports(container_ports)
+    }
+
+    async fn status(&self, handle: &Handle) -> InstanceStatus {
+        let pid = fake_pid(handle);
         match self.instances.lock().unwrap().by_pid.get(&pid) {
             Some((i, _)) if !i.stopped => InstanceStatus::Running,
             _ => InstanceStatus::Gone,
         }
     }
 
-    async fn stop(&self, pid: u32, _start_time: u64, _grace: Duration) -> Result<(), RuntimeError> {
+    async fn stop(&self, handle: &Handle, _grace: Duration) -> Result<(), RuntimeError> {
+        let pid = fake_pid(handle);
         if let Some((i, task)) = self.instances.lock().unwrap().by_pid.get_mut(&pid) {
             i.stopped = true;
             if let Some(task) = task.take() {
@@ -231,6 +235,38 @@ impl Runtime for FakeRuntime {
         }
         Ok(())
     }
+
+    /// Probe commands pass.
+    async fn exec(
+        &self,
+        _handle: &Handle,
+        _spec: &InstanceSpec,
+        _argv: &[String],
+        _timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        Ok(ExecOutcome::Exited(0))
+    }
+
+    /// Fake instances write nothing.
+    async fn logs(
+        &self,
+        _target: LogTarget<'_>,
+        _tail: usize,
+        _follow: bool,
+    ) -> Result<Logs, RuntimeError> {
+        Ok(Logs {
+            lines: Vec::new(),
+            follow: None,
+        })
+    }
+}
+
+fn fake_pid(handle: &Handle) -> u32 {
+    handle
+        .as_str()
+        .strip_prefix("fake-")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or(0)
 }
 
 pub type TestController = Controller<FakeRuntime, FakePlane>;

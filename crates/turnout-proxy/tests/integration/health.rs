@@ -26,6 +26,46 @@ async fn round_robin_over_instances() {
     b.kill().await;
 }
 
+/// `active: false` (what the control plane publishes: it probes its own
+/// instances): no probe reaches a ready instance, but one that a failed
+/// connect ejected is probed until it answers, and readmitted.
+#[tokio::test]
+async fn a_passive_check_probes_only_ejected_instances() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let health = "    health: { active: false, interval_ms: 100, fall: 1 }\n";
+    let proxy = proxy(&two_instances(&a, &b, health)).await;
+    let addr = proxy.addrs().public;
+    // Ten intervals with no traffic: no probe connects (an active check
+    // would have connected ten times).
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(
+        (a.connections(), b.connections()),
+        (0, 0),
+        "a passive check probed a ready instance"
+    );
+    let c = client();
+    let b_addr = b.addr;
+    b.kill().await;
+    for i in 0..20 {
+        let answer = get(&c, addr, "app.localhost", "/", &[]).await;
+        assert_eq!(answer.body, "a", "request {i}");
+    }
+    assert_eq!(proxy.instance_state(b_addr), Some(InstanceState::Unhealthy));
+    let b = Backend::start_on("b", b_addr).await;
+    eventually("b readmitted by the check", || {
+        proxy.instance_state(b_addr) == Some(InstanceState::Ready)
+    })
+    .await;
+    // Ready again: the probes stop.
+    let probed = b.connections();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(b.connections(), probed, "probes went on after readmission");
+    proxy.shutdown().await;
+    a.kill().await;
+    b.kill().await;
+}
+
 #[tokio::test]
 async fn killed_backend_is_ejected_and_requests_retried() {
     let a = Backend::start("a").await;

@@ -132,6 +132,11 @@ impl Backend {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// Connections accepted so far (requests and probes alike).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Bytes the backend has read, from every connection: what reached it,
     /// whether or not it made a request.
     pub fn received(&self) -> usize {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use turnout_api_types::AppStatus;
 use turnout_engine::Controller;
-use turnout_runtime::ProcessRuntime;
+use turnout_runtime_process::ProcessRuntime;
 
 use crate::cmd::deploy::app_name;
 use crate::output::{err, errln, outln, paint, print_diagnostics, use_color};

@@ -11,44 +11,42 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use turnout_runtime::{
-    InstanceStatus, LogFollower, ProcessRuntime, Runtime, RuntimeError, allocate_ports,
-    instance_env,
+    Handle, InstanceStatus, Runtime, RuntimeError, allocate_ports, instance_env,
 };
+use turnout_runtime_process::{LogFollower, ProcessRuntime};
 
-fn runtime() -> ProcessRuntime {
+/// A runtime whose instances log under `dir`.
+fn runtime_in(dir: &Path) -> ProcessRuntime {
     // Tests that do not use a leading `turnout` can give any executable.
-    ProcessRuntime::new(PathBuf::from("/bin/echo"))
+    ProcessRuntime::new(PathBuf::from("/bin/echo"), dir.to_path_buf())
 }
 
 #[tokio::test]
 async fn a_started_instance_runs_until_stopped() {
     let dir = TempDir::new("run");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let started = rt
         .start(&spec("sleeper.1", shell("sleep 300"), dir.path()))
         .await
         .unwrap();
     let _guard = Guard::new(&started);
     assert_eq!(started.address.to_string(), "127.0.0.1");
-    assert_eq!(
-        rt.status(started.pid, started.start_time).await,
-        InstanceStatus::Running
-    );
+    assert_eq!(rt.status(&started.handle).await, InstanceStatus::Running);
     // `exec`: the pid becomes the program's own (once the shell has
     // exec'd it), leading its own group.
     eventually("the shell to exec sleep", || async {
-        (comm(started.pid).as_deref() == Some("sleep")).then_some(())
+        (comm(pid_of(&started)).as_deref() == Some("sleep")).then_some(())
     })
     .await;
-    let st = stat(started.pid).unwrap();
-    assert_eq!(st.pgrp, started.pid);
-    assert_eq!(st.start_time, started.start_time);
+    let st = stat(pid_of(&started)).unwrap();
+    assert_eq!(st.pgrp, pid_of(&started));
+    assert_eq!(st.start_time, start_of(&started));
     assert_ne!(st.pgrp, stat(std::process::id()).unwrap().pgrp);
 
-    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+    rt.stop(&started.handle, Duration::from_secs(10))
         .await
         .unwrap();
-    let after = rt.status(started.pid, started.start_time).await;
+    let after = rt.status(&started.handle).await;
     assert!(
         matches!(
             after,
@@ -56,20 +54,16 @@ async fn a_started_instance_runs_until_stopped() {
         ),
         "{after:?}"
     );
-    assert!(!runs(started.pid, Some(started.start_time)));
+    assert!(!runs(pid_of(&started), Some(start_of(&started))));
     // Stopping again is fine and sends nothing.
-    rt.stop(started.pid, started.start_time, Duration::from_secs(1))
+    rt.stop(&started.handle, Duration::from_secs(1))
         .await
         .unwrap();
 }
 
 /// The engine is generic over the runtime and polls from spawned tasks.
-async fn status_from_a_task<R: Runtime + 'static>(
-    rt: Arc<R>,
-    pid: u32,
-    start_time: u64,
-) -> InstanceStatus {
-    tokio::spawn(async move { rt.status(pid, start_time).await })
+async fn status_from_a_task<R: Runtime + 'static>(rt: Arc<R>, handle: Handle) -> InstanceStatus {
+    tokio::spawn(async move { rt.status(&handle).await })
         .await
         .unwrap()
 }
@@ -77,7 +71,7 @@ async fn status_from_a_task<R: Runtime + 'static>(
 #[tokio::test]
 async fn a_generic_engine_can_poll_from_tasks_and_follow_logs() {
     let dir = TempDir::new("generic");
-    let rt = Arc::new(runtime());
+    let rt = Arc::new(runtime_in(dir.path()));
     let spec = spec(
         "counter.1",
         shell("for i in 1 2 3; do echo line$i; sleep 0.1; done; sleep 300"),
@@ -86,19 +80,19 @@ async fn a_generic_engine_can_poll_from_tasks_and_follow_logs() {
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
     assert_eq!(
-        status_from_a_task(rt.clone(), started.pid, started.start_time).await,
+        status_from_a_task(rt.clone(), started.handle.clone()).await,
         InstanceStatus::Running
     );
     // `turnout logs -f`: the lines come as the instance writes them.
-    let mut follower = LogFollower::new(&spec.log_path, 0);
+    let mut follower = LogFollower::new(log_of(dir.path(), &spec), 0);
     for want in ["line1", "line2", "line3"] {
         assert_eq!(follower.next_line().await.unwrap(), want);
     }
-    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+    rt.stop(&started.handle, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(
-        !status_from_a_task(rt, started.pid, started.start_time)
+        !status_from_a_task(rt, started.handle.clone())
             .await
             .is_running()
     );
@@ -107,7 +101,7 @@ async fn a_generic_engine_can_poll_from_tasks_and_follow_logs() {
 #[tokio::test]
 async fn exited_children_are_reaped_with_their_exit_status() {
     let dir = TempDir::new("exit");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let started = rt
         .start(&spec("quitter.1", shell("exit 3"), dir.path()))
         .await
@@ -115,8 +109,9 @@ async fn exited_children_are_reaped_with_their_exit_status() {
     let _guard = Guard::new(&started);
     let code = eventually("the exit status", || {
         let rt = &rt;
+        let handle = &started.handle;
         async move {
-            match rt.status(started.pid, started.start_time).await {
+            match rt.status(handle).await {
                 InstanceStatus::Exited { code } => Some(code),
                 _ => None,
             }
@@ -125,7 +120,7 @@ async fn exited_children_are_reaped_with_their_exit_status() {
     .await;
     assert_eq!(code, Some(3));
     // Reaped: no zombie is left behind.
-    assert!(stat(started.pid).is_none_or(|s| s.start_time != started.start_time));
+    assert!(stat(pid_of(&started)).is_none_or(|s| s.start_time != start_of(&started)));
 
     // The background reaper does it without anyone asking for the status.
     let quick = rt
@@ -134,13 +129,13 @@ async fn exited_children_are_reaped_with_their_exit_status() {
         .unwrap();
     let _guard = Guard::new(&quick);
     eventually("the reaper to reap `true`", || async {
-        stat(quick.pid)
-            .is_none_or(|s| s.start_time != quick.start_time)
+        stat(pid_of(&quick))
+            .is_none_or(|s| s.start_time != start_of(&quick))
             .then_some(())
     })
     .await;
     assert_eq!(
-        rt.status(quick.pid, quick.start_time).await,
+        rt.status(&quick.handle).await,
         InstanceStatus::Exited { code: Some(0) }
     );
 }
@@ -148,7 +143,7 @@ async fn exited_children_are_reaped_with_their_exit_status() {
 #[tokio::test]
 async fn a_program_ignoring_sigterm_is_killed_after_the_grace_period() {
     let dir = TempDir::new("term");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let spec = spec(
         "stubborn.1",
         shell("trap '' TERM; echo armed; sleep 30"),
@@ -157,17 +152,15 @@ async fn a_program_ignoring_sigterm_is_killed_after_the_grace_period() {
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
     // Only once the trap is set does SIGTERM go unheard.
-    log_line(&spec.log_path, |l| (l == "armed").then_some(())).await;
+    log_line(&log_of(dir.path(), &spec), |l| (l == "armed").then_some(())).await;
 
     let grace = Duration::from_millis(400);
     let begun = Instant::now();
-    rt.stop(started.pid, started.start_time, grace)
-        .await
-        .unwrap();
+    rt.stop(&started.handle, grace).await.unwrap();
     assert!(begun.elapsed() >= grace, "stopped before the grace period");
     // SIGKILL, not an exit of its own.
     assert_eq!(
-        rt.status(started.pid, started.start_time).await,
+        rt.status(&started.handle).await,
         InstanceStatus::Exited { code: None }
     );
 }
@@ -175,7 +168,7 @@ async fn a_program_ignoring_sigterm_is_killed_after_the_grace_period() {
 #[tokio::test]
 async fn stop_takes_the_instances_own_children_with_it() {
     let dir = TempDir::new("group");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let spec = spec(
         "parent.1",
         shell("sleep 300 & echo child=$!; wait"),
@@ -183,16 +176,16 @@ async fn stop_takes_the_instances_own_children_with_it() {
     );
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
-    let child = log_line(&spec.log_path, |l| value_after(l, "child=")).await;
+    let child = log_line(&log_of(dir.path(), &spec), |l| value_after(l, "child=")).await;
     let child_start = stat(child).unwrap().start_time;
     let _child_guard = Guard {
         pid: child,
         start_time: child_start,
     };
-    assert_eq!(stat(child).unwrap().pgrp, started.pid);
+    assert_eq!(stat(child).unwrap().pgrp, pid_of(&started));
     assert!(runs(child, Some(child_start)));
 
-    rt.stop(started.pid, started.start_time, Duration::from_secs(10))
+    rt.stop(&started.handle, Duration::from_secs(10))
         .await
         .unwrap();
     assert!(
@@ -204,11 +197,11 @@ async fn stop_takes_the_instances_own_children_with_it() {
 #[tokio::test]
 async fn what_an_exited_instance_left_running_is_killed() {
     let dir = TempDir::new("leftover");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let spec = spec("daemon.1", shell("sleep 300 & echo child=$!"), dir.path());
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
-    let child = log_line(&spec.log_path, |l| value_after(l, "child=")).await;
+    let child = log_line(&log_of(dir.path(), &spec), |l| value_after(l, "child=")).await;
     let child_start = stat(child).map(|s| s.start_time);
     let _child_guard = child_start.map(|start_time| Guard {
         pid: child,
@@ -216,8 +209,9 @@ async fn what_an_exited_instance_left_running_is_killed() {
     });
     let code = eventually("the shell to exit", || {
         let rt = &rt;
+        let handle = &started.handle;
         async move {
-            match rt.status(started.pid, started.start_time).await {
+            match rt.status(handle).await {
                 InstanceStatus::Exited { code } => Some(code),
                 _ => None,
             }
@@ -235,7 +229,7 @@ async fn what_an_exited_instance_left_running_is_killed() {
 #[tokio::test]
 async fn port_variables_are_filled_in_string_and_list_commands() {
     let dir = TempDir::new("ports");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let ports = allocate_ports(&[5000, 9000]).unwrap();
     let (p5000, p9000) = (ports[&5000], ports[&9000]);
 
@@ -251,7 +245,7 @@ async fn port_variables_are_filled_in_string_and_list_commands() {
     string.env = vec![("PORT".into(), "wrong".into())];
     let a = rt.start(&string).await.unwrap();
     let _a = Guard::new(&a);
-    let line = log_line(&string.log_path, |l| {
+    let line = log_line(&log_of(dir.path(), &string), |l| {
         l.starts_with("shell").then(|| l.to_string())
     })
     .await;
@@ -272,7 +266,7 @@ async fn port_variables_are_filled_in_string_and_list_commands() {
     list.primary_port = Some(9000);
     let b = rt.start(&list).await.unwrap();
     let _b = Guard::new(&b);
-    let line = log_line(&list.log_path, |l| {
+    let line = log_line(&log_of(dir.path(), &list), |l| {
         l.starts_with("list").then(|| l.to_string())
     })
     .await;
@@ -292,13 +286,13 @@ async fn port_variables_are_filled_in_string_and_list_commands() {
         "declare the port (a routing label, a probe url or `ports: [\"8080\"]`), or give a \
          default: ${PORT_8080:-8080}"
     );
-    assert!(!missing.log_path.exists());
+    assert!(!log_of(dir.path(), &missing).exists());
 }
 
 #[tokio::test]
 async fn environment_is_the_servers_then_the_templates_then_turnouts() {
     let dir = TempDir::new("env");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let mut spec = spec(
         "env.1",
         // `$(printenv PORT)`: the variable, not the runtime's filling-in.
@@ -320,7 +314,7 @@ async fn environment_is_the_servers_then_the_templates_then_turnouts() {
         .extend(instance_env(&ports, Some(80), None, "env.1"));
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
-    let line = log_line(&spec.log_path, |l| {
+    let line = log_line(&log_of(dir.path(), &spec), |l| {
         l.starts_with("home=").then(|| l.to_string())
     })
     .await;
@@ -337,37 +331,35 @@ async fn environment_is_the_servers_then_the_templates_then_turnouts() {
 #[tokio::test]
 async fn stdout_and_stderr_are_appended_to_the_log_file() {
     let dir = TempDir::new("log");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let spec = spec(
         "talker.1",
         shell("echo out; echo err >&2; echo done"),
         dir.path(),
     );
-    assert!(!spec.log_path.parent().unwrap().exists());
+    assert!(!log_of(dir.path(), &spec).parent().unwrap().exists());
     for _ in 0..2 {
         let started = rt.start(&spec).await.unwrap();
         let _guard = Guard::new(&started);
         eventually("the instance to exit", || {
             let rt = &rt;
-            async move {
-                (!rt.status(started.pid, started.start_time)
-                    .await
-                    .is_running())
-                .then_some(())
-            }
+            let handle = &started.handle;
+            async move { (!rt.status(handle).await.is_running()).then_some(()) }
         })
         .await;
     }
-    let text = std::fs::read_to_string(&spec.log_path).unwrap();
+    let text = std::fs::read_to_string(log_of(dir.path(), &spec)).unwrap();
     assert_eq!(text, "out\nerr\ndone\nout\nerr\ndone\n");
-    let tail = turnout_runtime::tail(&spec.log_path, 2).await.unwrap();
+    let tail = turnout_runtime_process::tail(&log_of(dir.path(), &spec), 2)
+        .await
+        .unwrap();
     assert_eq!(tail.lines, vec!["err", "done"]);
 }
 
 #[tokio::test]
 async fn a_leading_turnout_runs_the_given_executable() {
     let dir = TempDir::new("turnout");
-    let rt = runtime(); // "turnout" is /bin/echo here
+    let rt = runtime_in(dir.path()); // "turnout" is /bin/echo here
     let mut string = spec("self.1", shell("turnout from-shell $PORT"), dir.path());
     string.ports = BTreeMap::from([(80, 40000)]);
     string.primary_port = Some(80);
@@ -375,7 +367,7 @@ async fn a_leading_turnout_runs_the_given_executable() {
     for (spec, want) in [(string, "from-shell 40000"), (list, "from-list")] {
         let started = rt.start(&spec).await.unwrap();
         let _guard = Guard::new(&started);
-        log_line(&spec.log_path, |l| (l == want).then_some(())).await;
+        log_line(&log_of(dir.path(), &spec), |l| (l == want).then_some(())).await;
     }
 }
 
@@ -384,13 +376,13 @@ async fn the_working_directory_is_the_specs() {
     let dir = TempDir::new("cwd");
     let work = dir.path().join("work dir");
     std::fs::create_dir_all(&work).unwrap();
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let mut spec = spec("pwd.1", exec(&["pwd"]), dir.path());
     spec.working_dir = Some(work.clone());
     let started = rt.start(&spec).await.unwrap();
     let _guard = Guard::new(&started);
     let want = work.canonicalize().unwrap().display().to_string();
-    log_line(&spec.log_path, |l| (l == want).then_some(())).await;
+    log_line(&log_of(dir.path(), &spec), |l| (l == want).then_some(())).await;
 
     spec.working_dir = Some(dir.path().join("missing"));
     let err = rt.start(&spec).await.unwrap_err();
@@ -400,7 +392,7 @@ async fn the_working_directory_is_the_specs() {
 #[tokio::test]
 async fn a_program_that_cannot_start_is_an_error() {
     let dir = TempDir::new("spawn");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let err = rt
         .start(&spec(
             "ghost.1",
@@ -424,23 +416,28 @@ async fn a_program_that_cannot_start_is_an_error() {
 #[tokio::test]
 async fn a_wrong_start_time_is_never_signalled() {
     let dir = TempDir::new("reuse");
-    let rt = runtime();
+    let rt = runtime_in(dir.path());
     let started = rt
         .start(&spec("victim.1", shell("sleep 300"), dir.path()))
         .await
         .unwrap();
     let _guard = Guard::new(&started);
     // As if the pid had been reused by another process.
-    let other = started.start_time + 1;
-    assert_eq!(rt.status(started.pid, other).await, InstanceStatus::Gone);
-    rt.stop(started.pid, other, Duration::ZERO).await.unwrap();
+    let other = start_of(&started) + 1;
     assert_eq!(
-        rt.status(started.pid, started.start_time).await,
-        InstanceStatus::Running
+        rt.status(&handle(pid_of(&started), other)).await,
+        InstanceStatus::Gone
     );
-    assert!(runs(started.pid, Some(started.start_time)));
+    rt.stop(&handle(pid_of(&started), other), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(rt.status(&started.handle).await, InstanceStatus::Running);
+    assert!(runs(pid_of(&started), Some(start_of(&started))));
     // A pid that exists nowhere is gone too.
-    assert_eq!(rt.status(u32::MAX >> 1, 1).await, InstanceStatus::Gone);
+    assert_eq!(
+        rt.status(&handle(u32::MAX >> 1, 1)).await,
+        InstanceStatus::Gone
+    );
 }
 
 #[test]
@@ -449,7 +446,8 @@ fn the_process_runtime_needs_a_command() {
     let template = turnout_spec::parse("app.yaml", yaml, &|_| None)
         .unwrap()
         .template;
-    let rt = runtime();
+    let dir = TempDir::new("check");
+    let rt = runtime_in(dir.path());
     assert_eq!(rt.name(), "process");
     assert!(rt.check(template.service("job").unwrap()).is_ok());
     let err = rt.check(template.service("web").unwrap()).unwrap_err();
@@ -508,14 +506,16 @@ fn an_instance_outlives_the_server_that_started_it() {
         .unwrap();
     tokio.block_on(async {
         // A new server finds the instance by pid and start time.
-        let rt = runtime();
-        assert_eq!(rt.status(pid, start_time).await, InstanceStatus::Running);
+        let rt = runtime_in(dir.path());
+        let h = handle(pid, start_time);
+        assert_eq!(rt.status(&h).await, InstanceStatus::Running);
         assert_ne!(stat(pid).unwrap().ppid, server_pid, "not re-parented");
-        assert_eq!(rt.status(pid, start_time + 1).await, InstanceStatus::Gone);
-        rt.stop(pid, start_time, Duration::from_secs(10))
-            .await
-            .unwrap();
-        let after = rt.status(pid, start_time).await;
+        assert_eq!(
+            rt.status(&handle(pid, start_time + 1)).await,
+            InstanceStatus::Gone
+        );
+        rt.stop(&h, Duration::from_secs(10)).await.unwrap();
+        let after = rt.status(&h).await;
         // Not our child: reaped by whoever adopted it (gone), or a zombie
         // there (exited).
         assert!(
@@ -537,12 +537,12 @@ fn act_as_the_server(dir: &Path) -> ! {
         .build()
         .unwrap();
     tokio.block_on(async {
-        let rt = runtime();
+        let rt = runtime_in(dir);
         let started = rt
             .start(&spec("orphan.1", shell("sleep 300"), dir))
             .await
             .unwrap();
-        println!("started {} {}", started.pid, started.start_time);
+        println!("started {} {}", pid_of(&started), start_of(&started));
         std::future::pending::<()>().await;
     });
     unreachable!("the server waits to be killed")
@@ -553,23 +553,27 @@ fn act_as_the_server(dir: &Path) -> ! {
 #[tokio::test]
 async fn an_instance_is_found_by_a_variable_of_its_environment() {
     let dir = TempDir::new("find");
-    let rt = runtime();
-    let key = format!("tok-{}", std::process::id());
+    let rt = runtime_in(dir.path());
     let mut s = spec("finder.1", shell("sleep 300"), dir.path());
-    s.env.push(("TURNOUT_INSTANCE_KEY".into(), key.clone()));
+    s.key = format!("tok-{}", std::process::id());
     let started = rt.start(&s).await.unwrap();
     let _guard = Guard::new(&started);
     // While the shell execs sleep its environment reads empty for an
     // instant (the new image's is not mapped yet), so the search is
     // retried until the exec is done.
     let found = eventually("the instance to be found after its exec", || async {
-        let found = rt.find("TURNOUT_INSTANCE_KEY", &key)?;
-        (comm(found.pid).as_deref() == Some("sleep")).then_some(found)
+        let found = rt.find(&s).await?;
+        (comm(pid_of(&found)).as_deref() == Some("sleep")).then_some(found)
     })
     .await;
     assert_eq!(
-        (found.pid, found.start_time),
-        (started.pid, started.start_time)
+        (pid_of(&found), start_of(&found)),
+        (pid_of(&started), start_of(&started))
     );
-    assert!(rt.find("TURNOUT_INSTANCE_KEY", "tok-nobody").is_none());
+    // The key reaches the instance as TURNOUT_INSTANCE_KEY.
+    let environ = std::fs::read(format!("/proc/{}/environ", pid_of(&found))).unwrap();
+    let wanted = format!("TURNOUT_INSTANCE_KEY={}", s.key);
+    assert!(environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()));
+    s.key = "tok-nobody".into();
+    assert!(rt.find(&s).await.is_none());
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use turnout_runtime::{InstanceSpec, Started};
+use turnout_runtime::{Handle, InstanceSpec, Started};
 use turnout_spec::Command;
 
 /// How long a test waits for something that should happen at once.
@@ -48,16 +48,17 @@ impl Drop for TempDir {
 
 /// An instance spec running `command`, logging into `dir`.
 pub fn spec(id: &str, command: Command, dir: &Path) -> InstanceSpec {
+    let _ = dir;
     InstanceSpec {
         id: id.to_string(),
         app: "test".to_string(),
         service: id.split('.').next().unwrap_or(id).to_string(),
+        key: format!("key-{id}-{}", std::process::id()),
         command,
         env: Vec::new(),
         ports: BTreeMap::new(),
         primary_port: None,
         working_dir: None,
-        log_path: dir.join("logs").join("test").join(format!("{id}.log")),
     }
 }
 
@@ -81,10 +82,40 @@ pub struct Guard {
 impl Guard {
     pub fn new(started: &Started) -> Guard {
         Guard {
-            pid: started.pid,
-            start_time: started.start_time,
+            pid: pid_of(started),
+            start_time: start_of(started),
         }
     }
+}
+
+/// The pid a process-runtime handle (`<pid>:<start time>`) names.
+pub fn pid_of(started: &Started) -> u32 {
+    let pid = started.handle.as_str().split_once(':').unwrap().0;
+    let pid = pid.parse().unwrap();
+    assert_eq!(started.pid, Some(pid), "the handle's pid is the one shown");
+    pid
+}
+
+/// The process-runtime handle of process `pid` started at `start_time`.
+pub fn handle(pid: u32, start_time: u64) -> Handle {
+    Handle::new(format!("{pid}:{start_time}"))
+}
+
+/// The start time a process-runtime handle names.
+pub fn start_of(started: &Started) -> u64 {
+    started
+        .handle
+        .as_str()
+        .split_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap()
+}
+
+/// Where the process runtime on data dir `dir` logs `spec`'s output.
+pub fn log_of(dir: &Path, spec: &InstanceSpec) -> PathBuf {
+    turnout_runtime_process::log_path(dir, &spec.app, &spec.id)
 }
 
 impl Drop for Guard {

@@ -9,7 +9,7 @@
 //! start time, read from `/proc`, which works the same for the server's
 //! own children and for those it adopted from an earlier server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,12 +25,20 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
+use turnout_runtime::command::{self, PortVars};
+use turnout_runtime::{
+    ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
+    Started,
+};
 use turnout_spec::Service;
 
-use crate::command::{self, PortVars};
-use crate::error::RuntimeError;
+use crate::log::{LogFollower, log_path};
 use crate::proc_stat::ProcStat;
-use crate::runtime::{InstanceSpec, InstanceStatus, Runtime, Started};
+
+/// The environment variable that carries an instance's
+/// [`key`](InstanceSpec::key), by which a restarted server finds a process
+/// it started but did not record.
+pub const INSTANCE_KEY: &str = "TURNOUT_INSTANCE_KEY";
 
 /// How often `stop` looks whether the instance has gone.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -47,6 +55,8 @@ const EXIT_MEMORY: Duration = Duration::from_secs(600);
 pub struct ProcessRuntime {
     /// What a command's leading `turnout` runs: the server's own binary.
     turnout_exe: PathBuf,
+    /// The data dir: instance logs go to its `logs/`.
+    data_dir: PathBuf,
     /// The children this server started.
     children: Arc<Children>,
     /// Whether the background reaper task runs.
@@ -55,10 +65,12 @@ pub struct ProcessRuntime {
 
 impl ProcessRuntime {
     /// A process runtime; `turnout_exe` is what a command whose first word
-    /// is `turnout` runs (the binary itself: `std::env::current_exe()`).
-    pub fn new(turnout_exe: PathBuf) -> Self {
+    /// is `turnout` runs (the binary itself: `std::env::current_exe()`),
+    /// and instances log to `<data_dir>/logs/<app>/<instance>.log`.
+    pub fn new(turnout_exe: PathBuf, data_dir: PathBuf) -> Self {
         ProcessRuntime {
             turnout_exe,
+            data_dir,
             children: Arc::new(Children::default()),
             reaper_started: AtomicBool::new(false),
         }
@@ -112,41 +124,6 @@ impl Runtime for ProcessRuntime {
         "process"
     }
 
-    fn find(&self, key: &str, value: &str) -> Option<Started> {
-        let wanted = format!("{key}={value}");
-        let entries = std::fs::read_dir("/proc").ok()?;
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // Processes of other users (or gone by now) cannot be read:
-            // they are not ours.
-            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                continue;
-            };
-            if !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
-                continue;
-            }
-            if let Ok(Some(stat)) = ProcStat::read(pid)
-                && !stat.is_zombie()
-                // The program itself leads its group; its children share
-                // the environment but not the pid.
-                && stat.pgrp == pid
-            {
-                return Some(Started {
-                    pid,
-                    start_time: stat.start_time,
-                    address: std::net::IpAddr::from([127, 0, 0, 1]),
-                });
-            }
-        }
-        None
-    }
-
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {
         if service.command.is_some() {
             return Ok(());
@@ -164,6 +141,10 @@ impl Runtime for ProcessRuntime {
                    `command`, or use a container runtime (--runtime docker) for images"
                 .to_string(),
         })
+    }
+
+    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {
+        turnout_runtime::allocate_ports(container_ports)
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
@@ -195,15 +176,19 @@ impl Runtime for ProcessRuntime {
                 format!("working directory {} does not exist", dir.display()),
             )));
         }
-        let log = open_log(&spec.log_path)?;
+        let log_path = log_path(&self.data_dir, &spec.app, &spec.id);
+        let log = open_log(&log_path)?;
         let log_err = log.try_clone().map_err(|source| RuntimeError::LogFile {
-            path: spec.log_path.clone(),
+            path: log_path.clone(),
             source,
         })?;
 
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            // Lets a restarted server find the process if it died between
+            // starting it and recording its handle.
+            .env(INSTANCE_KEY, &spec.key)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -239,14 +224,13 @@ impl Runtime for ProcessRuntime {
         };
         self.children.adopt(pid, stat.start_time);
         tracing::info!(instance = %spec.id, pid, program = %program, "instance started");
-        Ok(Started {
-            pid,
-            start_time: stat.start_time,
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        })
+        Ok(started(pid, stat.start_time))
     }
 
-    async fn status(&self, pid: u32, start_time: u64) -> InstanceStatus {
+    async fn status(&self, handle: &Handle) -> InstanceStatus {
+        let Some((pid, start_time)) = parse_handle(handle) else {
+            return InstanceStatus::Gone;
+        };
         self.children.reap(pid);
         if let Some(code) = self.children.exit_code(pid, start_time) {
             return InstanceStatus::Exited { code };
@@ -271,7 +255,10 @@ impl Runtime for ProcessRuntime {
         }
     }
 
-    async fn stop(&self, pid: u32, start_time: u64, grace: Duration) -> Result<(), RuntimeError> {
+    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), RuntimeError> {
+        let Some((pid, start_time)) = parse_handle(handle) else {
+            return Ok(());
+        };
         self.children.reap(pid);
         let Some(stat) = ProcStat::read_matching(pid, start_time) else {
             // Gone, or the pid is someone else's now: nothing to signal.
@@ -311,6 +298,102 @@ impl Runtime for ProcessRuntime {
         }
         Ok(())
     }
+
+    async fn find(&self, spec: &InstanceSpec) -> Option<Started> {
+        let wanted = format!("{INSTANCE_KEY}={}", spec.key);
+        let entries = std::fs::read_dir("/proc").ok()?;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // Processes of other users (or gone by now) cannot be read:
+            // they are not ours.
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            if !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+                continue;
+            }
+            if let Ok(Some(stat)) = ProcStat::read(pid)
+                && !stat.is_zombie()
+                // The program itself leads its group; its children share
+                // the environment but not the pid.
+                && stat.pgrp == pid
+            {
+                return Some(started(pid, stat.start_time));
+            }
+        }
+        None
+    }
+
+    async fn exec(
+        &self,
+        _handle: &Handle,
+        spec: &InstanceSpec,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        crate::exec::run(
+            &spec.id,
+            argv,
+            &spec.env,
+            spec.working_dir.as_deref(),
+            timeout,
+        )
+        .await
+    }
+
+    async fn logs(
+        &self,
+        target: LogTarget<'_>,
+        tail: usize,
+        follow: bool,
+    ) -> Result<Logs, RuntimeError> {
+        let path = log_path(&self.data_dir, target.app, target.id);
+        let last = crate::log::tail(&path, tail).await?;
+        let follow = follow.then(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            let mut follower = LogFollower::new(path, last.end);
+            tokio::spawn(async move {
+                loop {
+                    let line = tokio::select! {
+                        line = follower.next_line() => line,
+                        // The reader went away while nothing was written.
+                        () = tx.closed() => break,
+                    };
+                    let Ok(line) = line else { break };
+                    if tx.send(line).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
+        Ok(Logs {
+            lines: last.lines,
+            follow,
+        })
+    }
+}
+
+/// The handle of the process `pid` started at `start_time`.
+fn started(pid: u32, start_time: u64) -> Started {
+    Started {
+        handle: Handle::new(format!("{pid}:{start_time}")),
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        pid: Some(pid),
+    }
+}
+
+/// The pid and start time a handle names; `None` for a handle this
+/// runtime did not make (it names no process of ours).
+pub(crate) fn parse_handle(handle: &Handle) -> Option<(u32, u64)> {
+    let (pid, start) = handle.as_str().split_once(':')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
 /// Sends `sig` to the process group led by `pid`, or to `pid` alone. A

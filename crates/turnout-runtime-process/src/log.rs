@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::error::RuntimeError;
+use turnout_runtime::RuntimeError;
 
 /// How often a follower looks for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
