@@ -205,7 +205,12 @@ fn schemas() -> Value {
                          "description": "1 to 64 letters, digits, `-` and `_`, starting with a letter or digit"},
                 "template": {"type": "string", "description": "the template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml",
-                                "description": "the file name diagnostics name"}
+                                "description": "the file name diagnostics name"},
+                "env_files": {"type": "object",
+                              "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
+                              "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
+                "base_dir": {"type": "string",
+                             "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
             }
         },
         "Release": {
@@ -213,7 +218,12 @@ fn schemas() -> Value {
             "properties": {
                 "template": {"type": "string", "description": "the new template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml"},
-                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"}
+                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"},
+                "env_files": {"type": "object",
+                              "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
+                              "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
+                "base_dir": {"type": "string",
+                             "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
             }
         },
         "Confirm": {

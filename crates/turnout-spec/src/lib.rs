@@ -10,6 +10,7 @@
 mod check;
 pub mod diagnostic;
 pub mod diff;
+pub mod dotenv;
 mod emit;
 mod error;
 pub mod identity;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, FieldPath, Pos, Severity};
 pub use diff::{Role, RouteChange, Strategy, TemplateDiff, diff};
+pub use dotenv::{EnvFiles, apply_env_files, parse_env_file};
 pub use emit::to_yaml;
 pub use error::SpecError;
 pub use identity::spec_hash;

@@ -115,7 +115,13 @@ CREATE INDEX events_app ON events (app, id);
 /// server tells the old generation of a standard release from the new.
 const V2: &str = "ALTER TABLE instances ADD COLUMN spec_hash TEXT NOT NULL DEFAULT '';";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: a template's folder (DESIGN §6: `base_dir`, against which
+/// build contexts and bind mounts resolve), which the template's text
+/// does not hold, so that a restarted server reads a stored template back
+/// as it was deployed.
+const V3: &str = "ALTER TABLE templates ADD COLUMN base_dir TEXT;";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
