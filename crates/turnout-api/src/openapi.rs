@@ -474,4 +474,43 @@ mod tests {
             assert_eq!(s[name]["additionalProperties"], false, "{name}");
         }
     }
+
+    #[test]
+    fn the_request_schemas_list_every_field_of_the_request_types() {
+        use turnout_api_types::{DeployRequest, ReleaseRequest};
+        let s = schemas();
+        let fields = |v: serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let listed = |name: &str| fields(s[name]["properties"].clone());
+        let env_files = [(
+            "a.env".to_string(),
+            [("A".to_string(), "1".to_string())].into(),
+        )]
+        .into();
+        let deploy = DeployRequest {
+            name: "a".into(),
+            template: "t".into(),
+            source_name: Some("s".into()),
+            env_files,
+            base_dir: Some("/d".into()),
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&deploy).unwrap()),
+            listed("Deploy")
+        );
+        let release = ReleaseRequest {
+            template: "t".into(),
+            source_name: Some("s".into()),
+            strategy: Some("standard".into()),
+            env_files: deploy.env_files.clone(),
+            base_dir: Some("/d".into()),
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&release).unwrap()),
+            listed("Release")
+        );
+    }
 }
