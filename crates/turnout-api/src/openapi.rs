@@ -505,7 +505,7 @@ mod tests {
             template: "t".into(),
             source_name: Some("s".into()),
             strategy: Some("standard".into()),
-            env_files: deploy.env_files.clone(),
+            env_files: deploy.env_files,
             base_dir: Some("/d".into()),
         };
         assert_eq!(
