@@ -35,7 +35,9 @@ pub use route::{DEFAULT_DOMAIN, RouteBinding, RouteHost, RouteSpec};
 pub use template::{Command, Format, Service, Template};
 
 /// Reads and parses a template file, substituting `${VAR}` from the
-/// process environment.
+/// process environment only: the `.env` of its folder and its `env_file`s
+/// are read by the CLI (`crates/turnout/src/local_template.rs`), which
+/// keeps this crate free of IO beyond this one file.
 pub fn load(path: &Path) -> Result<Parsed, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
