@@ -71,13 +71,16 @@ what=all
 # for tests; python3-requests: examples/hello-python's serviceB imports it.
 packages=(python3 python3-requests)
 
+# Errors go to the script's own stderr (fd 8), also from inside a step
+# whose output is filtered.
+exec 8>&2
 fail_log=
 die() {
   if [ -n "$fail_log" ] && [ -f "$fail_log" ]; then
-    echo "--- last lines of $fail_log:" >&2
-    tail -20 "$fail_log" >&2
+    echo "--- last lines of $fail_log:" >&8
+    tail -20 "$fail_log" >&8
   fi
-  echo "images/build.sh: error: $*" >&2
+  echo "images/build.sh: error: $*" >&8
   exit 1
 }
 
@@ -111,8 +114,11 @@ child=
 work=
 on_signal() {
   trap - INT TERM
-  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child" 2>/dev/null
-  echo "images/build.sh: interrupted" >&2
+  if [ -n "$child" ]; then
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  echo "images/build.sh: interrupted" >&8
   exit 130
 }
 cleanup() {
@@ -128,7 +134,10 @@ cleanup() {
 trap on_signal INT TERM
 trap cleanup EXIT
 
-# bounded WHAT COMMAND...: runs COMMAND, fails after --timeout seconds.
+# bounded WHAT COMMAND...: runs COMMAND for at most --timeout seconds;
+# on failure returns 1 with the reason in $bounded_error (for `|| die`,
+# outside any redirection of the command's output).
+bounded_error=
 bounded() {
   local what=$1 rc=0
   shift
@@ -137,10 +146,11 @@ bounded() {
   wait "$child" || rc=$?
   child=
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    die "$what did not finish within ${timeout_s}s (raise --timeout, or look at the output above)"
+    bounded_error="$what did not finish within ${timeout_s}s (raise --timeout, or look at the output above)"
   elif [ "$rc" -ne 0 ]; then
-    die "$what failed (exit $rc; see the output above)"
+    bounded_error="$what failed (exit $rc; see the output above)"
   fi
+  [ "$rc" -eq 0 ]
 }
 
 need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
@@ -266,7 +276,8 @@ build_debian() {
       > >(tee "$log" | awk '
         $1 != "I:" { print "    " $0; fflush(); next }
         $2 == "Validating" { next }
-        { c = ++count[$2]; if (c == 1 || c % 25 == 0) { print "    " $0; fflush() } }') 2>&1
+        { c = ++count[$2]; if (c == 1 || c % 25 == 0) { print "    " $0; fflush() } }') 2>&1 ||
+      die "$bounded_error"
     fail_log=
     say "slimming the rootfs ($(du -sh "$work/rootfs" | cut -f1) before)"
     slim_rootfs "$work/rootfs"
@@ -293,7 +304,7 @@ build_debian() {
     --change "LABEL turnout.rootfs=$key turnout.suite=$suite" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
     --change 'CMD ["bash"]' \
-    "$tarball" "$image" >/dev/null
+    "$tarball" "$image" >/dev/null || die "$bounded_error"
   drop_old "$old" "$image"
   say "$image: $(timeout 30 docker image inspect --format '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
 }
@@ -309,7 +320,7 @@ build_turnout() {
       say "cargo build ($profile) of the turnout binary"
       local flags=(build --locked --manifest-path "$repo/Cargo.toml" -p turnout --bin turnout)
       [ "$profile" = release ] && flags+=(--release)
-      bounded "cargo build" cargo "${flags[@]}"
+      bounded "cargo build" cargo "${flags[@]}" || die "$bounded_error"
     fi
   fi
   [ -x "$binary" ] || die "no turnout binary at $binary: build it (cargo build) or pass --binary PATH"
@@ -340,6 +351,7 @@ build_turnout() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/turnout-image.XXXXXX")
   ctx=$work
   mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/tmp"
+  # The context is the Dockerfile and rootfs/ only.
   chmod 1777 "$ctx/rootfs/tmp"
   if [ "$strip" = 1 ]; then
     objcopy --strip-debug "$binary" "$ctx/rootfs/usr/local/bin/turnout" ||
@@ -354,7 +366,12 @@ build_turnout() {
   dockerfile "$bin_sha" "$key" "$profile" >"$ctx/Dockerfile"
   old=$(image_id "$image")
   say "docker build $image: $(du -sh "$ctx/rootfs" | cut -f1) (turnout $profile$([ "$strip" = 1 ] && echo ", debug info stripped"), ${libs[*]})"
-  DOCKER_BUILDKIT=0 bounded "docker build" docker build --force-rm -q -t "$image" "$ctx" >/dev/null
+  # The classic builder (no buildx here); its stderr (a deprecation notice
+  # on every run) is shown only when the build fails.
+  fail_log=$work/build.err
+  DOCKER_BUILDKIT=0 bounded "docker build" docker build --force-rm -q -t "$image" "$ctx" >/dev/null 2>"$fail_log" ||
+    die "$bounded_error"
+  fail_log=
   drop_old "$old" "$image"
   cleanup
   work=
