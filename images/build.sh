@@ -283,6 +283,7 @@ build_debian() {
     slim_rootfs "$work/rootfs"
     chroot "$work/rootfs" python3 -c 'import urllib.request, requests' ||
       die "python3 with urllib and requests does not run in the new rootfs"
+    # shellcheck disable=SC2016 # dpkg-query expands these
     chroot "$work/rootfs" dpkg-query -W -f '${Package} ${Version}\n' >"$work/packages.txt"
     say "packing $(du -sh "$work/rootfs" | cut -f1) into $tarball"
     tar --numeric-owner --sort=name -C "$work/rootfs" -cf - . | gzip -1 >"$work/rootfs.tar.gz"
