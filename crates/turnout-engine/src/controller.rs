@@ -379,12 +379,36 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             if let Err(e) = self.inner.runtime.check(service) {
                 return Err(EngineError::invalid(
                     e.to_string(),
-                    format!(
-                        "the {} runtime cannot run service {}; give it a `command:` or start the server with a container runtime",
-                        self.inner.runtime.name(),
-                        service.name
-                    ),
+                    e.hint().unwrap_or_else(|| {
+                        format!(
+                            "the {} runtime cannot run service {}; give it a `command:` or start the server with a container runtime",
+                            self.inner.runtime.name(),
+                            service.name
+                        )
+                    }),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`check_runnable`](Self::check_runnable), then what the runtime
+    /// needs before the services start (their images), all before
+    /// anything changes. Runs without the state lock: the runtime may ask
+    /// an engine.
+    async fn prepare_runnable(
+        &self,
+        template: &Template,
+        only: Option<&[String]>,
+    ) -> Result<(), EngineError> {
+        self.check_runnable(template, only)?;
+        for service in &template.services {
+            if only.is_some_and(|names| !names.contains(&service.name)) {
+                continue;
+            }
+            if let Err(e) = self.inner.runtime.prepare(service).await {
+                let hint = e.hint().unwrap_or_default();
+                return Err(EngineError::invalid(e.to_string(), hint));
             }
         }
         Ok(())
@@ -397,7 +421,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         source_name: &str,
         template: Template,
     ) -> Result<AppStatus, ControlError> {
-        self.check_runnable(&template, None)?;
+        self.prepare_runnable(&template, None).await?;
         let mut state = self.inner.state.lock().await;
         if state.apps.contains_key(name) {
             return Err(EngineError::conflict(
@@ -440,24 +464,32 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         template: Template,
         strategy: Strategy,
     ) -> Result<AppStatus, ControlError> {
+        // Only services that will start need to be runnable; what they
+        // need is looked for without the lock (the runtime may ask an
+        // engine), and the services are counted again under it.
+        let incoming = |state: &State| -> Result<Vec<String>, ControlError> {
+            let current = state.apps.get(app).ok_or_else(|| unknown_app(app, state))?;
+            Ok(template
+                .services
+                .iter()
+                .filter(|s| {
+                    current
+                        .services
+                        .get(&s.name)
+                        .is_none_or(|e| e.spec_hash != turnout_spec::spec_hash(s))
+                })
+                .map(|s| s.name.clone())
+                .collect())
+        };
+        let prepared = incoming(&*self.inner.state.lock().await)?;
+        self.prepare_runnable(&template, Some(&prepared)).await?;
         let mut state = self.inner.state.lock().await;
+        let incoming = incoming(&state)?;
+        self.check_runnable(&template, Some(&incoming))?;
         let current = state
             .apps
             .get(app)
             .ok_or_else(|| unknown_app(app, &state))?;
-        // Only services that will start need to be runnable.
-        let incoming: Vec<String> = template
-            .services
-            .iter()
-            .filter(|s| {
-                current
-                    .services
-                    .get(&s.name)
-                    .is_none_or(|e| e.spec_hash != turnout_spec::spec_hash(s))
-            })
-            .map(|s| s.name.clone())
-            .collect();
-        self.check_runnable(&template, Some(&incoming))?;
         let version = self
             .inner
             .store

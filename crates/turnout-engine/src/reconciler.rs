@@ -144,12 +144,17 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                             .get(&k.0)
                             .and_then(|a| a.services.get(&i.record.service))
                             .map_or(Watch::Nothing, |entry| {
+                                let template = state
+                                    .apps
+                                    .get(&k.0)
+                                    .and_then(|a| a.templates.get(&entry.template_version));
                                 Watch::Find(Box::new(instance_spec(
                                     &k.0,
                                     &k.1,
                                     entry,
+                                    template,
                                     i,
-                                    self.inner.settings.internal_addr,
+                                    self.proxy_addr(),
                                 )))
                             }),
                         None => Watch::Nothing,
@@ -245,13 +250,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 let Some(handle) = inst.handle() else {
                     continue;
                 };
-                let Some(entry) = apps
-                    .get(&key.0)
-                    .and_then(|a| a.services.get(&inst.record.service))
-                else {
+                let Some(app) = apps.get(&key.0) else {
                     continue;
                 };
-                let spec = instance_spec(&key.0, &key.1, entry, inst, None);
+                let Some(entry) = app.services.get(&inst.record.service) else {
+                    continue;
+                };
+                let template = app.templates.get(&entry.template_version);
+                let spec = instance_spec(&key.0, &key.1, entry, template, inst, None);
                 match ProbeTarget::from_service(&entry.spec, &spec, inst.address) {
                     Ok(target) => {
                         inst.probing = true;
@@ -487,6 +493,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let key = (app.to_string(), id.to_string());
         let service = state.instances.get(&key)?.record.service.clone();
         let entry = state.apps.get(app)?.services.get(&service)?.clone();
+        let template = state
+            .apps
+            .get(app)?
+            .templates
+            .get(&entry.template_version)
+            .cloned();
         let inst = state.instances.get_mut(&key)?;
         let restarting = inst.phase == Phase::Exited;
         if restarting {
@@ -511,7 +523,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 return None;
             }
         }
-        let spec = instance_spec(app, id, &entry, inst, self.inner.settings.internal_addr);
+        let proxy = self.proxy_addr();
+        let spec = instance_spec(app, id, &entry, template.as_ref(), inst, proxy);
         inst.clear_started();
         let before = Change {
             instances: vec![inst.stored()],
@@ -783,9 +796,29 @@ fn instance_spec(
     app: &str,
     id: &str,
     entry: &crate::model::ServiceEntry,
+    template: Option<&turnout_spec::Template>,
     inst: &Inst,
     internal: Option<SocketAddr>,
 ) -> InstanceSpec {
+    let base_dir = template
+        .and_then(|t| t.base_dir.as_deref())
+        .map(std::path::PathBuf::from);
+    // A relative working directory is the template folder's (DESIGN §6) on
+    // the process runtime; containers take `working_dir` as a path inside
+    // the container, from `container.service`.
+    let working_dir = entry.spec.working_dir.as_ref().map(|dir| {
+        let dir = std::path::PathBuf::from(dir);
+        match &base_dir {
+            Some(base) if dir.is_relative() => base.join(dir),
+            _ => dir,
+        }
+    });
+    let container = turnout_runtime::ContainerSource {
+        service: entry.spec.clone(),
+        volumes: template.map(|t| t.volumes.clone()).unwrap_or_default(),
+        base_dir,
+        template_version: entry.template_version,
+    };
     let primary = turnout_runtime::primary_port(&entry.spec);
     // The service as the user name and the token as the password: every
     // common client (curl, Python's urllib and requests, Go, Node) sends
@@ -813,11 +846,21 @@ fn instance_spec(
         env,
         ports: inst.record.ports.clone(),
         primary_port: primary,
-        working_dir: entry.spec.working_dir.as_ref().map(Into::into),
+        working_dir,
+        container: Some(std::sync::Arc::new(container)),
     }
 }
 
 impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
+    /// The internal listener instances reach internal routes through as
+    /// their `HTTP_PROXY`, when the runtime's instances use one.
+    fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.inner
+            .settings
+            .internal_addr
+            .filter(|_| self.inner.runtime.proxies_calls())
+    }
+
     /// Runs the probes concurrently, commands through the runtime.
     async fn run_probes(&self, jobs: Vec<ProbeJob>) -> Vec<(Key, bool)> {
         let mut set = tokio::task::JoinSet::new();

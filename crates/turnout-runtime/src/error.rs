@@ -97,6 +97,27 @@ pub enum RuntimeError {
         /// The process id.
         pid: u32,
     },
+    /// A service's image is not on this machine (nothing is pulled unless
+    /// the template asks for it).
+    #[error("service {service} needs image {image}, which is not on this machine")]
+    MissingImage {
+        /// The service's name.
+        service: String,
+        /// The image as the template names it.
+        image: String,
+        /// How to build or load it.
+        hint: String,
+    },
+    /// The container engine could not be reached, or refused a request.
+    #[error("{action}: {message}")]
+    Engine {
+        /// What was being done (`cannot create container hello-web-1`).
+        action: String,
+        /// What the engine (or the connection to it) said.
+        message: String,
+        /// What to do about it, when there is something to say.
+        hint: Option<String>,
+    },
     /// No free loopback port could be bound.
     #[error("cannot allocate a loopback port: {source}")]
     Ports {
@@ -110,7 +131,10 @@ impl RuntimeError {
     /// (for the API's `hint` and the CLI).
     pub fn hint(&self) -> Option<String> {
         match self {
-            RuntimeError::Unsupported { hint, .. } => Some(hint.clone()),
+            RuntimeError::Unsupported { hint, .. } | RuntimeError::MissingImage { hint, .. } => {
+                Some(hint.clone())
+            }
+            RuntimeError::Engine { hint, .. } => hint.clone(),
             RuntimeError::UnknownPort { variable, .. } if variable == "PORT" => Some(
                 "route a port with a routing label (aliyun.routing.port_<N>), or give a default: \
                  ${PORT:-8080}"

@@ -38,7 +38,8 @@ pub use error::RuntimeError;
 pub use ports::{allocate_ports, primary_port, service_ports};
 pub use probe::{ProbeResult, ProbeTarget, probe, probe_instance};
 pub use runtime::{
-    ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, Started,
+    ContainerSource, ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime,
+    Started,
 };
 pub use schedule::{
     DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProbePlan, ProbeSchedule, Readiness,

@@ -5,10 +5,12 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use turnout_spec::template::VolumeDecl;
 use turnout_spec::{Command, Service};
 
 use crate::error::RuntimeError;
@@ -43,6 +45,29 @@ pub struct InstanceSpec {
     /// A relative path is taken relative to the server's directory, so the
     /// engine resolves it against the template's directory first.
     pub working_dir: Option<PathBuf>,
+    /// What a container runtime builds the instance's container from (the
+    /// service as its template gives it, and the template's volumes and
+    /// folder); the process runtime needs none of it. `None` where a caller
+    /// has no template (tests of the process runtime).
+    pub container: Option<Arc<ContainerSource>>,
+}
+
+/// The parts of a template a container runtime needs beyond the
+/// [`InstanceSpec`]'s command and environment (DESIGN §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSource {
+    /// The service as its template gives it: `image`, `build`, whether it
+    /// has a `command` at all (none: the image's), `entrypoint`,
+    /// `working_dir`, `user`, `volumes` and the other container fields.
+    pub service: Service,
+    /// The template's top-level `volumes:` declarations (`external`,
+    /// `name`), by the name services mount them by.
+    pub volumes: BTreeMap<String, VolumeDecl>,
+    /// The template's folder on this machine: bind mounts and build
+    /// contexts resolve against it.
+    pub base_dir: Option<PathBuf>,
+    /// The template version the service comes from.
+    pub template_version: u32,
 }
 
 /// The runtime's name for one started instance: a process and its start
@@ -166,6 +191,23 @@ pub trait Runtime: Send + Sync {
     /// Checks that this runtime can run `service` at all; the engine calls
     /// it when a template is deployed, before anything starts.
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
+
+    /// Makes sure what `service` needs before it starts is there (a
+    /// container runtime: its image), so that a deploy or release that
+    /// could not start is refused before anything changes. The engine
+    /// calls it after [`check`](Runtime::check), outside its state lock.
+    fn prepare(&self, service: &Service) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        let _ = service;
+        std::future::ready(Ok(()))
+    }
+
+    /// Whether instances call internal routes through `HTTP_PROXY` with
+    /// their credentials (processes, which share the machine's network),
+    /// rather than being told apart by their address (containers, DESIGN
+    /// §6.1). When `false` the engine sets no proxy variables.
+    fn proxies_calls(&self) -> bool {
+        true
+    }
 
     /// The ports an instance's container ports are reached at: free host
     /// ports for processes (which share the machine's), the ports

@@ -140,6 +140,7 @@ fn instance(service: &Service) -> InstanceSpec {
         ports,
         primary_port: primary,
         working_dir: Some(PathBuf::from("/tmp")),
+        container: None,
     }
 }
 

@@ -59,6 +59,7 @@ pub fn spec(id: &str, command: Command, dir: &Path) -> InstanceSpec {
         ports: BTreeMap::new(),
         primary_port: None,
         working_dir: None,
+        container: None,
     }
 }
 
