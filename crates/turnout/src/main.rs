@@ -5,6 +5,7 @@ mod client;
 mod cmd;
 mod local_template;
 mod output;
+mod runtime;
 mod server;
 
 use std::process::ExitCode;

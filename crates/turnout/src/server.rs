@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 use turnout_engine::{Controller, DataPlane, Settings};
 use turnout_proxy::{Proxy, ProxyConfig, Publisher};
 use turnout_routing::RouteTable;
-use turnout_runtime_process::ProcessRuntime;
 use turnout_store::Store;
 
 use crate::output::{Stream, use_color};
+use crate::runtime::{AnyRuntime, RuntimeKind};
 
 /// The file the server writes its bound addresses to.
 pub const SERVER_FILE: &str = "server.json";
@@ -46,10 +46,12 @@ pub struct ServerArgs {
     /// Where the state (SQLite), the instances' logs and the API token live.
     #[arg(long, env = "TURNOUT_DATA_DIR", default_value = ".turnout")]
     pub data_dir: PathBuf,
-    /// How instances run. `process` runs each instance's `command` as a
-    /// child process group; container runtimes come in later versions.
-    #[arg(long, env = "TURNOUT_RUNTIME", default_value = "process", value_parser = ["process"])]
-    pub runtime: String,
+    /// How instances run: `process` runs each instance's `command` as a
+    /// child process group; `docker` runs each instance as a container
+    /// through the Docker Engine API (DOCKER_HOST, default
+    /// unix:///var/run/docker.sock).
+    #[arg(long, env = "TURNOUT_RUNTIME", value_enum, default_value = "process")]
+    pub runtime: RuntimeKind,
     /// Domain a bare route prefix is completed with (`web` → web.DOMAIN).
     #[arg(long, env = "TURNOUT_DOMAIN", default_value = turnout_spec::DEFAULT_DOMAIN)]
     pub domain: String,
@@ -141,7 +143,7 @@ impl DataPlane for ProxyPlane {
 /// A running server.
 pub struct Server {
     /// The control plane.
-    pub controller: Controller<ProcessRuntime, ProxyPlane>,
+    pub controller: Controller<AnyRuntime, ProxyPlane>,
     /// Where it listens.
     pub addrs: ServerFile,
     /// The token file.
@@ -179,6 +181,9 @@ impl Server {
         let data_dir = &args.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+        // The runtime first: an engine that does not answer fails here,
+        // before anything is written, listens or starts.
+        let runtime = AnyRuntime::open(args.runtime, data_dir).await?;
         let token = turnout_api::load_or_create_token(data_dir).with_context(|| {
             format!(
                 "cannot read or create the API token in {}",
@@ -216,14 +221,8 @@ impl Server {
         settings.internal_addr = Some(internal);
         settings.ready_deadline = Duration::from_secs(args.ready_timeout);
         settings.drain_timeout = Duration::from_secs(args.drain_timeout);
-        let exe = std::env::current_exe().context("cannot find the turnout binary")?;
         let plane = ProxyPlane(proxy.publisher());
-        let controller = Controller::new(
-            store,
-            ProcessRuntime::new(exe, data_dir.clone()),
-            plane,
-            settings,
-        )?;
+        let controller = Controller::new(store, runtime, plane, settings)?;
         // One reconcile pass before anything is routed or reported: an
         // instance recorded ready whose process died while no server ran
         // is found dead (and restarted) now, so neither the router nor

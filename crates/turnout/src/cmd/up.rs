@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use turnout_api_types::AppStatus;
 use turnout_engine::Controller;
-use turnout_runtime_process::ProcessRuntime;
 
 use crate::cmd::deploy::app_name;
 use crate::output::{err, errln, outln, paint, print_diagnostics, use_color};
@@ -130,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// What `up` does in the foreground once the server runs: deploy or
 /// resume the app, show progress and the URLs, wait for a signal.
 struct Foreground {
-    controller: Controller<ProcessRuntime, ProxyPlane>,
+    controller: Controller<crate::runtime::AnyRuntime, ProxyPlane>,
     addrs: ServerFile,
     token_path: PathBuf,
     name: String,

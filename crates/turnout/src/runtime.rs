@@ -1,0 +1,204 @@
+//! The runtime the server runs instances on (`--runtime`): the one place
+//! that names the concrete runtimes (DESIGN §3). [`AnyRuntime`] delegates
+//! the [`Runtime`] trait to the chosen backend, so the engine stays
+//! generic and the binary is built once for all of them.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use turnout_runtime::{
+    ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
+    Started,
+};
+use turnout_runtime_docker::DockerRuntime;
+use turnout_runtime_process::ProcessRuntime;
+use turnout_spec::Service;
+
+/// The file holding the data dir's server id (the `turnout.server` label
+/// of the containers this server owns).
+pub const SERVER_ID_FILE: &str = "server-id";
+
+/// `--runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Each instance's `command` as a child process group on this machine.
+    Process,
+    /// Each instance a container, through the Docker Engine API
+    /// (`DOCKER_HOST`, default unix:///var/run/docker.sock).
+    Docker,
+}
+
+/// The chosen runtime.
+#[derive(Debug)]
+pub enum AnyRuntime {
+    /// `--runtime process`.
+    Process(ProcessRuntime),
+    /// `--runtime docker`.
+    Docker(DockerRuntime),
+}
+
+impl AnyRuntime {
+    /// Opens the runtime `kind` for the data dir: for docker, connects to
+    /// the engine (an engine that does not answer is an error here, before
+    /// anything starts) with the data dir's server id.
+    pub async fn open(kind: RuntimeKind, data_dir: &Path) -> anyhow::Result<AnyRuntime> {
+        match kind {
+            RuntimeKind::Process => {
+                let exe = std::env::current_exe().context("cannot find the turnout binary")?;
+                Ok(AnyRuntime::Process(ProcessRuntime::new(
+                    exe,
+                    data_dir.to_path_buf(),
+                )))
+            }
+            RuntimeKind::Docker => {
+                let (id, fresh) = read_server_id(data_dir)?;
+                let docker =
+                    DockerRuntime::connect(id.clone())
+                        .await
+                        .map_err(|e| match e.hint() {
+                            Some(hint) => anyhow::anyhow!("{e}\nhint: {hint}"),
+                            None => anyhow::anyhow!("{e}"),
+                        })?;
+                // Written only once the engine answered: a refused start
+                // leaves the data dir as it was.
+                if fresh {
+                    write_server_id(data_dir, &id)?;
+                }
+                tracing::info!(
+                    host = docker.host(),
+                    api = docker.api_version(),
+                    "docker runtime"
+                );
+                Ok(AnyRuntime::Docker(docker))
+            }
+        }
+    }
+}
+
+/// The data dir's server id: read from `<data-dir>/server-id`, or made
+/// (16 random bytes, hex) and written there on first use. It stays with
+/// the data dir, so a restarted server on it owns the same containers,
+/// and two servers on two data dirs never take each other's.
+#[cfg(test)]
+fn server_id(data_dir: &Path) -> anyhow::Result<String> {
+    let (id, fresh) = read_server_id(data_dir)?;
+    if fresh {
+        write_server_id(data_dir, &id)?;
+    }
+    Ok(id)
+}
+
+/// The stored id, or a new one (`true`: not written yet).
+fn read_server_id(data_dir: &Path) -> anyhow::Result<(String, bool)> {
+    let path = data_dir.join(SERVER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok((text.trim().to_string(), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for a server id")?;
+    Ok((bytes.iter().map(|b| format!("{b:02x}")).collect(), true))
+}
+
+/// Writes the id whole under another name, then renames it: a reader
+/// never sees half an id.
+fn write_server_id(data_dir: &Path, id: &str) -> anyhow::Result<()> {
+    let path = data_dir.join(SERVER_ID_FILE);
+    let tmp = data_dir.join(format!("{SERVER_ID_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Calls `$method` on whichever runtime is chosen.
+macro_rules! delegate {
+    ($self:ident, $r:ident => $call:expr) => {
+        match $self {
+            AnyRuntime::Process($r) => $call,
+            AnyRuntime::Docker($r) => $call,
+        }
+    };
+}
+
+impl Runtime for AnyRuntime {
+    fn name(&self) -> &'static str {
+        delegate!(self, r => r.name())
+    }
+
+    fn check(&self, service: &Service) -> Result<(), RuntimeError> {
+        delegate!(self, r => r.check(service))
+    }
+
+    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError> {
+        delegate!(self, r => r.prepare(service).await)
+    }
+
+    fn proxies_calls(&self) -> bool {
+        delegate!(self, r => r.proxies_calls())
+    }
+
+    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {
+        delegate!(self, r => r.ports(container_ports))
+    }
+
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
+        delegate!(self, r => r.start(spec).await)
+    }
+
+    async fn status(&self, handle: &Handle) -> InstanceStatus {
+        delegate!(self, r => r.status(handle).await)
+    }
+
+    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), RuntimeError> {
+        delegate!(self, r => r.stop(handle, grace).await)
+    }
+
+    async fn find(&self, spec: &InstanceSpec) -> Option<Started> {
+        delegate!(self, r => r.find(spec).await)
+    }
+
+    async fn exec(
+        &self,
+        handle: &Handle,
+        spec: &InstanceSpec,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        delegate!(self, r => r.exec(handle, spec, argv, timeout).await)
+    }
+
+    async fn logs(
+        &self,
+        target: LogTarget<'_>,
+        tail: usize,
+        follow: bool,
+    ) -> Result<Logs, RuntimeError> {
+        delegate!(self, r => r.logs(target, tail, follow).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_id_is_made_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("turnout-server-id-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = server_id(&dir).unwrap();
+        assert_eq!(first.len(), 32);
+        assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(server_id(&dir).unwrap(), first);
+        let other = dir.join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        assert_ne!(server_id(&other).unwrap(), first);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
