@@ -1,0 +1,473 @@
+//! The docker runtime end to end (issue 11, DESIGN §6.1), with the real
+//! binary and the real engine: `turnout up --runtime docker` serves a
+//! public route from containers of the local image `turnout:TAG`, a
+//! blue-green release moves traffic with the same CLI verbs as on
+//! processes and removes the old containers, a graceful stop removes the
+//! app's containers and network, and a container of another owner that
+//! holds the first name is skipped and never touched. Also: a missing
+//! image and an engine that does not answer are clear errors that start
+//! nothing.
+//!
+//! The docker CLI is used only to look at what turnout made and to clean
+//! up. Where no engine answers, the engine tests print a skip and pass.
+//! `TURNOUT_TEST_IMAGE_TAG` picks the image tag (default `dev`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Server, TempDir, output_within, root};
+
+const BUILD_BOUND: Duration = Duration::from_secs(15 * 60);
+const DOCKER_BOUND: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(60);
+
+fn tag() -> String {
+    std::env::var("TURNOUT_TEST_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+}
+
+/// Why the engine tests cannot run here, if they cannot.
+fn docker_missing() -> Option<String> {
+    if let Err(e) = Command::new("docker").arg("--version").output() {
+        return Some(format!("no docker CLI ({e})"));
+    }
+    let out = output_within(
+        Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]),
+        DOCKER_BOUND,
+    );
+    if out.status.success() {
+        None
+    } else {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        Some(format!(
+            "no Docker engine answers at {host}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+macro_rules! need_docker {
+    () => {
+        if let Some(why) = docker_missing() {
+            eprintln!(
+                "skipped: {why}; these tests need a Docker engine (start it: systemctl start docker)"
+            );
+            return;
+        }
+    };
+}
+
+/// `docker ARGS`; its stdout, trimmed (empty when it failed).
+fn docker(args: &[&str]) -> String {
+    let out = output_within(Command::new("docker").args(args), DOCKER_BOUND);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes sure `turnout:TAG` holds the binary under test (images/build.sh
+/// rebuilds only when the binary changed).
+fn ensure_image() {
+    let out = output_within(
+        Command::new(root().join("images/build.sh"))
+            .args(["--tag", &tag(), "--binary", env!("CARGO_BIN_EXE_turnout")])
+            .arg("turnout"),
+        BUILD_BOUND,
+    );
+    assert!(
+        out.status.success(),
+        "images/build.sh turnout failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An app name no other test run uses.
+fn unique_app(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// Removes, when the test ends (a failure too), every container, network
+/// and volume labelled with the data dir's server id, and the containers
+/// the test made itself by name. Nothing else is touched.
+struct Cleanup {
+    data_dir: PathBuf,
+    own: Vec<String>,
+}
+
+impl Cleanup {
+    fn server_id(&self) -> Option<String> {
+        std::fs::read_to_string(self.data_dir.join("server-id"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(id) = self.server_id() {
+            let filter = format!("label=turnout.server={id}");
+            for c in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+                docker(&["rm", "-f", "-v", c]);
+            }
+            for n in docker(&["network", "ls", "-q", "--filter", &filter]).lines() {
+                docker(&["network", "rm", n]);
+            }
+            for v in docker(&["volume", "ls", "-q", "--filter", &filter]).lines() {
+                docker(&["volume", "rm", v]);
+            }
+        }
+        for c in &self.own {
+            docker(&["rm", "-f", c]);
+        }
+    }
+}
+
+/// The app's containers: name → (service label, state).
+fn containers(app: &str) -> BTreeMap<String, (String, String)> {
+    let filter = format!("label=turnout.app={app}");
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &filter,
+        "--format",
+        "{{.Names}} {{.Label \"turnout.service\"}} {{.State}}",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut w = l.split_whitespace();
+        Some((
+            w.next()?.to_string(),
+            (w.next()?.to_string(), w.next()?.to_string()),
+        ))
+    })
+    .collect()
+}
+
+fn wait_containers(
+    app: &str,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, (String, String)>) -> bool,
+) -> BTreeMap<String, (String, String)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = containers(app);
+        if check(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {now:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A CLI verb against the server.
+fn cli(server: &Server, args: &[&str]) -> String {
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(args)
+            .env("TURNOUT_DATA_DIR", &server.data_dir)
+            .env("TURNOUT_ADMIN", server.admin.to_string()),
+        WAIT,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "turnout {args:?} failed: {text}");
+    text
+}
+
+/// Bodies of `n` requests to `host`, counted.
+fn answers(server: &Server, host: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let r = server.get(host);
+        assert_eq!(r.status, 200, "{r:?}");
+        *counts.entry(r.body.trim().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn web_template(dir: &Path, file: &str, version: &str) -> PathBuf {
+    let text = format!(
+        "web-{version}:\n  image: turnout:{tag}\n  command: [\"turnout\", \"demo-app\", \"--listen\", \
+         \"0.0.0.0:5000\", \"--text\", \"{version}\"]\n  labels:\n    aliyun.scale: 2\n    \
+         aliyun.routing.port_5000: web\n",
+        tag = tag()
+    );
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn state(s: &serde_json::Value) -> String {
+    s["release"]["state"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn up_and_a_blue_green_release_on_containers() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-bg");
+    let data = dir.path().join("data");
+    let app = unique_app("dk");
+    // Another owner's container holds the first name turnout would use.
+    let foreign = format!("{app}-web-v1-1");
+    let cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: vec![foreign.clone()],
+    };
+    let foreign_id = docker(&["create", "--name", &foreign, &format!("turnout:{}", tag())]);
+    assert!(!foreign_id.is_empty(), "docker create {foreign}");
+
+    let v1 = web_template(dir.path(), "app.yaml", "v1");
+    let v2 = web_template(dir.path(), "app-v2.yaml", "v2");
+    let mut server = Server::start(
+        &[
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            v1.to_str().unwrap(),
+        ],
+        &data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    assert!(
+        cleanup.server_id().is_some(),
+        "the data dir has a server id"
+    );
+
+    // Containers: the foreign one's name skipped, labels, network, no proxy.
+    let running = containers(&app);
+    let names: Vec<&str> = running.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [format!("{app}-web-v1-2"), format!("{app}-web-v1-3")],
+        "{running:?}"
+    );
+    assert!(
+        running
+            .values()
+            .all(|(s, st)| s == "web-v1" && st == "running")
+    );
+    let name = format!("{app}-web-v1-2");
+    let labels = docker(&["inspect", "--format", "{{json .Config.Labels}}", &name]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["turnout.app"], app.as_str());
+    assert_eq!(labels["turnout.service"], "web-v1");
+    assert_eq!(
+        labels["turnout.server"].as_str(),
+        cleanup.server_id().as_deref()
+    );
+    assert!(
+        labels["turnout.instance"]
+            .as_str()
+            .unwrap()
+            .starts_with("web-v1.")
+    );
+    assert!(!labels["turnout.key"].as_str().unwrap().is_empty());
+    let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &name]);
+    assert!(
+        !env.contains("HTTP_PROXY") && !env.contains("http_proxy"),
+        "{env}"
+    );
+    let network = docker(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{join $v.Aliases \",\"}}{{end}}",
+        &name,
+    ]);
+    assert!(
+        network.starts_with(&format!("{app}_default ")) && network.contains("web-v1"),
+        "{network}"
+    );
+    // No restart policy: turnout supervises restarts (the engine spells none "" or "no").
+    let policy = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.RestartPolicy.Name}}",
+        &name,
+    ]);
+    assert!(policy.is_empty() || policy == "no", "{policy}");
+
+    assert_eq!(
+        answers(&server, "web.localhost", 6),
+        BTreeMap::from([("v1".into(), 6)])
+    );
+
+    // Blue-green: v2 starts beside v1 at weight 0.
+    cli(&server, &["release", v2.to_str().unwrap(), "--app", &app]);
+    server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
+    wait_containers(&app, "4 running", |c| {
+        c.values().filter(|(_, st)| st == "running").count() == 4
+    });
+    assert_eq!(
+        answers(&server, "web.localhost", 6),
+        BTreeMap::from([("v1".into(), 6)])
+    );
+
+    cli(
+        &server,
+        &[
+            "weights",
+            "web.localhost",
+            "web-v1=50",
+            "web-v2=50",
+            "--app",
+            &app,
+        ],
+    );
+    let split = answers(&server, "web.localhost", 20);
+    assert!(split.get("v1").is_some_and(|n| *n > 0), "{split:?}");
+    assert!(split.get("v2").is_some_and(|n| *n > 0), "{split:?}");
+
+    cli(&server, &["switch", "web.localhost", "--app", &app]);
+    assert_eq!(
+        answers(&server, "web.localhost", 6),
+        BTreeMap::from([("v2".into(), 6)])
+    );
+
+    cli(&server, &["confirm", "--app", &app]);
+    let left = wait_containers(&app, "only web-v2 left", |c| {
+        c.len() == 2 && c.values().all(|(s, _)| s == "web-v2")
+    });
+    assert!(left.values().all(|(_, st)| st == "running"), "{left:?}");
+    assert_eq!(
+        answers(&server, "web.localhost", 6),
+        BTreeMap::from([("v2".into(), 6)])
+    );
+
+    // A graceful stop removes the app's containers and its network.
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(containers(&app).is_empty(), "{:?}", containers(&app));
+    assert_eq!(
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{app}_default$")
+        ]),
+        ""
+    );
+    // The other owner's container is as it was.
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.Id}} {{.State.Status}}", &foreign]),
+        format!("{foreign_id} created")
+    );
+}
+
+#[test]
+fn a_missing_image_is_refused_before_anything_starts() {
+    need_docker!();
+    let dir = TempDir::new("docker-missing");
+    let data = dir.path().join("data");
+    let app = unique_app("dkmiss");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+    };
+    let image = format!("turnout-no-such-image:{}", std::process::id());
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!("web:\n  image: {image}\n  labels:\n    aliyun.routing.port_5000: web\n"),
+    )
+    .unwrap();
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["up", "--runtime", "docker", "--name", &app])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--internal-listen", "127.0.0.1:0"]),
+        WAIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "service web needs image {image}, which is not on this machine"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("images/build.sh") && stderr.contains("docker load"),
+        "{stderr}"
+    );
+    assert!(containers(&app).is_empty());
+    assert_eq!(
+        docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{app}_default$")
+        ]),
+        ""
+    );
+}
+
+#[test]
+fn an_engine_that_does_not_answer_is_a_clear_error_and_starts_nothing() {
+    let dir = TempDir::new("docker-away");
+    let data = dir.path().join("data");
+    let socket = dir.path().join("no-engine.sock");
+    let host = format!("unix://{}", socket.display());
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["up", "--runtime", "docker"])
+            .arg(root().join("examples/hello/app-docker.yaml"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--internal-listen", "127.0.0.1:0"])
+            .env("DOCKER_HOST", &host),
+        WAIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot reach the Docker engine at {host}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("systemctl start docker"), "{stderr}");
+    assert!(!out.stdout.starts_with(b"turnout listening"));
+    // Nothing was written: no store, no token, no server id.
+    for file in ["turnout.db", "token", "server-id"] {
+        assert!(!data.join(file).exists(), "{file} was written");
+    }
+
+    // `serve` alike; TURNOUT_RUNTIME is the flag's twin.
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--internal-listen", "127.0.0.1:0"])
+            .env("TURNOUT_RUNTIME", "docker")
+            .env("DOCKER_HOST", &host),
+        WAIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{stderr}"
+    );
+}
