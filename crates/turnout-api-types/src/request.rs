@@ -1,6 +1,8 @@
 //! Request bodies. The server refuses unknown fields, so a misspelt one
 //! is answered 400 instead of being ignored.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/apps`: deploy an app.
@@ -14,6 +16,17 @@ pub struct DeployRequest {
     /// The file name diagnostics name (default `template.yaml`).
     #[serde(default)]
     pub source_name: Option<String>,
+    /// The values of the files the template's `env_file`s name, by the
+    /// path as the template writes it (the client reads them; DESIGN §6).
+    /// Each service's environment is its files' values in the order it
+    /// lists them, then its `environment` (which wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_files: BTreeMap<String, BTreeMap<String, String>>,
+    /// The template's folder, absolute, on the machine it was read on:
+    /// build contexts, bind mounts and a relative `working_dir` resolve
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
 }
 
 /// Whether `name` may name an app: 1 to 64 letters, digits, `-` and `_`,
@@ -46,6 +59,17 @@ pub struct ReleaseRequest {
     /// `blue-green` (default) or `standard`.
     #[serde(default)]
     pub strategy: Option<String>,
+    /// The values of the files the template's `env_file`s name, by the
+    /// path as the template writes it (the client reads them; DESIGN §6).
+    /// Each service's environment is its files' values in the order it
+    /// lists them, then its `environment` (which wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_files: BTreeMap<String, BTreeMap<String, String>>,
+    /// The template's folder, absolute, on the machine it was read on:
+    /// build contexts, bind mounts and a relative `working_dir` resolve
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
 }
 
 /// `POST /v1/apps/{app}/confirm`.

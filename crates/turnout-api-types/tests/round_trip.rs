@@ -97,6 +97,26 @@ fn a_status_is_written_with_every_field() {
 }
 
 #[test]
+fn old_clients_need_not_send_env_files_or_base_dir() {
+    let d: DeployRequest =
+        serde_json::from_str(r#"{"name": "hello", "template": "services: {}"}"#).unwrap();
+    assert!(d.env_files.is_empty());
+    assert_eq!(d.base_dir, None);
+    let r: ReleaseRequest = serde_json::from_str(r#"{"template": "x"}"#).unwrap();
+    assert!(r.env_files.is_empty() && r.base_dir.is_none());
+    // Written out, empty ones are left out, as an old server expects.
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json.get("env_files").is_none() && json.get("base_dir").is_none());
+    let err =
+        serde_json::from_str::<DeployRequest>(r#"{"name": "a", "template": "x", "env_file": {}}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `env_file`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bodies_round_trip() {
     round_trip(&status());
     round_trip(&AppList {
@@ -106,11 +126,19 @@ fn bodies_round_trip() {
         name: "hello".into(),
         template: "services: {}".into(),
         source_name: Some("app.yaml".into()),
+        env_files: [(
+            "web.env".to_string(),
+            [("A".to_string(), "1".to_string())].into(),
+        )]
+        .into(),
+        base_dir: Some("/srv/shop".into()),
     });
     round_trip(&ReleaseRequest {
         template: "services: {}".into(),
         source_name: None,
         strategy: Some("standard".into()),
+        env_files: Default::default(),
+        base_dir: None,
     });
     round_trip(&ConfirmRequest { switch: true });
     let mut weights = serde_json::Map::new();

@@ -65,11 +65,30 @@ pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     })
 }
 
-/// Parses a template sent in a request; an invalid one is refused with
-/// every diagnostic.
-fn template(text: &str, source_name: &str) -> Result<turnout_spec::Template> {
+/// Parses a template sent in a request, merges the `env_file` values sent
+/// with it and sets its folder; an invalid one is refused with every
+/// diagnostic.
+fn template(
+    text: &str,
+    source_name: &str,
+    env_files: &turnout_spec::EnvFiles,
+    base_dir: Option<String>,
+) -> Result<turnout_spec::Template> {
+    if let Some(dir) = &base_dir
+        && !std::path::Path::new(dir).is_absolute()
+    {
+        return Err(ApiError::bad_request(
+            format!("base_dir {dir:?} is not an absolute path"),
+            "send the template's folder as an absolute path, or leave base_dir out",
+        ));
+    }
     turnout_spec::parse(source_name, text, &|_| None)
         .map(|p| p.template)
+        .and_then(|mut t| {
+            turnout_spec::apply_env_files(&mut t, env_files, source_name)?;
+            t.base_dir = base_dir;
+            Ok(t)
+        })
         .map_err(|diagnostics| {
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
             let first = diagnostics
@@ -112,7 +131,7 @@ pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
 ) -> Result<Response> {
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
-    let t = template(&b.template, &source)?;
+    let t = template(&b.template, &source, &b.env_files, b.base_dir)?;
     let status = s.controller.deploy(&b.name, &source, t).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
@@ -146,7 +165,7 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
     // The app must exist before the template is worth reading.
     s.controller.status(&app).await?;
-    let t = template(&b.template, &source)?;
+    let t = template(&b.template, &source, &b.env_files, b.base_dir)?;
     let status = s.controller.release(&app, &source, t, strategy).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }

@@ -205,7 +205,12 @@ fn schemas() -> Value {
                          "description": "1 to 64 letters, digits, `-` and `_`, starting with a letter or digit"},
                 "template": {"type": "string", "description": "the template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml",
-                                "description": "the file name diagnostics name"}
+                                "description": "the file name diagnostics name"},
+                "env_files": {"type": "object",
+                              "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
+                              "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
+                "base_dir": {"type": "string",
+                             "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
             }
         },
         "Release": {
@@ -213,7 +218,12 @@ fn schemas() -> Value {
             "properties": {
                 "template": {"type": "string", "description": "the new template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml"},
-                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"}
+                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"},
+                "env_files": {"type": "object",
+                              "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
+                              "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
+                "base_dir": {"type": "string",
+                             "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
             }
         },
         "Confirm": {
@@ -463,5 +473,44 @@ mod tests {
         for name in ["Deploy", "Release", "Confirm", "Weights", "Empty"] {
             assert_eq!(s[name]["additionalProperties"], false, "{name}");
         }
+    }
+
+    #[test]
+    fn the_request_schemas_list_every_field_of_the_request_types() {
+        use turnout_api_types::{DeployRequest, ReleaseRequest};
+        let s = schemas();
+        let fields = |v: serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let listed = |name: &str| fields(s[name]["properties"].clone());
+        let env_files = [(
+            "a.env".to_string(),
+            [("A".to_string(), "1".to_string())].into(),
+        )]
+        .into();
+        let deploy = DeployRequest {
+            name: "a".into(),
+            template: "t".into(),
+            source_name: Some("s".into()),
+            env_files,
+            base_dir: Some("/d".into()),
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&deploy).unwrap()),
+            listed("Deploy")
+        );
+        let release = ReleaseRequest {
+            template: "t".into(),
+            source_name: Some("s".into()),
+            strategy: Some("standard".into()),
+            env_files: deploy.env_files,
+            base_dir: Some("/d".into()),
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&release).unwrap()),
+            listed("Release")
+        );
     }
 }

@@ -100,7 +100,12 @@ pub(crate) fn events_of(app: &str, effects: &[Effect]) -> Vec<NewEvent> {
 /// environment is needed to read it back).
 pub fn stored_template(record: &TemplateRecord) -> Result<Template, EngineError> {
     turnout_spec::parse(&record.source_name, &record.text, &|_| None)
-        .map(|p| p.template)
+        .map(|p| Template {
+            // The folder is not in the text; `env_file` values are, merged
+            // into `environment` before the template was stored.
+            base_dir: record.base_dir.clone(),
+            ..p.template
+        })
         .map_err(|diagnostics| {
             EngineError::invalid(
                 format!(
@@ -124,6 +129,7 @@ pub(crate) fn template_record(app: &App, version: u32, source_name: &str) -> Tem
         source_name: source_name.to_string(),
         text: turnout_spec::to_yaml(&app.templates[&version]),
         created_at: now_millis(),
+        base_dir: app.templates[&version].base_dir.clone(),
     }
 }
 

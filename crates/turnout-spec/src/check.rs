@@ -14,6 +14,51 @@ pub(crate) fn check(template: &Template, sources: &[ServiceSource], sink: &mut S
     links(template, sources, sink);
     shared_routes(template, sources, sink);
     internal_calls(template, sources, sink);
+    declared_resources(template, sources, sink);
+}
+
+/// Named volumes and networks a service uses must be declared at top
+/// level, as compose requires (`default` is every app's own network).
+fn declared_resources(template: &Template, sources: &[ServiceSource], sink: &mut Sink) {
+    // The seed layout (compose v1) has no top-level `volumes:` or
+    // `networks:` to declare them in: there a name is a volume as it is.
+    if template.format == crate::template::Format::Seed {
+        return;
+    }
+    let volumes: Vec<&str> = template.volumes.keys().map(String::as_str).collect();
+    let networks: Vec<&str> = template.networks.keys().map(String::as_str).collect();
+    for source in sources {
+        for (name, pos, path) in &source.volumes {
+            if volumes.contains(&name.as_str()) {
+                continue;
+            }
+            let mut d = Diagnostic::error(*pos, path, format!("volume {name:?} is not declared"))
+                .expected("a volume listed under the top-level `volumes:`");
+            d = match crate::diagnostic::did_you_mean(name, &volumes) {
+                Some(m) => d.hint(format!("did you mean {m:?}? else declare it: `volumes:\n  {name}: {{}}`")),
+                None => d.hint(format!(
+                    "declare it at the top level (`volumes:\n  {name}: {{}}`), or write a host path as `./{name}` for a bind mount"
+                )),
+            };
+            sink.push(d);
+        }
+        for (name, pos, path) in &source.networks {
+            if name == "default" || networks.contains(&name.as_str()) {
+                continue;
+            }
+            let mut d = Diagnostic::error(*pos, path, format!("network {name:?} is not declared"))
+                .expected("a network listed under the top-level `networks:`");
+            d = match crate::diagnostic::did_you_mean(name, &networks) {
+                Some(m) => d.hint(format!(
+                    "did you mean {m:?}? else declare it: `networks:\n  {name}: {{}}`"
+                )),
+                None => d.hint(format!(
+                    "declare it at the top level: `networks:\n  {name}: {{}}`"
+                )),
+            };
+            sink.push(d);
+        }
+    }
 }
 
 fn dependencies(template: &Template, sources: &[ServiceSource], sink: &mut Sink) {

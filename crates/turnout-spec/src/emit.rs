@@ -9,7 +9,9 @@
 
 use std::fmt::Write;
 
-use crate::template::{Command, Format, HealthTest, Template};
+use crate::template::{
+    Command, ContainerSettings, DependsCondition, Format, HealthTest, Template, VolumeKind,
+};
 
 /// A value: quoted, with `$` doubled so that substitution gives it back.
 fn q(s: &str) -> String {
@@ -146,12 +148,76 @@ pub fn to_yaml(template: &Template) -> String {
         }
         if !s.depends_on.is_empty() {
             out.push_str("    depends_on:\n");
+            let conditions = &s.container.depends_conditions;
             for d in &s.depends_on {
-                let _ = writeln!(out, "      - {}", q(d));
+                if conditions.is_empty() {
+                    let _ = writeln!(out, "      - {}", q(d));
+                } else {
+                    let condition = conditions
+                        .get(d)
+                        .copied()
+                        .unwrap_or(DependsCondition::ServiceStarted);
+                    let _ = writeln!(
+                        out,
+                        "      {}:\n        condition: {}",
+                        key(d),
+                        q(condition.as_str())
+                    );
+                }
             }
         }
-        if let Some(r) = s.replicas {
-            let _ = writeln!(out, "    deploy:\n      replicas: {r}");
+        let limits = &s.container.limits;
+        if s.replicas.is_some() || limits.nano_cpus.is_some() || limits.memory_bytes.is_some() {
+            out.push_str("    deploy:\n");
+            if let Some(r) = s.replicas {
+                let _ = writeln!(out, "      replicas: {r}");
+            }
+            if limits.nano_cpus.is_some() || limits.memory_bytes.is_some() {
+                out.push_str("      resources:\n        limits:\n");
+                if let Some(n) = limits.nano_cpus {
+                    let _ = writeln!(
+                        out,
+                        "          cpus: \"{}.{:09}\"",
+                        n / 1_000_000_000,
+                        n % 1_000_000_000
+                    );
+                }
+                if let Some(m) = limits.memory_bytes {
+                    let _ = writeln!(out, "          memory: \"{m}\"");
+                }
+            }
+        }
+        if !s.env_file.is_empty() {
+            out.push_str("    env_file:\n");
+            for f in &s.env_file {
+                let _ = writeln!(out, "      - {}", q(f));
+            }
+        }
+        container(&mut out, &s.container);
+    }
+    for (section, entries) in [
+        (
+            "volumes",
+            decls(
+                template
+                    .volumes
+                    .iter()
+                    .map(|(n, d)| (n, d.external, &d.name, &d.driver)),
+            ),
+        ),
+        (
+            "networks",
+            decls(
+                template
+                    .networks
+                    .iter()
+                    .map(|(n, d)| (n, d.external, &d.name, &d.driver)),
+            ),
+        ),
+    ] {
+        if !entries.is_empty() {
+            let _ = writeln!(out, "{section}:");
+            out.push_str(&entries);
         }
     }
     // A seed template goes back to the seed layout, services at the top
@@ -164,4 +230,154 @@ pub fn to_yaml(template: &Template) -> String {
             .collect();
     }
     out
+}
+
+/// The entries of a top-level `volumes:` or `networks:`.
+fn decls<'a>(
+    items: impl Iterator<Item = (&'a String, bool, &'a Option<String>, &'a Option<String>)>,
+) -> String {
+    let mut out = String::new();
+    for (name, external, real_name, driver) in items {
+        if !external && real_name.is_none() && driver.is_none() {
+            let _ = writeln!(out, "  {}: {{}}", key(name));
+            continue;
+        }
+        let _ = writeln!(out, "  {}:", key(name));
+        if external {
+            out.push_str("    external: true\n");
+        }
+        if let Some(n) = real_name {
+            let _ = writeln!(out, "    name: {}", q(n));
+        }
+        if let Some(d) = driver {
+            let _ = writeln!(out, "    driver: {}", q(d));
+        }
+    }
+    out
+}
+
+fn list(out: &mut String, field: &str, items: &[String]) {
+    if !items.is_empty() {
+        let _ = writeln!(out, "    {field}:");
+        for item in items {
+            let _ = writeln!(out, "      - {}", q(item));
+        }
+    }
+}
+
+/// The container-only fields of a service.
+fn container(out: &mut String, c: &ContainerSettings) {
+    match &c.entrypoint {
+        Some(Command::Shell(e)) => {
+            let _ = writeln!(out, "    entrypoint: {}", q(e));
+        }
+        Some(Command::Exec(args)) => list(out, "entrypoint", args),
+        None => {}
+    }
+    for (field, value) in [
+        ("user", &c.user),
+        ("stop_signal", &c.stop_signal),
+        ("container_name", &c.container_name),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(out, "    {field}: {}", q(v));
+        }
+    }
+    if let Some(ms) = c.stop_grace_period_ms {
+        let _ = writeln!(out, "    stop_grace_period: \"{ms}ms\"");
+    }
+    if let Some(p) = c.pull_policy {
+        let _ = writeln!(out, "    pull_policy: {}", q(p.as_str()));
+    }
+    if c.read_only {
+        out.push_str("    read_only: true\n");
+    }
+    if let Some(init) = c.init {
+        let _ = writeln!(out, "    init: {init}");
+    }
+    if !c.volumes.is_empty() {
+        out.push_str("    volumes:\n");
+        for v in &c.volumes {
+            let kind = match v.kind {
+                VolumeKind::Volume => "volume",
+                VolumeKind::Bind => "bind",
+                VolumeKind::Tmpfs => "tmpfs",
+            };
+            let _ = writeln!(out, "      - type: {kind}");
+            if let Some(source) = &v.source {
+                let _ = writeln!(out, "        source: {}", q(source));
+            }
+            let _ = writeln!(out, "        target: {}", q(&v.target));
+            if v.read_only {
+                out.push_str("        read_only: true\n");
+            }
+            // Options go back in the long syntax's own fields.
+            let mut sections: Vec<(&str, String)> = Vec::new();
+            for o in &v.options {
+                let (section, line) = match o.as_str() {
+                    "nocopy" => ("volume", "nocopy: true".to_string()),
+                    "z" | "Z" => ("bind", format!("selinux: {}", q(o))),
+                    o if o.starts_with("size=") => ("tmpfs", format!("size: {}", q(&o[5..]))),
+                    o if o.starts_with("mode=") => ("tmpfs", format!("mode: {}", q(&o[5..]))),
+                    o => ("bind", format!("propagation: {}", q(o))),
+                };
+                match sections.iter_mut().find(|(s, _)| *s == section) {
+                    Some((_, lines)) => {
+                        let _ = writeln!(lines, "          {line}");
+                    }
+                    None => sections.push((section, format!("          {line}\n"))),
+                }
+            }
+            for (section, lines) in sections {
+                let _ = writeln!(out, "        {section}:");
+                out.push_str(&lines);
+            }
+        }
+    }
+    list(out, "tmpfs", &c.tmpfs);
+    list(out, "dns", &c.dns);
+    list(out, "cap_add", &c.cap_add);
+    list(out, "cap_drop", &c.cap_drop);
+    if !c.extra_hosts.is_empty() {
+        out.push_str("    extra_hosts:\n");
+        for h in &c.extra_hosts {
+            let _ = writeln!(out, "      - {}", q(&format!("{}={}", h.host, h.ip)));
+        }
+    }
+    if !c.ulimits.is_empty() {
+        out.push_str("    ulimits:\n");
+        for (name, u) in &c.ulimits {
+            let _ = writeln!(
+                out,
+                "      {}:\n        soft: {}\n        hard: {}",
+                key(name),
+                u.soft,
+                u.hard
+            );
+        }
+    }
+    if !c.networks.is_empty() {
+        out.push_str("    networks:\n");
+        for (name, n) in &c.networks {
+            if n.aliases.is_empty() && n.ipv4_address.is_none() && n.ipv6_address.is_none() {
+                let _ = writeln!(out, "      {}: {{}}", key(name));
+                continue;
+            }
+            let _ = writeln!(out, "      {}:", key(name));
+            if !n.aliases.is_empty() {
+                out.push_str("        aliases:\n");
+                for a in &n.aliases {
+                    let _ = writeln!(out, "          - {}", q(a));
+                }
+            }
+            for (field, v) in [
+                ("ipv4_address", &n.ipv4_address),
+                ("ipv6_address", &n.ipv6_address),
+            ] {
+                if let Some(v) = v {
+                    let _ = writeln!(out, "        {field}: {}", q(v));
+                }
+            }
+        }
+    }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::labels::ROUTING_SHARE_LABELS;
-use crate::template::{Build, Command, Healthcheck, PortMapping, Restart, Service};
+use crate::template::{
+    Build, Command, ContainerSettings, Healthcheck, PortMapping, Restart, Service,
+};
 
 /// The hash part of a service's identity, as lowercase hex.
 ///
@@ -35,6 +37,7 @@ pub fn spec_hash(service: &Service) -> String {
         healthcheck: &service.healthcheck,
         depends_on: &service.depends_on,
         replicas: &service.replicas,
+        container: &service.container,
     };
     let mut hasher = HashWriter(Sha256::new());
     // serde_json writes struct fields in declaration order and BTreeMaps in
@@ -66,6 +69,16 @@ struct IdentityView<'a> {
     healthcheck: &'a Option<Healthcheck>,
     depends_on: &'a [String],
     replicas: &'a Option<u32>,
+    /// Left out when empty, so that a service that sets none of these
+    /// fields keeps the hash it had before they were read (instances in a
+    /// data dir are matched to their service by it). `env_file` is not
+    /// here: its values are, in `environment`.
+    #[serde(skip_serializing_if = "no_container_fields")]
+    container: &'a ContainerSettings,
+}
+
+fn no_container_fields(c: &&ContainerSettings) -> bool {
+    c.is_empty()
 }
 
 /// Feeds serialised bytes straight into the hash, without a buffer.
@@ -85,4 +98,53 @@ impl std::io::Write for HashWriter {
 /// Whether two services have the same identity.
 pub fn same_identity(a: &Service, b: &Service) -> bool {
     a.name == b.name && spec_hash(a) == spec_hash(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The view as it was before the container fields were read.
+    #[derive(Serialize)]
+    struct ViewWithoutContainer<'a> {
+        image: &'a Option<String>,
+        build: &'a Option<Build>,
+        command: &'a Option<Command>,
+        working_dir: &'a Option<String>,
+        environment: &'a BTreeMap<String, Option<String>>,
+        labels: BTreeMap<&'a str, &'a str>,
+        external_links: &'a [String],
+        links: &'a [String],
+        restart: &'a Option<Restart>,
+        ports: &'a [PortMapping],
+        healthcheck: &'a Option<Healthcheck>,
+        depends_on: &'a [String],
+        replicas: &'a Option<u32>,
+    }
+
+    #[test]
+    fn a_service_without_container_fields_keeps_its_hash() {
+        let text =
+            "web:\n  command: run\n  environment: {A: b}\n  depends_on: [db]\ndb:\n  command: db\n";
+        let parsed = crate::parse("a.yaml", text, &|_| None).unwrap();
+        let s = &parsed.template.services[0];
+        let old = ViewWithoutContainer {
+            image: &s.image,
+            build: &s.build,
+            command: &s.command,
+            working_dir: &s.working_dir,
+            environment: &s.environment,
+            labels: BTreeMap::new(),
+            external_links: &s.external_links,
+            links: &s.links,
+            restart: &s.restart,
+            ports: &s.ports,
+            healthcheck: &s.healthcheck,
+            depends_on: &s.depends_on,
+            replicas: &s.replicas,
+        };
+        let digest = Sha256::digest(serde_json::to_vec(&old).unwrap());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(spec_hash(s), hex);
+    }
 }

@@ -10,6 +10,7 @@
 mod check;
 pub mod diagnostic;
 pub mod diff;
+pub mod dotenv;
 mod emit;
 mod error;
 pub mod identity;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, FieldPath, Pos, Severity};
 pub use diff::{Role, RouteChange, Strategy, TemplateDiff, diff};
+pub use dotenv::{EnvFiles, apply_env_files, parse_env_file};
 pub use emit::to_yaml;
 pub use error::SpecError;
 pub use identity::spec_hash;
@@ -33,7 +35,9 @@ pub use route::{DEFAULT_DOMAIN, RouteBinding, RouteHost, RouteSpec};
 pub use template::{Command, Format, Service, Template};
 
 /// Reads and parses a template file, substituting `${VAR}` from the
-/// process environment.
+/// process environment only: the `.env` of its folder and its `env_file`s
+/// are read by the CLI (`crates/turnout/src/local_template.rs`), which
+/// keeps this crate free of IO beyond this one file.
 pub fn load(path: &Path) -> Result<Parsed, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),

@@ -255,12 +255,12 @@ secrets: {}
             (
                 8,
                 "networks".to_string(),
-                "turnout ignores top-level networks".to_string()
+                "the process runtime ignores top-level networks".to_string()
             ),
             (
                 10,
                 "volumes".into(),
-                "turnout ignores top-level volumes".into()
+                "the process runtime ignores top-level volumes".into()
             ),
             (
                 12,
@@ -1079,7 +1079,7 @@ default:
         5,
         5,
         "replicas.deploy.resources",
-        "turnout ignores deploy.resources",
+        "the process runtime ignores deploy.resources",
     );
 }
 
@@ -1173,6 +1173,9 @@ services:
       - ./data:/data
     networks: [front]
     entrypoint: /bin/sh
+    hostname: web
+networks:
+  front: {}
 ");
     let got: Vec<(u32, u32, String, String)> = parsed
         .warnings
@@ -1186,31 +1189,64 @@ services:
             )
         })
         .collect();
+    // Fields the docker runtime honours name the runtime that ignores
+    // them; a field no runtime uses says turnout ignores it.
     let expected = [
         (
             4,
             5,
             "services.web.container_name",
-            "turnout ignores container_name",
+            "the process runtime ignores container_name",
         ),
-        (5, 5, "services.web.volumes", "turnout ignores volumes"),
-        (7, 5, "services.web.networks", "turnout ignores networks"),
+        (
+            5,
+            5,
+            "services.web.volumes",
+            "the process runtime ignores volumes",
+        ),
+        (
+            7,
+            5,
+            "services.web.networks",
+            "the process runtime ignores networks",
+        ),
         (
             8,
             5,
             "services.web.entrypoint",
-            "turnout ignores entrypoint",
+            "the process runtime ignores entrypoint",
+        ),
+        (9, 5, "services.web.hostname", "turnout ignores hostname"),
+        (
+            10,
+            1,
+            "networks",
+            "the process runtime ignores top-level networks",
         ),
     ]
     .map(|(l, c, p, m)| (l, c, p.to_string(), m.to_string()));
     assert_eq!(got, expected);
     assert!(parsed.warnings.iter().all(|w| w.hint.is_some()));
-    // The ignored fields leave the model as it would be without them.
+    assert!(
+        parsed.warnings[..4]
+            .iter()
+            .all(|w| w.hint.as_deref().unwrap().contains("docker runtime")),
+        "{:?}",
+        parsed.warnings
+    );
+    // A field no runtime uses leaves the model as it would be without it;
+    // the container fields are in `container` and nowhere else.
+    let web = svc(&parsed, "web");
+    let without = clean("services:\n  web:\n    image: demo\n");
+    let mut stripped = web.clone();
+    stripped.container = Default::default();
+    assert_eq!(stripped, without.template.services[0]);
+    assert_eq!(web.container.container_name.as_deref(), Some("web1"));
+    assert_eq!(web.container.volumes.len(), 1);
+    assert!(web.container.networks.contains_key("front"));
     assert_eq!(
-        parsed.template.services,
-        clean("services:\n  web:\n    image: demo\n")
-            .template
-            .services
+        web.container.entrypoint,
+        Some(turnout_spec::Command::Shell("/bin/sh".into()))
     );
 }
 

@@ -127,7 +127,13 @@ UPDATE instances SET handle = pid || ':' || start_time
 ALTER TABLE instances DROP COLUMN start_time;
 ";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: a template's folder (DESIGN §6: `base_dir`, against which
+/// build contexts and bind mounts resolve), which the template's text
+/// does not hold, so that a restarted server reads a stored template back
+/// as it was deployed.
+const V4: &str = "ALTER TABLE templates ADD COLUMN base_dir TEXT;";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -225,7 +231,7 @@ mod tests {
                     ('hello/a.2', 'hello', 'a', 2, NULL, NULL, '{}', 't2', 'starting', 0, 0, 0);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn, path, MIGRATIONS).unwrap(), 1);
+        assert_eq!(migrate(&mut conn, path, &MIGRATIONS[..3]).unwrap(), 1);
         let rows: Vec<(String, Option<i64>, Option<String>)> = conn
             .prepare("SELECT id, pid, handle FROM instances ORDER BY id")
             .unwrap()

@@ -285,6 +285,7 @@ mod tests {
             source_name: "examples/hello/app.yaml".into(),
             text: format!("serviceA-v1:\n  command: turnout demo-app # v{version}\n"),
             created_at: 1_700_000_000_000 + i64::from(version),
+            base_dir: version.is_multiple_of(2).then(|| "/srv/hello".into()),
         }
     }
 

@@ -20,29 +20,36 @@ pub struct TemplateRecord {
     pub text: String,
     /// When it was stored, unix milliseconds.
     pub created_at: i64,
+    /// The template's folder on the machine it was read on (DESIGN §6),
+    /// which its text does not hold; `None` for a template sent without
+    /// one (and for every template stored before schema version 3).
+    #[serde(default)]
+    pub base_dir: Option<String>,
 }
 
 /// Stores a template version. Versions are immutable: writing one again
 /// with the same text is a no-op (so a retried change is harmless), with a
 /// different text an error.
 pub(crate) fn insert(conn: &Connection, t: &TemplateRecord) -> Result<(), StoreError> {
-    let existing: Option<String> = conn
-        .prepare_cached("SELECT text FROM templates WHERE app = ?1 AND version = ?2")
+    let existing: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT text, base_dir FROM templates WHERE app = ?1 AND version = ?2")
         .and_then(|mut stmt| {
-            stmt.query_row(params![t.app, t.version], |row| row.get(0))
-                .optional()
+            stmt.query_row(params![t.app, t.version], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
         })
         .map_err(sql("read template"))?;
     match existing {
-        Some(text) if text == t.text => Ok(()),
+        Some((text, base_dir)) if text == t.text && base_dir == t.base_dir => Ok(()),
         Some(_) => Err(StoreError::TemplateConflict {
             app: t.app.clone(),
             version: t.version,
         }),
         None => {
             conn.prepare_cached(
-                "INSERT INTO templates (app, version, source_name, text, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO templates (app, version, source_name, text, created_at, base_dir)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -50,7 +57,8 @@ pub(crate) fn insert(conn: &Connection, t: &TemplateRecord) -> Result<(), StoreE
                     t.version,
                     t.source_name,
                     t.text,
-                    t.created_at
+                    t.created_at,
+                    t.base_dir
                 ])
             })
             .map_err(sql("write template"))?;
@@ -67,7 +75,7 @@ pub(crate) fn load(
 ) -> Result<Option<TemplateRecord>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT app, version, source_name, text, created_at FROM templates
+            "SELECT app, version, source_name, text, created_at, base_dir FROM templates
              WHERE app = ?1 AND version = ?2",
         )
         .and_then(|mut stmt| {
@@ -82,7 +90,7 @@ pub(crate) fn load(
 pub(crate) fn load_all(conn: &Connection, app: &str) -> Result<Vec<TemplateRecord>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT app, version, source_name, text, created_at FROM templates
+            "SELECT app, version, source_name, text, created_at, base_dir FROM templates
              WHERE app = ?1 ORDER BY version",
         )
         .and_then(|mut stmt| {
@@ -94,7 +102,7 @@ pub(crate) fn load_all(conn: &Connection, app: &str) -> Result<Vec<TemplateRecor
 }
 
 /// The columns of a `templates` row.
-type TemplateRow = (String, i64, String, String, i64);
+type TemplateRow = (String, i64, String, String, i64, Option<String>);
 
 fn template_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateRow> {
     Ok((
@@ -103,11 +111,12 @@ fn template_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateRow> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
 fn record(
-    (app, version, source_name, text, created_at): TemplateRow,
+    (app, version, source_name, text, created_at, base_dir): TemplateRow,
 ) -> Result<TemplateRecord, StoreError> {
     Ok(TemplateRecord {
         app,
@@ -115,5 +124,6 @@ fn record(
         source_name,
         text,
         created_at,
+        base_dir,
     })
 }

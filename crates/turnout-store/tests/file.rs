@@ -56,6 +56,7 @@ fn everything(name: &str) -> Change {
             source_name: "examples/hello/app-frontend-v2.yaml".into(),
             text: "serviceB-v2:\n  command: turnout demo-app --text 'Welcome to the '\n".into(),
             created_at: 5,
+            base_dir: Some("/srv/hello".into()),
         }],
         apps: vec![app(name)],
         releases: vec![ReleaseRecord {

@@ -3,6 +3,7 @@
 
 mod client;
 mod cmd;
+mod local_template;
 mod output;
 mod server;
 

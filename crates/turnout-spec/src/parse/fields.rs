@@ -1,11 +1,14 @@
 //! Readers of a service's field values: scalars, counts, lists, key=value
 //! maps, `command`, `build`, `restart`, durations, `healthcheck`,
-//! `depends_on` and `deploy`, each reporting its own problems.
+//! `depends_on` and `deploy`, each reporting its own problems (the
+//! container-only fields are in `container.rs`).
 
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, quoted};
-use crate::template::{Build, Command, HealthTest, Healthcheck, Restart};
+use crate::template::{
+    Build, Command, DependsCondition, HealthTest, Healthcheck, ResourceLimits, Restart,
+};
 use crate::yaml::{Map, Node, Value};
 
 pub(super) fn scalar(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink) -> Option<String> {
@@ -379,27 +382,31 @@ pub(super) fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Opt
     Some(h)
 }
 
+/// Reads `depends_on`: a list of names, or a map of name → `{condition,
+/// restart, required}`. Returns (name, position, path, condition).
 pub(super) fn depends_on(
     node: &Node,
     path: &FieldPath,
     sink: &mut Sink,
-) -> Vec<(String, Pos, FieldPath)> {
+) -> Vec<(String, Pos, FieldPath, DependsCondition)> {
     match &node.value {
         Value::Seq(items) => items
             .iter()
             .enumerate()
             .filter_map(|(i, item)| {
                 let p = path.index(i);
-                scalar(item, &p, "a depends_on entry", sink).map(|s| (s, item.pos, p))
+                scalar(item, &p, "a depends_on entry", sink)
+                    .map(|s| (s, item.pos, p, DependsCondition::ServiceStarted))
             })
             .collect(),
         Value::Map(_) => Map::read(node, path, "depends_on", sink)
             .map(|m| {
                 m.entries
                     .into_iter()
-                    .map(|(k, key_node, _)| {
+                    .map(|(k, key_node, v)| {
                         let p = path.key(&k);
-                        (k.into_owned(), key_node.pos, p)
+                        let condition = depends_condition(v, &p, sink);
+                        (k.into_owned(), key_node.pos, p, condition)
                     })
                     .collect()
             })
@@ -415,21 +422,99 @@ pub(super) fn depends_on(
     }
 }
 
-pub(super) fn deploy(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<(u32, Pos)> {
-    let map = Map::read(node, path, "deploy", sink)?;
-    let mut replicas = None;
+/// The settings of one entry of `depends_on` in the map form.
+fn depends_condition(node: &Node, path: &FieldPath, sink: &mut Sink) -> DependsCondition {
+    let mut condition = DependsCondition::ServiceStarted;
+    if matches!(node.value, Value::Null) {
+        return condition;
+    }
+    let Some(map) = Map::read(node, path, "a depends_on entry", sink) else {
+        return condition;
+    };
     for (k, key_node, v) in &map.entries {
         let p = path.key(k);
-        if k == "replicas" {
-            replicas = count(v, &p, "deploy.replicas", sink).map(|n| (n, v.pos));
-        } else {
-            sink.push(
-                Diagnostic::warning(key_node.pos, &p, format!("turnout ignores deploy.{k}"))
-                    .hint("only deploy.replicas is used"),
-            );
+        match k.as_ref() {
+            "condition" => match scalar(v, &p, "depends_on condition", sink).as_deref() {
+                Some("service_started") => condition = DependsCondition::ServiceStarted,
+                Some("service_healthy") => condition = DependsCondition::ServiceHealthy,
+                Some("service_completed_successfully") => {
+                    condition = DependsCondition::ServiceCompletedSuccessfully;
+                }
+                Some(other) => sink.push(
+                    Diagnostic::error(v.pos, &p, format!("unknown depends_on condition {other:?}"))
+                        .expected(
+                            "service_started, service_healthy or service_completed_successfully",
+                        ),
+                ),
+                None => {}
+            },
+            "restart" | "required" => {
+                if !matches!(v.value, Value::Bool(_)) {
+                    sink.push(
+                        Diagnostic::error(
+                            v.pos,
+                            &p,
+                            format!("depends_on {k} must be true or false"),
+                        )
+                        .found(v.describe())
+                        .expected("true or false"),
+                    );
+                } else if k == "restart" {
+                    sink.push(
+                        Diagnostic::warning(key_node.pos, &p, "turnout ignores depends_on restart")
+                            .hint("turnout restarts an instance only when it fails its own checks"),
+                    );
+                } else if matches!(v.value, Value::Bool(false)) {
+                    sink.push(
+                        Diagnostic::warning(
+                            key_node.pos,
+                            &p,
+                            "turnout ignores depends_on required: false",
+                        )
+                        .hint("the dependency must be a service of the same template"),
+                    );
+                }
+            }
+            other => sink.push(
+                Diagnostic::error(
+                    key_node.pos,
+                    &p,
+                    format!("unknown depends_on field {other:?}"),
+                )
+                .expected("condition, restart or required"),
+            ),
         }
     }
-    replicas
+    condition
+}
+
+/// What `deploy:` holds that turnout uses.
+#[derive(Default)]
+pub(super) struct Deploy {
+    pub(super) replicas: Option<(u32, Pos)>,
+    /// `deploy.resources.limits`, with where `resources` is written.
+    pub(super) limits: Option<(ResourceLimits, Pos, FieldPath)>,
+}
+
+pub(super) fn deploy(node: &Node, path: &FieldPath, sink: &mut Sink) -> Deploy {
+    let mut out = Deploy::default();
+    let Some(map) = Map::read(node, path, "deploy", sink) else {
+        return out;
+    };
+    for (k, key_node, v) in &map.entries {
+        let p = path.key(k);
+        match k.as_ref() {
+            "replicas" => out.replicas = count(v, &p, "deploy.replicas", sink).map(|n| (n, v.pos)),
+            "resources" => {
+                out.limits = Some((super::container::resources(v, &p, sink), key_node.pos, p));
+            }
+            _ => sink.push(
+                Diagnostic::warning(key_node.pos, &p, format!("turnout ignores deploy.{k}"))
+                    .hint("only deploy.replicas and deploy.resources.limits are used"),
+            ),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

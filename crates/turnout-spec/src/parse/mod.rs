@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, did_you_mean};
 use crate::interpolate::{self, Lookup};
 use crate::labels::{self, LabelEntry};
-use crate::template::{Command, Format, Service, Template};
+use crate::template::{
+    Command, ContainerSettings, DependsCondition, Format, Service, Template, VolumeKind,
+};
 use crate::yaml::{self, Map, Node, Value};
 
+mod container;
 mod fields;
 mod ports;
+mod volumes;
 
 use fields::{
     build, command, count, depends_on, deploy, healthcheck, key_values, restart, scalar,
@@ -39,6 +43,29 @@ const USED_FIELDS: &[&str] = &[
     "depends_on",
     "deploy",
     "scale",
+    "env_file",
+];
+
+/// Service fields that a container runtime uses and the process runtime
+/// ignores (DESIGN §6.1): parsed into `Service::container`, with a warning
+/// naming the process runtime.
+const CONTAINER_FIELDS: &[&str] = &[
+    "cap_add",
+    "cap_drop",
+    "container_name",
+    "dns",
+    "entrypoint",
+    "extra_hosts",
+    "init",
+    "networks",
+    "pull_policy",
+    "read_only",
+    "stop_grace_period",
+    "stop_signal",
+    "tmpfs",
+    "ulimits",
+    "user",
+    "volumes",
 ];
 
 /// Compose service fields turnout accepts and ignores (with a warning).
@@ -46,12 +73,9 @@ const IGNORED_FIELDS: &[&str] = &[
     "annotations",
     "attach",
     "blkio_config",
-    "cap_add",
-    "cap_drop",
     "cgroup",
     "cgroup_parent",
     "configs",
-    "container_name",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -65,21 +89,16 @@ const IGNORED_FIELDS: &[&str] = &[
     "develop",
     "device_cgroup_rules",
     "devices",
-    "dns",
     "dns_opt",
     "dns_search",
     "dockerfile",
     "domainname",
     "driver_opts",
-    "entrypoint",
-    "env_file",
     "expose",
     "extends",
-    "extra_hosts",
     "gpus",
     "group_add",
     "hostname",
-    "init",
     "ipc",
     "isolation",
     "label_file",
@@ -94,7 +113,6 @@ const IGNORED_FIELDS: &[&str] = &[
     "models",
     "net",
     "network_mode",
-    "networks",
     "oom_kill_disable",
     "oom_score_adj",
     "pid",
@@ -105,26 +123,18 @@ const IGNORED_FIELDS: &[&str] = &[
     "privileged",
     "profiles",
     "provider",
-    "pull_policy",
-    "read_only",
     "runtime",
     "secrets",
     "security_opt",
     "shm_size",
     "stdin_open",
-    "stop_grace_period",
-    "stop_signal",
     "storage_opt",
     "sysctls",
-    "tmpfs",
     "tty",
-    "ulimits",
     "use_api_socket",
-    "user",
     "userns_mode",
     "uts",
     "volume_driver",
-    "volumes",
     "volumes_from",
 ];
 
@@ -149,6 +159,12 @@ pub(crate) struct ServiceSource {
     pub(crate) links: Vec<(String, Pos, FieldPath)>,
     /// String values that may name another service's route (env, command).
     pub(crate) strings: Vec<(String, Pos, FieldPath)>,
+    /// Named volumes it mounts, for the check against top-level `volumes:`.
+    pub(crate) volumes: Vec<(String, Pos, FieldPath)>,
+    /// Networks it joins, for the check against top-level `networks:`.
+    pub(crate) networks: Vec<(String, Pos, FieldPath)>,
+    /// `env_file` entries, as written.
+    pub(crate) env_files: Vec<(String, Pos, FieldPath)>,
 }
 
 impl ServiceSource {
@@ -218,6 +234,9 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         version: None,
         name: None,
         services: Vec::new(),
+        volumes: BTreeMap::new(),
+        networks: BTreeMap::new(),
+        base_dir: None,
     };
     let mut sources: Vec<ServiceSource> = Vec::new();
     let mut services_node: Vec<(String, &Node, &Node, FieldPath)> = Vec::new();
@@ -241,14 +260,38 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                         }
                     }
                 }
-                "networks" | "volumes" | "configs" | "secrets" => sink.push(
-                    Diagnostic::warning(key_node.pos, &path, format!("turnout ignores top-level {key}"))
-                        .hint("turnout routes traffic itself; networks, volumes, configs and secrets have no effect"),
+                "volumes" | "networks" => {
+                    sink.push(
+                        Diagnostic::warning(key_node.pos, &path, format!("the process runtime ignores top-level {key}"))
+                            .hint("the docker runtime (`--runtime docker`) creates them; on the process runtime they have no effect"),
+                    );
+                    if key == "volumes" {
+                        template.volumes = container::volume_decls(value, &path, sink);
+                    } else {
+                        template.networks = container::network_decls(value, &path, sink);
+                    }
+                }
+                "configs" | "secrets" => sink.push(
+                    Diagnostic::warning(
+                        key_node.pos,
+                        &path,
+                        format!("turnout ignores top-level {key}"),
+                    )
+                    .hint(
+                        "no runtime of turnout mounts configs or secrets yet; they have no effect",
+                    ),
                 ),
                 k if k.starts_with("x-") => {}
                 _ => {
-                    let mut d = Diagnostic::error(key_node.pos, &path, format!("unknown top-level key {key:?}"))
-                        .expected(format!("one of {}, or an x-* extension", TOP_LEVEL_KEYS.join(", ")));
+                    let mut d = Diagnostic::error(
+                        key_node.pos,
+                        &path,
+                        format!("unknown top-level key {key:?}"),
+                    )
+                    .expected(format!(
+                        "one of {}, or an x-* extension",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ));
                     if let Some(m) = did_you_mean(key, TOP_LEVEL_KEYS) {
                         misspelt_services |= m == "services";
                         d = d.hint(format!("did you mean {m:?}?"));
@@ -339,6 +382,8 @@ fn read_service(
         healthcheck: None,
         depends_on: Vec::new(),
         replicas: None,
+        env_file: Vec::new(),
+        container: ContainerSettings::default(),
         settings: labels::Settings::default(),
     };
     let mut label_entries: Vec<LabelEntry> = Vec::new();
@@ -385,16 +430,44 @@ fn read_service(
             "ports" => service.ports = ports(value, &p, sink),
             "healthcheck" => service.healthcheck = healthcheck(value, &p, sink),
             "depends_on" => {
-                for (dep, pos, dp) in depends_on(value, &p, sink) {
+                for (dep, pos, dp, condition) in depends_on(value, &p, sink) {
                     source.depends.push((dep.clone(), pos, dp));
+                    if condition != DependsCondition::ServiceStarted {
+                        service.container.depends_conditions.insert(dep.clone(), condition);
+                    }
                     service.depends_on.push(dep);
                 }
             }
             "deploy" => {
-                if let Some(n) = deploy(value, &p, sink) {
+                let d = deploy(value, &p, sink);
+                if let Some(n) = d.replicas {
                     replicas = Some(n);
                     service.replicas = Some(n.0);
                 }
+                if let Some((limits, pos, rp)) = d.limits {
+                    sink.push(process_ignores(pos, &rp, "deploy.resources"));
+                    service.container.limits = limits;
+                }
+            }
+            "env_file" => {
+                let many = matches!(value.value, Value::Seq(_));
+                let files = container::one_or_list(value, &p, "env_file", sink);
+                for (i, (file, pos)) in files.into_iter().enumerate() {
+                    let fp = if many { p.index(i) } else { p.clone() };
+                    if file.trim().is_empty() {
+                        sink.push(
+                            Diagnostic::error(pos, &fp, "env_file names no file")
+                                .hint("give a path relative to the template's folder, e.g. `.env.web`"),
+                        );
+                        continue;
+                    }
+                    source.env_files.push((file.clone(), pos, fp));
+                    service.env_file.push(file);
+                }
+            }
+            other if CONTAINER_FIELDS.contains(&other) => {
+                sink.push(process_ignores(key_node.pos, &p, other));
+                read_container_field(other, value, &p, &mut service.container, source, sink);
             }
             "scale" => {
                 if let Some(n) = count(value, &p, "scale", sink) {
@@ -410,17 +483,23 @@ fn read_service(
             }
             other if IGNORED_FIELDS.contains(&other) => sink.push(
                 Diagnostic::warning(key_node.pos, &p, format!("turnout ignores {other}")).hint(
-                    "this compose field has no effect on how turnout runs or routes the service",
+                    "no runtime of turnout uses this compose field; it has no effect on how the service runs or is routed",
                 ),
             ),
             other => {
                 let mut d = Diagnostic::error(key_node.pos, &p, format!("unknown field {other:?}"));
-                let all: Vec<&str> = USED_FIELDS.iter().chain(IGNORED_FIELDS).copied().collect();
+                let all: Vec<&str> = USED_FIELDS
+                    .iter()
+                    .chain(CONTAINER_FIELDS)
+                    .chain(IGNORED_FIELDS)
+                    .copied()
+                    .collect();
                 d = match did_you_mean(other, &all) {
                     Some(m) => d.hint(format!("did you mean {m:?}?")),
                     None => d.hint(format!(
-                        "service fields turnout uses: {}",
-                        USED_FIELDS.join(", ")
+                        "service fields turnout uses: {}; on the docker runtime also {}",
+                        USED_FIELDS.join(", "),
+                        CONTAINER_FIELDS.join(", ")
                     )),
                 };
                 sink.push(d);
@@ -463,6 +542,65 @@ fn read_service(
         }
     }
     Some(service)
+}
+
+/// The warning for a field that the docker runtime honours and the process
+/// runtime does not.
+fn process_ignores(pos: Pos, path: &FieldPath, field: &str) -> Diagnostic {
+    Diagnostic::warning(pos, path, format!("the process runtime ignores {field}")).hint(
+        "the docker runtime (`--runtime docker`) honours it; on the process runtime it has no effect",
+    )
+}
+
+/// Reads one of [`CONTAINER_FIELDS`] into `c`.
+fn read_container_field(
+    field: &str,
+    value: &Node,
+    p: &FieldPath,
+    c: &mut ContainerSettings,
+    source: &mut ServiceSource,
+    sink: &mut Sink,
+) {
+    match field {
+        "cap_add" => c.cap_add = container::capabilities(value, p, sink),
+        "cap_drop" => c.cap_drop = container::capabilities(value, p, sink),
+        "container_name" => c.container_name = container::container_name(value, p, sink),
+        "dns" => {
+            c.dns = container::one_or_list(value, p, "dns", sink)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect();
+        }
+        "entrypoint" => c.entrypoint = command(value, p, sink),
+        "extra_hosts" => c.extra_hosts = container::extra_hosts(value, p, sink),
+        "init" => c.init = container::boolean(value, p, "init", sink),
+        "networks" => {
+            for (name, net, pos, np) in container::service_networks(value, p, sink) {
+                source.networks.push((name.clone(), pos, np));
+                c.networks.insert(name, net);
+            }
+        }
+        "pull_policy" => c.pull_policy = container::pull_policy(value, p, sink),
+        "read_only" => {
+            c.read_only = container::boolean(value, p, "read_only", sink).unwrap_or(false)
+        }
+        "stop_grace_period" => c.stop_grace_period_ms = container::grace_period(value, p, sink),
+        "stop_signal" => c.stop_signal = container::stop_signal(value, p, sink),
+        "tmpfs" => c.tmpfs = container::tmpfs(value, p, sink),
+        "ulimits" => c.ulimits = container::ulimits(value, p, sink),
+        "user" => c.user = scalar(value, p, "user", sink),
+        "volumes" => {
+            for (mount, pos, vp) in volumes::volumes(value, p, sink) {
+                if mount.kind == VolumeKind::Volume
+                    && let Some(name) = &mount.source
+                {
+                    source.volumes.push((name.clone(), pos, vp));
+                }
+                c.volumes.push(mount);
+            }
+        }
+        _ => unreachable!("{field} is listed in CONTAINER_FIELDS"),
+    }
 }
 
 /// The position of a label's key when labels are a map (for a list, the

@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::client::{self, ApiError, Client, Connection};
 use crate::cmd::release::{Goal, wait};
 use crate::cmd::render::print_status;
-use crate::cmd::validate::load_diagnosed;
 use crate::output::{OutputFormat, print_diagnostics};
 use crate::output::{errln, outln};
 use turnout_api_types::{AppStatus, DeployRequest};
@@ -16,7 +15,8 @@ use turnout_api_types::{AppStatus, DeployRequest};
 /// Arguments of `turnout deploy`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The template is read here: `${VAR}` comes from this shell's environment and \
+    after_help = "The template is read here: `${VAR}` comes from this shell's environment, else \
+    from the `.env` of the template's folder; `env_file`s are read here and their values sent; \
     problems are shown as `turnout validate` shows them; nothing is sent when it is invalid.\n\n\
     Exit status: 0 when every instance is ready, 1 when the template or the server refuses, \
     or the instances are not ready in time.\n\nExample:\n  turnout deploy examples/hello/app.yaml"
@@ -42,20 +42,26 @@ pub struct Args {
 /// A template read and checked here, ready to send.
 #[derive(Debug)]
 pub(crate) struct LocalTemplate {
-    /// The template as turnout writes it back (variables filled in).
+    /// The template as turnout writes it back (variables filled in,
+    /// `env_file` values not merged: the server merges `env_files`).
     pub yaml: String,
     /// The file name, which the server names the template by.
     pub source_name: String,
     /// The compose `name:` field.
     pub name: Option<String>,
+    /// The values of its `env_file`s.
+    pub env_files: turnout_spec::EnvFiles,
+    /// The template's folder, absolute.
+    pub base_dir: String,
 }
 
-/// Reads a template as `turnout validate` does, printing warnings; an
-/// invalid one is an error after its diagnostics are printed.
+/// Reads a template as `turnout validate` does (with its `.env` and
+/// `env_file`s), printing warnings; an invalid one is an error after its
+/// diagnostics are printed.
 pub(crate) fn load_template(file: &Path) -> anyhow::Result<LocalTemplate> {
-    let (template, diagnostics) = load_diagnosed(file);
+    let (loaded, diagnostics) = crate::local_template::load(file);
     print_diagnostics(&diagnostics);
-    let Some(template) = template else {
+    let Some(loaded) = loaded else {
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         return Err(ApiError::local(
             format!("{} is invalid ({errors} errors)", file.display()),
@@ -64,12 +70,14 @@ pub(crate) fn load_template(file: &Path) -> anyhow::Result<LocalTemplate> {
         .into());
     };
     Ok(LocalTemplate {
-        yaml: turnout_spec::to_yaml(&template),
+        yaml: turnout_spec::to_yaml(&loaded.sent),
         source_name: file.file_name().map_or_else(
             || file.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
-        name: template.name,
+        name: loaded.template.name,
+        env_files: loaded.env_files,
+        base_dir: loaded.base_dir,
     })
 }
 
@@ -148,6 +156,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             name: name.clone(),
             template: template.yaml,
             source_name: Some(template.source_name),
+            env_files: template.env_files,
+            base_dir: Some(template.base_dir),
         };
         let status = client.deploy(&request).await?;
         if args.output == OutputFormat::Human {

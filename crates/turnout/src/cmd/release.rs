@@ -57,6 +57,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             template: template.yaml,
             source_name: Some(template.source_name),
             strategy: Some(args.strategy.clone()),
+            env_files: template.env_files,
+            base_dir: Some(template.base_dir),
         };
         let status = client.release(&app, &request).await?;
         let Some(release) = status.release.clone() else {

@@ -59,15 +59,13 @@ fn stored_template(data_dir: &Path, app: &str) -> anyhow::Result<Option<turnout_
 /// instances.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The template is checked before anything starts.
-    let parsed = match turnout_spec::load(&args.file) {
-        Ok(parsed) => parsed,
-        Err(turnout_spec::SpecError::Invalid { diagnostics, .. }) => {
-            print_diagnostics(&diagnostics);
-            return Ok(ExitCode::from(1));
-        }
-        Err(e) => return Err(e.into()),
+    // With its `.env` and `env_file`s, as `deploy` reads it.
+    let (loaded, diagnostics) = crate::local_template::load(&args.file);
+    print_diagnostics(&diagnostics);
+    let Some(loaded) = loaded else {
+        return Ok(ExitCode::from(1));
     };
-    print_diagnostics(&parsed.warnings);
+    let parsed = loaded;
     let name = app_name(
         args.name.as_deref(),
         parsed.template.name.as_deref(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
-use turnout_spec::{Diagnostic, FieldPath, Pos, SpecError, Template};
+use turnout_spec::{Diagnostic, Template};
 
 use crate::output::outln;
 use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
@@ -17,7 +17,7 @@ use crate::output::{OutputFormat, paint, print_diagnostics, use_color};
 )]
 pub struct Args {
     /// Template files (seed layout or compose v2/v3). `${VAR}` is filled in
-    /// from the environment.
+    /// from the environment, else from the `.env` of the file's folder.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format.
@@ -25,19 +25,13 @@ pub struct Args {
     output: OutputFormat,
 }
 
-/// Loads a template; an unreadable file becomes a diagnostic like any other
-/// problem, so that every verb reports it the same way.
+/// Loads a template with its `.env` and `env_file`s
+/// ([`crate::local_template::load`]); an unreadable file becomes a
+/// diagnostic like any other problem, so that every verb reports it the
+/// same way.
 pub(crate) fn load_diagnosed(file: &Path) -> (Option<Template>, Vec<Diagnostic>) {
-    match turnout_spec::load(file) {
-        Ok(parsed) => (Some(parsed.template), parsed.warnings),
-        Err(SpecError::Invalid { diagnostics, .. }) => (None, diagnostics),
-        Err(err @ SpecError::Read { .. }) => {
-            let mut d = Diagnostic::error(Pos::default(), &FieldPath::root(), err.to_string())
-                .hint("check the path");
-            d.file = file.display().to_string();
-            (None, vec![d])
-        }
-    }
+    let (loaded, diagnostics) = crate::local_template::load(file);
+    (loaded.map(|l| l.template), diagnostics)
 }
 
 /// Runs the verb.
