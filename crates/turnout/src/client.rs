@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use turnout_api_types::{
-    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, ReleaseList,
-    ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
+    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, LogQuery,
+    ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
     WeightsRequest,
 };
 use turnout_spec::Diagnostic;
@@ -660,10 +660,15 @@ impl Client {
         service: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: None,
+        };
         self.get_text(&format!(
-            "/apps/{}/services/{}/logs?tail={tail}",
+            "/apps/{}/services/{}/logs?{}",
             segment(app),
-            segment(service)
+            segment(service),
+            query.to_query()
         ))
         .await
     }
@@ -675,10 +680,15 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: None,
+        };
         self.get_text(&format!(
-            "/apps/{}/instances/{}/logs?tail={tail}",
+            "/apps/{}/instances/{}/logs?{}",
             segment(app),
-            segment(id)
+            segment(id),
+            query.to_query()
         ))
         .await
     }
@@ -691,10 +701,15 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<Incoming, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: Some(true),
+        };
         self.get_stream(&format!(
-            "/apps/{}/instances/{}/logs?tail={tail}&follow=true",
+            "/apps/{}/instances/{}/logs?{}",
             segment(app),
-            segment(id)
+            segment(id),
+            query.to_query()
         ))
         .await
     }

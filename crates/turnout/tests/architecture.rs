@@ -171,8 +171,9 @@ const LOCKS: [&str; 12] = [
 /// accept, the fast path and the hyper path, routing, forwarding, bodies,
 /// tunnels, the upstream pool and connector, in-flight accounting, and the
 /// snapshot they read.
-const REQUEST_PATH: [&str; 23] = [
+const REQUEST_PATH: [&str; 24] = [
     "body.rs",
+    "caller.rs",
     "connection.rs",
     "connector.rs",
     "dispatch.rs",
