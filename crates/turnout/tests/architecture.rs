@@ -330,3 +330,56 @@ fn the_routing_decision_takes_no_lock() {
         .collect();
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
+
+/// Where serde derives may be (DESIGN §3): the template (turnout-spec,
+/// with its diagnostics and diff output), the route file
+/// (turnout-routing's schema), the API's bodies (turnout-api-types, their
+/// one definition) and the store's records — plus the binary's own files
+/// and the demo app's control API.
+const SERDE_ALLOWED: [&str; 8] = [
+    "turnout-spec/src/",
+    "turnout-routing/src/route_file.rs",
+    "turnout-routing/src/sticky.rs",
+    "turnout-routing/src/weight.rs",
+    "turnout-api-types/src/",
+    "turnout-store/src/",
+    "turnout/src/server.rs",
+    "turnout/src/cmd/demo_app/control.rs",
+];
+
+/// serde derives only on the template, the route file, API DTOs and store
+/// records: an API body defined again anywhere else (a mirror in the
+/// client, a DTO in the engine) fails here, naming the file and line.
+#[test]
+fn serde_derives_only_where_the_design_allows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    for dir in crates() {
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for file in files {
+            let rel = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if SERDE_ALLOWED.iter().any(|allowed| rel.starts_with(allowed)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            // A crate's own tests may derive what they like.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let derive = line.trim_start().starts_with("#[derive(");
+                if derive && (line.contains("Serialize") || line.contains("Deserialize")) {
+                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "serde derives outside the template, route file, API types and store \
+         (put API bodies in turnout-api-types): {offenders:#?}"
+    );
+}
