@@ -216,6 +216,16 @@ impl Server {
         settings.internal_addr = Some(internal);
         settings.ready_deadline = Duration::from_secs(args.ready_timeout);
         settings.drain_timeout = Duration::from_secs(args.drain_timeout);
+        // The preview override is on, behind its own secret (DESIGN §8):
+        // an operator tries a new version at weight 0 with it.
+        settings.preview_token = Some(
+            turnout_api::load_or_create_preview_token(data_dir).with_context(|| {
+                format!(
+                    "cannot read or create the preview token in {}",
+                    data_dir.display()
+                )
+            })?,
+        );
         let exe = std::env::current_exe().context("cannot find the turnout binary")?;
         let plane = ProxyPlane(proxy.publisher());
         let controller = Controller::new(
