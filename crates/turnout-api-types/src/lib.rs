@@ -16,8 +16,8 @@ mod status;
 pub use error::{ErrorBody, ErrorDetail};
 pub use history::{EventList, EventRecord, ReleaseList, ReleaseRecord, SavedWeight};
 pub use request::{
-    APP_NAME_RULE, ConfirmRequest, DeployRequest, EmptyRequest, ReleaseRequest, WeightsRequest,
-    valid_app_name,
+    APP_NAME_RULE, ConfirmRequest, DeployRequest, EmptyRequest, EventQuery, LogQuery,
+    ReleaseRequest, WeightsRequest, valid_app_name,
 };
 pub use status::{
     AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus, ServiceList,

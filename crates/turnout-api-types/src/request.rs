@@ -99,3 +99,45 @@ pub struct WeightsRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyRequest {}
+
+/// The query of `GET .../logs`: `tail` (default 100) and `follow`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// How many of the last lines (100 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<usize>,
+    /// Whether to go on sending lines as they are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
+}
+
+impl LogQuery {
+    /// The query string (without `?`), as the server reads it.
+    pub fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(tail) = self.tail {
+            parts.push(format!("tail={tail}"));
+        }
+        if let Some(follow) = self.follow {
+            parts.push(format!("follow={follow}"));
+        }
+        parts.join("&")
+    }
+}
+
+/// The query of `GET /v1/events` and its stream: an app, events after an
+/// id, and at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only this app's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Only events with a greater id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many (100 when absent, 10,000 at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}

@@ -39,6 +39,12 @@ pub struct ReleaseStatus {
     /// Why it ended as it did, when not by the operator.
     #[serde(default)]
     pub reason: Option<String>,
+    /// While the release is in progress: the token with which
+    /// `X-Turnout-Preview-Token` lets `X-Turnout-Service: <service>` pick
+    /// a service at any weight, to try the new version before it gets
+    /// traffic (DESIGN §8). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_token: Option<String>,
 }
 
 /// A service in a status.

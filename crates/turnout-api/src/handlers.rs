@@ -9,12 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_stream::StreamExt;
 use turnout_api_types::{
-    AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventRecord, ReleaseList,
-    ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList, WeightsRequest,
+    AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventQuery, EventRecord,
+    LogQuery, ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList,
+    WeightsRequest,
 };
 use turnout_engine::{Command, ControlError, DataPlane};
 use turnout_routing::Weight;
@@ -342,15 +342,6 @@ pub(crate) async fn list_services<R: Runtime + 'static, D: DataPlane>(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LogQuery {
-    #[serde(default)]
-    tail: Option<usize>,
-    #[serde(default)]
-    follow: Option<bool>,
-}
-
 fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
@@ -447,17 +438,6 @@ pub(crate) async fn instance_logs<R: Runtime + 'static, D: DataPlane>(
         Body::from_stream(stream),
     )
         .into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EventQuery {
-    #[serde(default)]
-    app: Option<String>,
-    #[serde(default)]
-    after: Option<i64>,
-    #[serde(default)]
-    limit: Option<usize>,
 }
 
 pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(

@@ -21,7 +21,9 @@ use turnout_runtime::Runtime;
 
 pub use error::ApiError;
 pub use http::{MAX_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI, serve};
-pub use token::{TOKEN_FILE, load_or_create_token};
+pub use token::{
+    PREVIEW_TOKEN_FILE, TOKEN_FILE, load_or_create_preview_token, load_or_create_token,
+};
 
 /// Renders the Prometheus text of `/metrics`.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;

@@ -8,9 +8,26 @@ use std::path::Path;
 /// The token file's name in the data dir.
 pub const TOKEN_FILE: &str = "token";
 
+/// The preview token's file in the data dir: the secret that
+/// `X-Turnout-Preview-Token` must carry for `X-Turnout-Service` to pick a
+/// service (DESIGN §8).
+pub const PREVIEW_TOKEN_FILE: &str = "preview-token";
+
 /// Reads the token from `data_dir`, creating it (mode 0600) on first use.
 pub fn load_or_create_token(data_dir: &Path) -> std::io::Result<String> {
-    let path = data_dir.join(TOKEN_FILE);
+    load_or_create_secret(data_dir, TOKEN_FILE)
+}
+
+/// Reads the preview token from `data_dir`, creating it (mode 0600) on
+/// first use.
+pub fn load_or_create_preview_token(data_dir: &Path) -> std::io::Result<String> {
+    load_or_create_secret(data_dir, PREVIEW_TOKEN_FILE)
+}
+
+/// Reads the secret in `data_dir/file`, creating it (mode 0600) on first
+/// use.
+fn load_or_create_secret(data_dir: &Path, file: &str) -> std::io::Result<String> {
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
             // Tighten a token file someone loosened.

@@ -40,6 +40,10 @@ pub struct Settings {
     pub stop_grace: Duration,
     /// How often the reconciler looks at the instances.
     pub tick: Duration,
+    /// The secret that enables the router's preview override
+    /// (`X-Turnout-Service` with `X-Turnout-Preview-Token`, DESIGN §8);
+    /// `None` leaves it off.
+    pub preview_token: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +57,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(10),
             tick: Duration::from_millis(100),
+            preview_token: None,
         }
     }
 }
@@ -314,7 +319,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .apps
             .get(app)
             .ok_or_else(|| unknown_app(app, &state))?;
-        Ok(app_status(a, &state))
+        Ok(app_status(
+            a,
+            &state,
+            self.inner.settings.preview_token.as_ref(),
+        ))
     }
 
     /// The last `tail` lines of an instance's output, and with `follow`
@@ -358,7 +367,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     /// The status of every app.
     pub async fn statuses(&self) -> Vec<AppStatus> {
         let state = self.inner.state.lock().await;
-        state.apps.values().map(|a| app_status(a, &state)).collect()
+        state
+            .apps
+            .values()
+            .map(|a| app_status(a, &state, self.inner.settings.preview_token.as_ref()))
+            .collect()
     }
 
     /// The template in force of `app`, for `up`'s resume check.
@@ -450,7 +463,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         self.commit(&mut state, &change)?;
         state.apps.insert(name.to_string(), app);
         self.swap_in(&state, table);
-        let status = app_status(&state.apps[name], &state);
+        let status = app_status(
+            &state.apps[name],
+            &state,
+            self.inner.settings.preview_token.as_ref(),
+        );
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)
@@ -529,7 +546,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         );
         state.apps.insert(app.to_string(), next);
         self.swap_in(&state, table);
-        let status = app_status(&state.apps[app], &state);
+        let status = app_status(
+            &state.apps[app],
+            &state,
+            self.inner.settings.preview_token.as_ref(),
+        );
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)
@@ -540,7 +561,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     pub async fn command(&self, app: &str, command: Command) -> Result<AppStatus, ControlError> {
         let mut state = self.inner.state.lock().await;
         self.apply(&mut state, app, command)?;
-        let status = app_status(&state.apps[app], &state);
+        let status = app_status(
+            &state.apps[app],
+            &state,
+            self.inner.settings.preview_token.as_ref(),
+        );
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)
@@ -660,12 +685,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 (i.record.token.clone(), caller)
             })
             .collect();
-        let file = crate::routes::route_file(
+        let mut file = crate::routes::route_file(
             &apps,
             &LiveInstances(state),
             tokens,
             u64::try_from(self.inner.settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         );
+        file.preview_token
+            .clone_from(&self.inner.settings.preview_token);
         Ok(RouteTable::build(&file)?)
     }
 

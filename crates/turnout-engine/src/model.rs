@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 use turnout_routing::Weight;
 use turnout_spec::{Service, Strategy, Template};
 
 /// A release state (DESIGN §2), spelled exactly as everywhere else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseState {
     /// New instances are starting.
     Deploying,
@@ -67,8 +65,7 @@ impl FromStr for ReleaseState {
 }
 
 /// What a service is to the release in progress (DESIGN §5 status JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceRole {
     /// No release in progress.
     Current,
@@ -108,7 +105,7 @@ impl fmt::Display for ServiceRole {
 }
 
 /// A service the app should be running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceEntry {
     /// The service's spec as the template that brought it gives it.
     pub spec: Service,
@@ -140,7 +137,7 @@ impl ServiceEntry {
 }
 
 /// One service's weight on a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteWeight {
     /// The service.
     pub service: String,
@@ -153,7 +150,7 @@ pub struct RouteWeight {
 pub type Weights = BTreeMap<String, Vec<RouteWeight>>;
 
 /// A release: the move from one template version to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     /// Id, unique across apps.
     pub id: i64,
@@ -175,7 +172,7 @@ pub struct Release {
 }
 
 /// An app: one template deployed, possibly in the middle of a release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     /// The app's name.
     pub name: String,

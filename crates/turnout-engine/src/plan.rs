@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use crate::model::{App, ServiceRole};
 
 /// Where an instance stands (DESIGN §2: `starting|ready|unhealthy|draining|exited`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Started, not yet ready: gets no traffic.
     Starting,

@@ -9,7 +9,7 @@ use crate::controller::State;
 use crate::model::{App, Release};
 use crate::plan::Phase;
 
-fn release_status(r: &Release) -> ReleaseStatus {
+fn release_status(r: &Release, preview_token: Option<&String>) -> ReleaseStatus {
     ReleaseStatus {
         id: r.id,
         strategy: r.strategy.to_string(),
@@ -17,10 +17,13 @@ fn release_status(r: &Release) -> ReleaseStatus {
         from_version: r.from_version,
         to_version: r.to_version,
         reason: r.reason.clone(),
+        preview_token: preview_token.filter(|_| !r.state.is_terminal()).cloned(),
     }
 }
 
-pub(crate) fn app_status(app: &App, state: &State) -> AppStatus {
+/// The status of `app`; `preview_token` is the router's (shown while a
+/// release is in progress).
+pub(crate) fn app_status(app: &App, state: &State, preview_token: Option<&String>) -> AppStatus {
     let services = app
         .services
         .values()
@@ -84,7 +87,10 @@ pub(crate) fn app_status(app: &App, state: &State) -> AppStatus {
     AppStatus {
         app: app.name.clone(),
         template_version: app.version,
-        release: app.release.as_ref().map(release_status),
+        release: app
+            .release
+            .as_ref()
+            .map(|r| release_status(r, preview_token)),
         services,
         routes,
     }

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use turnout_routing::{Caller, PREVIEW_TOKEN_HEADER};
 
 use crate::body::{ClientBody, ResponseBody};
-use crate::forward::proxy_token;
+use crate::caller::proxy_token;
 use crate::hop::strip_hop_by_hop;
 use crate::metrics::{CODE_CLASSES, EgressLabels, code_class, no_app};
 use crate::response::local;

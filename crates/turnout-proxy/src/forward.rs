@@ -3,11 +3,9 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme, Uri};
@@ -17,6 +15,7 @@ use hyper::body::{Body, Incoming};
 use turnout_routing::{Listener, PREVIEW_TOKEN_HEADER, RouteIndex, Target, request_host};
 
 use crate::body::{ClientBody, ResponseBody};
+use crate::caller::{self, ConnInfo, proxy_token};
 use crate::connection::ConnState;
 use crate::dispatch::{self, Asked, Attempts, Failure, MALFORMED_BODY, MAX_ROUTINGS};
 use crate::egress;
@@ -32,31 +31,9 @@ use crate::tunnel;
 /// whole).
 pub(crate) type ProxyBody = Either<ClientBody, Full<Bytes>>;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// The connection a request came in on.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnInfo {
-    pub listener: Listener,
-    pub peer: SocketAddr,
-    pub tls: bool,
-    /// The peer's IP as a header value, built once per connection for
-    /// `X-Forwarded-For`.
-    pub peer_ip: Option<HeaderValue>,
-}
-
-impl ConnInfo {
-    pub fn new(listener: Listener, peer: SocketAddr, tls: bool) -> ConnInfo {
-        ConnInfo {
-            listener,
-            peer,
-            tls,
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
-        }
-    }
-}
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static(caller::X_FORWARDED_FOR);
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(caller::X_FORWARDED_PROTO);
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static(caller::X_FORWARDED_HOST);
 
 /// What routing a request with one snapshot came to.
 enum Routed {
@@ -459,66 +436,9 @@ fn prepare_request_headers(headers: &mut HeaderMap, uri: &Uri, conn: &ConnInfo, 
     );
 }
 
-/// The proxy credential of `Proxy-Authorization: Basic`: the password, or
-/// the user name when the password is empty. Callers are given
-/// `HTTP_PROXY=http://<service>:<token>@...`, for which every common client
-/// sends `base64("<service>:<token>")` (Python's `requests` and `urllib`
-/// send nothing for a user without a password); curl's
-/// `-x http://<token>@...` sends `base64("<token>:")`. The fast path and
-/// the hyper path both read it here.
-pub(crate) fn proxy_token(value: &[u8]) -> Option<String> {
-    let value = std::str::from_utf8(value).ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let mut text = String::from_utf8(decoded).ok()?;
-    // In place: the one allocation is the decoding's.
-    if let Some(colon) = text.find(':') {
-        if colon + 1 < text.len() {
-            text.drain(..=colon);
-        } else {
-            text.truncate(colon);
-        }
-    }
-    (!text.is_empty()).then_some(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proxy_token_reads_the_password_or_else_the_user_name() {
-        let basic = |credentials: &str| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            proxy_token(format!("Basic {encoded}").as_bytes())
-        };
-        // HTTP_PROXY=http://<service>:<token>@...: the password.
-        assert_eq!(basic("web-v1:tok-1f3a").as_deref(), Some("tok-1f3a"));
-        // A password may hold ':' itself; the user name never does.
-        assert_eq!(basic("web-v1:tok:x").as_deref(), Some("tok:x"));
-        // curl -x http://<token>@...: the user name, password empty.
-        assert_eq!(basic("tok-1f3a:").as_deref(), Some("tok-1f3a"));
-        assert_eq!(basic("tok-1f3a").as_deref(), Some("tok-1f3a"));
-        assert_eq!(basic(":tok-1f3a").as_deref(), Some("tok-1f3a"));
-        // Nothing to go by.
-        assert_eq!(basic(":"), None);
-        assert_eq!(basic(""), None);
-        let encoded = base64::engine::general_purpose::STANDARD.encode("a:b");
-        assert_eq!(
-            proxy_token(format!("  basic  {encoded} ").as_bytes()).as_deref(),
-            Some("b")
-        );
-        assert_eq!(proxy_token(b"Bearer x"), None);
-        assert_eq!(proxy_token(b"Basic not*base64"), None);
-        assert_eq!(proxy_token(b"Basic"), None);
-        let not_utf8 = base64::engine::general_purpose::STANDARD.encode([b'a', b':', 0xff]);
-        assert_eq!(proxy_token(format!("Basic {not_utf8}").as_bytes()), None);
-    }
 
     #[test]
     fn forwarding_headers() {

@@ -16,6 +16,7 @@
 
 mod admin;
 mod body;
+mod caller;
 mod config;
 mod connection;
 mod connector;

@@ -15,8 +15,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use turnout_routing::Listener;
 
+use crate::caller::ConnInfo;
 use crate::connection::{Check, ClientIo, ConnState};
-use crate::forward::{ConnInfo, handle};
+use crate::forward::handle;
 use crate::h1;
 use crate::shared::Shared;
 

@@ -231,7 +231,7 @@ mod tests {
                     ('hello/a.2', 'hello', 'a', 2, NULL, NULL, '{}', 't2', 'starting', 0, 0, 0);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn, path, MIGRATIONS).unwrap(), 1);
+        assert_eq!(migrate(&mut conn, path, &MIGRATIONS[..3]).unwrap(), 1);
         let rows: Vec<(String, Option<i64>, Option<String>)> = conn
             .prepare("SELECT id, pid, handle FROM instances ORDER BY id")
             .unwrap()

@@ -22,17 +22,18 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use turnout_api_types::{
-    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, ReleaseList,
-    ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
+    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, LogQuery,
+    ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
     WeightsRequest,
 };
 use turnout_spec::Diagnostic;
 
 use crate::output::{OutputFormat, print_diagnostics};
+use crate::server::ServerFile;
 
 /// The file a running server describes itself in, inside its data dir
 /// (written by `crate::server`; read here leniently, so a CLI of another
@@ -252,22 +253,6 @@ pub struct Endpoint {
     pub pid: Option<u32>,
 }
 
-/// `<data-dir>/server.json`, written by `turnout serve` (DESIGN §5).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct ServerFile {
-    /// The public router address.
-    #[serde(default)]
-    pub public: Option<String>,
-    /// The admin/API address.
-    pub admin: String,
-    /// The internal router address.
-    #[serde(default)]
-    pub internal: Option<String>,
-    /// The server's process id.
-    #[serde(default)]
-    pub pid: Option<u32>,
-}
-
 /// Reads an admin address: `host:port` or `http://host:port` (a trailing
 /// `/` is allowed). An unspecified host (`0.0.0.0`, `[::]`) is what a
 /// server listening everywhere reports; it is reached on loopback.
@@ -325,8 +310,10 @@ pub fn discover(conn: &Connection, env_token: Option<String>) -> Result<Endpoint
             let file = read_server_file(&server_path).ok().flatten();
             let public = file
                 .as_ref()
-                .filter(|f| parse_admin(&f.admin).ok().as_deref() == Some(authority.as_str()))
-                .and_then(|f| f.public.clone());
+                .filter(|f| {
+                    parse_admin(&f.admin.to_string()).ok().as_deref() == Some(authority.as_str())
+                })
+                .map(|f| f.public.to_string());
             (authority, "--admin/TURNOUT_ADMIN".to_string(), public, None)
         }
         None => {
@@ -334,12 +321,18 @@ pub fn discover(conn: &Connection, env_token: Option<String>) -> Result<Endpoint
                 path: server_path.clone(),
             })?;
             let origin = server_path.display().to_string();
-            let authority = parse_admin(&file.admin).map_err(|reason| ClientError::BadAddress {
-                given: file.admin.clone(),
+            let admin = file.admin.to_string();
+            let authority = parse_admin(&admin).map_err(|reason| ClientError::BadAddress {
+                given: admin.clone(),
                 origin: origin.clone(),
                 reason,
             })?;
-            (authority, origin, file.public, file.pid)
+            (
+                authority,
+                origin,
+                Some(file.public.to_string()),
+                Some(file.pid),
+            )
         }
     };
     let (token, token_origin) = match env_token.filter(|t| !t.trim().is_empty()) {
@@ -363,6 +356,7 @@ pub fn discover(conn: &Connection, env_token: Option<String>) -> Result<Endpoint
 }
 
 /// Reads `server.json`: `Ok(None)` when there is none.
+/// (The one definition of the file is the server's, [`ServerFile`].)
 fn read_server_file(path: &Path) -> Result<Option<ServerFile>, ClientError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -660,10 +654,15 @@ impl Client {
         service: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: None,
+        };
         self.get_text(&format!(
-            "/apps/{}/services/{}/logs?tail={tail}",
+            "/apps/{}/services/{}/logs?{}",
             segment(app),
-            segment(service)
+            segment(service),
+            query.to_query()
         ))
         .await
     }
@@ -675,10 +674,15 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: None,
+        };
         self.get_text(&format!(
-            "/apps/{}/instances/{}/logs?tail={tail}",
+            "/apps/{}/instances/{}/logs?{}",
             segment(app),
-            segment(id)
+            segment(id),
+            query.to_query()
         ))
         .await
     }
@@ -691,10 +695,15 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<Incoming, ClientError> {
+        let query = LogQuery {
+            tail: Some(tail),
+            follow: Some(true),
+        };
         self.get_stream(&format!(
-            "/apps/{}/instances/{}/logs?tail={tail}&follow=true",
+            "/apps/{}/instances/{}/logs?{}",
             segment(app),
-            segment(id)
+            segment(id),
+            query.to_query()
         ))
         .await
     }

@@ -221,6 +221,16 @@ impl Server {
         settings.internal_addr = Some(internal);
         settings.ready_deadline = Duration::from_secs(args.ready_timeout);
         settings.drain_timeout = Duration::from_secs(args.drain_timeout);
+        // The preview override is on, behind its own secret (DESIGN §8):
+        // an operator tries a new version at weight 0 with it.
+        settings.preview_token = Some(
+            turnout_api::load_or_create_preview_token(data_dir).with_context(|| {
+                format!(
+                    "cannot read or create the preview token in {}",
+                    data_dir.display()
+                )
+            })?,
+        );
         let plane = ProxyPlane(proxy.publisher());
         let controller = Controller::new(store, runtime, plane, settings)?;
         // One reconcile pass before anything is routed or reported: an

@@ -148,3 +148,238 @@ fn the_pure_parts_do_no_io_and_read_no_clock() {
         "turnout_spec::load reads its file and the environment"
     );
 }
+
+/// What taking a lock looks like in source: the lock types (std, tokio,
+/// parking_lot), their calls, and a prometheus-client `Family` lookup
+/// (`get_or_create*` takes the family's `RwLock`).
+const LOCKS: [&str; 12] = [
+    "Mutex",
+    "RwLock",
+    "parking_lot",
+    "Condvar",
+    "Semaphore",
+    "Barrier",
+    ".lock()",
+    ".try_lock()",
+    ".blocking_lock()",
+    ".read()",
+    ".write()",
+    "get_or_create",
+];
+
+/// turnout-proxy's modules that requests run through (`src/`, relative):
+/// accept, the fast path and the hyper path, routing, forwarding, bodies,
+/// tunnels, the upstream pool and connector, in-flight accounting, and the
+/// snapshot they read.
+const REQUEST_PATH: [&str; 24] = [
+    "body.rs",
+    "caller.rs",
+    "connection.rs",
+    "connector.rs",
+    "dispatch.rs",
+    "egress.rs",
+    "error.rs",
+    "forward.rs",
+    "framing.rs",
+    "h1/chunked.rs",
+    "h1/conn.rs",
+    "h1/forward.rs",
+    "h1/mod.rs",
+    "h1/request.rs",
+    "h1/response.rs",
+    "hop.rs",
+    "host.rs",
+    "in_flight.rs",
+    "instance.rs",
+    "listener.rs",
+    "response.rs",
+    "snapshot.rs",
+    "tunnel.rs",
+    "upstream.rs",
+];
+
+/// turnout-proxy's modules off the request path, and why each is.
+const OFF_REQUEST_PATH: [(&str, &str); 9] = [
+    ("admin.rs", "the admin listener: scrapes and /healthz"),
+    ("config.rs", "settings, read at start"),
+    ("health_check.rs", "background probe tasks"),
+    ("lib.rs", "module list"),
+    (
+        "metrics.rs",
+        "series are resolved once per label set (a OnceLock in the snapshot), and only the control plane's release-state calls lock",
+    ),
+    (
+        "proxy.rs",
+        "start, publish, shutdown, control-plane queries",
+    ),
+    (
+        "registry.rs",
+        "instances by address, changed by publish and drains",
+    ),
+    (
+        "shared.rs",
+        "publish and the drain tasks lock the registry; requests read only its ArcSwaps",
+    ),
+    ("tls.rs", "builds the acceptor at start"),
+];
+
+/// Locks on the request path that are known and not yet removed: (file,
+/// the code that takes it, why). Each must still be there, so an entry
+/// goes when its lock does.
+const KNOWN_REQUEST_PATH_LOCKS: [(&str, &str, &str); 1] = [(
+    "egress.rs",
+    "shared.metrics.egress.get_or_create(&labels)",
+    "each egress request looks its counter up in the family (a read lock, a write lock for a new series)",
+)];
+
+/// The lines of `file` outside tests and comments that take a lock, as
+/// `file:line: marker in: code`.
+fn lock_lines(file: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for marker in LOCKS {
+            if code.contains(marker) {
+                found.push((
+                    line.trim().to_string(),
+                    format!(
+                        "{}:{}: {marker} on the request path: {}",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// ARCHITECTURE.md: the proxy's request path takes no lock (a reload is one
+/// `ArcSwap::store`). Every module of turnout-proxy is either on the
+/// request path, and then read for lock types and calls, or listed as off
+/// it with a reason, so a new module cannot escape the check.
+#[test]
+fn the_request_path_takes_no_lock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../turnout-proxy/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut unlisted = Vec::new();
+    for file in &files {
+        let name = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let on = REQUEST_PATH.contains(&name.as_str());
+        let off = OFF_REQUEST_PATH.iter().any(|(off, _)| *off == name);
+        assert!(
+            !(on && off),
+            "{name} is listed both on and off the request path"
+        );
+        if !on && !off {
+            unlisted.push(name);
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "list these turnout-proxy modules in REQUEST_PATH or OFF_REQUEST_PATH (with why): {unlisted:?}"
+    );
+    for name in REQUEST_PATH
+        .iter()
+        .chain(OFF_REQUEST_PATH.iter().map(|(n, _)| n))
+    {
+        assert!(src.join(name).is_file(), "{name} is listed but gone");
+    }
+    let mut violations = Vec::new();
+    let mut known_seen = [false; KNOWN_REQUEST_PATH_LOCKS.len()];
+    for name in REQUEST_PATH {
+        for (code, violation) in lock_lines(&src.join(name)) {
+            match KNOWN_REQUEST_PATH_LOCKS
+                .iter()
+                .position(|(file, known, _)| *file == name && code.contains(known))
+            {
+                Some(i) => known_seen[i] = true,
+                None => violations.push(violation),
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    for (seen, (file, known, _)) in known_seen.iter().zip(KNOWN_REQUEST_PATH_LOCKS) {
+        assert!(
+            seen,
+            "{file} no longer has `{known}`: remove it from KNOWN_REQUEST_PATH_LOCKS"
+        );
+    }
+}
+
+/// ARCHITECTURE.md: `pick` and `lookup` take no lock; turnout-routing has
+/// none anywhere.
+#[test]
+fn the_routing_decision_takes_no_lock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../turnout-routing/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 10, "{files:?}");
+    let violations: Vec<String> = files
+        .iter()
+        .flat_map(|file| lock_lines(file))
+        .map(|(_, violation)| violation)
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// Where serde derives may be (DESIGN §3): the template (turnout-spec,
+/// with its diagnostics and diff output), the route file
+/// (turnout-routing's schema), the API's bodies (turnout-api-types, their
+/// one definition) and the store's records — plus the binary's own files
+/// and the demo app's control API.
+const SERDE_ALLOWED: [&str; 8] = [
+    "turnout-spec/src/",
+    "turnout-routing/src/route_file.rs",
+    "turnout-routing/src/sticky.rs",
+    "turnout-routing/src/weight.rs",
+    "turnout-api-types/src/",
+    "turnout-store/src/",
+    "turnout/src/server.rs",
+    "turnout/src/cmd/demo_app/control.rs",
+];
+
+/// serde derives only on the template, the route file, API DTOs and store
+/// records: an API body defined again anywhere else (a mirror in the
+/// client, a DTO in the engine) fails here, naming the file and line.
+#[test]
+fn serde_derives_only_where_the_design_allows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    for dir in crates() {
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for file in files {
+            let rel = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if SERDE_ALLOWED.iter().any(|allowed| rel.starts_with(allowed)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            // A crate's own tests may derive what they like.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let derive = line.trim_start().starts_with("#[derive(");
+                if derive && (line.contains("Serialize") || line.contains("Deserialize")) {
+                    offenders.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "serde derives outside the template, route file, API types and store \
+         (put API bodies in turnout-api-types): {offenders:#?}"
+    );
+}

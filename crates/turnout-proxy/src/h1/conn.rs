@@ -10,7 +10,7 @@ use std::task::Poll;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::forward::ConnInfo;
+use crate::caller::ConnInfo;
 use crate::shared::Shared;
 
 use super::READ_CHUNK;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use turnout_routing::{Listener, PREVIEW_TOKEN_HEADER, RequestHeaders, RouteIndex, Target};
 
+use crate::caller::{self, ConnInfo, proxy_token};
 use crate::dispatch::{self, Asked, MAX_ROUTINGS, Routed};
-use crate::forward::{ConnInfo, proxy_token};
 use crate::hop::{self, Token};
 use crate::in_flight::InFlight;
 use crate::shared::Shared;
@@ -309,9 +309,9 @@ fn dropped_request_header(name: &str) -> bool {
     let n = name.as_bytes();
     match n.len() {
         4 => n.eq_ignore_ascii_case(b"host"),
-        15 => n.eq_ignore_ascii_case(b"x-forwarded-for"),
-        16 => n.eq_ignore_ascii_case(b"x-forwarded-host"),
-        17 => n.eq_ignore_ascii_case(b"x-forwarded-proto"),
+        15 => n.eq_ignore_ascii_case(caller::X_FORWARDED_FOR.as_bytes()),
+        16 => n.eq_ignore_ascii_case(caller::X_FORWARDED_HOST.as_bytes()),
+        17 => n.eq_ignore_ascii_case(caller::X_FORWARDED_PROTO.as_bytes()),
         19 => n.eq_ignore_ascii_case(b"proxy-authorization"),
         _ => n.eq_ignore_ascii_case(PREVIEW_TOKEN_HEADER.as_bytes()),
     }
@@ -338,7 +338,7 @@ fn write_upstream_head(
     let mut forwarded_for = None;
     for h in headers {
         if dropped_request_header(h.name) {
-            if h.name.eq_ignore_ascii_case("x-forwarded-for") {
+            if h.name.eq_ignore_ascii_case(caller::X_FORWARDED_FOR) {
                 forwarded_for = Some(h.value);
             }
             continue;
@@ -351,7 +351,8 @@ fn write_upstream_head(
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
+    out.extend_from_slice(caller::X_FORWARDED_FOR.as_bytes());
+    out.extend_from_slice(b": ");
     if let Some(before) = forwarded_for {
         out.extend_from_slice(before);
         out.extend_from_slice(b", ");
@@ -359,9 +360,13 @@ fn write_upstream_head(
     if let Some(ip) = &conn.peer_ip {
         out.extend_from_slice(ip.as_bytes());
     }
-    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(caller::X_FORWARDED_PROTO.as_bytes());
+    out.extend_from_slice(b": ");
     out.extend_from_slice(if conn.tls { b"https" } else { b"http" });
-    out.extend_from_slice(b"\r\nx-forwarded-host: ");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(caller::X_FORWARDED_HOST.as_bytes());
+    out.extend_from_slice(b": ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
 }

@@ -81,6 +81,25 @@ pub(crate) fn status_text(s: &AppStatus, color: bool) -> String {
             );
         }
     }
+    // While a release runs: how to try its new services before they get
+    // traffic (the router's preview override).
+    if let Some(token) = s.release.as_ref().and_then(|r| r.preview_token.as_deref()) {
+        let new: Vec<&str> = s
+            .services
+            .iter()
+            .filter(|x| matches!(x.role.as_str(), "new" | "changed"))
+            .map(|x| x.name.as_str())
+            .collect();
+        if !new.is_empty() {
+            out.push_str("preview (any weight, this request only)\n");
+            for name in new {
+                let _ = writeln!(
+                    out,
+                    "  -H 'X-Turnout-Service: {name}' -H 'X-Turnout-Preview-Token: {token}'"
+                );
+            }
+        }
+    }
     out
 }
 
@@ -253,6 +272,22 @@ mod status_tests {
              servicea.local      serviceA-v1 100 (100%)\n  \
              serviceb.localhost  serviceB-v1 100 (50%)  serviceB-v2 100 (50%)\n"
         );
+    }
+
+    #[test]
+    fn a_release_with_a_preview_token_says_how_to_try_its_new_services() {
+        let mut s = sample();
+        s.release.as_mut().unwrap().preview_token = Some("p7x".into());
+        let text = status_text(&s, false);
+        assert!(
+            text.ends_with(
+                "preview (any weight, this request only)\n  \
+                 -H 'X-Turnout-Service: serviceB-v2' -H 'X-Turnout-Preview-Token: p7x'\n"
+            ),
+            "{text}"
+        );
+        // Without a token (no release in progress), nothing is said.
+        assert!(!status_text(&sample(), false).contains("preview"));
     }
 
     #[test]
