@@ -6,8 +6,10 @@
 //! observes instances through a runtime, runs the effects and publishes
 //! route tables; the server commits every accepted `App` before answering.
 
+mod analysis;
 mod controller;
 mod error;
+mod histogram;
 mod model;
 mod plan;
 mod reconciler;
@@ -19,7 +21,12 @@ mod store_map;
 pub use controller::{ControlError, Controller, DataPlane, Settings};
 pub use store_map::stored_template;
 
+pub use analysis::{
+    Analysis, DEFAULT_MIN_REQUESTS, Figures, Finding, Gate, Gates, PrometheusGate, Reason,
+    Snapshot, Verdict, Window, analyse,
+};
 pub use error::EngineError;
+pub use histogram::{Histogram, HistogramError};
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
 pub use routes::{
