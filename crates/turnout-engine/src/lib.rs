@@ -14,6 +14,7 @@ mod model;
 mod plan;
 mod reconciler;
 mod routes;
+mod stats;
 mod status;
 mod step;
 mod store_map;
@@ -31,5 +32,9 @@ pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRo
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
 pub use routes::{
     Instances, NoInstances, caller_name, calls, route_file, route_ids_of, route_specs,
+};
+pub use stats::{
+    Confidence, MannWhitney, Proportion, Variant, ZTest, ab_report, mann_whitney_u, normal_sf,
+    two_proportion_z_test,
 };
 pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};

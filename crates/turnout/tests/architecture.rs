@@ -108,7 +108,7 @@ const IO: [&str; 10] = [
 
 /// `turnout-spec` does no IO but `load` reading one file; turnout-routing
 /// none; the engine's `step`, `plan`, `model`, `routes` and the release
-/// analysis (`analysis`, `histogram`) neither IO nor a clock
+/// analysis (`analysis`, `histogram`, `stats`) neither IO nor a clock
 /// (ARCHITECTURE.md states each).
 #[test]
 fn the_pure_parts_do_no_io_and_read_no_clock() {
@@ -123,6 +123,7 @@ fn the_pure_parts_do_no_io_and_read_no_clock() {
         "routes",
         "analysis",
         "histogram",
+        "stats",
     ] {
         files.push(root.join(format!("turnout-engine/src/{name}.rs")));
     }
