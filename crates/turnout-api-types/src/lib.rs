@@ -10,16 +10,18 @@
 
 mod error;
 mod history;
+mod report;
 mod request;
 mod status;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use history::{EventList, EventRecord, ReleaseList, ReleaseRecord, SavedWeight};
+pub use report::{ConversionComparison, LatencyComparison, ReleaseReport, VariantReport};
 pub use request::{
     APP_NAME_RULE, ConfirmRequest, DeployRequest, EmptyRequest, EventQuery, LogQuery,
     ReleaseRequest, WeightsRequest, valid_app_name,
 };
 pub use status::{
-    AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus, ServiceList,
-    ServiceStatus,
+    AnalysisEntry, AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus,
+    ServiceList, ServiceStatus, VersionFigures,
 };

@@ -123,3 +123,39 @@ pub struct ServiceList {
     /// The app's services, as in its status.
     pub services: Vec<ServiceStatus>,
 }
+
+/// One analysis check of a progressive release (DESIGN §8), an entry of
+/// the release's `analysis` list (newest last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisEntry {
+    /// When the check's window ended, unix milliseconds.
+    pub at: i64,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    /// The new version's figures over the window.
+    pub new: VersionFigures,
+    /// The baseline's (the old version's) figures over the same window.
+    pub baseline: VersionFigures,
+    /// One line per gate crossed, not judged or skipped, each starting
+    /// with the gate's name as the plan spells it:
+    /// `max_p99_increase: p99 +212 ms > 100 ms`.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// A version's figures over an analysis window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionFigures {
+    /// Requests answered.
+    pub requests: u64,
+    /// The 5xx share, 0..=1; `null` without requests.
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// The median latency, ms, estimated from the router's histogram;
+    /// `null` without requests.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile latency, ms; `null` without requests.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+}

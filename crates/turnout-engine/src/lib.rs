@@ -6,12 +6,15 @@
 //! observes instances through a runtime, runs the effects and publishes
 //! route tables; the server commits every accepted `App` before answering.
 
+mod analysis;
 mod controller;
 mod error;
+mod histogram;
 mod model;
 mod plan;
 mod reconciler;
 mod routes;
+mod stats;
 mod status;
 mod step;
 mod store_map;
@@ -19,10 +22,19 @@ mod store_map;
 pub use controller::{ControlError, Controller, DataPlane, Settings};
 pub use store_map::stored_template;
 
+pub use analysis::{
+    Analysis, DEFAULT_MIN_REQUESTS, Figures, Finding, Gate, Gates, PrometheusGate, Reason,
+    Snapshot, Verdict, Window, analyse,
+};
 pub use error::EngineError;
+pub use histogram::{Histogram, HistogramError};
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
 pub use routes::{
     Instances, NoInstances, caller_name, calls, route_file, route_ids_of, route_specs,
+};
+pub use stats::{
+    Confidence, MannWhitney, Proportion, Variant, ZTest, ab_report, mann_whitney_u, normal_sf,
+    two_proportion_z_test,
 };
 pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};

@@ -107,15 +107,24 @@ const IO: [&str; 10] = [
 ];
 
 /// `turnout-spec` does no IO but `load` reading one file; turnout-routing
-/// none; the engine's `step`, `plan`, `model` and `routes` neither IO nor
-/// a clock (ARCHITECTURE.md states each).
+/// none; the engine's `step`, `plan`, `model`, `routes` and the release
+/// analysis (`analysis`, `histogram`, `stats`) neither IO nor a clock
+/// (ARCHITECTURE.md states each).
 #[test]
 fn the_pure_parts_do_no_io_and_read_no_clock() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     rust_files(&root.join("turnout-spec/src"), &mut files);
     rust_files(&root.join("turnout-routing/src"), &mut files);
-    for name in ["step", "plan", "model", "routes"] {
+    for name in [
+        "step",
+        "plan",
+        "model",
+        "routes",
+        "analysis",
+        "histogram",
+        "stats",
+    ] {
         files.push(root.join(format!("turnout-engine/src/{name}.rs")));
     }
     let mut reads = 0;
