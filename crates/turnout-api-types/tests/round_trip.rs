@@ -30,7 +30,7 @@ fn status() -> AppStatus {
             from_version: 1,
             to_version: 2,
             reason: None,
-            preview_token: Some("p7x".into()),
+            preview_token: None,
         }),
         services: vec![ServiceStatus {
             name: "serviceB-v2".into(),
