@@ -354,6 +354,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         Ok(self.inner.runtime.logs(target, tail, follow).await?)
     }
 
+    /// Has the runtime remove what it started for this server that no
+    /// instance record knows (strays of a server killed mid-way; DESIGN
+    /// §6.1), outside the lock; says what was removed. The server calls it
+    /// once, before its first reconcile pass.
+    pub async fn sweep(&self) -> Result<Vec<String>, ControlError> {
+        let known: Vec<String> = {
+            let state = self.inner.state.lock().await;
+            state
+                .instances
+                .values()
+                .map(|i| i.record.token.clone())
+                .collect()
+        };
+        Ok(self.inner.runtime.sweep(&known).await?)
+    }
+
     /// A copy of one app's state.
     pub async fn app(&self, app: &str) -> Result<App, ControlError> {
         let state = self.inner.state.lock().await;

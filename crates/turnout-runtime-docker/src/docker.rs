@@ -227,7 +227,7 @@ impl DockerRuntime {
     }
 
     /// Removes a container (and its anonymous volumes); gone is fine.
-    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+    pub(crate) async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
@@ -243,7 +243,7 @@ impl DockerRuntime {
 
     /// Removes the app's network once no container of the app is left on
     /// this engine (and the network is this server's).
-    async fn remove_network_if_unused(&self, app: &str) {
+    pub(crate) async fn remove_network_if_unused(&self, app: &str) {
         let _guard = self.networks.lock().await;
         let filters = HashMap::from([("label", vec![format!("{LABEL_APP}={app}")])]);
         let options = ListContainersOptionsBuilder::new()
@@ -531,6 +531,10 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
+    async fn sweep(&self, known: &[String]) -> Result<Vec<String>, RuntimeError> {
+        crate::sweep::sweep(self, known).await
+    }
+
     async fn find(&self, spec: &InstanceSpec) -> Option<Started> {
         let filters = HashMap::from([(
             "label",
@@ -685,7 +689,7 @@ impl Lines {
 }
 
 /// The HTTP status of an engine refusal.
-fn status(e: &DockerError) -> Option<u16> {
+pub(crate) fn status(e: &DockerError) -> Option<u16> {
     match e {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -693,7 +697,7 @@ fn status(e: &DockerError) -> Option<u16> {
 }
 
 /// An engine error with what was being done.
-fn engine(action: String, e: &DockerError) -> RuntimeError {
+pub(crate) fn engine(action: String, e: &DockerError) -> RuntimeError {
     let (message, hint) = match e {
         DockerError::DockerResponseServerError { message, .. } => (message.clone(), None),
         other => (

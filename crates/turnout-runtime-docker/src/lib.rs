@@ -29,5 +29,6 @@
 
 pub mod container;
 mod docker;
+mod sweep;
 
 pub use docker::{DEFAULT_HOST, DockerRuntime, engine_host};

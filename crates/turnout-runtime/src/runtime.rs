@@ -242,6 +242,21 @@ pub trait Runtime: Send + Sync {
         std::future::ready(None)
     }
 
+    /// Removes what this runtime started for this server that no instance
+    /// record knows (`known` holds the [`key`](InstanceSpec::key) of every
+    /// recorded instance): a container left behind by a server killed
+    /// after an app's records were deleted but before its containers were.
+    /// Says what it removed. The process runtime cannot tell its own
+    /// processes from another server's without a record, so by default
+    /// nothing is removed.
+    fn sweep(
+        &self,
+        known: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, RuntimeError>> + Send {
+        let _ = known;
+        std::future::ready(Ok(Vec::new()))
+    }
+
     /// Runs `argv` inside the instance (for a probe command), killing it
     /// after `timeout`. `spec` is the instance's: runtimes that run the
     /// command beside the instance rather than in it (processes) take its

@@ -160,6 +160,10 @@ impl Runtime for AnyRuntime {
         delegate!(self, r => r.stop(handle, grace).await)
     }
 
+    async fn sweep(&self, known: &[String]) -> Result<Vec<String>, RuntimeError> {
+        delegate!(self, r => r.sweep(known).await)
+    }
+
     async fn find(&self, spec: &InstanceSpec) -> Option<Started> {
         delegate!(self, r => r.find(spec).await)
     }

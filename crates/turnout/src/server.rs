@@ -233,6 +233,15 @@ impl Server {
         );
         let plane = ProxyPlane(proxy.publisher());
         let controller = Controller::new(store, runtime, plane, settings)?;
+        // What a killed server left that no record knows goes first.
+        match controller.sweep().await {
+            Ok(removed) => {
+                for name in removed {
+                    tracing::info!(instance = %name, "removed a stray instance of this server");
+                }
+            }
+            Err(err) => tracing::warn!(%err, "could not look for stray instances"),
+        }
         // One reconcile pass before anything is routed or reported: an
         // instance recorded ready whose process died while no server ran
         // is found dead (and restarted) now, so neither the router nor

@@ -471,3 +471,270 @@ fn an_engine_that_does_not_answer_is_a_clear_error_and_starts_nothing() {
         "{stderr}"
     );
 }
+
+/// The ids of the app's containers, sorted (all states).
+fn container_ids(app: &str) -> Vec<String> {
+    let filter = format!("label=turnout.app={app}");
+    let mut ids: Vec<String> = docker(&["ps", "-aq", "--no-trunc", "--filter", &filter])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A running container made by hand with `labels`, named `name`.
+fn labelled_container(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut args = vec!["run".to_string(), "-d".into(), "--name".into(), name.into()];
+    for (k, v) in labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(format!("turnout:{}", tag()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id = docker(&args);
+    assert!(!id.is_empty(), "docker run {name}");
+    id
+}
+
+/// `turnout serve --runtime docker` on the data dir of a killed server.
+fn serve_again(data: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--runtime", "docker"];
+    args.extend_from_slice(extra);
+    Server::start(&args, data, &[])
+}
+
+/// Issue 11 item 5: `kill -9` of the server in `pending-confirmation`,
+/// then `serve --runtime docker`: every container adopted (same ids, none
+/// duplicated), a stray carrying this server's id removed, a container of
+/// another owner untouched.
+#[test]
+fn a_server_killed_in_pending_confirmation_adopts_its_containers() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-kill-pending");
+    let data = dir.path().join("data");
+    let app = unique_app("dkp");
+    let stray_name = format!("{app}-stray");
+    let foreign_name = format!("{app}-foreign");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: vec![stray_name.clone(), foreign_name.clone()],
+    };
+    let v1 = web_template(dir.path(), "app.yaml", "v1");
+    let v2 = web_template(dir.path(), "app-v2.yaml", "v2");
+    let mut server = Server::start(
+        &[
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            v1.to_str().unwrap(),
+        ],
+        &data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    cli(&server, &["release", v2.to_str().unwrap(), "--app", &app]);
+    server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
+    let before = container_ids(&app);
+    assert_eq!(before.len(), 4, "{:?}", containers(&app));
+
+    server.kill9();
+    let server_id = std::fs::read_to_string(data.join("server-id"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // What a killed server can leave: a container of its own that no
+    // record knows. And one of another owner, with the app's label.
+    let stray = labelled_container(
+        &stray_name,
+        &[
+            ("turnout.app", &app),
+            ("turnout.server", &server_id),
+            ("turnout.key", "no-record-has-this-key"),
+        ],
+    );
+    let foreign = labelled_container(&foreign_name, &[("turnout.app", &app)]);
+
+    let server = serve_again(&data, &[]);
+    let s = server.wait_status(&app, WAIT, |s| {
+        state(s) == "pending-confirmation"
+            && s["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["ready"] == x["scale"])
+    });
+    assert_eq!(s["release"]["id"], 1, "{s:#}");
+    // The stray goes, the foreign container stays, the instances are the
+    // same containers.
+    // (`containers` lists only turnout's: the foreign one has no service.)
+    wait_containers(&app, "the stray removed", |c| !c.contains_key(&stray_name));
+    let mut expected = before.clone();
+    expected.push(foreign.clone());
+    expected.sort();
+    assert_eq!(container_ids(&app), expected, "adopted, none duplicated");
+    assert!(!container_ids(&app).contains(&stray));
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &foreign]),
+        "true"
+    );
+    // And they still serve.
+    assert_eq!(
+        answers(&server, "web.localhost", 4),
+        BTreeMap::from([("v1".into(), 4)])
+    );
+    // A little later still none duplicated.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(container_ids(&app), expected);
+}
+
+/// Issue 11 item 5: `kill -9` while the release is `deploying` (its new
+/// service never passes its probe), then `serve`: the new containers are
+/// adopted, not started again.
+#[test]
+fn a_server_killed_while_deploying_adopts_the_new_containers() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-kill-deploying");
+    let data = dir.path().join("data");
+    let app = unique_app("dkd");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+    };
+    let v1 = web_template(dir.path(), "app.yaml", "v1");
+    // The image has no shell: this probe command can never pass, so the
+    // release stays `deploying`.
+    let v2 = dir.path().join("app-v2.yaml");
+    std::fs::write(
+        &v2,
+        format!(
+            "web-v2:\n  image: turnout:{tag}\n  command: [\"turnout\", \"demo-app\", \"--listen\", \
+             \"0.0.0.0:5000\", \"--text\", \"v2\"]\n  labels:\n    aliyun.scale: 2\n    \
+             aliyun.routing.port_5000: web\n    aliyun.probe.cmd: \"exit 1\"\n",
+            tag = tag()
+        ),
+    )
+    .unwrap();
+    let flags = ["--ready-timeout", "600"];
+    let mut args = vec!["up", "--runtime", "docker", "--name", &app];
+    args.extend_from_slice(&flags);
+    args.push(v1.to_str().unwrap());
+    let mut server = Server::start(&args, &data, &[]);
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{app}/releases"),
+        Some(&serde_json::json!({"template": std::fs::read_to_string(&v2).unwrap()}).to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_containers(&app, "4 running", |c| {
+        c.values().filter(|(_, st)| st == "running").count() == 4
+    });
+    assert_eq!(state(&server.status(&app)), "deploying");
+    let before = container_ids(&app);
+    server.kill9();
+
+    let server = serve_again(&data, &flags);
+    let s = server.wait_status(&app, WAIT, |s| state(s) == "deploying");
+    assert_eq!(s["release"]["id"], 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(container_ids(&app), before, "adopted, none started again");
+    assert_eq!(state(&server.status(&app)), "deploying");
+    assert_eq!(
+        answers(&server, "web.localhost", 4),
+        BTreeMap::from([("v1".into(), 4)])
+    );
+}
+
+/// Issue 11 item 5: a container killed with `docker kill` is replaced or
+/// restarted, and traffic goes on meanwhile: at most 1 % of requests fail,
+/// and none waits longer than the router's connect timeout (3 s).
+#[test]
+fn a_killed_container_is_replaced_while_traffic_goes_on() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-kill-one");
+    let data = dir.path().join("data");
+    let app = unique_app("dkk");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+    };
+    let v1 = web_template(dir.path(), "app.yaml", "v1");
+    let server = Server::start(
+        &[
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            v1.to_str().unwrap(),
+        ],
+        &data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    let victim = format!("{app}-web-v1-1");
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &victim]),
+        "true"
+    );
+    let victim_id = docker(&["inspect", "--format", "{{.Id}}", &victim]);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let public = server.public;
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed, mut slowest) = (0u32, 0u32, Duration::ZERO);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            // Bounded: 4,000 requests, 60 s, or until told to stop.
+            while ok + failed < 4000 && Instant::now() < deadline {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && ok + failed >= 400 {
+                    break;
+                }
+                let started = Instant::now();
+                let r = support::request(public, "GET", "/", &[("Host", "web.localhost")], None);
+                slowest = slowest.max(started.elapsed());
+                if r.status == 200 && r.body.trim() == "v1" {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed, slowest)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    docker(&["kill", &victim_id]);
+    // Replaced (or restarted): two running instances again, one of them
+    // not the killed container.
+    server.wait_status(&app, WAIT, |s| {
+        s["services"][0]["ready"] == 2
+            && s["services"][0]["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["state"] == "ready")
+    });
+    let running = wait_containers(&app, "two running again", |c| {
+        c.values().filter(|(_, st)| st == "running").count() == 2
+    });
+    assert_eq!(running.len(), 2, "{running:?}");
+    let killed_state = docker(&["inspect", "--format", "{{.State.Running}}", &victim_id]);
+    assert_ne!(killed_state, "true", "the killed container is not running");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, slowest) = load.join().unwrap();
+    let total = ok + failed;
+    eprintln!("docker kill under load: {failed} of {total} failed, slowest {slowest:?}");
+    assert!(total >= 400, "{total}");
+    assert!(
+        f64::from(failed) <= f64::from(total) * 0.01,
+        "{failed} of {total} failed"
+    );
+    assert!(slowest < Duration::from_secs(3), "{slowest:?}");
+}
