@@ -278,4 +278,50 @@ mod tests {
             QUEUE_CAPACITY as u64
         );
     }
+
+    /// The request path's part: the visit, the report and the figures
+    /// allocate nothing once a service's tallies exist.
+    #[test]
+    fn counting_an_answer_allocates_nothing() {
+        use turnout_routing::{Target, Via};
+
+        let conversions = Conversions::default();
+        let tap = conversions.tap(&goal());
+        let cells = crate::figures::FigureCells::default();
+        cells.resolve();
+        cells.record(true, 200, 1);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            "a=b; turnout_pos=123".parse().unwrap(),
+        );
+        let target = Target {
+            service: 0,
+            pinned: None,
+            via: Via::Position,
+            set_position: None,
+            set_pin: false,
+        };
+        let info = allocation_counter::measure(|| {
+            for i in 0..1_000u16 {
+                let visit = tap.visit(&target, &headers, "/checkout/done").unwrap();
+                tap.offer(visit, 200 + i % 400);
+                cells.record(i % 2 == 0, 200 + i % 400, u64::from(i) * 997);
+            }
+        });
+        assert_eq!(info.count_total, 0);
+        // The counter does see an allocation.
+        let seen = allocation_counter::measure(|| drop(std::hint::black_box(vec![0u8; 16])));
+        assert_eq!(seen.count_total, 1);
+        let preview = Target {
+            via: Via::Preview,
+            ..target
+        };
+        assert_eq!(tap.visit(&preview, &headers, "/checkout"), None);
+        let mut inner = conversions.inner.lock();
+        inner.drain();
+        let sets = &inner.tallies[&tap.key];
+        assert_eq!((sets.clients.len, sets.converted.len), (1, 1));
+        assert_eq!(cells.copy().0.requests + cells.copy().1.requests, 1_001);
+    }
 }
