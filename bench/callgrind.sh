@@ -16,7 +16,9 @@
 #        instance), COOKIES=none|replay (default none: no request carries
 #        a cookie, so on a sticky route every request is a first visit
 #        and gets Set-Cookie; replay: every request sends the cookies the
-#        route set on one first response, as a returning browser).
+#        route set on one first response, as a returning browser),
+#        AB_GOAL (a path: the route gets that A/B goal, so every request
+#        is reported to the A/B feed; needs STICKY=version or instance).
 # Prints "instructions/request N" (callgrind) or "allocations/request N
 # bytes/request N" (dhat; start-up included, divided by all requests).
 set -euo pipefail

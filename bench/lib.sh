@@ -72,13 +72,17 @@ CONF
 }
 
 # write_routes FILE STICKY W1 W2 B1 B2 — a route file for $HOST: services
-# v1 (weight W1, backend B1) and v2 (W2, B2). Written to a temporary file
-# and renamed, so no reader sees half a file.
+# v1 (weight W1, backend B1) and v2 (W2, B2); with AB_GOAL set (a path),
+# the route has that A/B goal (needs a sticky route). Written to a
+# temporary file and renamed, so no reader sees half a file.
 write_routes() {
+  local goal=
+  if [ -n "${AB_GOAL:-}" ]; then goal="    ab_goal: { path: $AB_GOAL }"; fi
   cat >"$1.tmp" <<CONF
 routes:
   - host: $HOST
     sticky: $2
+$goal
     health: { interval_ms: 60000 }
     services:
       - { name: v1, weight: $3, endpoints: ["127.0.0.1:$5"] }

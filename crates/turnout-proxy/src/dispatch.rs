@@ -17,9 +17,11 @@ use std::time::Instant;
 use http::StatusCode;
 use turnout_routing::{
     Decision, Forbidden, INSTANCE_COOKIE, Listener, POSITION_COOKIE, RequestHeaders, RequestKey,
-    RouteIndex, Target, pick,
+    RouteIndex, Target, Via, pick,
 };
 
+use crate::feed::Account;
+use crate::figures::micros;
 use crate::in_flight::InFlight;
 use crate::instance::Instance;
 use crate::metrics::code_class;
@@ -74,6 +76,8 @@ pub(crate) enum Routed {
         route: RouteIndex,
         target: Target,
         first: (usize, InFlight),
+        /// How its answer is counted in the figures and the A/B feed.
+        account: Account,
     },
     /// The proxy answers itself (counted where it is counted).
     Local(StatusCode, Cow<'static, str>),
@@ -140,6 +144,14 @@ pub(crate) fn route<H: RequestHeaders + ?Sized>(
             Cow::Borrowed("no such service\n"),
         );
     };
+    let account = Account {
+        preview: target.via == Via::Preview,
+        // Only a goal route's services have a tap.
+        visit: match &state.tap {
+            None => None,
+            Some(tap) => tap.visit(&target, asked.headers, asked.path),
+        },
+    };
     // The first instance is chosen (and the request counted in its
     // in-flight) before anything of the request is consumed, so that a
     // request holding a replaced snapshot can still be routed again.
@@ -148,6 +160,7 @@ pub(crate) fn route<H: RequestHeaders + ?Sized>(
             return Routed::Stale;
         }
         state.local.inc(&shared.metrics, code_class(503));
+        count(state, account, 503, 0);
         return Routed::Local(
             StatusCode::SERVICE_UNAVAILABLE,
             Cow::Borrowed("no ready instance of the chosen service\n"),
@@ -157,6 +170,7 @@ pub(crate) fn route<H: RequestHeaders + ?Sized>(
         route: route_index,
         target,
         first,
+        account,
     }
 }
 
@@ -309,6 +323,8 @@ pub(crate) fn failed(
     shared: &Shared,
     state: &ServiceState,
     failure: Option<Failure>,
+    account: Account,
+    started: Instant,
 ) -> (StatusCode, &'static str) {
     let answer = match failure {
         None => (
@@ -321,14 +337,14 @@ pub(crate) fn failed(
         }
         Some(Failure::ClientBody) => (StatusCode::BAD_REQUEST, MALFORMED_BODY),
     };
-    state
-        .local
-        .inc(&shared.metrics, code_class(answer.0.as_u16()));
+    let status = answer.0.as_u16();
+    state.local.inc(&shared.metrics, code_class(status));
+    count(state, account, status, micros(started.elapsed()));
     answer
 }
 
 /// Counts a response instance `slot` gave: its code on the instance, its
-/// duration on the service.
+/// duration on the service, both in the figures (and the A/B feed).
 #[inline]
 pub(crate) fn answered(
     shared: &Shared,
@@ -336,7 +352,9 @@ pub(crate) fn answered(
     slot: usize,
     status: u16,
     started: Instant,
+    account: Account,
 ) {
+    let elapsed = started.elapsed();
     state.instances[slot]
         .requests
         .inc(&shared.metrics, code_class(status));
@@ -344,7 +362,18 @@ pub(crate) fn answered(
         .series
         .get(&shared.metrics)
         .duration
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    count(state, account, status, micros(elapsed));
+}
+
+/// Counts an answer of `status` after `micros` µs in the service's figures
+/// and, on a goal route, reports it to the A/B feed.
+#[inline]
+fn count(state: &ServiceState, account: Account, status: u16, micros: u64) {
+    state.figures.record(account.preview, status, micros);
+    if let (Some(visit), Some(tap)) = (account.visit, &state.tap) {
+        tap.offer(visit, status);
+    }
 }
 
 /// The instance a response pins the client to: the one that answered,

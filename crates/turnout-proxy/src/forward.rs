@@ -19,6 +19,7 @@ use crate::caller::{self, ConnInfo, proxy_token};
 use crate::connection::ConnState;
 use crate::dispatch::{self, Asked, Attempts, Failure, MALFORMED_BODY, MAX_ROUTINGS};
 use crate::egress;
+use crate::feed::Account;
 use crate::hop::{self, Token, strip_hop_by_hop};
 use crate::in_flight::InFlight;
 use crate::response::{local, refuse};
@@ -124,7 +125,11 @@ async fn route_request(
             route,
             target,
             first,
-        } => forward(shared, snapshot, (route, target, first), req, conn, started).await,
+            account,
+        } => {
+            let routed = (route, target, first, account);
+            forward(shared, snapshot, routed, req, conn, started).await
+        }
         dispatch::Routed::Local(status, text) => {
             let text = match text {
                 Cow::Borrowed(text) => Bytes::from_static(text.as_bytes()),
@@ -140,7 +145,7 @@ async fn route_request(
 async fn forward(
     shared: &Shared,
     snapshot: &Snapshot,
-    (route_index, target, first): (RouteIndex, Target, (usize, InFlight)),
+    (route_index, target, first, account): (RouteIndex, Target, (usize, InFlight), Account),
     mut req: Request<Incoming>,
     conn: &ConnInfo,
     started: Instant,
@@ -238,7 +243,7 @@ async fn forward(
         match sent {
             Ok(mut response) => {
                 let status = response.status();
-                dispatch::answered(shared, state, slot_index, status.as_u16(), started);
+                dispatch::answered(shared, state, slot_index, status.as_u16(), started, account);
                 if shared.config.access_log {
                     dispatch::access_log(
                         route.id(),
@@ -277,7 +282,7 @@ async fn forward(
             }
         }
     }
-    let (status, text) = dispatch::failed(shared, state, failure);
+    let (status, text) = dispatch::failed(shared, state, failure, account, started);
     if failure == Some(Failure::ClientBody) {
         return refuse(text).into();
     }

@@ -13,10 +13,11 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use turnout_routing::{Listener, RouteTable};
+use turnout_routing::{Listener, RouteTable, ServiceFigures};
 
 use crate::config::ProxyConfig;
 use crate::connector::Connector;
+use crate::conversions::Conversions;
 use crate::error::{ProxyError, RouteFileError};
 use crate::instance::InstanceState;
 use crate::metrics::Metrics;
@@ -101,6 +102,17 @@ impl Publisher {
         self.shared.in_flight(addr)
     }
 
+    /// The per-version figures of `app`'s routes; see [`Proxy::figures`].
+    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
+        self.shared.figures(app)
+    }
+
+    /// Starts `app`'s A/B client counts again; see
+    /// [`Proxy::reset_conversions`].
+    pub fn reset_conversions(&self, app: &str) {
+        self.shared.reset_conversions(app);
+    }
+
     /// Sets the release state of `app` on `/metrics`; see
     /// [`Proxy::set_release_state`].
     pub fn set_release_state(&self, app: &str, state: &str) {
@@ -169,12 +181,20 @@ impl Proxy {
         egress.set_connect_timeout(Some(config.timeouts.connect));
         egress.set_nodelay(true);
         let metrics = Metrics::new();
-        let empty = Snapshot::build(RouteTable::default(), &Default::default(), &metrics, None);
+        let conversions = Arc::new(Conversions::default());
+        let empty = Snapshot::build(
+            RouteTable::default(),
+            &Default::default(),
+            &metrics,
+            &conversions,
+            None,
+        );
         let shared = Arc::new_cyclic(|weak| Shared {
             current: ArcSwap::from_pointee(empty),
             registry: parking_lot::Mutex::new(Registry::default()),
             instances: ArcSwap::default(),
             metrics,
+            conversions,
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(config.timeouts.idle)
                 .pool_timer(TokioTimer::new())
@@ -192,6 +212,11 @@ impl Proxy {
             hard_stop: CancellationToken::new(),
         });
         shared.publish(table);
+        // The A/B feed's drainer: it sleeps until a route with a goal is
+        // published.
+        shared
+            .tasks
+            .spawn(shared.conversions.clone().run(shared.stop.clone()));
 
         // The extra workers' listeners: the same addresses (the bound
         // ports, for port 0), bound again with SO_REUSEPORT.
@@ -307,6 +332,29 @@ impl Proxy {
     /// For the control plane, at every release state change.
     pub fn set_release_state(&self, app: &str, state: &str) {
         self.shared.metrics.set_release_state(app, state);
+    }
+
+    /// The per-version figures of every service of `app`'s routes ("" for
+    /// routes without an app), in table order: per (route, service), the
+    /// requests, 5xx answers (the proxy's own 502/503/504 for the service
+    /// included) and latency histogram, cumulative since the service
+    /// joined the route (a republish that keeps it on the route, such as a
+    /// weight change, keeps its counts); preview requests apart; and on a
+    /// route with an `ab_goal`, the distinct and converting clients. A
+    /// window's figures are the difference of two reads
+    /// ([`Figures::since`](turnout_routing::Figures::since)). Costs a copy
+    /// of the app's counters and one drain of the A/B queue: meant for
+    /// every analysis window, not every request.
+    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
+        self.shared.figures(app)
+    }
+
+    /// Starts the A/B client counts (clients, converted, unidentified) of
+    /// `app`'s goal routes again, as a new test begins; reports queued
+    /// before count before the reset. Request figures are cumulative and
+    /// stay.
+    pub fn reset_conversions(&self, app: &str) {
+        self.shared.reset_conversions(app);
     }
 
     /// Removes every `turnout_release_state` series of `app` (the app was

@@ -10,10 +10,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use turnout_routing::RouteTable;
+use turnout_routing::{RouteTable, ServiceFigures};
 
 use crate::config::ProxyConfig;
 use crate::connector::Connector;
+use crate::conversions::Conversions;
 use crate::forward::ProxyBody;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// read without a lock; replaced whenever the registry changes.
     pub instances: ArcSwap<HashMap<SocketAddr, Arc<Instance>>>,
     pub metrics: Metrics,
+    /// The A/B feed's aggregator (its drainer task holds it too).
+    pub conversions: Arc<Conversions>,
     /// Pooled keep-alive HTTP/1.1 connections to upstream instances.
     pub client: Client<Connector, ProxyBody>,
     /// Connections to the hosts that known callers reach through the
@@ -68,8 +71,18 @@ impl Shared {
         self.instances.store(Arc::new(registry.instances()));
         let drain_timeout = table.drain_timeout();
         let previous = self.current.load_full();
-        let snapshot = Snapshot::build(table, &instances, &self.metrics, Some(&previous));
-        self.current.store(Arc::new(snapshot));
+        let snapshot = Arc::new(Snapshot::build(
+            table,
+            &instances,
+            &self.metrics,
+            &self.conversions,
+            Some(&previous),
+        ));
+        self.current.store(snapshot.clone());
+        // The tallies of taps the new table dropped go (reports still
+        // queued for them find nothing).
+        self.conversions.keep(&snapshot);
+        drop(snapshot);
         // Only after the swap: requests on the new snapshot never see the
         // removed instances, and those still on the old one find them alive
         // (or, once they drain, route again with the new snapshot).
@@ -96,6 +109,16 @@ impl Shared {
             }
             drop(previous);
         }));
+    }
+
+    /// The figures of `app`'s routes in the current table.
+    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
+        self.conversions.report(&self.current.load(), app)
+    }
+
+    /// Starts the A/B counts of `app`'s goal routes again.
+    pub fn reset_conversions(&self, app: &str) {
+        self.conversions.reset(&self.current.load(), app);
     }
 
     /// Requests and upgraded connections using the instance at `addr`;

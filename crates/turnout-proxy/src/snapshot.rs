@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use turnout_routing::{Route, RouteTable, Service};
 
+use crate::conversions::Conversions;
+use crate::feed::Tap;
+use crate::figures::FigureCells;
 use crate::instance::Instance;
 use crate::metrics::{LazyServiceMetrics, Metrics, RequestCounters, no_app};
 
@@ -43,6 +46,10 @@ pub(crate) struct ServiceState {
     pub series: LazyServiceMetrics,
     /// Requests for the service that no instance answered (502, 503, 504).
     pub local: RequestCounters,
+    /// The per-version figures of the control plane's analysis.
+    pub figures: Arc<FigureCells>,
+    /// On a route with an A/B goal, where its requests are reported.
+    pub tap: Option<Tap>,
 }
 
 /// An instance as one route's service sees it.
@@ -70,11 +77,14 @@ impl Snapshot {
     /// same endpoints on the same instances keeps its whole state, so a
     /// weight change costs one reference count per route.
     /// `turnout_route_weight` is not stored: `metrics` is given the table,
-    /// whose weights it encodes at scrape time.
+    /// whose weights it encodes at scrape time. The figures and a goal
+    /// route's taps (made by `conversions`) are carried over as the handles
+    /// are, a tap only while the route's goal stays the same.
     pub fn build(
         table: RouteTable,
         instances: &HashMap<SocketAddr, Arc<Instance>>,
         metrics: &Metrics,
+        conversions: &Conversions,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
         let instances: FastMap<SocketAddr, &Arc<Instance>> =
@@ -112,7 +122,8 @@ impl Snapshot {
                         old_state.clone()
                     }
                     _ => {
-                        let state = route_state(route, before.map(|(r, s)| (r, &**s)), &instances);
+                        let before = before.map(|(r, s)| (r, &**s));
+                        let state = route_state(route, before, &instances, conversions);
                         resolve(&state, metrics, &mut budget);
                         Arc::new(state)
                     }
@@ -149,6 +160,7 @@ fn resolve(state: &RouteState, metrics: &Metrics, budget: &mut usize) {
         if take(4 + 5) {
             service.series.get(metrics);
             service.local.get(metrics);
+            service.figures.resolve();
         }
         for slot in &service.instances {
             if take(5) {
@@ -191,7 +203,8 @@ fn same_instances(
     current: &FastSet<*const Instance>,
 ) -> bool {
     let (services, old_services) = (route.services(), old_route.services());
-    services.len() == old_services.len()
+    route.goal() == old_route.goal()
+        && services.len() == old_services.len()
         && old_state.services.len() == old_services.len()
         && services
             .iter()
@@ -222,6 +235,7 @@ fn route_state(
     route: &Route,
     before: Option<(&Route, &RouteState)>,
     instances: &FastMap<SocketAddr, &Arc<Instance>>,
+    conversions: &Conversions,
 ) -> RouteState {
     let empty = no_app();
     let app = route.app().cloned().unwrap_or_else(no_app);
@@ -245,7 +259,18 @@ fn route_state(
                 };
                 Some((&old[k], old_state.services.get(k)?))
             });
-            service_state(&app, id, service, was, instances, &empty)
+            // A tap is kept while the goal is the same: another goal is
+            // another test.
+            let tap = route.goal().map(|goal| {
+                before
+                    .filter(|(old_route, _)| old_route.goal() == Some(goal))
+                    .and(was)
+                    .and_then(|(_, state)| state.tap.clone())
+                    .unwrap_or_else(|| conversions.tap(goal))
+            });
+            let mut state = service_state(&app, id, service, was, instances, &empty);
+            state.tap = tap;
+            state
         })
         .collect();
     RouteState {
@@ -306,6 +331,8 @@ fn service_state(
             || RequestCounters::new(app, id, name, empty),
             |(_, state)| state.local.clone(),
         ),
+        figures: was.map_or_else(Arc::default, |(_, state)| state.figures.clone()),
+        tap: None,
     }
 }
 
@@ -357,6 +384,7 @@ mod tests {
     #[test]
     fn unchanged_instances_keep_the_route_state_and_weights_follow() {
         let metrics = Metrics::new();
+        let feed = Conversions::default();
         let all = instances(&["127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9"]);
         let first = Snapshot::build(
             table(&[
@@ -365,6 +393,7 @@ mod tests {
             ]),
             &all,
             &metrics,
+            &feed,
             None,
         );
         first.routes[0].seq.store(7, Ordering::Relaxed);
@@ -380,6 +409,7 @@ mod tests {
             ]),
             &all,
             &metrics,
+            &feed,
             Some(&first),
         );
         assert!(Arc::ptr_eq(&first.routes[0], &second.routes[0]));
@@ -405,6 +435,7 @@ mod tests {
             table(&[("a.example", 10, &["127.0.0.1:8"])]),
             &all,
             &metrics,
+            &feed,
             Some(&second),
         );
         assert!(!Arc::ptr_eq(&second.routes[0], &third.routes[0]));
@@ -423,6 +454,7 @@ mod tests {
             table(&[("a.example", 10, &["127.0.0.1:8"])]),
             &fresh,
             &metrics,
+            &feed,
             Some(&third),
         );
         assert!(!Arc::ptr_eq(&third.routes[0], &fourth.routes[0]));
@@ -435,6 +467,7 @@ mod tests {
     #[test]
     fn a_route_of_another_app_gets_state_of_its_own() {
         let metrics = Metrics::new();
+        let feed = Conversions::default();
         let all = instances(&["127.0.0.1:7"]);
         let of = |app: &str| {
             RouteTable::from_yaml(&format!(
@@ -442,7 +475,7 @@ mod tests {
             ))
             .unwrap()
         };
-        let first = Snapshot::build(of("shop"), &all, &metrics, None);
+        let first = Snapshot::build(of("shop"), &all, &metrics, &feed, None);
         first.routes[0].seq.store(7, Ordering::Relaxed);
         first.routes[0].services[0].instances[0]
             .requests
@@ -450,7 +483,7 @@ mod tests {
         // The same id, instances and service name, but another app's now:
         // nothing is carried over, so no series of one app counts the
         // other's requests.
-        let second = Snapshot::build(of("blog"), &all, &metrics, Some(&first));
+        let second = Snapshot::build(of("blog"), &all, &metrics, &feed, Some(&first));
         assert!(!Arc::ptr_eq(&first.routes[0], &second.routes[0]));
         assert_eq!(second.routes[0].seq.load(Ordering::Relaxed), 0);
         second.routes[0].services[0].instances[0]
@@ -464,25 +497,27 @@ mod tests {
             assert!(text.contains(&series), "missing {series}\n{text}");
         }
         // The same app again keeps its state whole.
-        let third = Snapshot::build(of("blog"), &all, &metrics, Some(&second));
+        let third = Snapshot::build(of("blog"), &all, &metrics, &feed, Some(&second));
         assert!(Arc::ptr_eq(&second.routes[0], &third.routes[0]));
     }
 
     #[test]
     fn renamed_service_loses_its_weight_series() {
         let metrics = Metrics::new();
+        let feed = Conversions::default();
         let all = instances(&["127.0.0.1:7", "127.0.0.1:9"]);
         let first = Snapshot::build(
             table(&[("a.example", 90, &["127.0.0.1:7"])]),
             &all,
             &metrics,
+            &feed,
             None,
         );
         let renamed = RouteTable::from_yaml(
             "routes:\n  - host: a.example\n    services:\n      - { name: v3, endpoints: [\"127.0.0.1:7\"] }\n      - { name: v2, weight: 0, endpoints: [\"127.0.0.1:9\"] }\n",
         )
         .unwrap();
-        let _second = Snapshot::build(renamed, &all, &metrics, Some(&first));
+        let _second = Snapshot::build(renamed, &all, &metrics, &feed, Some(&first));
         let mut lines = weight_lines(&metrics);
         lines.sort();
         assert_eq!(

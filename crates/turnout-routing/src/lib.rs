@@ -17,6 +17,8 @@ mod cookie;
 mod decision;
 mod endpoint;
 mod error;
+mod figures;
+mod goal;
 mod headers;
 mod health;
 mod host;
@@ -40,6 +42,11 @@ pub use decision::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Problem, RoutingError};
+pub use figures::{
+    Conversions, Figures, LATENCY_BOUNDS, LATENCY_BUCKETS, LatencyHistogram, ServiceFigures,
+    latency_bucket,
+};
+pub use goal::{Goal, GoalStatus};
 pub use headers::RequestHeaders;
 pub use health::HealthCheck;
 pub use host::{normalize_host, request_host};
@@ -47,7 +54,7 @@ pub use matcher::ValueMatcher;
 pub use position::{POSITION_SPACE, Position};
 pub use route::{Listener, Route, RouteIndex};
 pub use route_file::{
-    HealthSpec, MatchSpec, RouteFile, RouteSpec, RuleSpec, ServiceSpec, WeightValue,
+    GoalSpec, HealthSpec, MatchSpec, RouteFile, RouteSpec, RuleSpec, ServiceSpec, WeightValue,
 };
 pub use route_table::RouteTable;
 pub use rule::{Condition, Rule, Source};

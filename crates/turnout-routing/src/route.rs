@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::goal::Goal;
 use crate::health::HealthCheck;
 use crate::rule::Rule;
 use crate::service::{Service, ServiceIndex};
@@ -36,6 +37,7 @@ pub struct Route {
     /// same weights.
     pub(crate) cycle: Arc<[ServiceIndex]>,
     pub(crate) health: HealthCheck,
+    pub(crate) goal: Option<Goal>,
 }
 
 impl Route {
@@ -100,6 +102,11 @@ impl Route {
     /// Health check settings of the route's instances.
     pub fn health(&self) -> &HealthCheck {
         &self.health
+    }
+
+    /// The goal of an A/B test on this route, if it has one.
+    pub fn goal(&self) -> Option<&Goal> {
+        self.goal.as_ref()
     }
 
     /// Whether the route serves requests of this listener.

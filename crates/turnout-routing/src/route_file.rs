@@ -78,6 +78,25 @@ pub struct RouteSpec {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSpec>,
+    /// The goal of an A/B test on this route (DESIGN §8): the proxy counts,
+    /// per service, the distinct clients and those that reached the goal.
+    /// Needs `sticky: version` or `instance` (clients are told apart by
+    /// their position cookie). Absent: nothing is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab_goal: Option<GoalSpec>,
+}
+
+/// The goal of an A/B test: a client converts when a request of it
+/// reaches `path` and is answered with a matching `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoalSpec {
+    /// The request path (and what lies under it, on segment boundaries),
+    /// such as `/checkout`; a full path, under the route's context path.
+    pub path: String,
+    /// A status class (`2xx`) or one status (`201`); `2xx` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A rule: requests that match go to `service`, whatever the weights.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::caller::Caller;
 use crate::error::RoutingError;
+use crate::goal::{Goal, read_goal};
 use crate::health::HealthCheck;
 use crate::host::{MAX_HOST_LEN, normalize_host, path_under};
 use crate::position::ranges;
@@ -286,6 +287,15 @@ fn build_route<'a>(
             }
         }
     };
+    // Checked with the route: no problem is reported again.
+    let goal = spec.ab_goal.as_ref().and_then(|goal| {
+        let sticky = spec.sticky.unwrap_or_default();
+        let (path, status) = read_goal(goal, check.parts.path, sticky, |_, _| {})?;
+        Some(Goal {
+            path: strings.get(path),
+            status,
+        })
+    });
     Route {
         id,
         hosts,
@@ -301,6 +311,7 @@ fn build_route<'a>(
         services,
         cycle: cycle.clone(),
         health,
+        goal,
     }
 }
 
@@ -531,5 +542,42 @@ caller_tokens: { t1: "/web", t2: "shop/", t3: "a/b/c", t4: "shop/web", t5: "web"
         );
         assert!(found[0].contains("mixes .local"), "{found:?}");
         assert!(found[1].contains("remove internal: false"), "{found:?}");
+    }
+
+    #[test]
+    fn ab_goals_are_built_and_checked_with_their_field() {
+        let table = RouteTable::from_yaml(
+            "routes:\n  - host: a.localhost\n    path: /shop\n    ab_goal: { path: /shop/checkout/ }\n    services: [{name: a}]\n  - host: b.localhost\n    services: [{name: b}]\n",
+        )
+        .unwrap();
+        let goal = table.routes()[0].goal().unwrap();
+        assert_eq!(&*goal.path, "/shop/checkout");
+        assert_eq!(goal.status, crate::GoalStatus::Class(2));
+        assert!(table.routes()[1].goal().is_none());
+
+        let text = "routes:\n  - host: a.localhost\n    sticky: off\n    ab_goal: { path: checkout, status: \"2xy\" }\n    services: [{name: a}]\n";
+        let found = problems(text);
+        let expect = [
+            "routes[0].ab_goal.path: goal path \"checkout\" must start with /",
+            "routes[0].ab_goal.status: \"2xy\" is not a status",
+            "routes[0].ab_goal: an A/B goal needs sticky: version or instance",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        let file = RouteFile::from_yaml(text).unwrap();
+        assert_eq!(
+            file.validate().unwrap_err().to_string(),
+            RouteTable::build(&file).unwrap_err().to_string()
+        );
+        let unknown = RouteTable::from_yaml(
+            "routes:\n  - host: a.localhost\n    ab_goal: { path: /x, when: 2xx }\n    services: [{name: a}]\n",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("when"), "{unknown}");
     }
 }

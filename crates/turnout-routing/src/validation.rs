@@ -18,6 +18,7 @@ use http::HeaderName;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Problem, RoutingError};
+use crate::goal::read_goal;
 use crate::matcher::ValueMatcher;
 use crate::route_file::{HealthSpec, RouteFile, RouteSpec, WeightValue};
 use crate::rule::{Condition, Rule, Source};
@@ -261,6 +262,19 @@ impl<'a> Check<'a> {
         self.rules(i, route);
         if let Some(health) = &route.health {
             check_health(health, i, &mut self.problems);
+        }
+        if let Some(goal) = &route.ab_goal {
+            let sticky = route.sticky.unwrap_or_default();
+            let problems = &mut self.problems;
+            read_goal(goal, path, sticky, |field, message| {
+                let at = format!("{}.ab_goal", at());
+                let field = if field.is_empty() {
+                    at
+                } else {
+                    format!("{at}.{field}")
+                };
+                problems.push(field, message);
+            });
         }
     }
 

@@ -30,6 +30,7 @@ routes:
   - hosts: [shop.example.com, www.shop.example.com]
     app: shop
     sticky: version
+    ab_goal: { path: /checkout, status: 2xx }
     rules:
       - match: { header: { x-beta: "1" } }
         service: web-v2
@@ -224,9 +225,13 @@ fn requests() -> Vec<Request> {
 }
 
 /// Where `request` goes with sequence number `seq`: the lookup and `pick`
-/// the proxy does per request.
+/// the proxy does per request (and, on a route with an A/B goal, whether
+/// the request is at the goal).
 fn route(table: &RouteTable, request: &Request, seq: u64) -> Option<Decision> {
     let route = table.lookup(request.listener, request.host, request.path)?;
+    if let Some(goal) = table.route(route).and_then(|r| r.goal()) {
+        std::hint::black_box(goal.at(request.path) && goal.status.matches(200));
+    }
     Some(pick(
         table,
         &RequestKey {

@@ -178,9 +178,10 @@ const LOCKS: [&str; 12] = [
 
 /// turnout-proxy's modules that requests run through (`src/`, relative):
 /// accept, the fast path and the hyper path, routing, forwarding, bodies,
-/// tunnels, the upstream pool and connector, in-flight accounting, and the
-/// snapshot they read.
-const REQUEST_PATH: [&str; 24] = [
+/// tunnels, the upstream pool and connector, in-flight accounting, the
+/// per-version figures and the A/B feed's queue, and the snapshot they
+/// read.
+const REQUEST_PATH: [&str; 26] = [
     "body.rs",
     "caller.rs",
     "connection.rs",
@@ -188,6 +189,8 @@ const REQUEST_PATH: [&str; 24] = [
     "dispatch.rs",
     "egress.rs",
     "error.rs",
+    "feed.rs",
+    "figures.rs",
     "forward.rs",
     "framing.rs",
     "h1/chunked.rs",
@@ -208,9 +211,13 @@ const REQUEST_PATH: [&str; 24] = [
 ];
 
 /// turnout-proxy's modules off the request path, and why each is.
-const OFF_REQUEST_PATH: [(&str, &str); 9] = [
+const OFF_REQUEST_PATH: [(&str, &str); 10] = [
     ("admin.rs", "the admin listener: scrapes and /healthz"),
     ("config.rs", "settings, read at start"),
+    (
+        "conversions.rs",
+        "the A/B feed's aggregator: its drainer task, publishes and the control plane's reads lock it; requests only push into the lock-free queue (feed.rs)",
+    ),
     ("health_check.rs", "background probe tasks"),
     ("lib.rs", "module list"),
     (

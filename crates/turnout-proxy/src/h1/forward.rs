@@ -56,7 +56,7 @@ pub(super) async fn forward(
                 continue;
             }
         };
-        dispatch::answered(shared, state, slot_index, head.status, started);
+        dispatch::answered(shared, state, slot_index, head.status, started, p.account);
         if shared.config.access_log
             && let Some(route) = p.snapshot.table.route(p.route)
             && let Some(service) = route.service(p.target.service)
@@ -95,7 +95,7 @@ pub(super) async fn forward(
             Err(_) => false,
         };
     }
-    let (status, text) = dispatch::failed(shared, state, failure);
+    let (status, text) = dispatch::failed(shared, state, failure, p.account, started);
     let close = p.close || shared.stop.is_cancelled();
     write_local(client, &mut cx.response, status.as_u16(), text, close)
         .await

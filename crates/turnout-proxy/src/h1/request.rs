@@ -10,6 +10,7 @@ use turnout_routing::{Listener, PREVIEW_TOKEN_HEADER, RequestHeaders, RouteIndex
 
 use crate::caller::{self, ConnInfo, proxy_token};
 use crate::dispatch::{self, Asked, MAX_ROUTINGS, Routed};
+use crate::feed::Account;
 use crate::hop::{self, Token};
 use crate::in_flight::InFlight;
 use crate::shared::Shared;
@@ -42,6 +43,7 @@ pub(super) struct Prepared {
     pub(super) route: RouteIndex,
     pub(super) target: Target,
     pub(super) first: (usize, InFlight),
+    pub(super) account: Account,
     /// Bytes of the request (head and body) in the read buffer.
     pub(super) consumed: usize,
     /// The request may be sent again after a failed attempt.
@@ -155,12 +157,14 @@ pub(super) fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Ve
     };
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();
-        let (route_index, target, first) = match dispatch::route(shared, &snapshot, &asked) {
+        let (route_index, target, first, account) = match dispatch::route(shared, &snapshot, &asked)
+        {
             Routed::Forward {
                 route,
                 target,
                 first,
-            } => (route, target, first),
+                account,
+            } => (route, target, first, account),
             Routed::Local(status, text) => {
                 return Step::Local {
                     status: status.as_u16(),
@@ -188,6 +192,7 @@ pub(super) fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Ve
             route: route_index,
             target,
             first,
+            account,
             consumed,
             idempotent: dispatch::idempotent(method),
             bodyless: body_len == 0,

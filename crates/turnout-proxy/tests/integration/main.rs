@@ -7,6 +7,7 @@ mod bad_input;
 mod drain;
 mod egress;
 mod fast_path;
+mod figures;
 mod health;
 mod internal;
 mod metrics;

@@ -35,7 +35,9 @@ use turnout_routing::RouteTable;
 /// - `/port` answers the port the connection came from (the proxy's end);
 /// - `/ws` answers 101 and echoes bytes on the upgraded connection;
 /// - `/health` answers 200;
-/// - anything else answers the backend's name.
+/// - anything else answers the backend's name;
+/// - on any of those, a query `status=NNN` makes it answer with that
+///   status, and `sleep=MS` makes it wait that long first.
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -209,6 +211,18 @@ async fn answer(
     mut req: Request<Incoming>,
 ) -> Response<BackendBody> {
     hits.fetch_add(1, Ordering::Relaxed);
+    let query = |name: &str| {
+        req.uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let status = query("status").and_then(|s| StatusCode::from_u16(s as u16).ok());
+    if let Some(ms) = query("sleep") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let text = match req.uri().path() {
         "/stream" => {
             let (tx, rx) = mpsc::channel(2);
@@ -282,6 +296,9 @@ async fn answer(
         _ => name.to_owned(),
     };
     let mut response = Response::new(Either::Left(Full::new(Bytes::from(text))));
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
     response
         .headers_mut()
         .insert("x-backend", name.parse().unwrap());
