@@ -572,7 +572,7 @@ fn a_server_killed_in_pending_confirmation_adopts_its_containers() {
     // same containers.
     // (`containers` lists only turnout's: the foreign one has no service.)
     wait_containers(&app, "the stray removed", |c| !c.contains_key(&stray_name));
-    let mut expected = before.clone();
+    let mut expected = before;
     expected.push(foreign.clone());
     expected.sort();
     assert_eq!(container_ids(&app), expected, "adopted, none duplicated");
