@@ -307,6 +307,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         self.inner.events.subscribe()
     }
 
+    /// The status of `app` (in `state`), with the preview token while a
+    /// release runs.
+    fn status_in(&self, state: &State, app: &App) -> AppStatus {
+        app_status(app, state, self.inner.settings.preview_token.as_ref())
+    }
+
     /// The names of the apps.
     pub async fn app_names(&self) -> Vec<String> {
         self.inner.state.lock().await.apps.keys().cloned().collect()
@@ -319,11 +325,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .apps
             .get(app)
             .ok_or_else(|| unknown_app(app, &state))?;
-        Ok(app_status(
-            a,
-            &state,
-            self.inner.settings.preview_token.as_ref(),
-        ))
+        Ok(self.status_in(&state, a))
     }
 
     /// The last `tail` lines of an instance's output, and with `follow`
@@ -386,7 +388,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         state
             .apps
             .values()
-            .map(|a| app_status(a, &state, self.inner.settings.preview_token.as_ref()))
+            .map(|a| self.status_in(&state, a))
             .collect()
     }
 
@@ -479,11 +481,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         self.commit(&mut state, &change)?;
         state.apps.insert(name.to_string(), app);
         self.swap_in(&state, table);
-        let status = app_status(
-            &state.apps[name],
-            &state,
-            self.inner.settings.preview_token.as_ref(),
-        );
+        let status = self.status_in(&state, &state.apps[name]);
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)
@@ -562,11 +560,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         );
         state.apps.insert(app.to_string(), next);
         self.swap_in(&state, table);
-        let status = app_status(
-            &state.apps[app],
-            &state,
-            self.inner.settings.preview_token.as_ref(),
-        );
+        let status = self.status_in(&state, &state.apps[app]);
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)
@@ -577,11 +571,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     pub async fn command(&self, app: &str, command: Command) -> Result<AppStatus, ControlError> {
         let mut state = self.inner.state.lock().await;
         self.apply(&mut state, app, command)?;
-        let status = app_status(
-            &state.apps[app],
-            &state,
-            self.inner.settings.preview_token.as_ref(),
-        );
+        let status = self.status_in(&state, &state.apps[app]);
         drop(state);
         self.inner.wake.notify_one();
         Ok(status)

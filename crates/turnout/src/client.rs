@@ -376,6 +376,21 @@ fn read_server_file(path: &Path) -> Result<Option<ServerFile>, ClientError> {
         })
 }
 
+/// `/apps/{app}/{kind}/{name}/logs?...`, the log paths of a service or an
+/// instance.
+fn logs_path(kind: &str, app: &str, name: &str, tail: usize, follow: bool) -> String {
+    let query = LogQuery {
+        tail: Some(tail),
+        follow: follow.then_some(true),
+    };
+    format!(
+        "/apps/{}/{kind}/{}/logs?{}",
+        segment(app),
+        segment(name),
+        query.to_query()
+    )
+}
+
 /// Percent-encodes one path segment (a route id holds `/`).
 fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -654,17 +669,8 @@ impl Client {
         service: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
-        let query = LogQuery {
-            tail: Some(tail),
-            follow: None,
-        };
-        self.get_text(&format!(
-            "/apps/{}/services/{}/logs?{}",
-            segment(app),
-            segment(service),
-            query.to_query()
-        ))
-        .await
+        self.get_text(&logs_path("services", app, service, tail, false))
+            .await
     }
 
     /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N`.
@@ -674,17 +680,8 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<String, ClientError> {
-        let query = LogQuery {
-            tail: Some(tail),
-            follow: None,
-        };
-        self.get_text(&format!(
-            "/apps/{}/instances/{}/logs?{}",
-            segment(app),
-            segment(id),
-            query.to_query()
-        ))
-        .await
+        self.get_text(&logs_path("instances", app, id, tail, false))
+            .await
     }
 
     /// `GET /v1/apps/{app}/instances/{id}/logs?tail=N&follow=true`: the
@@ -695,17 +692,8 @@ impl Client {
         id: &str,
         tail: usize,
     ) -> Result<Incoming, ClientError> {
-        let query = LogQuery {
-            tail: Some(tail),
-            follow: Some(true),
-        };
-        self.get_stream(&format!(
-            "/apps/{}/instances/{}/logs?{}",
-            segment(app),
-            segment(id),
-            query.to_query()
-        ))
-        .await
+        self.get_stream(&logs_path("instances", app, id, tail, true))
+            .await
     }
 
     /// `GET path` whose body streams for as long as the server sends (a
