@@ -9,7 +9,6 @@ use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
     PortBinding, ResourcesUlimits,
 };
-use turnout_runtime::command::{PortVars, expand_ports};
 use turnout_runtime::{ContainerSource, InstanceSpec, RuntimeError};
 use turnout_spec::Command;
 use turnout_spec::template::{Protocol, VolumeKind};
@@ -165,18 +164,7 @@ fn bind_source(written: &str, base_dir: Option<&Path>, home: Option<&Path>) -> O
 /// (quotes and backslashes as a shell reads them, no shell run: images
 /// need not have one).
 pub fn command_words(command: &Command, spec: &InstanceSpec) -> Result<Vec<String>, RuntimeError> {
-    let vars = PortVars {
-        ports: &spec.ports,
-        primary: spec.primary_port,
-        env: &spec.env,
-    };
-    let expand = |s: &str| {
-        expand_ports(s, vars).map_err(|e| RuntimeError::UnknownPort {
-            instance: spec.id.clone(),
-            variable: e.variable,
-            reason: e.reason,
-        })
-    };
+    let expand = |s: &str| spec.expand_ports(s);
     match command {
         Command::Exec(args) => args.iter().map(|a| expand(a)).collect(),
         Command::Shell(text) => {

@@ -15,7 +15,6 @@ use tokio::net::TcpStream;
 use turnout_spec::template::HealthTest;
 use turnout_spec::{ProbeCheck, Service};
 
-use crate::command::{PortVars, expand_ports};
 use crate::error::RuntimeError;
 use crate::runtime::{ExecOutcome, Handle, InstanceSpec, Runtime};
 
@@ -68,18 +67,7 @@ impl ProbeTarget {
                     port,
                 })
         };
-        let vars = PortVars {
-            ports: &spec.ports,
-            primary: spec.primary_port,
-            env: &spec.env,
-        };
-        let expand = |s: &str| {
-            expand_ports(s, vars).map_err(|e| RuntimeError::UnknownPort {
-                instance: spec.id.clone(),
-                variable: e.variable,
-                reason: e.reason,
-            })
-        };
+        let expand = |s: &str| spec.expand_ports(s);
         let command = |argv: Vec<String>| ProbeTarget::Exec { argv };
         let shell = |cmd: &str| -> Result<ProbeTarget, RuntimeError> {
             Ok(command(vec!["/bin/sh".into(), "-c".into(), expand(cmd)?]))

@@ -70,6 +70,27 @@ pub struct ContainerSource {
     pub template_version: u32,
 }
 
+impl InstanceSpec {
+    /// `s` with the instance's `${PORT}`, `${PORT_<N>}` (and `:-default`
+    /// forms) filled in, as in its command (DESIGN §6).
+    pub fn expand_ports(&self, s: &str) -> Result<String, RuntimeError> {
+        crate::command::expand_ports(s, self.port_vars()).map_err(|e| RuntimeError::UnknownPort {
+            instance: self.id.clone(),
+            variable: e.variable,
+            reason: e.reason,
+        })
+    }
+
+    /// The values of the port variables for this instance.
+    pub fn port_vars(&self) -> crate::command::PortVars<'_> {
+        crate::command::PortVars {
+            ports: &self.ports,
+            primary: self.primary_port,
+            env: &self.env,
+        }
+    }
+}
+
 /// The runtime's name for one started instance: a process and its start
 /// time, a container id. Opaque to everything but the runtime that made
 /// it; the store keeps it as text, so that a restarted server (with the
