@@ -65,10 +65,10 @@ pub(crate) struct PlanFlags {
     #[arg(long, value_name = "N", help_heading = "Plan")]
     min_requests: Option<u64>,
     /// The new version's 5xx share (`1%` or `0.01`).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Plan")]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Plan")]
     max_error_rate: Option<Rate>,
     /// New minus baseline 5xx share (`1%`).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Plan")]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true, help_heading = "Plan")]
     max_error_increase: Option<Rate>,
     /// The new version's p99 latency (`500ms`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Plan")]
