@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use turnout_spec::PlanOverrides;
 
 /// `POST /v1/apps`: deploy an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +57,19 @@ pub struct ReleaseRequest {
     /// The file name diagnostics name (default `template.yaml`).
     #[serde(default)]
     pub source_name: Option<String>,
-    /// `blue-green` (default) or `standard`.
+    /// `blue-green`, `standard`, `canary`, `gray` or `ab-test`; when
+    /// absent, the template's `x-turnout.release.strategy`, else
+    /// `blue-green`. The same as `plan.strategy` (both may be given only
+    /// if they agree).
     #[serde(default)]
     pub strategy: Option<String>,
+    /// The `turnout release` flags of DESIGN §8, each overriding the
+    /// template's `x-turnout.release` block (`--steps` is `steps`,
+    /// `--canary-share` is `canary_share`, ...). The server merges the two
+    /// with `ReleasePlan::with_overrides` and refuses a bad result (422,
+    /// with the diagnostics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanOverrides>,
     /// The values of the files the template's `env_file`s name, by the
     /// path as the template writes it (the client reads them; DESIGN §6).
     /// Each service's environment is its files' values in the order it

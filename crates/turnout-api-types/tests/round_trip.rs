@@ -108,6 +108,11 @@ fn old_clients_need_not_send_env_files_or_base_dir() {
     // Written out, empty ones are left out, as an old server expects.
     let json = serde_json::to_value(&r).unwrap();
     assert!(json.get("env_files").is_none() && json.get("base_dir").is_none());
+    assert!(json.get("plan").is_none());
+    let err =
+        serde_json::from_str::<ReleaseRequest>(r#"{"template": "x", "plan": {"stpes": [10]}}"#)
+            .unwrap_err();
+    assert!(err.to_string().contains("unknown field `stpes`"), "{err}");
     let err =
         serde_json::from_str::<DeployRequest>(r#"{"name": "a", "template": "x", "env_file": {}}"#)
             .unwrap_err();
@@ -138,6 +143,23 @@ fn bodies_round_trip() {
         template: "services: {}".into(),
         source_name: None,
         strategy: Some("standard".into()),
+        plan: None,
+        env_files: Default::default(),
+        base_dir: None,
+    });
+    round_trip(&ReleaseRequest {
+        template: "services: {}".into(),
+        source_name: None,
+        strategy: None,
+        plan: Some(turnout_spec::PlanOverrides {
+            strategy: Some(turnout_spec::Strategy::Gray),
+            steps: Some(vec![10, 50, 100]),
+            pause: Some(turnout_spec::plan::Pause::UntilPromoted),
+            max_error_rate: Some(turnout_spec::plan::parse_rate("1%").unwrap()),
+            window: Some(turnout_spec::plan::Millis(5000)),
+            goal: Some("/checkout".into()),
+            ..Default::default()
+        }),
         env_files: Default::default(),
         base_dir: None,
     });

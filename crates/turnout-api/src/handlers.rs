@@ -19,7 +19,7 @@ use turnout_api_types::{
 use turnout_engine::{Command, ControlError, DataPlane};
 use turnout_routing::Weight;
 use turnout_runtime::Runtime;
-use turnout_spec::Strategy;
+use turnout_spec::{Diagnostic, PlanOverrides, PlanSpans, ReleasePlan, Strategy};
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -67,13 +67,14 @@ pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
 
 /// Parses a template sent in a request, merges the `env_file` values sent
 /// with it and sets its folder; an invalid one is refused with every
-/// diagnostic.
+/// diagnostic. The spans of its release block come with it, for the
+/// plan's diagnostics.
 fn template(
     text: &str,
     source_name: &str,
     env_files: &turnout_spec::EnvFiles,
     base_dir: Option<String>,
-) -> Result<turnout_spec::Template> {
+) -> Result<(turnout_spec::Template, PlanSpans)> {
     if let Some(dir) = &base_dir
         && !std::path::Path::new(dir).is_absolute()
     {
@@ -83,27 +84,85 @@ fn template(
         ));
     }
     turnout_spec::parse(source_name, text, &|_| None)
-        .map(|p| p.template)
-        .and_then(|mut t| {
+        .and_then(|p| {
+            let mut t = p.template;
             turnout_spec::apply_env_files(&mut t, env_files, source_name)?;
             t.base_dir = base_dir;
-            Ok(t)
+            Ok((t, p.plan_spans))
         })
         .map_err(|diagnostics| {
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            let first = diagnostics
-                .iter()
-                .find(|d| d.is_error())
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("the template has {errors} errors; the first: {first}"),
+            invalid(
+                "the template",
+                diagnostics,
                 "fix the template (`turnout validate FILE` shows every problem) and send it again",
             )
-            .with_diagnostics(diagnostics)
         })
+}
+
+/// 422 with every diagnostic, the first error in the message.
+fn invalid(what: &str, diagnostics: Vec<Diagnostic>, hint: &str) -> ApiError {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let first = diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        format!("{what} has {errors} errors; the first: {first}"),
+        hint,
+    )
+    .with_diagnostics(diagnostics)
+}
+
+/// The plan of a release: the template's block with the request's
+/// overrides (`plan`, and the older top-level `strategy`) on top, through
+/// turnout-spec's one merge. A bad plan, and a strategy this server does
+/// not run yet, are refused before anything starts.
+fn release_plan(
+    template: &turnout_spec::Template,
+    spans: &PlanSpans,
+    strategy: Option<&str>,
+    plan: Option<PlanOverrides>,
+) -> Result<ReleasePlan> {
+    let mut overrides = plan.unwrap_or_default();
+    if let Some(s) = strategy {
+        let s: Strategy = s.parse().map_err(|e: String| {
+            ApiError::bad_request(
+                e,
+                "strategy is blue-green (default), standard, canary, gray or ab-test",
+            )
+        })?;
+        match overrides.strategy {
+            Some(other) if other != s => {
+                return Err(ApiError::bad_request(
+                    format!("strategy {s} and plan.strategy {other} disagree"),
+                    "give the strategy once, in plan.strategy",
+                ));
+            }
+            _ => overrides.strategy = Some(s),
+        }
+    }
+    let resolved = ReleasePlan::with_overrides(template, spans, &overrides).map_err(|d| {
+        invalid(
+            "the release plan",
+            d,
+            "fix the template's x-turnout.release block or the flags (`turnout plan FILE` shows \
+             the plan); nothing was changed",
+        )
+    })?;
+    let strategy = resolved.plan.strategy;
+    if strategy.is_progressive() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("strategy {strategy} is not released by this server yet"),
+            "release with --strategy blue-green or standard; `turnout plan FILE` shows what \
+             the progressive plan would do. Nothing was changed",
+        ));
+    }
+    Ok(resolved.plan)
 }
 
 pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
@@ -131,7 +190,7 @@ pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
 ) -> Result<Response> {
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
-    let t = template(&b.template, &source, &b.env_files, b.base_dir)?;
+    let (t, _) = template(&b.template, &source, &b.env_files, b.base_dir)?;
     let status = s.controller.deploy(&b.name, &source, t).await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
@@ -156,17 +215,15 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     Path(app): Path<String>,
     JsonBody(b): JsonBody<ReleaseRequest>,
 ) -> Result<Response> {
-    let strategy: Strategy = match b.strategy.as_deref() {
-        None => Strategy::BlueGreen,
-        Some(s) => s.parse().map_err(|e: String| {
-            ApiError::bad_request(e, "strategy is `blue-green` (default) or `standard`")
-        })?,
-    };
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
     // The app must exist before the template is worth reading.
     s.controller.status(&app).await?;
-    let t = template(&b.template, &source, &b.env_files, b.base_dir)?;
-    let status = s.controller.release(&app, &source, t, strategy).await?;
+    let (t, spans) = template(&b.template, &source, &b.env_files, b.base_dir)?;
+    let plan = release_plan(&t, &spans, b.strategy.as_deref(), b.plan)?;
+    let status = s
+        .controller
+        .release(&app, &source, t, plan.strategy)
+        .await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
 

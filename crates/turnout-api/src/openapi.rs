@@ -218,12 +218,35 @@ fn schemas() -> Value {
             "properties": {
                 "template": {"type": "string", "description": "the new template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml"},
-                "strategy": {"type": "string", "enum": ["blue-green", "standard"], "default": "blue-green"},
+                "strategy": {"type": "string", "enum": ["blue-green", "standard", "canary", "gray", "ab-test"],
+                             "description": "default: the template's x-turnout.release.strategy, else blue-green; the same as plan.strategy. canary, gray and ab-test are refused (422) until the engine runs them"},
+                "plan": {"$ref": "#/components/schemas/PlanOverrides"},
                 "env_files": {"type": "object",
                               "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
                               "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
                 "base_dir": {"type": "string",
                              "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
+            }
+        },
+        "PlanOverrides": {
+            "type": "object", "additionalProperties": false,
+            "description": "the turnout release flags of DESIGN §8, each overriding the template's x-turnout.release block; merged and validated by the server (422 with diagnostics when the plan is bad)",
+            "properties": {
+                "strategy": {"type": "string", "enum": ["blue-green", "standard", "canary", "gray", "ab-test"]},
+                "steps": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                          "description": "gray: the new version's share at each step, increasing"},
+                "pause": {"type": "string", "description": "a duration (`30s`) or `until-promoted`"},
+                "canary_share": {"type": "integer", "minimum": 0, "maximum": 100},
+                "canary_scale": {"type": "integer", "minimum": 1},
+                "window": {"type": "string", "description": "a duration: `500ms`, `30s`, `2m`"},
+                "min_requests": {"type": "integer", "minimum": 0},
+                "max_error_rate": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
+                "max_error_increase": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
+                "max_p99": {"type": "string", "description": "a duration"},
+                "max_p99_increase": {"type": "string", "description": "a duration"},
+                "on_success": {"type": "string", "enum": ["pending-confirmation", "confirm"]},
+                "goal": {"type": "string", "description": "the A/B goal's path (`/checkout`)"},
+                "ab_share": {"type": "integer", "minimum": 0, "maximum": 100}
             }
         },
         "Confirm": {
@@ -505,12 +528,34 @@ mod tests {
             template: "t".into(),
             source_name: Some("s".into()),
             strategy: Some("standard".into()),
+            plan: Some(turnout_spec::PlanOverrides::default()),
             env_files: deploy.env_files,
             base_dir: Some("/d".into()),
         };
         assert_eq!(
             fields(serde_json::to_value(&release).unwrap()),
             listed("Release")
+        );
+        use turnout_spec::plan::{Millis, Pause, Rate};
+        let every = turnout_spec::PlanOverrides {
+            strategy: Some(turnout_spec::Strategy::Gray),
+            steps: Some(vec![10, 100]),
+            pause: Some(Pause::UntilPromoted),
+            canary_share: Some(5),
+            canary_scale: Some(1),
+            window: Some(Millis(1000)),
+            min_requests: Some(1),
+            max_error_rate: Some(Rate::ONE),
+            max_error_increase: Some(Rate::ONE),
+            max_p99: Some(Millis(1)),
+            max_p99_increase: Some(Millis(1)),
+            on_success: Some(turnout_spec::OnSuccess::Confirm),
+            goal: Some("/g".into()),
+            ab_share: Some(50),
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&every).unwrap()),
+            listed("PlanOverrides")
         );
     }
 }

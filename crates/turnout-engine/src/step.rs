@@ -167,6 +167,15 @@ fn start_release(
     release_id: i64,
     now_ms: i64,
 ) -> Result<(App, Vec<Effect>), EngineError> {
+    if strategy.is_progressive() {
+        // The plan is read and validated (turnout-spec's ReleasePlan), but
+        // the steps, analysis and lanes are not run yet: refusing here
+        // keeps a release from silently running as blue-green.
+        return Err(EngineError::invalid(
+            format!("strategy {strategy} is not released by this server yet"),
+            "release with --strategy blue-green or standard; `turnout plan FILE` shows what the progressive plan would do",
+        ));
+    }
     if let Some(current) = app.active_release() {
         return Err(EngineError::conflict(
             format!(
@@ -609,7 +618,10 @@ fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> 
     }
     let mut next = app.clone();
     match release.strategy {
-        Strategy::BlueGreen => {
+        // Progressive strategies are refused when a release starts
+        // (`start_release`), so none is ever deploying; until the engine
+        // runs them, they would wait for confirmation like blue-green.
+        Strategy::BlueGreen | Strategy::Canary | Strategy::Gray | Strategy::AbTest => {
             if let Some(r) = next.release.as_mut() {
                 r.state = ReleaseState::PendingConfirmation;
             }

@@ -518,3 +518,17 @@ fn weights_and_switch_take_a_bare_prefix() {
     .unwrap_err();
     assert_eq!(e.code(), "not_found");
 }
+
+#[test]
+fn progressive_strategies_are_refused_until_the_engine_runs_them() {
+    let app = hello();
+    for strategy in [Strategy::Canary, Strategy::Gray, Strategy::AbTest] {
+        let err = release(&app, "app-frontend-v2.yaml", strategy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("strategy {strategy} is not released by this server yet")
+        );
+        assert!(matches!(err, EngineError::Invalid { .. }), "{err:?}");
+    }
+    assert!(app.release.is_none());
+}

@@ -50,8 +50,8 @@ impl fmt::Display for Role {
     }
 }
 
-/// A release strategy (DESIGN §2, §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A release strategy (DESIGN §2, §5, §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Old and new run side by side; traffic moves by weights (default).
@@ -59,14 +59,51 @@ pub enum Strategy {
     BlueGreen,
     /// Changed services are replaced in place, health-gated, batch by batch.
     Standard,
+    /// A few new instances take a small share, are analysed, then promoted.
+    Canary,
+    /// The new version's share rises by steps, each analysed.
+    Gray,
+    /// Two variants split by rules and a sticky share, compared.
+    AbTest,
+}
+
+impl Strategy {
+    /// Every strategy, in DESIGN §8's order.
+    pub const ALL: [Strategy; 5] = [
+        Strategy::BlueGreen,
+        Strategy::Standard,
+        Strategy::Canary,
+        Strategy::Gray,
+        Strategy::AbTest,
+    ];
+
+    /// The spelling of templates, flags and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Standard => "standard",
+            Strategy::Canary => "canary",
+            Strategy::Gray => "gray",
+            Strategy::AbTest => "ab-test",
+        }
+    }
+
+    /// Whether the strategy moves traffic by itself, step by step, judged
+    /// by analysis (canary, gray, A/B test).
+    pub fn is_progressive(self) -> bool {
+        matches!(self, Strategy::Canary | Strategy::Gray | Strategy::AbTest)
+    }
+
+    /// Whether old and new versions run side by side (everything but
+    /// standard), so that a service may not change under its name.
+    pub fn side_by_side(self) -> bool {
+        self != Strategy::Standard
+    }
 }
 
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Strategy::BlueGreen => "blue-green",
-            Strategy::Standard => "standard",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -74,13 +111,14 @@ impl FromStr for Strategy {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "blue-green" => Ok(Strategy::BlueGreen),
-            "standard" => Ok(Strategy::Standard),
-            other => Err(format!(
-                "unknown strategy {other:?}: expected blue-green or standard"
-            )),
-        }
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown strategy {s:?}: expected blue-green, standard, canary, gray or ab-test"
+                )
+            })
     }
 }
 
@@ -151,11 +189,11 @@ impl TemplateDiff {
     /// The problems that make a release with `strategy` impossible.
     pub fn check(&self, strategy: Strategy) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
-        if strategy == Strategy::BlueGreen {
+        if strategy.side_by_side() {
             for s in self.services.iter().filter(|s| s.role == Role::Changed) {
                 errors.push(
                     Diagnostic::error(Pos::default(), &FieldPath::root().key(&s.name),
-                        format!("service {} changed, and blue-green never changes a running service", s.name))
+                        format!("service {} changed, and {strategy} never changes a running service", s.name))
                         .hint(format!(
                             "give the new version a new name (e.g. {}) so that old and new run side by side, or release with --strategy standard",
                             next_version_name(&s.name)

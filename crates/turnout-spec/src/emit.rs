@@ -223,13 +223,42 @@ pub fn to_yaml(template: &Template) -> String {
     // A seed template goes back to the seed layout, services at the top
     // level, so that it reads back as the same template, format included.
     if template.format == Format::Seed && template.version.is_none() && template.name.is_none() {
-        return out
+        out = out
             .lines()
             .skip(1)
             .map(|line| format!("{}\n", line.strip_prefix("  ").unwrap_or(line)))
             .collect();
     }
+    if let Some(block) = &template.release {
+        // One flow-style line: the block's JSON form, with every string
+        // written as the rest of the file writes them (quoted, `$` doubled).
+        let json = serde_json::to_value(block).unwrap_or_default();
+        let _ = writeln!(out, "x-turnout: {{\"release\": {}}}", flow(&json));
+    }
     out
+}
+
+/// A JSON value as a YAML flow value, strings quoted by [`q`] and keys by
+/// [`key`].
+fn flow(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => q(s),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", key(k), flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// The entries of a top-level `volumes:` or `networks:`.

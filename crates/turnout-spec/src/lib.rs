@@ -17,6 +17,7 @@ pub mod identity;
 pub mod interpolate;
 pub mod labels;
 mod parse;
+pub mod plan;
 pub mod route;
 pub mod template;
 mod yaml;
@@ -31,6 +32,9 @@ pub use error::SpecError;
 pub use identity::spec_hash;
 pub use labels::{Probe, ProbeCheck, Settings, Sticky};
 pub use parse::{Parsed, parse};
+pub use plan::{
+    OnSuccess, PlanOverrides, PlanSpans, ReleaseBlock, ReleasePlan, Resolved, Schedule,
+};
 pub use route::{DEFAULT_DOMAIN, RouteBinding, RouteHost, RouteSpec};
 pub use template::{Command, Format, Service, Template};
 

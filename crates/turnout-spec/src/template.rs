@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::Settings;
+use crate::plan::ReleaseBlock;
 
 /// The layout of the source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,10 @@ pub struct Template {
     /// sends it beside the template and the store keeps it in a column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_dir: Option<String>,
+    /// The `x-turnout.release` block (DESIGN §8) as written, if any; its
+    /// plan is valid (see [`crate::ReleasePlan::with_overrides`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Box<ReleaseBlock>>,
 }
 
 impl Template {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-use turnout_spec::{Diagnostic, EnvFiles, FieldPath, Pos, Template};
+use turnout_spec::{Diagnostic, EnvFiles, FieldPath, PlanSpans, Pos, Template};
 
 /// A template read with its files.
 #[derive(Debug, Clone)]
@@ -23,6 +23,9 @@ pub(crate) struct Loaded {
     pub env_files: EnvFiles,
     /// The template's folder, absolute.
     pub base_dir: String,
+    /// Where its `x-turnout.release` fields are written (`turnout plan`
+    /// names them in the merged plan's diagnostics).
+    pub plan_spans: PlanSpans,
 }
 
 /// The folder of `file`, absolute and without `.` or `..` parts.
@@ -153,6 +156,7 @@ pub(crate) fn load(file: &Path) -> (Option<Loaded>, Vec<Diagnostic>) {
             sent,
             env_files,
             base_dir,
+            plan_spans: parsed.plan_spans,
         }),
         diagnostics,
     )

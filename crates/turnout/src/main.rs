@@ -46,6 +46,8 @@ enum Command {
     Deploy(cmd::deploy::Args),
     /// Release an app to a new template (blue-green by default).
     Release(cmd::release::Args),
+    /// Print a template's release plan: steps, shares, least times; starts nothing.
+    Plan(cmd::plan::Args),
     /// Show an app's release, services (old/new/unchanged) and route weights.
     Status(cmd::status::Args),
     /// List an app's instances with their state, endpoint, pid and restarts.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::completions::run::<Cli>(&args),
         Command::Deploy(args) => cmd::deploy::run(&args),
         Command::Release(args) => cmd::release::run(&args),
+        Command::Plan(args) => cmd::plan::run(&args),
         Command::Status(args) => cmd::status::run(&args),
         Command::Ps(args) => cmd::ps::run(&args),
         Command::Logs(args) => cmd::logs::run(&args),

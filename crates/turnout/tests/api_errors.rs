@@ -322,3 +322,92 @@ fn integral_weights_are_accepted_and_others_refused_naming_the_service() {
     assert_error("no weights", &r, 422, "invalid");
     assert_eq!(server.status(APP), before);
 }
+
+#[test]
+fn a_progressive_or_bad_plan_is_refused_and_starts_nothing() {
+    let dir = TempDir::new("api-plan");
+    let server = up(&dir);
+    let before = server.status(APP);
+    let releases = || {
+        server
+            .api("GET", &format!("/v1/apps/{APP}/releases"), None)
+            .body
+    };
+    let history = releases();
+    let path = format!("/v1/apps/{APP}/releases");
+    let frontend =
+        std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
+            .unwrap();
+    let gray_block =
+        format!("{frontend}x-turnout:\n  release:\n    strategy: gray\n    steps: [10, 50, 100]\n");
+
+    // The template's own block asks for gray.
+    let body = serde_json::json!({"template": gray_block, "source_name": "v2.yaml"}).to_string();
+    let message = assert_error(
+        "gray from the block",
+        &server.api("POST", &path, Some(&body)),
+        422,
+        "invalid",
+    );
+    assert_eq!(message, "strategy gray is not released by this server yet");
+
+    // The request's overrides ask for canary and ab-test, old field and new.
+    for body in [
+        serde_json::json!({"template": frontend, "plan": {"strategy": "canary"}}),
+        serde_json::json!({"template": frontend, "strategy": "ab-test"}),
+    ] {
+        let r = server.api("POST", &path, Some(&body.to_string()));
+        let message = assert_error("progressive override", &r, 422, "invalid");
+        assert!(
+            message.ends_with("is not released by this server yet"),
+            "{message}"
+        );
+    }
+
+    // A bad merged plan: 422 with the diagnostics, the flag named.
+    let body = serde_json::json!({"template": gray_block, "plan": {"steps": [50, 10]}}).to_string();
+    let r = server.api("POST", &path, Some(&body));
+    let message = assert_error("steps down", &r, 422, "invalid");
+    assert!(
+        message.starts_with(
+            "the release plan has 1 errors; the first: flags: --steps: the steps do not increase"
+        ),
+        "{message}"
+    );
+    let d = &r.json()["error"]["diagnostics"];
+    assert_eq!(d[0]["path"], "--steps", "{d}");
+    assert_eq!(d[0]["file"], "flags", "{d}");
+
+    // A bad block is a template error like any other, at its line.
+    let bad_block =
+        format!("{frontend}x-turnout:\n  release:\n    strategy: gray\n    pause: 30\n");
+    let body = serde_json::json!({"template": bad_block, "source_name": "v2.yaml"}).to_string();
+    let r = server.api("POST", &path, Some(&body));
+    let message = assert_error("pause without unit", &r, 422, "invalid");
+    assert!(
+        message.contains("x-turnout.release.pause: the duration \"30\" has no unit"),
+        "{message}"
+    );
+
+    // Malformed overrides and a disagreement are 400.
+    for body in [
+        serde_json::json!({"template": frontend, "plan": {"stpes": [10]}}),
+        serde_json::json!({"template": frontend, "plan": {"window": "30"}}),
+        serde_json::json!({"template": frontend, "strategy": "standard", "plan": {"strategy": "gray"}}),
+        serde_json::json!({"template": frontend, "strategy": "grey"}),
+    ] {
+        let r = server.api("POST", &path, Some(&body.to_string()));
+        assert_error(&body.to_string(), &r, 400, "bad_request");
+    }
+
+    assert_eq!(server.status(APP), before);
+    assert_eq!(releases(), history, "no release was recorded");
+
+    // The same template released blue-green by the override: accepted,
+    // the block's other fields are warnings only.
+    let body =
+        serde_json::json!({"template": gray_block, "plan": {"strategy": "blue-green"}}).to_string();
+    let r = server.api("POST", &path, Some(&body));
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["release"]["strategy"], "blue-green");
+}

@@ -309,3 +309,200 @@ fn a_closed_stdout_is_no_panic() {
         assert_ne!(output.status.code(), Some(101), "{args:?}: {err}");
     }
 }
+
+const GRAY: &str = "examples/hello-gray/app-v2.yaml";
+
+#[test]
+fn plan_prints_the_steps_shares_and_least_times_of_the_example() {
+    let o = turnout(
+        &["plan", GRAY, "--from", "examples/hello-gray/app.yaml"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no warning for the example");
+    assert_eq!(
+        stdout(&o),
+        "\
+plan of examples/hello-gray/app-v2.yaml: gray
+analysis: every 30s, at least 100 requests to the new version per window; gates: max_error_rate: 1%, max_p99: 500ms, max_p99_increase: 100ms
+lanes: on
+step 1/3: 10 %  pause 30s, analysis every 30s (at least 30s)
+  servicea.local      new  10 %  old  90 %  serviceA-v2  (internal)
+  serviceb.localhost  new  10 %  old  90 %  serviceB-v2
+step 2/3: 50 %  pause 30s, analysis every 30s (at least 30s)
+  servicea.local      new  50 %  old  50 %  serviceA-v2  (internal)
+  serviceb.localhost  new  50 %  old  50 %  serviceB-v2
+step 3/3: 100 %  pause 30s, analysis every 30s (at least 30s)
+  servicea.local      new 100 %  old   0 %  serviceA-v2  (internal)
+  serviceb.localhost  new 100 %  old   0 %  serviceB-v2
+then: pending-confirmation
+minimum time to promote: 90s (every step's pause and analysis window), after the new instances are ready
+minimum time to roll back: 30s (the first failing check: one window)
+note: this server does not release gray yet; `turnout release` refuses it
+"
+    );
+}
+
+#[test]
+fn plan_flags_override_the_block_and_json_carries_the_plan() {
+    let o = turnout(
+        &[
+            "plan",
+            GRAY,
+            "--output",
+            "json",
+            "--steps",
+            "20,100",
+            "--pause",
+            "1m",
+            "--window",
+            "10s",
+            "--max-error-rate",
+            "0.02",
+            "--on-success",
+            "confirm",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["plan"]["strategy"], "gray");
+    assert_eq!(v["plan"]["steps"], serde_json::json!([20, 100]));
+    assert_eq!(v["plan"]["analysis"]["max_error_rate"], "2%");
+    assert_eq!(
+        v["plan"]["analysis"]["max_p99"], "500ms",
+        "the block's gate stays"
+    );
+    let shares: Vec<u64> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["share"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shares, [20, 100]);
+    assert_eq!(v["steps"][0]["routes"][1]["route"], "serviceb.localhost");
+    assert_eq!(v["steps"][0]["routes"][1]["old"], 80);
+    assert_eq!(v["steps"][0]["pause"], "1m");
+    assert_eq!(v["min_promote_ms"], 120_000);
+    assert_eq!(v["min_rollback_ms"], 10_000);
+    assert_eq!(v["then"], "confirmed");
+    assert_eq!(v["warnings"], serde_json::json!([]));
+
+    // A flag of another strategy warns, and the plan still prints.
+    let o = turnout(&["plan", GRAY, "--strategy", "canary"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "x-turnout.release.steps: steps is for gray releases; a canary release ignores it"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("step 1/1: 5 %"), "{}", stdout(&o));
+
+    // Blue-green and standard have no steps.
+    let o = turnout(&["plan", "examples/hello/app-frontend-v2.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("plan of examples/hello/app-frontend-v2.yaml: blue-green\nthe new services start beside the old ones"), "{}", stdout(&o));
+}
+
+#[test]
+fn plan_refuses_bad_flags_before_reading_anything() {
+    for (flag, value, says) in [
+        (
+            "--steps",
+            "50,10",
+            "the steps do not increase: 10 comes after 50",
+        ),
+        ("--steps", "10,150", "the step 150 is outside 1..100"),
+        ("--canary-share", "101", "the share 101 is outside 0..100"),
+        ("--pause", "30", "the duration \"30\" has no unit"),
+        ("--window", "5h", "unknown duration unit \"h\""),
+        ("--max-error-rate", "150%", "is above 100 %"),
+        ("--max-error-increase", "-1%", "is negative"),
+        ("--strategy", "grey", "did you mean \"gray\"?"),
+        ("--on-success", "yes", "unknown on_success \"yes\""),
+        ("--goal", "checkout", "does not start with /"),
+        ("--canary-scale", "0", "0 is not in 1.."),
+    ] {
+        let o = turnout(&["plan", "no-such-file.yaml", flag, value], &[]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{flag}: {err}"
+        );
+        assert!(err.contains(says), "{flag} {value}: {err}");
+        assert!(stdout(&o).is_empty());
+    }
+    // The same flags on `release` are refused before any request: no
+    // server is needed to see it.
+    let o = turnout(
+        &["release", GRAY, "--steps", "50,10"],
+        &[("TURNOUT_DATA_DIR", "/nonexistent")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the steps do not increase"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_bad_plan_exits_1_with_every_diagnostic() {
+    let file = write_temp(
+        "bad-plan.yaml",
+        "web:\n  command: run\n  labels: { aliyun.scale: 2 }\nx-turnout:\n  release:\n    strategy: canary\n    canary: { share: 120 }\n    analysis: { window: 30 }\n",
+    );
+    let f = file.to_str().unwrap();
+    let o = turnout(&["plan", f], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{f}:7:22: x-turnout.release.canary.share: the share 120 is outside 0..100"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{f}:8:25: x-turnout.release.analysis.window: the duration \"30\" has no unit"
+        )),
+        "{err}"
+    );
+    assert!(
+        stdout(&o).contains("invalid plan (2 errors); nothing was started"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A merged plan the flags make bad: named by the flag.
+    let ok = write_temp(
+        "canary.yaml",
+        "web:\n  command: run\n  labels: { aliyun.scale: 2 }\nx-turnout: { release: { strategy: canary } }\n",
+    );
+    let o = turnout(
+        &[
+            "plan",
+            ok.to_str().unwrap(),
+            "--canary-scale",
+            "3",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"][0]["path"], "--canary-scale");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("above the scale of every service"),
+        "{v}"
+    );
+}

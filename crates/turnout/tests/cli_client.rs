@@ -245,7 +245,7 @@ impl Running {
 
     /// Remembers the instance pids of every app, for the cleanup.
     fn track(&mut self) {
-        for app in ["hello", "other"] {
+        for app in ["hello", "other", "hello-gray"] {
             let r = self.server.api("GET", &format!("/v1/apps/{app}"), None);
             if r.status == 200 {
                 for pid in instance_pids(&r.json()) {
@@ -589,4 +589,41 @@ fn the_verbs_drive_a_real_server() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_template_asking_for_gray_is_refused_and_a_flag_releases_it_blue_green() {
+    let mut s = Running::start("cli-gray");
+    let o = s.cli(&["deploy", "examples/hello-gray/app.yaml"], &[]);
+    s.track();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = s.server.status("hello-gray");
+
+    // The block travels to the server with the template, which refuses
+    // the strategy it cannot run yet; nothing starts.
+    let o = s.cli(&["release", "examples/hello-gray/app-v2.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("error: strategy gray is not released by this server yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.server.status("hello-gray"), before);
+
+    // --strategy overrides the block.
+    let o = s.cli(
+        &[
+            "release",
+            "examples/hello-gray/app-v2.yaml",
+            "--strategy",
+            "blue-green",
+            "--no-wait",
+        ],
+        &[],
+    );
+    s.track();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let status = s.server.status("hello-gray");
+    assert_eq!(status["release"]["strategy"], "blue-green", "{status}");
+    s.track();
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, did_you_mean};
 use crate::interpolate::{self, Lookup};
 use crate::labels::{self, LabelEntry};
+use crate::plan::{self, PlanOverrides, PlanSpans, ReleasePlan, Resolved};
 use crate::template::{
     Command, ContainerSettings, DependsCondition, Format, Service, Template, VolumeKind,
 };
@@ -145,6 +146,9 @@ pub struct Parsed {
     pub template: Template,
     /// Things turnout ignores or finds suspicious; the template is valid.
     pub warnings: Vec<Diagnostic>,
+    /// Where the fields of its `x-turnout.release` block are written, for
+    /// [`crate::ReleasePlan::with_overrides`]'s diagnostics.
+    pub plan_spans: PlanSpans,
 }
 
 /// Where things of a service were written, for the cross-service checks.
@@ -179,22 +183,30 @@ impl ServiceSource {
 /// found — errors and warnings — comes back, in file order.
 pub fn parse(file: &str, text: &str, env: Lookup<'_>) -> Result<Parsed, Vec<Diagnostic>> {
     let mut sink = Sink::default();
-    let result = read(text, env, &mut sink);
+    let mut plan_spans = PlanSpans::default();
+    let result = read(text, env, &mut plan_spans, &mut sink);
     let mut items = sink.items;
     for d in &mut items {
         d.file = file.to_string();
     }
     items.sort_by_key(|d| (d.pos, d.severity));
+    plan_spans.file = file.to_string();
     match result {
         Some(template) if !items.iter().any(Diagnostic::is_error) => Ok(Parsed {
             template,
             warnings: items,
+            plan_spans,
         }),
         _ => Err(items),
     }
 }
 
-fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
+fn read(
+    text: &str,
+    env: Lookup<'_>,
+    plan_spans: &mut PlanSpans,
+    sink: &mut Sink,
+) -> Option<Template> {
     let mut root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -237,7 +249,9 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         volumes: BTreeMap::new(),
         networks: BTreeMap::new(),
         base_dir: None,
+        release: None,
     };
+    let mut x_turnout: Option<&Node> = None;
     let mut sources: Vec<ServiceSource> = Vec::new();
     let mut services_node: Vec<(String, &Node, &Node, FieldPath)> = Vec::new();
     if is_compose {
@@ -281,6 +295,7 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
                         "no runtime of turnout mounts configs or secrets yet; they have no effect",
                     ),
                 ),
+                "x-turnout" => x_turnout = Some(value),
                 k if k.starts_with("x-") => {}
                 _ => {
                     let mut d = Diagnostic::error(
@@ -314,6 +329,10 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         }
     } else {
         for (name, name_node, service) in top.entries {
+            if name == "x-turnout" {
+                x_turnout = Some(service);
+                continue;
+            }
             if name.starts_with("x-") {
                 continue;
             }
@@ -342,6 +361,20 @@ fn read(text: &str, env: Lookup<'_>, sink: &mut Sink) -> Option<Template> {
         }
     }
     crate::check::check(&template, &sources, sink);
+    if let Some((block, spans)) = x_turnout.and_then(|node| plan::read::x_turnout(node, sink)) {
+        template.release = Some(Box::new(block));
+        // The block alone, with no flags: its ranges, the services its
+        // A/B rules name, its canary's scale, fields of other strategies.
+        // Diagnostics get their file from `parse`, like every other.
+        let (Err(problems)
+        | Ok(Resolved {
+            warnings: problems, ..
+        })) = ReleasePlan::with_overrides(&template, &spans, &PlanOverrides::default());
+        for d in problems {
+            sink.push(d);
+        }
+        *plan_spans = spans;
+    }
     Some(template)
 }
 

@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod diff;
 pub mod history;
 pub mod logs;
+pub mod plan;
 pub mod proxy;
 pub mod ps;
 pub mod release;

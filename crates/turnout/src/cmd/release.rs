@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{ApiError, AppArgs, Client};
 use crate::cmd::deploy::load_template;
+use crate::cmd::plan::PlanFlags;
 use crate::cmd::render::print_status;
 use crate::output::OutputFormat;
 use crate::output::{err, errln};
@@ -23,7 +24,9 @@ const POLL: Duration = Duration::from_millis(200);
     after_help = "blue-green starts the new services beside the old ones at weight 0 and waits \
     for you: move traffic with `turnout weights` or `turnout switch`, then `turnout confirm` or \
     `turnout rollback`. standard replaces changed services in place, health-gated, and ends \
-    confirmed.\n\nExit status: 0 when the new instances are ready (with --no-wait: when the \
+    confirmed. The strategy and the other plan flags override the template's \
+    x-turnout.release block; `turnout plan FILE` prints the plan without starting anything. \
+    canary, gray and ab-test are refused by this server until its engine runs them.\n\nExit status: 0 when the new instances are ready (with --no-wait: when the \
     release started), 1 when it is refused, fails or times out.\n\nExample:\n  turnout release \
     examples/hello/app-frontend-v2.yaml"
 )]
@@ -31,9 +34,6 @@ pub struct Args {
     /// The template to release.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// How to release.
-    #[arg(long, value_parser = ["blue-green", "standard"], default_value = "blue-green")]
-    strategy: String,
     /// Return as soon as the release started, without waiting for the new
     /// instances (by default the command waits, showing progress, until
     /// pending-confirmation, or confirmed for standard).
@@ -47,6 +47,8 @@ pub struct Args {
     timeout: u64,
     #[command(flatten)]
     on: AppArgs,
+    #[command(flatten)]
+    plan: PlanFlags,
 }
 
 /// Runs the verb.
@@ -56,7 +58,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let request = ReleaseRequest {
             template: template.yaml,
             source_name: Some(template.source_name),
-            strategy: Some(args.strategy.clone()),
+            // The strategy travels with the other flags, in `plan`.
+            strategy: None,
+            plan: Some(args.plan.overrides()).filter(|o| !o.is_empty()),
             env_files: template.env_files,
             base_dir: Some(template.base_dir),
         };
