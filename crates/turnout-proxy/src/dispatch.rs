@@ -116,6 +116,7 @@ pub(crate) fn route<H: RequestHeaders + ?Sized>(
             headers: asked.headers,
             query: asked.query,
             caller_token: asked.token,
+            caller_address: None,
         },
     );
     let target = match decision {
