@@ -199,10 +199,14 @@ const REQUEST_PATH: [&str; 24] = [
 ];
 
 /// turnout-proxy's modules off the request path, and why each is.
-const OFF_REQUEST_PATH: [(&str, &str); 9] = [
+const OFF_REQUEST_PATH: [(&str, &str); 10] = [
     ("admin.rs", "the admin listener: scrapes and /healthz"),
     ("config.rs", "settings, read at start"),
     ("health_check.rs", "background probe tasks"),
+    (
+        "internal_listeners.rs",
+        "the control plane opens and closes listeners; their connections are served by listener.rs",
+    ),
     ("lib.rs", "module list"),
     (
         "metrics.rs",
