@@ -184,5 +184,6 @@ pub fn route_file(
         drain_timeout_ms: Some(drain_timeout_ms),
         preview_token: None,
         caller_tokens,
+        caller_addresses: BTreeMap::new(),
     }
 }

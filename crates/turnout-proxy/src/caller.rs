@@ -3,7 +3,7 @@
 //! about it — for the fast path ([`crate::h1`]), the hyper path
 //! ([`crate::forward`]) and egress ([`crate::egress`]) alike.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine;
 use http::HeaderValue;
@@ -34,6 +34,17 @@ impl ConnInfo {
             peer,
             tls,
             peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+        }
+    }
+
+    /// On the internal listener, the address the caller is known by when
+    /// it sends no proxy credential (`caller_addresses`: a container's
+    /// address on its app's network); an IPv4 peer of a dual-stack socket
+    /// as its IPv4 address. `None` on the public listener.
+    pub fn caller_address(&self) -> Option<IpAddr> {
+        match self.listener {
+            Listener::Internal => Some(self.peer.ip().to_canonical()),
+            Listener::Public => None,
         }
     }
 }

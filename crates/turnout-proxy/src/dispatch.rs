@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -66,6 +67,9 @@ pub(crate) struct Asked<'a, H: ?Sized> {
     pub headers: &'a H,
     /// The proxy credential presented on the internal listener.
     pub token: Option<&'a str>,
+    /// On the internal listener, the connection's source address: the
+    /// caller when no credential was sent (`caller_addresses`, containers).
+    pub address: Option<IpAddr>,
 }
 
 /// What routing a request with one snapshot came to.
@@ -120,13 +124,14 @@ pub(crate) fn route<H: RequestHeaders + ?Sized>(
             headers: asked.headers,
             query: asked.query,
             caller_token: asked.token,
+            caller_address: asked.address,
         },
     );
     let target = match decision {
         Decision::Forward(target) => target,
         Decision::Forbidden(reason) => {
             route_state.local.inc(&shared.metrics, code_class(403));
-            let hint = forbidden_hint(snapshot, route_index, reason, asked.token);
+            let hint = forbidden_hint(snapshot, route_index, reason, asked.token, asked.address);
             return Routed::Local(StatusCode::FORBIDDEN, Cow::Owned(hint));
         }
         Decision::NoService => {
@@ -409,6 +414,7 @@ pub(crate) fn forbidden_hint(
     route_index: RouteIndex,
     reason: Forbidden,
     token: Option<&str>,
+    address: Option<IpAddr>,
 ) -> String {
     let Some(route) = snapshot.table.route(route_index) else {
         return "forbidden\n".to_owned();
@@ -427,16 +433,18 @@ pub(crate) fn forbidden_hint(
         .map_or_else(String::new, |app| format!(" of app {app}"));
     match reason {
         Forbidden::NoCredential => format!(
-            "route {}{app} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<service>:<token>@<internal-address>\n",
-            route.id()
+            "route {}{app} only accepts known callers ({allowed}); call through the internal listener with proxy credentials, HTTP_PROXY=http://<service>:<token>@<internal-address>, or from a container of the app ({} is no known caller's address)\n",
+            route.id(),
+            address.map_or_else(|| "the source".to_owned(), |a| a.to_string()),
         ),
         Forbidden::UnknownCredential => format!(
             "the proxy credential is not known to this router; route {}{app} accepts callers: {allowed} (HTTP_PROXY=http://<service>:<token>@<internal-address>)\n",
             route.id()
         ),
         Forbidden::NotAllowed => {
-            let caller = token
-                .and_then(|t| snapshot.table.caller(t))
+            let caller = snapshot
+                .table
+                .identify(token, address)
                 .map_or("this caller", |c| &**c.service());
             format!(
                 "service {caller} may not call {}{app}; add it to external_links of {caller} (allowed callers: {allowed})\n",
@@ -444,8 +452,9 @@ pub(crate) fn forbidden_hint(
             )
         }
         Forbidden::OtherApp => {
-            let caller = token
-                .and_then(|t| snapshot.table.caller(t))
+            let caller = snapshot
+                .table
+                .identify(token, address)
                 .map_or_else(|| "this caller".to_owned(), |c| c.to_string());
             format!(
                 "service {caller} may not call {}{app}: apps are isolated, only services of the route's own app may call it; to call it, deploy the caller in the same template (app) and list the host in its external_links\n",

@@ -119,6 +119,7 @@ async fn route_request(
         query: req.uri().query(),
         headers,
         token: token.as_deref(),
+        address: conn.caller_address(),
     };
     match dispatch::route(shared, snapshot, &asked) {
         dispatch::Routed::Forward {

@@ -34,6 +34,7 @@ mod hop;
 mod host;
 mod in_flight;
 mod instance;
+mod internal_listeners;
 mod listener;
 mod metrics;
 mod proxy;

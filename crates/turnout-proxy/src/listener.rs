@@ -11,7 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use turnout_routing::Listener;
 
@@ -34,13 +36,29 @@ pub(crate) async fn serve(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
+    let stop = shared.stop.clone();
+    serve_until(listener, kind, tls, shared, stop, None).await;
+}
+
+/// [`serve`] until `stop` is cancelled (a listener closed while the proxy
+/// runs, or the proxy stopping); `closed` is told once the listening
+/// socket is closed, before the open connections are waited for, so its
+/// address can be bound again at once.
+pub(crate) async fn serve_until(
+    listener: TcpListener,
+    kind: Listener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    closed: Option<oneshot::Sender<()>>,
+) {
     let builder: Builder = Arc::new(connection_builder(&shared));
     // This listener's connections, to wait for when the proxy stops.
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shared.stop.cancelled() => break,
+            () = stop.cancelled() => break,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -82,6 +100,9 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
+    if let Some(closed) = closed {
+        let _ = closed.send(());
+    }
     connections.close();
     let deadline = shared.current.load().table.drain_timeout();
     tokio::select! {

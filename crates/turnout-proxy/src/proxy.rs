@@ -20,6 +20,7 @@ use crate::connector::Connector;
 use crate::conversions::Conversions;
 use crate::error::{ProxyError, RouteFileError};
 use crate::instance::InstanceState;
+use crate::internal_listeners::InternalListeners;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::shared::Shared;
@@ -60,6 +61,8 @@ impl fmt::Display for BoundAddrs {
 #[derive(Debug)]
 pub struct Proxy {
     shared: Arc<Shared>,
+    /// Internal listeners opened while running.
+    internal: Arc<InternalListeners>,
     addrs: BoundAddrs,
     listeners: Vec<JoinHandle<()>>,
     /// The extra worker threads (`ProxyConfig::workers` − 1).
@@ -71,6 +74,7 @@ pub struct Proxy {
 #[derive(Debug, Clone)]
 pub struct Publisher {
     shared: Arc<Shared>,
+    internal: Arc<InternalListeners>,
 }
 
 impl Publisher {
@@ -123,6 +127,23 @@ impl Publisher {
     /// [`Proxy::clear_release_state`].
     pub fn clear_release_state(&self, app: &str) {
         self.shared.metrics.clear_release_state(app);
+    }
+
+    /// Listens for internal routes on `addr` too; see
+    /// [`Proxy::add_internal_listener`].
+    pub fn add_internal_listener(&self, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
+        self.internal.add(&self.shared, addr)
+    }
+
+    /// Closes a listener [`add_internal_listener`](Self::add_internal_listener)
+    /// opened; see [`Proxy::remove_internal_listener`].
+    pub async fn remove_internal_listener(&self, addr: SocketAddr) -> bool {
+        self.internal.remove(addr).await
+    }
+
+    /// Where the listeners opened while running listen.
+    pub fn internal_listeners(&self) -> Vec<SocketAddr> {
+        self.internal.addrs()
     }
 }
 
@@ -272,6 +293,7 @@ impl Proxy {
         }
         Ok(Proxy {
             shared,
+            internal: Arc::default(),
             addrs,
             listeners,
             workers,
@@ -293,7 +315,31 @@ impl Proxy {
     pub fn publisher(&self) -> Publisher {
         Publisher {
             shared: self.shared.clone(),
+            internal: self.internal.clone(),
         }
+    }
+
+    /// Listens for internal routes on `addr` too, as on the configured
+    /// internal listener, unless it already does (a second call for the
+    /// same address is `Ok`); the bound address. For the docker runtime:
+    /// port 80 of an app network's gateway, where `.local` names point
+    /// inside containers (DESIGN §6.1). An address taken by anything else
+    /// is [`ProxyError::Bind`] naming it, and nothing changes.
+    pub fn add_internal_listener(&self, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
+        self.internal.add(&self.shared, addr)
+    }
+
+    /// Closes a listener that [`add_internal_listener`](Self::add_internal_listener)
+    /// opened; returns once its socket is closed (the address is free
+    /// again), while its open connections finish their requests. `false`
+    /// when there was none at `addr`.
+    pub async fn remove_internal_listener(&self, addr: SocketAddr) -> bool {
+        self.internal.remove(addr).await
+    }
+
+    /// Where the listeners opened while running listen.
+    pub fn internal_listeners(&self) -> Vec<SocketAddr> {
+        self.internal.addrs()
     }
 
     /// The table requests are routed with now.
@@ -372,7 +418,8 @@ impl Proxy {
     /// timeout, then closes what is left and waits for every task.
     pub async fn shutdown(self) {
         self.shared.stop.cancel();
-        for listener in self.listeners {
+        let opened = self.internal.take_tasks();
+        for listener in self.listeners.into_iter().chain(opened) {
             let _ = listener.await;
         }
         // Each worker stops like the listeners above: its accept loops end

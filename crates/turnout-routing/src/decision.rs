@@ -1,6 +1,8 @@
 //! The split decision: which service (and, for pinned clients, which
 //! instance) a request goes to. Pure and allocation-free.
 
+use std::net::IpAddr;
+
 use http::HeaderMap;
 
 use crate::cookie::{INSTANCE_COOKIE, POSITION_COOKIE, cookie_value};
@@ -30,6 +32,9 @@ pub struct RequestKey<'a, H: ?Sized = HeaderMap> {
     pub query: Option<&'a str>,
     /// The proxy credential presented on the internal listener, if any.
     pub caller_token: Option<&'a str>,
+    /// The source address of the connection on the internal listener:
+    /// the caller when it sent no credential (`caller_addresses`).
+    pub caller_address: Option<IpAddr>,
 }
 
 // By hand: a derive would ask `H: Clone`, but only the reference is copied.
@@ -76,7 +81,8 @@ pub struct Target {
 /// Why a caller may not use an internal route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Forbidden {
-    /// The route lists its callers and the request carried no credential.
+    /// The route lists its callers, the request carried no credential
+    /// and its source address is no known caller's.
     NoCredential,
     /// The credential is not one of the table's caller tokens.
     UnknownCredential,
@@ -107,7 +113,7 @@ pub fn pick<H: RequestHeaders + ?Sized>(table: &RouteTable, key: &RequestKey<'_,
     let Some(route) = table.route(key.route) else {
         return Decision::UnknownRoute;
     };
-    if let Some(refusal) = check_caller(table, route, key.caller_token) {
+    if let Some(refusal) = check_caller(table, route, key.caller_token, key.caller_address) {
         return Decision::Forbidden(refusal);
     }
     let pin = if route.sticky == Sticky::Instance {
@@ -183,13 +189,23 @@ pub(crate) fn owner(route: &Route, position: Position) -> Option<ServiceIndex> {
         .map(|i| i as ServiceIndex)
 }
 
-fn check_caller(table: &RouteTable, route: &Route, token: Option<&str>) -> Option<Forbidden> {
+fn check_caller(
+    table: &RouteTable,
+    route: &Route,
+    token: Option<&str>,
+    address: Option<IpAddr>,
+) -> Option<Forbidden> {
     let allowed = route.callers.as_deref()?;
-    let Some(token) = token else {
-        return Some(Forbidden::NoCredential);
+    // A credential, when sent, says who calls; else the source address.
+    let caller = match token {
+        Some(token) => table.caller(token).ok_or(Forbidden::UnknownCredential),
+        None => address
+            .and_then(|a| table.caller_at(a))
+            .ok_or(Forbidden::NoCredential),
     };
-    let Some(caller) = table.caller(token) else {
-        return Some(Forbidden::UnknownCredential);
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(refusal) => return Some(refusal),
     };
     // Compared by content (a few bytes), which allocates nothing.
     if caller.app != route.app {
@@ -282,6 +298,7 @@ caller_tokens: { tok-web: web-v1, tok-batch: batch }
             headers,
             query: None,
             caller_token: None,
+            caller_address: None,
         }
     }
 
@@ -401,6 +418,58 @@ caller_tokens: { tok-web: web-v1, tok-batch: batch }
         assert_eq!(pick(&t, &k), Decision::Forbidden(Forbidden::NotAllowed));
         k.caller_token = Some("tok-web");
         assert!(matches!(pick(&t, &k), Decision::Forward(_)));
+    }
+
+    #[test]
+    fn callers_are_known_by_their_address_when_they_send_no_credential() {
+        let t = RouteTable::from_yaml(
+            r#"
+routes:
+  - host: db.local
+    app: shop
+    callers: [web]
+    services:
+      - { name: db, endpoints: ["172.18.0.2:5432"] }
+caller_tokens: { tok-batch: shop/batch }
+caller_addresses: { "172.18.0.5": shop/web, "172.18.0.6": shop/batch, "172.19.0.5": blog/web }
+"#,
+        )
+        .unwrap();
+        let h = HeaderMap::new();
+        let route = t.lookup(Listener::Internal, "db.local", "/").unwrap();
+        let decide = |token: Option<&str>, address: &str| {
+            let mut k = key(route, 0, &h);
+            k.caller_token = token;
+            k.caller_address = Some(address.parse().unwrap());
+            pick(&t, &k)
+        };
+        assert!(matches!(decide(None, "172.18.0.5"), Decision::Forward(_)));
+        assert_eq!(
+            decide(None, "172.18.0.6"),
+            Decision::Forbidden(Forbidden::NotAllowed)
+        );
+        assert_eq!(
+            decide(None, "172.19.0.5"),
+            Decision::Forbidden(Forbidden::OtherApp)
+        );
+        assert_eq!(
+            decide(None, "172.18.0.99"),
+            Decision::Forbidden(Forbidden::NoCredential)
+        );
+        // A credential, when sent, says who calls, whatever the address.
+        assert_eq!(
+            decide(Some("tok-batch"), "172.18.0.5"),
+            Decision::Forbidden(Forbidden::NotAllowed)
+        );
+        assert_eq!(
+            decide(Some("nope"), "172.18.0.5"),
+            Decision::Forbidden(Forbidden::UnknownCredential)
+        );
+        assert_eq!(
+            t.identify(None, "172.18.0.5".parse().ok())
+                .map(ToString::to_string),
+            Some("shop/web".to_string())
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -33,6 +34,13 @@ pub struct RouteFile {
     /// it: `service`, or `app/service` for a service of an app.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub caller_tokens: BTreeMap<String, String>,
+    /// A caller's source address → the service that calls from it
+    /// (`service` or `app/service`, as in `caller_tokens`). The container
+    /// runtimes identify callers this way: a container's address on its
+    /// app's network. Used on the internal listener for a request that
+    /// carries no proxy credential; a credential, when sent, wins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub caller_addresses: BTreeMap<IpAddr, String>,
 }
 
 /// One route.

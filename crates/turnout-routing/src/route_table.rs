@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,9 @@ pub struct RouteTable {
     /// host → (context path, route), longest path first.
     hosts: HashMap<Arc<str>, Paths>,
     caller_tokens: HashMap<Box<str>, Caller>,
+    /// Source address → caller, for callers that send no credential
+    /// (containers). Looked up by value: no allocation.
+    caller_addresses: HashMap<IpAddr, Caller>,
     preview_token: Option<Box<[u8]>>,
     drain_timeout: Duration,
 }
@@ -93,22 +97,24 @@ impl RouteTable {
                 entries.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
             }
         }
+        // Both maps were checked by `check.file` above.
+        let caller_tokens = file
+            .caller_tokens
+            .iter()
+            .filter_map(|(token, value)| {
+                Some((Box::from(token.as_str()), caller(&mut strings, value)?))
+            })
+            .collect();
+        let caller_addresses = file
+            .caller_addresses
+            .iter()
+            .filter_map(|(address, value)| Some((*address, caller(&mut strings, value)?)))
+            .collect();
         Ok(RouteTable {
             routes: routes.into(),
             hosts,
-            caller_tokens: file
-                .caller_tokens
-                .iter()
-                .filter_map(|(token, caller)| {
-                    // Checked by `check.file` above.
-                    let (app, service) = split_caller(caller).ok()?;
-                    let caller = Caller {
-                        app: app.map(|app| strings.get(app)),
-                        service: strings.get(service),
-                    };
-                    Some((Box::from(token.as_str()), caller))
-                })
-                .collect(),
+            caller_tokens,
+            caller_addresses,
             preview_token: file.preview_token.as_ref().map(|t| t.as_bytes().into()),
             drain_timeout: Duration::from_millis(
                 file.drain_timeout_ms.unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS),
@@ -179,6 +185,22 @@ impl RouteTable {
         self.caller_tokens.get(token)
     }
 
+    /// The service (and its app) that calls from this source address
+    /// (`caller_addresses`).
+    pub fn caller_at(&self, address: IpAddr) -> Option<&Caller> {
+        self.caller_addresses.get(&address)
+    }
+
+    /// Who calls: by the proxy credential when one was sent (an unknown
+    /// one names nobody, whatever the address), else by the source
+    /// address. No allocation.
+    pub fn identify(&self, token: Option<&str>, address: Option<IpAddr>) -> Option<&Caller> {
+        match token {
+            Some(token) => self.caller(token),
+            None => address.and_then(|a| self.caller_at(a)),
+        }
+    }
+
     /// Whether the preview override is enabled.
     pub fn preview_enabled(&self) -> bool {
         self.preview_token.is_some()
@@ -228,6 +250,15 @@ impl<'a> Strings<'a> {
             .or_insert_with(|| Arc::from(text))
             .clone()
     }
+}
+
+/// The caller a checked `caller_tokens` or `caller_addresses` value names.
+fn caller<'a>(strings: &mut Strings<'a>, value: &'a str) -> Option<Caller> {
+    let (app, service) = split_caller(value).ok()?;
+    Some(Caller {
+        app: app.map(|app| strings.get(app)),
+        service: strings.get(service),
+    })
 }
 
 /// The route checked last (no problem found in it) as the table holds it.
@@ -533,6 +564,40 @@ caller_tokens: { t1: "/web", t2: "shop/", t3: "a/b/c", t4: "shop/web", t5: "web"
             );
         }
         assert_eq!(found.len(), expect.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn caller_addresses_are_checked_and_looked_up() {
+        let found = problems(
+            "routes: []\ncaller_addresses: { \"172.18.0.5\": shop/web, \"172.18.0.6\": \"a/b/c\", \"fd00::1\": \"\" }\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "caller_addresses.172.18.0.6: \"a/b/c\" holds more than one '/'; a caller is service or app/service",
+                "caller_addresses.fd00::1: \"\" is not a service name (letters, digits, '_', '.', '-', starting with a letter or digit)",
+            ],
+            "{found:#?}"
+        );
+        // Not an address at all: the schema refuses it.
+        let err = RouteFile::from_yaml("caller_addresses: { web-1: web }\n").unwrap_err();
+        assert!(err.to_string().contains("invalid IP address"), "{err}");
+
+        let table = RouteTable::from_yaml(
+            "caller_addresses: { \"172.18.0.5\": shop/web }\ncaller_tokens: { tok: other }\n",
+        )
+        .unwrap();
+        let web = table.caller_at("172.18.0.5".parse().unwrap()).unwrap();
+        assert_eq!(web.to_string(), "shop/web");
+        assert!(table.caller_at("172.18.0.6".parse().unwrap()).is_none());
+        // The credential wins; an unknown one names nobody.
+        let at = "172.18.0.5".parse().ok();
+        assert_eq!(
+            table.identify(Some("tok"), at).unwrap().to_string(),
+            "other"
+        );
+        assert!(table.identify(Some("nope"), at).is_none());
+        assert_eq!(table.identify(None, at).unwrap().to_string(), "shop/web");
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl<'a> Check<'a> {
                 problems.push(at(), message);
             }
         }
+        for (address, service) in &file.caller_addresses {
+            if let Err(message) = split_caller(service) {
+                problems.push(format!("caller_addresses.{address}"), message);
+            }
+        }
     }
 
     /// Checks route `i` and fills [`Check::parts`] with it.

@@ -37,6 +37,8 @@ fn yaml_fragment() -> impl Strategy<Value = String> {
         Just("preview_token: t\n".to_owned()),
         Just("caller_tokens: { t: web }\n".to_owned()),
         Just("caller_tokens: { t: shop/web, u: /web, v: a/b/c }\n".to_owned()),
+        Just("caller_addresses: { \"10.0.0.1\": shop/web, \"::1\": a/b/c }\n".to_owned()),
+        Just("caller_addresses: { not-an-ip: web }\n".to_owned()),
         "[ -~]{0,20}\n",
         Just("&a x\n".to_owned()),
         Just("<<: *a\n".to_owned()),
@@ -159,6 +161,7 @@ proptest! {
                 headers: &headers,
                 query: query.as_deref(),
                 caller_token: Some(token),
+                caller_address: None,
             });
             // The app route takes its own app's caller and nobody else.
             if route == 2 {

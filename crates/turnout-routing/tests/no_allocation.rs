@@ -6,6 +6,8 @@
 //! built beforehand. (The workspace forbids `unsafe`, which a
 //! `GlobalAlloc` of our own would need, hence the small dev-dependency.)
 
+use std::net::IpAddr;
+
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use turnout_routing::{
@@ -75,6 +77,7 @@ REGEX_RULE
       - { name: dark, weight: 0, endpoints: ["127.0.0.1:19601"] }
 preview_token: preview-secret
 caller_tokens: { tok-web: shop/web-v1, tok-blog: blog/web-v1, tok-batch: shop/batch }
+caller_addresses: { "172.18.0.5": shop/web-v2, "172.18.0.6": shop/batch, "fd00::7": blog/web-v1 }
 "#;
 
 /// A `regex:` rule of the first route.
@@ -97,6 +100,7 @@ struct Request {
     query: Option<&'static str>,
     headers: HeaderMap,
     caller_token: Option<&'static str>,
+    caller_address: Option<IpAddr>,
 }
 
 fn request(
@@ -113,6 +117,7 @@ fn request(
         query: None,
         headers: HeaderMap::new(),
         caller_token: None,
+        caller_address: None,
     }
 }
 
@@ -136,6 +141,11 @@ impl Request {
 
     fn caller(mut self, token: &'static str) -> Request {
         self.caller_token = Some(token);
+        self
+    }
+
+    fn from(mut self, address: &'static str) -> Request {
+        self.caller_address = Some(address.parse().unwrap());
         self
     }
 }
@@ -219,6 +229,13 @@ fn requests() -> Vec<Request> {
         request("caller not listed", Internal, "db.local", "/").caller("tok-batch"),
         request("caller unknown", Internal, "db.local", "/").caller("nope"),
         request("no credential", Internal, "db.local", "/"),
+        request("caller by address", Internal, "db.local", "/").from("172.18.0.5"),
+        request("address not listed", Internal, "db.local", "/").from("172.18.0.6"),
+        request("address of another app", Internal, "db.local", "/").from("fd00::7"),
+        request("unknown address", Internal, "db.local", "/").from("172.18.0.99"),
+        request("credential over address", Internal, "db.local", "/")
+            .caller("tok-batch")
+            .from("172.18.0.5"),
         request("open internal route", Internal, "cache.local:80", "/"),
         request("public host on internal", Internal, "blog.example.com", "/"),
     ]
@@ -240,6 +257,7 @@ fn route(table: &RouteTable, request: &Request, seq: u64) -> Option<Decision> {
             headers: &request.headers,
             query: request.query,
             caller_token: request.caller_token,
+            caller_address: request.caller_address,
         },
     ))
 }

@@ -64,6 +64,7 @@ fn key(headers: &HeaderMap, seq: u64) -> RequestKey<'_> {
         headers,
         query: None,
         caller_token: None,
+        caller_address: None,
     }
 }
 

@@ -219,6 +219,10 @@ const OFF_REQUEST_PATH: [(&str, &str); 10] = [
         "the A/B feed's aggregator: its drainer task, publishes and the control plane's reads lock it; requests only push into the lock-free queue (feed.rs)",
     ),
     ("health_check.rs", "background probe tasks"),
+    (
+        "internal_listeners.rs",
+        "the control plane opens and closes listeners; their connections are served by listener.rs",
+    ),
     ("lib.rs", "module list"),
     (
         "metrics.rs",

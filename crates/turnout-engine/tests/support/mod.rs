@@ -352,6 +352,7 @@ pub fn internal_call(table: &RouteTable, host: &str, token: Option<&str>) -> Dec
             headers: &headers,
             query: None,
             caller_token: token,
+            caller_address: None,
         },
     )
 }

@@ -154,6 +154,7 @@ pub(super) fn prepare(shared: &Shared, conn: &ConnInfo, buf: &[u8], out: &mut Ve
         query,
         headers: &Parsed(headers),
         token: token.as_deref(),
+        address: conn.caller_address(),
     };
     for _ in 0..MAX_ROUTINGS {
         let snapshot = shared.current.load_full();

@@ -338,3 +338,211 @@ show("requests", r.status_code, r.text)
     proxy.shutdown().await;
     svc.kill().await;
 }
+
+/// A raw request to `addr` from the source address `from` (any 127/8
+/// address is this machine's), and the response head and body.
+async fn raw_from(from: &str, addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(10), socket.connect(addr))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A GET for `host` that closes the connection: HTTP/1.1 takes the fast
+/// path, HTTP/1.0 hyper's.
+fn request(version: &str, host: &str, extra: &str) -> Vec<u8> {
+    format!("GET / {version}\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn callers_without_credentials_are_known_by_their_source_address() {
+    let svc = Backend::start("servicea").await;
+    let proxy = proxy(&format!(
+        r#"
+routes:
+  - host: servicea.local
+    app: shop
+    callers: [web]
+    services: [{{ name: servicea, endpoints: ["{svc}"] }}]
+caller_tokens: {{ tok-batch: shop/batch }}
+caller_addresses: {{ "127.0.0.5": shop/web, "127.0.0.6": shop/batch, "127.0.0.7": blog/web }}
+"#,
+        svc = svc.addr
+    ))
+    .await;
+    let internal = proxy.addrs().internal.unwrap();
+    let public = proxy.addrs().public;
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let ok = raw_from(
+            "127.0.0.5",
+            internal,
+            &request(version, "servicea.local", ""),
+        )
+        .await;
+        assert!(
+            ok.contains(" 200 ") && ok.ends_with("servicea"),
+            "{version}: {ok}"
+        );
+        let absolute = raw_from(
+            "127.0.0.5",
+            internal,
+            format!("GET http://servicea.local/ {version}\r\nHost: servicea.local\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(absolute.contains(" 200 "), "{version}: {absolute}");
+
+        let not_listed = raw_from(
+            "127.0.0.6",
+            internal,
+            &request(version, "servicea.local", ""),
+        )
+        .await;
+        assert!(not_listed.contains(" 403 "), "{version}: {not_listed}");
+        assert!(
+            not_listed.contains(
+                "service batch may not call servicea.local of app shop; add it to external_links"
+            ),
+            "{version}: {not_listed}"
+        );
+        let other_app = raw_from(
+            "127.0.0.7",
+            internal,
+            &request(version, "servicea.local", ""),
+        )
+        .await;
+        assert!(
+            other_app.contains(" 403 ")
+                && other_app.contains(
+                    "blog/web may not call servicea.local of app shop: apps are isolated"
+                ),
+            "{version}: {other_app}"
+        );
+        let unknown = raw_from(
+            "127.0.0.8",
+            internal,
+            &request(version, "servicea.local", ""),
+        )
+        .await;
+        assert!(
+            unknown.contains(" 403 ") && unknown.contains("127.0.0.8 is no known caller's address"),
+            "{version}: {unknown}"
+        );
+        // A credential, when sent, says who calls, whatever the address.
+        let auth = format!("Proxy-Authorization: {}\r\n", basic("tok-batch"));
+        let by_token = raw_from(
+            "127.0.0.5",
+            internal,
+            &request(version, "servicea.local", &auth),
+        )
+        .await;
+        assert!(
+            by_token.contains(" 403 ") && by_token.contains("service batch may not call"),
+            "{version}: {by_token}"
+        );
+        // The public listener never answers an internal route.
+        let public = raw_from("127.0.0.5", public, &request(version, "servicea.local", "")).await;
+        assert!(public.contains(" 404 "), "{version}: {public}");
+    }
+    // Only the allowed calls arrived: plain and absolute form, per version.
+    assert_eq!(svc.hits(), 4);
+    proxy.shutdown().await;
+    svc.kill().await;
+}
+
+#[tokio::test]
+async fn internal_listeners_open_and_close_while_running() {
+    let svc = Backend::start("servicea").await;
+    let proxy = proxy(&format!(
+        r#"
+routes:
+  - host: servicea.local
+    callers: [web]
+    services: [{{ name: servicea, endpoints: ["{svc}"] }}]
+  - host: web.localhost
+    services: [{{ name: web, endpoints: ["{svc}"] }}]
+caller_addresses: {{ "127.0.0.5": web }}
+"#,
+        svc = svc.addr
+    ))
+    .await;
+    // Another address of this machine, as a network's gateway would be.
+    let added = proxy
+        .add_internal_listener("127.0.0.9:0".parse().unwrap())
+        .unwrap();
+    assert_eq!(added.ip().to_string(), "127.0.0.9");
+    assert_ne!(added.port(), 0);
+    assert_eq!(proxy.internal_listeners(), [added]);
+    // Asking again for the same address is fine and opens nothing new.
+    assert_eq!(proxy.add_internal_listener(added).unwrap(), added);
+    assert_eq!(proxy.internal_listeners(), [added]);
+    // It serves internal routes, by address as on the configured one, and
+    // no public route.
+    let ok = raw_from(
+        "127.0.0.5",
+        added,
+        &request("HTTP/1.1", "servicea.local", ""),
+    )
+    .await;
+    assert!(ok.contains(" 200 "), "{ok}");
+    let refused = raw_from(
+        "127.0.0.6",
+        added,
+        &request("HTTP/1.1", "servicea.local", ""),
+    )
+    .await;
+    assert!(refused.contains(" 403 "), "{refused}");
+    let public = raw_from(
+        "127.0.0.5",
+        added,
+        &request("HTTP/1.1", "web.localhost", ""),
+    )
+    .await;
+    assert!(
+        public.contains(" 403 "),
+        "a public host is egress there: {public}"
+    );
+    assert_eq!(svc.hits(), 1);
+
+    // An address something else holds is an error naming it.
+    let holder = std::net::TcpListener::bind("127.0.0.10:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let err = proxy.add_internal_listener(taken).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {taken}: ")),
+        "{err}"
+    );
+    assert_eq!(proxy.internal_listeners(), [added]);
+
+    // Removed: the socket is closed when the call returns, and the same
+    // address can be listened on again at once.
+    assert!(proxy.remove_internal_listener(added).await);
+    assert!(!proxy.remove_internal_listener(added).await);
+    assert!(proxy.internal_listeners().is_empty());
+    assert!(tokio::net::TcpStream::connect(added).await.is_err());
+    assert_eq!(proxy.add_internal_listener(added).unwrap(), added);
+    let again = raw_from(
+        "127.0.0.5",
+        added,
+        &request("HTTP/1.1", "servicea.local", ""),
+    )
+    .await;
+    assert!(again.contains(" 200 "), "{again}");
+    // The proxy's stop closes it too.
+    proxy.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(added).await.is_err());
+    svc.kill().await;
+}
