@@ -211,7 +211,7 @@ const REQUEST_PATH: [&str; 26] = [
 ];
 
 /// turnout-proxy's modules off the request path, and why each is.
-const OFF_REQUEST_PATH: [(&str, &str); 10] = [
+const OFF_REQUEST_PATH: [(&str, &str); 11] = [
     ("admin.rs", "the admin listener: scrapes and /healthz"),
     ("config.rs", "settings, read at start"),
     (
