@@ -8,6 +8,7 @@
 
 mod controller;
 mod error;
+mod internal;
 mod model;
 mod plan;
 mod reconciler;
@@ -23,6 +24,7 @@ pub use error::EngineError;
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
 pub use routes::{
-    Instances, NoInstances, caller_name, calls, route_file, route_ids_of, route_specs,
+    CallerIds, Instances, NoInstances, caller_name, calls, internal_hosts, local_hosts, route_file,
+    route_ids_of, route_specs, uses_internal_routes,
 };
 pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};
