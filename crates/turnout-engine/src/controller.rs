@@ -72,6 +72,18 @@ pub trait DataPlane: Send + Sync + 'static {
     /// Reports an app's release state in the router's metrics (`None`:
     /// the app is gone).
     fn release_state(&self, app: &str, state: Option<&str>);
+    /// Serves internal routes on `addr` too (a container network's
+    /// gateway, DESIGN §6.1), unless it already does. Routers that serve
+    /// no such address need not implement it.
+    fn listen_internal(&self, addr: SocketAddr) -> std::io::Result<()> {
+        let _ = addr;
+        Ok(())
+    }
+    /// Stops serving on an address [`listen_internal`](Self::listen_internal)
+    /// opened.
+    fn stop_listening_internal(&self, addr: SocketAddr) {
+        let _ = addr;
+    }
 }
 
 /// Why the controller could not do something.
@@ -166,6 +178,9 @@ pub(crate) struct State {
     pub(crate) next_release_id: i64,
     /// When each active release's deadline expires.
     pub(crate) deadlines: BTreeMap<String, Instant>,
+    /// Where the router listens for each app's internal routes apart from
+    /// the configured internal listener (container runtimes).
+    pub(crate) listening: BTreeMap<String, Vec<SocketAddr>>,
 }
 
 pub(crate) struct Inner<R, D> {
@@ -453,6 +468,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         template: Template,
     ) -> Result<AppStatus, ControlError> {
         self.prepare_runnable(&template, None).await?;
+        let known = self.inner.state.lock().await.apps.contains_key(name);
+        if !known && self.needs_internal(&template.services) {
+            self.listen_for(name, true).await?;
+        }
         let mut state = self.inner.state.lock().await;
         if state.apps.contains_key(name) {
             return Err(EngineError::conflict(
@@ -514,6 +533,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         };
         let prepared = incoming(&*self.inner.state.lock().await)?;
         self.prepare_runnable(&template, Some(&prepared)).await?;
+        if self.needs_internal(&template.services) {
+            self.listen_for(app, false).await?;
+        }
         let mut state = self.inner.state.lock().await;
         let incoming = incoming(&state)?;
         self.check_runnable(&template, Some(&incoming))?;
@@ -683,18 +705,30 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .filter(|a| Some(a.name.as_str()) != changed)
             .collect();
         apps.extend(change.and_then(|(_, next)| next));
+        let caller = |i: &Inst| crate::routes::caller_name(&i.record.app, &i.record.service);
         let tokens = state
             .instances
             .values()
-            .map(|i| {
-                let caller = crate::routes::caller_name(&i.record.app, &i.record.service);
-                (i.record.token.clone(), caller)
-            })
+            .map(|i| (i.record.token.clone(), caller(i)))
             .collect();
+        // Containers call with no credential: the router knows them by
+        // their address, from the start until they are stopped (a handle
+        // and an address are recorded together).
+        let addresses = if self.inner.runtime.proxies_calls() {
+            BTreeMap::new()
+        } else {
+            state
+                .instances
+                .values()
+                .filter(|i| i.record.handle.is_some() && i.phase != Phase::Exited)
+                .map(|i| (i.address, caller(i)))
+                .collect()
+        };
+        let callers = crate::routes::CallerIds { tokens, addresses };
         let mut file = crate::routes::route_file(
             &apps,
             &LiveInstances(state),
-            tokens,
+            callers,
             u64::try_from(self.inner.settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         );
         file.preview_token

@@ -10,6 +10,7 @@ mod analysis;
 mod controller;
 mod error;
 mod histogram;
+mod internal;
 mod model;
 mod plan;
 mod reconciler;
@@ -31,7 +32,8 @@ pub use histogram::{Histogram, HistogramError};
 pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
 pub use routes::{
-    Instances, NoInstances, caller_name, calls, route_file, route_ids_of, route_specs,
+    CallerIds, Instances, NoInstances, caller_name, calls, internal_hosts, local_hosts, route_file,
+    route_ids_of, route_specs, uses_internal_routes,
 };
 pub use stats::{
     Confidence, MannWhitney, Proportion, Variant, ZTest, ab_report, mann_whitney_u, normal_sf,

@@ -48,6 +48,8 @@ struct Launch {
     restarting: bool,
     spec_hash: String,
     plan: ProbePlan,
+    /// The router must listen for the app's internal routes first.
+    internal: bool,
 }
 
 /// How the reconciler watches one instance this pass.
@@ -102,6 +104,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     /// happens outside the state lock: what it is about is collected under
     /// the lock, and what came of it is recorded under it again.
     pub async fn reconcile(&self) -> Result<(), ControlError> {
+        self.tend_listeners().await;
         self.observe().await?;
         self.probe_due().await?;
         let (launches, acted) = {
@@ -155,6 +158,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                                     template,
                                     i,
                                     self.proxy_addr(),
+                                    Vec::new(),
                                 )))
                             }),
                         None => Watch::Nothing,
@@ -257,7 +261,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     continue;
                 };
                 let template = app.templates.get(&entry.template_version);
-                let spec = instance_spec(&key.0, &key.1, entry, template, inst, None);
+                let spec = instance_spec(&key.0, &key.1, entry, template, inst, None, Vec::new());
                 match ProbeTarget::from_service(&entry.spec, &spec, inst.address) {
                     Ok(target) => {
                         inst.probing = true;
@@ -499,6 +503,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             .templates
             .get(&entry.template_version)
             .cloned();
+        let services = state.apps.get(app)?.services.values().map(|e| &e.spec);
+        let internal = self.needs_internal(services.clone());
+        let app_internal = crate::routes::internal_hosts(services, &self.inner.settings.domain);
         let inst = state.instances.get_mut(&key)?;
         let restarting = inst.phase == Phase::Exited;
         if restarting {
@@ -524,7 +531,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }
         }
         let proxy = self.proxy_addr();
-        let spec = instance_spec(app, id, &entry, template.as_ref(), inst, proxy);
+        let local_hosts = if self.inner.runtime.proxies_calls() {
+            Vec::new()
+        } else {
+            crate::routes::local_hosts(&entry.spec, &app_internal)
+        };
+        let spec = instance_spec(app, id, &entry, template.as_ref(), inst, proxy, local_hosts);
         inst.clear_started();
         let before = Change {
             instances: vec![inst.stored()],
@@ -545,20 +557,45 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             restarting,
             spec_hash: entry.spec_hash.clone(),
             plan: ProbePlan::from_service(&entry.spec),
+            internal,
         })
     }
 
-    /// Starts the prepared instances, concurrently and without the lock.
+    /// Starts the prepared instances, concurrently and without the lock;
+    /// first, the router listens where the instances of apps with internal
+    /// routes reach them (an app where it cannot starts nothing now, and
+    /// its starts are tried again).
     async fn launch(&self, launches: Vec<Launch>) -> Vec<(Launch, Result<Started, RuntimeError>)> {
-        let mut set = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        let mut listened: BTreeMap<String, Result<(), String>> = BTreeMap::new();
+        let mut ready = Vec::with_capacity(launches.len());
         for launch in launches {
+            let app = &launch.key.0;
+            if launch.internal {
+                if !listened.contains_key(app) {
+                    let result = self.listen_for(app, false).await.map_err(|e| e.to_string());
+                    listened.insert(app.clone(), result);
+                }
+                if let Some(Err(message)) = listened.get(app) {
+                    let err = RuntimeError::Engine {
+                        action: format!("cannot start {}", launch.spec.id),
+                        message: message.clone(),
+                        hint: None,
+                    };
+                    out.push((launch, Err(err)));
+                    continue;
+                }
+            }
+            ready.push(launch);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for launch in ready {
             let controller = self.clone();
             set.spawn(async move {
                 let result = controller.inner.runtime.start(&launch.spec).await;
                 (launch, result)
             });
         }
-        let mut out = Vec::new();
         while let Some(done) = set.join_next().await {
             match done {
                 Ok(outcome) => out.push(outcome),
@@ -649,6 +686,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         if let Err(e) = self.commit(state, &change) {
             tracing::error!(error = %e, "cannot record started instances");
+        }
+        // Containers are known to the router by their address, which only
+        // their start tells: published at once, so that their calls are
+        // not refused while they start (the runtime cannot say it sooner).
+        if !self.inner.runtime.proxies_calls()
+            && let Err(e) = self.publish(state)
+        {
+            tracing::error!(error = %e, "cannot publish the started instances' addresses");
         }
     }
 
@@ -799,6 +844,7 @@ fn instance_spec(
     template: Option<&turnout_spec::Template>,
     inst: &Inst,
     internal: Option<SocketAddr>,
+    local_hosts: Vec<String>,
 ) -> InstanceSpec {
     let base_dir = template
         .and_then(|t| t.base_dir.as_deref())
@@ -818,6 +864,7 @@ fn instance_spec(
         volumes: template.map(|t| t.volumes.clone()).unwrap_or_default(),
         base_dir,
         template_version: entry.template_version,
+        local_hosts,
     };
     let primary = turnout_runtime::primary_port(&entry.spec);
     // The service as the user name and the token as the password: every

@@ -5,7 +5,7 @@
 //! another app has services of the same names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use turnout_routing::{HealthSpec, RouteFile, RouteSpec, ServiceSpec, WeightValue};
 use turnout_spec::Service;
@@ -54,6 +54,48 @@ pub fn calls(service: &Service) -> Vec<String> {
     hosts.sort();
     hosts.dedup();
     hosts
+}
+
+/// The hosts of the internal routes that `services` declare (the routes
+/// of a template or an app), spelled as route hosts are.
+pub fn internal_hosts<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    domain: &str,
+) -> BTreeSet<String> {
+    services
+        .into_iter()
+        .flat_map(|s| &s.settings.routes)
+        .flat_map(|binding| &binding.routes)
+        .filter(|route| route.is_internal(domain))
+        .map(|route| route.host_name(domain))
+        .collect()
+}
+
+/// The `.local` names an instance of `service` may call, which a
+/// container runtime points at the internal router (DESIGN §6.1): the
+/// `.local` hosts of its `external_links`, and every internal route of
+/// its app (`internal`, from [`internal_hosts`]), so that a call the route
+/// does not allow reaches the router and is refused with a hint rather
+/// than failing to resolve.
+pub fn local_hosts(service: &Service, internal: &BTreeSet<String>) -> Vec<String> {
+    let mut hosts: BTreeSet<String> = calls(service)
+        .into_iter()
+        .filter(|h| h.ends_with(".local"))
+        .collect();
+    hosts.extend(internal.iter().cloned());
+    hosts.into_iter().collect()
+}
+
+/// Whether instances of `services` call or serve internal routes, so
+/// that a container runtime's internal router must listen for them.
+pub fn uses_internal_routes<'a>(
+    services: impl IntoIterator<Item = &'a Service> + Clone,
+    domain: &str,
+) -> bool {
+    !internal_hosts(services.clone(), domain).is_empty()
+        || services
+            .into_iter()
+            .any(|s| calls(s).iter().any(|h| h.ends_with(".local")))
 }
 
 /// How a caller is named in the route file's `caller_tokens`: the app and
@@ -168,12 +210,23 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
     routes
 }
 
-/// The whole route file for several apps, with the proxy credentials of
-/// every instance (`caller_tokens`: token → [`caller_name`]).
+/// Who the instances are to the router: their proxy credentials
+/// (`caller_tokens`) and, on container runtimes, their addresses
+/// (`caller_addresses`), each mapped to [`caller_name`].
+#[derive(Debug, Clone, Default)]
+pub struct CallerIds {
+    /// Proxy credential → `app/service`.
+    pub tokens: BTreeMap<String, String>,
+    /// Source address → `app/service`.
+    pub addresses: BTreeMap<IpAddr, String>,
+}
+
+/// The whole route file for several apps, with the callers' identities
+/// (see [`CallerIds`]).
 pub fn route_file(
     apps: &[&App],
     instances: &impl Instances,
-    caller_tokens: BTreeMap<String, String>,
+    callers: CallerIds,
     drain_timeout_ms: u64,
 ) -> RouteFile {
     RouteFile {
@@ -183,7 +236,7 @@ pub fn route_file(
             .collect(),
         drain_timeout_ms: Some(drain_timeout_ms),
         preview_token: None,
-        caller_tokens,
-        caller_addresses: BTreeMap::new(),
+        caller_tokens: callers.tokens,
+        caller_addresses: callers.addresses,
     }
 }

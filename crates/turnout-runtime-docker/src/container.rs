@@ -249,6 +249,9 @@ pub struct Context<'a> {
     pub server_id: &'a str,
     /// The instance's mounts.
     pub mounts: &'a Mounts,
+    /// Where the internal router listens for the app (the network's
+    /// gateway): the address the instance's `.local` names resolve to.
+    pub internal: Option<std::net::IpAddr>,
 }
 
 /// The container to create for `spec` (DESIGN §6.1): labels, environment
@@ -330,12 +333,7 @@ pub fn body(
         binds: non_empty(cx.mounts.binds.clone()),
         mounts: non_empty(cx.mounts.mounts.clone()),
         tmpfs: (!cx.mounts.tmpfs.is_empty()).then(|| cx.mounts.tmpfs.clone()),
-        extra_hosts: non_empty(
-            c.extra_hosts
-                .iter()
-                .map(|h| format!("{}:{}", h.host, h.ip))
-                .collect(),
-        ),
+        extra_hosts: non_empty(extra_hosts(source, cx.internal)),
         dns: non_empty(c.dns.clone()),
         cap_add: non_empty(c.cap_add.clone()),
         cap_drop: non_empty(c.cap_drop.clone()),
@@ -378,6 +376,22 @@ pub fn body(
     })
 }
 
+/// `extra_hosts` as the engine takes them (`name:ip`): the template's own,
+/// then each `.local` name the instance may call pointing at the internal
+/// router (`internal`), unless the template names it itself.
+pub fn extra_hosts(source: &ContainerSource, internal: Option<std::net::IpAddr>) -> Vec<String> {
+    let own = &source.service.container.extra_hosts;
+    let mut hosts: Vec<String> = own.iter().map(|h| format!("{}:{}", h.host, h.ip)).collect();
+    if let Some(ip) = internal {
+        for name in &source.local_hosts {
+            if !own.iter().any(|h| h.host.eq_ignore_ascii_case(name)) {
+                hosts.push(format!("{name}:{ip}"));
+            }
+        }
+    }
+    hosts
+}
+
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
@@ -396,6 +410,7 @@ mod tests {
             volumes: parsed.template.volumes.clone(),
             base_dir: base_dir.map(PathBuf::from),
             template_version: 3,
+            local_hosts: Vec::new(),
         }
     }
 
@@ -443,6 +458,7 @@ mod tests {
             network: "shop_default",
             server_id: "srv-1",
             mounts: &mounts,
+            internal: None,
         };
         let body = body(&spec, &src, cx).unwrap();
         let labels = body.labels.unwrap();
@@ -496,6 +512,34 @@ mod tests {
     }
 
     #[test]
+    fn local_names_point_at_the_internal_router() {
+        let mut src = source(WEB, None);
+        src.local_hosts = vec!["servicea.local".into(), "db.local".into()];
+        let gateway = "172.18.0.1".parse().ok();
+        // The template's own `db.local` stays as written.
+        assert_eq!(
+            extra_hosts(&src, gateway),
+            ["db.local:10.0.0.9", "servicea.local:172.18.0.1"]
+        );
+        // No internal router for the app: only the template's.
+        assert_eq!(extra_hosts(&src, None), ["db.local:10.0.0.9"]);
+        let spec = spec(&src);
+        let mounts = Mounts::default();
+        let cx = Context {
+            image: "shop:1",
+            network: "shop_default",
+            server_id: "s",
+            mounts: &mounts,
+            internal: gateway,
+        };
+        let host = body(&spec, &src, cx).unwrap().host_config.unwrap();
+        assert_eq!(
+            host.extra_hosts.unwrap(),
+            ["db.local:10.0.0.9", "servicea.local:172.18.0.1"]
+        );
+    }
+
+    #[test]
     fn no_command_keeps_the_images() {
         let src = source("services:\n  web:\n    image: shop:1\n", None);
         let spec = spec(&src);
@@ -505,6 +549,7 @@ mod tests {
             network: "shop_default",
             server_id: "s",
             mounts: &mounts,
+            internal: None,
         };
         let body = body(&spec, &src, cx).unwrap();
         assert_eq!(body.cmd, None);

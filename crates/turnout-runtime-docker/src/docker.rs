@@ -1,7 +1,7 @@
 //! [`DockerRuntime`]: the [`Runtime`] trait on the Docker Engine API.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// turnout does not own.
 const NAME_TRIES: u32 = 100;
 
+/// The port of an app network's gateway where turnout's internal router
+/// listens, and where the `.local` names point inside containers.
+pub const INTERNAL_PORT: u16 = 80;
+
 /// The default engine address when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -50,8 +54,10 @@ pub struct DockerRuntime {
     server_id: String,
     /// Held while a network is made ready and a container created on it,
     /// and while an app's last container's network is removed, so that a
-    /// stop never removes the network a start is about to use.
-    networks: Mutex<()>,
+    /// stop never removes the network a start is about to use. It holds
+    /// the gateway [`Runtime::internal_addresses`] last reported per app:
+    /// where the engine made the internal router listen.
+    networks: Mutex<HashMap<String, IpAddr>>,
 }
 
 /// The engine's address as `connect` reads it.
@@ -95,7 +101,7 @@ impl DockerRuntime {
             docker,
             host,
             server_id: server_id.into(),
-            networks: Mutex::new(()),
+            networks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -129,11 +135,11 @@ impl DockerRuntime {
     }
 
     /// The app's network, created (labelled as this server's) when
-    /// missing.
-    async fn ensure_network(&self, app: &str) -> Result<String, RuntimeError> {
+    /// missing, and its gateway address. Called with `networks` held.
+    async fn ensure_network(&self, app: &str) -> Result<(String, IpAddr), RuntimeError> {
         let name = network_name(app);
         match self.docker.inspect_network(&name, None).await {
-            Ok(_) => return Ok(name),
+            Ok(found) => return Ok((name.clone(), gateway(&name, &found)?)),
             Err(e) if status(&e) == Some(404) => {}
             Err(e) => return Err(engine(format!("cannot inspect network {name}"), &e)),
         }
@@ -147,11 +153,17 @@ impl DockerRuntime {
             ..NetworkCreateRequest::default()
         };
         match self.docker.create_network(request).await {
-            Ok(_) => Ok(name),
+            Ok(_) => {}
             // Made meanwhile by someone else: as good.
-            Err(e) if status(&e) == Some(409) => Ok(name),
-            Err(e) => Err(engine(format!("cannot create network {name}"), &e)),
+            Err(e) if status(&e) == Some(409) => {}
+            Err(e) => return Err(engine(format!("cannot create network {name}"), &e)),
         }
+        let found = self
+            .docker
+            .inspect_network(&name, None)
+            .await
+            .map_err(|e| engine(format!("cannot inspect network {name}"), &e))?;
+        Ok((name.clone(), gateway(&name, &found)?))
     }
 
     /// Creates the named volumes an instance mounts (kept after it stops,
@@ -244,7 +256,7 @@ impl DockerRuntime {
     /// Removes the app's network once no container of the app is left on
     /// this engine (and the network is this server's).
     pub(crate) async fn remove_network_if_unused(&self, app: &str) {
-        let _guard = self.networks.lock().await;
+        let mut gateways = self.networks.lock().await;
         let filters = HashMap::from([("label", vec![format!("{LABEL_APP}={app}")])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -261,10 +273,14 @@ impl DockerRuntime {
         if !self.owns(network.labels.as_ref()) {
             return;
         }
-        if let Err(e) = self.docker.remove_network(&name).await
-            && status(&e) != Some(404)
-        {
-            tracing::warn!(network = name, error = %e, "cannot remove the app's network");
+        match self.docker.remove_network(&name).await {
+            Err(e) if status(&e) != Some(404) => {
+                tracing::warn!(network = name, error = %e, "cannot remove the app's network");
+            }
+            // A network made anew may get another gateway.
+            _ => {
+                gateways.remove(app);
+            }
         }
     }
 
@@ -373,6 +389,17 @@ impl Runtime for DockerRuntime {
         false
     }
 
+    async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError> {
+        let mut gateways = self.networks.lock().await;
+        let (_, gateway) = self.ensure_network(app).await?;
+        gateways.insert(app.to_string(), gateway);
+        Ok(vec![SocketAddr::new(gateway, INTERNAL_PORT)])
+    }
+
+    async fn forget_app(&self, app: &str) {
+        self.remove_network_if_unused(app).await;
+    }
+
     fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {
         // Every container has its own address: its ports are its own.
         Ok(container_ports.iter().map(|p| (*p, *p)).collect())
@@ -403,14 +430,34 @@ impl Runtime for DockerRuntime {
         self.ensure_volumes(&spec.app, &mounts.volumes).await?;
 
         let id = {
-            let _guard = self.networks.lock().await;
-            let network = self.ensure_network(&spec.app).await?;
+            let gateways = self.networks.lock().await;
+            let (network, gateway) = self.ensure_network(&spec.app).await?;
+            // The `.local` names point at the gateway, where the engine
+            // made the internal router listen; a network made anew since
+            // (its last container stopped meanwhile) may have another,
+            // and the start waits for the next `internal_addresses`.
+            let internal = if source.local_hosts.is_empty() {
+                None
+            } else if gateways.get(&spec.app) == Some(&gateway) {
+                Some(gateway)
+            } else {
+                return Err(RuntimeError::Engine {
+                    action: format!("cannot start {}", spec.id),
+                    message: format!(
+                        "turnout's internal router does not listen on {} yet, where \
+                         the .local names of network {network} point",
+                        SocketAddr::new(gateway, INTERNAL_PORT)
+                    ),
+                    hint: Some("the start is tried again once it does".into()),
+                });
+            };
             let name = self.free_name(spec).await?;
             let cx = Context {
                 image,
                 network: &network,
                 server_id: &self.server_id,
                 mounts: &mounts,
+                internal,
             };
             let body = container::body(spec, source, cx)?;
             let options = CreateContainerOptionsBuilder::new().name(&name).build();
@@ -686,6 +733,28 @@ impl Lines {
         }
         self.done
     }
+}
+
+/// The gateway address of a network, from its IPAM config.
+fn gateway(name: &str, network: &bollard::models::NetworkInspect) -> Result<IpAddr, RuntimeError> {
+    network
+        .ipam
+        .as_ref()
+        .and_then(|ipam| ipam.config.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|config| config.gateway.as_deref())
+        // An IPv4 gateway first: the bridge's usual, and the one the
+        // containers' default route goes through.
+        .filter_map(|text| text.parse::<IpAddr>().ok())
+        .min_by_key(IpAddr::is_ipv6)
+        .ok_or_else(|| RuntimeError::Engine {
+            action: format!("cannot use network {name}"),
+            message: "its IPAM config names no gateway, where .local names would point".into(),
+            hint: Some(format!(
+                "remove the network (docker network rm {name}) and let turnout make it again"
+            )),
+        })
 }
 
 /// The HTTP status of an engine refusal.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +68,11 @@ pub struct ContainerSource {
     pub base_dir: Option<PathBuf>,
     /// The template version the service comes from.
     pub template_version: u32,
+    /// The `.local` names the instance may call (its `external_links` and
+    /// the app's internal routes): a container runtime makes each resolve,
+    /// inside the container, to where turnout's internal router listens
+    /// for the app ([`Runtime::internal_addresses`], DESIGN §6.1).
+    pub local_hosts: Vec<String>,
 }
 
 impl InstanceSpec {
@@ -228,6 +233,29 @@ pub trait Runtime: Send + Sync {
     /// §6.1). When `false` the engine sets no proxy variables.
     fn proxies_calls(&self) -> bool {
         true
+    }
+
+    /// Where turnout's internal router must listen so that `app`'s
+    /// instances reach its internal (`.local`) routes with no proxy
+    /// settings (containers: port 80 of the app network's gateway, made
+    /// ready here if missing). Empty for runtimes whose instances call
+    /// through `HTTP_PROXY` (processes). The engine calls it, and listens
+    /// there, before it starts an instance of an app with internal routes.
+    fn internal_addresses(
+        &self,
+        app: &str,
+    ) -> impl Future<Output = Result<Vec<SocketAddr>, RuntimeError>> + Send {
+        let _ = app;
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Lets go of what the runtime made for `app` beyond its instances
+    /// (a container runtime: its network) when nothing of the app runs,
+    /// after [`internal_addresses`](Runtime::internal_addresses) made it
+    /// for a deploy that was then refused.
+    fn forget_app(&self, app: &str) -> impl Future<Output = ()> + Send {
+        let _ = app;
+        std::future::ready(())
     }
 
     /// The ports an instance's container ports are reached at: free host

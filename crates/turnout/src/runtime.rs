@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -142,6 +143,14 @@ impl Runtime for AnyRuntime {
 
     fn proxies_calls(&self) -> bool {
         delegate!(self, r => r.proxies_calls())
+    }
+
+    async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError> {
+        delegate!(self, r => r.internal_addresses(app).await)
+    }
+
+    async fn forget_app(&self, app: &str) {
+        delegate!(self, r => r.forget_app(app).await)
     }
 
     fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {

@@ -138,6 +138,19 @@ impl DataPlane for ProxyPlane {
             None => self.0.clear_release_state(app),
         }
     }
+
+    fn listen_internal(&self, addr: SocketAddr) -> std::io::Result<()> {
+        match self.0.add_internal_listener(addr) {
+            Ok(_) => Ok(()),
+            Err(turnout_proxy::ProxyError::Bind { source, .. }) => Err(source),
+            Err(other) => Err(std::io::Error::other(other.to_string())),
+        }
+    }
+
+    fn stop_listening_internal(&self, addr: SocketAddr) {
+        let publisher = self.0.clone();
+        tokio::spawn(async move { publisher.remove_internal_listener(addr).await });
+    }
 }
 
 /// A running server.

@@ -6,7 +6,13 @@
 //! app's containers and network, and a container of another owner that
 //! holds the first name is skipped and never touched. Also: a missing
 //! image and an engine that does not answer are clear errors that start
-//! nothing.
+//! nothing. Internal routes (DESIGN §6.1): an unmodified Python `urllib`
+//! client in `turnout-debian:TAG` calls `http://<name>.local/` with no
+//! proxy settings and is answered, a container the route's
+//! `external_links` do not allow gets 403, a taken port 80 on the app
+//! network's gateway fails the deploy naming it, and the hello example's
+//! walkthrough (frontend, then backend release) runs on containers with
+//! serviceB-v2's containers untouched by the backend release.
 //!
 //! The docker CLI is used only to look at what turnout made and to clean
 //! up. Where no engine answers, the engine tests print a skip and pass.
@@ -84,6 +90,23 @@ fn ensure_image() {
     );
 }
 
+/// Makes sure `turnout-debian:TAG` (python3, from the cached Debian root
+/// filesystem) and `turnout:TAG` are there.
+fn ensure_images() {
+    let out = output_within(
+        Command::new(root().join("images/build.sh"))
+            .args(["--tag", &tag(), "--binary", env!("CARGO_BIN_EXE_turnout")])
+            .arg("all"),
+        BUILD_BOUND,
+    );
+    assert!(
+        out.status.success(),
+        "images/build.sh all failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An app name no other test run uses.
 fn unique_app(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -99,6 +122,8 @@ fn unique_app(prefix: &str) -> String {
 struct Cleanup {
     data_dir: PathBuf,
     own: Vec<String>,
+    /// Networks the test made itself, by name.
+    own_networks: Vec<String>,
 }
 
 impl Cleanup {
@@ -126,6 +151,9 @@ impl Drop for Cleanup {
         }
         for c in &self.own {
             docker(&["rm", "-f", c]);
+        }
+        for n in &self.own_networks {
+            docker(&["network", "rm", n]);
         }
     }
 }
@@ -225,6 +253,7 @@ fn up_and_a_blue_green_release_on_containers() {
     let cleanup = Cleanup {
         data_dir: data.clone(),
         own: vec![foreign.clone()],
+        own_networks: Vec::new(),
     };
     let foreign_id = docker(&["create", "--name", &foreign, &format!("turnout:{}", tag())]);
     assert!(!foreign_id.is_empty(), "docker create {foreign}");
@@ -379,6 +408,7 @@ fn a_missing_image_is_refused_before_anything_starts() {
     let _cleanup = Cleanup {
         data_dir: data.clone(),
         own: Vec::new(),
+        own_networks: Vec::new(),
     };
     let image = format!("turnout-no-such-image:{}", std::process::id());
     let file = dir.path().join("app.yaml");
@@ -472,6 +502,323 @@ fn an_engine_that_does_not_answer_is_a_clear_error_and_starts_nothing() {
     );
 }
 
+/// A caller in `turnout-debian:TAG`: an HTTP server on port 8000 that, for
+/// each request, calls `http://api.local/` with Python's `urllib` (no
+/// proxy settings in the container: urllib goes straight to the name) and
+/// answers `<status> <body> | proxies=<proxy variables it sees>`.
+const CALLER_PY: &str = r#"
+import http.server, os, urllib.error, urllib.request
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            with urllib.request.urlopen("http://api.local/", timeout=10) as r:
+                out = "%d %s" % (r.status, r.read().decode())
+        except urllib.error.HTTPError as e:
+            out = "%d %s" % (e.code, e.read().decode())
+        except Exception as e:
+            out = "error %r" % (e,)
+        proxies = sorted(k for k in os.environ if "proxy" in k.lower() and k.lower() != "no_proxy")
+        body = ("%s | proxies=%s" % (out.strip(), ",".join(proxies))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+"#;
+
+/// `api` on `api.local`, `caller` (allowed by its `external_links`) and
+/// `stranger` (not allowed), both Python callers with public routes.
+fn local_routes_template(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("caller.py"), CALLER_PY).unwrap();
+    let tag = tag();
+    let python = |name: &str, links: &str| {
+        format!(
+            "{name}:\n  image: turnout-debian:{tag}\n  command: [\"python3\", \"/caller.py\"]\n  \
+             volumes: [\"./caller.py:/caller.py:ro\"]\n  labels:\n    \
+             aliyun.routing.port_8000: {name}\n{links}"
+        )
+    };
+    let text = format!(
+        "api:\n  image: turnout:{tag}\n  command: [\"turnout\", \"demo-app\", \"--listen\", \
+         \"0.0.0.0:5000\", \"--text\", \"from-api\"]\n  labels:\n    \
+         aliyun.routing.port_5000: api.local\n{}{}",
+        python("caller", "  external_links:\n    - api.local\n"),
+        python("stranger", ""),
+    );
+    let path = dir.join("app.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The address of the app network's gateway, from the engine.
+fn gateway(network: &str) -> String {
+    docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        network,
+    ])
+}
+
+#[test]
+fn a_python_urllib_client_calls_a_local_route_with_no_proxy_settings() {
+    need_docker!();
+    ensure_images();
+    let dir = TempDir::new("docker-local");
+    let data = dir.path().join("data");
+    let app = unique_app("dkloc");
+    let cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let file = local_routes_template(dir.path());
+    let mut server = Server::start(
+        &[
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            file.to_str().unwrap(),
+        ],
+        &data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+
+    // The allowed caller: urllib resolves api.local to the gateway, where
+    // the internal router knows the container by its address.
+    let r = server.get("caller.localhost");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "200 from-api | proxies=", "{r:?}");
+    // Not in external_links: refused by the router, with the hint.
+    let r = server.get("stranger.localhost");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .starts_with("403 service stranger may not call api.local of app ")
+            && r.body.contains("add it to external_links of stranger")
+            && r.body.ends_with("| proxies="),
+        "{r:?}"
+    );
+
+    // What made it work: the .local names point at the gateway, where the
+    // server listens on port 80, and no container has a proxy variable.
+    let network = format!("{app}_default");
+    let gw = gateway(&network);
+    assert!(!gw.is_empty(), "no gateway for {network}");
+    for service in ["caller", "stranger"] {
+        let name = format!("{app}-{service}-1");
+        let hosts = docker(&[
+            "inspect",
+            "--format",
+            "{{json .HostConfig.ExtraHosts}}",
+            &name,
+        ]);
+        assert_eq!(hosts, format!("[\"api.local:{gw}\"]"), "{name}");
+        let env = docker(&["inspect", "--format", "{{json .Config.Env}}", &name]);
+        assert!(!env.to_lowercase().contains("http_proxy"), "{env}");
+    }
+    let ok = support::request(
+        format!("{gw}:80").parse().unwrap(),
+        "GET",
+        "/",
+        &[("Host", "api.local")],
+        None,
+    );
+    // From this machine, not a container of the app: no known caller.
+    assert_eq!(ok.status, 403, "{ok:?}");
+    assert!(ok.body.contains("is no known caller's address"), "{ok:?}");
+
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(containers(&app).is_empty(), "{:?}", containers(&app));
+    drop(cleanup);
+}
+
+#[test]
+fn a_taken_port_80_on_the_gateway_fails_the_deploy_naming_it() {
+    need_docker!();
+    // The images first: a missing one would be refused before the port.
+    ensure_images();
+    let dir = TempDir::new("docker-port80");
+    let data = dir.path().join("data");
+    let app = unique_app("dk80");
+    let network = format!("{app}_default");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: vec![network.clone()],
+    };
+    // The app's network made beforehand, and its port 80 held by someone else.
+    assert!(!docker(&["network", "create", &network]).is_empty());
+    let gw = gateway(&network);
+    let holder = std::net::TcpListener::bind(format!("{gw}:80"))
+        .unwrap_or_else(|e| panic!("cannot hold {gw}:80 for the test: {e}"));
+    let file = local_routes_template(dir.path());
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["up", "--runtime", "docker", "--name", &app])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--internal-listen", "127.0.0.1:0"]),
+        WAIT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {gw}:80 for the internal (.local) routes of app {app}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("free that port"), "{stderr}");
+    assert!(containers(&app).is_empty(), "{:?}", containers(&app));
+    // The network is not turnout's: it was left as it was.
+    assert_eq!(gateway(&network), gw);
+    drop(holder);
+}
+
+/// The hello example's templates with this run's image tag.
+fn hello_templates(dir: &Path) -> [PathBuf; 3] {
+    [
+        "app-docker.yaml",
+        "app-docker-frontend-v2.yaml",
+        "app-docker-backend-v2.yaml",
+    ]
+    .map(|name| {
+        let text = std::fs::read_to_string(root().join("examples/hello").join(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            text.replace("turnout:dev", &format!("turnout:{}", tag())),
+        )
+        .unwrap();
+        path
+    })
+}
+
+/// The app's running containers of `service`: their ids, sorted.
+fn ids_of(app: &str, service: &str) -> Vec<String> {
+    let filter = format!("label=turnout.service={service}");
+    let app_filter = format!("label=turnout.app={app}");
+    let mut ids: Vec<String> = docker(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &app_filter,
+        "--filter",
+        &filter,
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_hello_walkthrough_on_containers() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-hello");
+    let data = dir.path().join("data");
+    let app = unique_app("dkhello");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let [v1, frontend, backend] = hello_templates(dir.path());
+    let server = Server::start(
+        &[
+            "up",
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            v1.to_str().unwrap(),
+        ],
+        &data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    // serviceB's containers call http://servicea.local/ with no proxy.
+    assert_eq!(
+        answers(&server, "serviceb.localhost", 4),
+        BTreeMap::from([("Hello world!".into(), 4)])
+    );
+
+    // Frontend release: serviceB-v2 beside serviceB-v1, then switched.
+    cli(
+        &server,
+        &["release", frontend.to_str().unwrap(), "--app", &app],
+    );
+    server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
+    cli(&server, &["switch", "serviceb.localhost", "--app", &app]);
+    assert_eq!(
+        answers(&server, "serviceb.localhost", 4),
+        BTreeMap::from([("Welcome to the world!".into(), 4)])
+    );
+    cli(&server, &["confirm", "--app", &app]);
+    wait_containers(&app, "serviceB-v1 gone", |c| {
+        c.len() == 5 && !c.values().any(|(s, _)| s == "serviceB-v1")
+    });
+    let b_v2 = ids_of(&app, "serviceB-v2");
+    assert_eq!(b_v2.len(), 2, "{b_v2:?}");
+
+    // Backend release: serviceA-v2 shares servicea.local; serviceB-v2 is
+    // unchanged and keeps its containers.
+    cli(
+        &server,
+        &["release", backend.to_str().unwrap(), "--app", &app],
+    );
+    server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
+    cli(
+        &server,
+        &[
+            "weights",
+            "servicea.local",
+            "serviceA-v1=50",
+            "serviceA-v2=50",
+            "--app",
+            &app,
+        ],
+    );
+    let split = answers(&server, "serviceb.localhost", 12);
+    assert_eq!(
+        split,
+        BTreeMap::from([
+            ("Welcome to the AliyunContainerService!".into(), 6),
+            ("Welcome to the world!".into(), 6)
+        ])
+    );
+    cli(&server, &["switch", "servicea.local", "--app", &app]);
+    cli(&server, &["confirm", "--app", &app]);
+    wait_containers(&app, "serviceA-v1 gone", |c| {
+        c.len() == 5 && !c.values().any(|(s, _)| s == "serviceA-v1")
+    });
+    assert_eq!(
+        answers(&server, "serviceb.localhost", 4),
+        BTreeMap::from([("Welcome to the AliyunContainerService!".into(), 4)])
+    );
+    assert_eq!(
+        ids_of(&app, "serviceB-v2"),
+        b_v2,
+        "serviceB-v2's containers were replaced"
+    );
+}
+
 /// The ids of the app's containers, sorted (all states).
 fn container_ids(app: &str) -> Vec<String> {
     let filter = format!("label=turnout.app={app}");
@@ -520,6 +867,7 @@ fn a_server_killed_in_pending_confirmation_adopts_its_containers() {
     let _cleanup = Cleanup {
         data_dir: data.clone(),
         own: vec![stray_name.clone(), foreign_name.clone()],
+        own_networks: Vec::new(),
     };
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     let v2 = web_template(dir.path(), "app-v2.yaml", "v2");
@@ -604,6 +952,7 @@ fn a_server_killed_while_deploying_adopts_the_new_containers() {
     let _cleanup = Cleanup {
         data_dir: data.clone(),
         own: Vec::new(),
+        own_networks: Vec::new(),
     };
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     // The image has no shell: this probe command can never pass, so the
@@ -663,6 +1012,7 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
     let _cleanup = Cleanup {
         data_dir: data.clone(),
         own: Vec::new(),
+        own_networks: Vec::new(),
     };
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     let server = Server::start(
