@@ -122,14 +122,6 @@ struct RouteInfo {
     ports: BTreeMap<String, u16>,
 }
 
-fn sticky(s: turnout_spec::Sticky) -> turnout_routing::Sticky {
-    match s {
-        turnout_spec::Sticky::Version => turnout_routing::Sticky::Version,
-        turnout_spec::Sticky::Instance => turnout_routing::Sticky::Instance,
-        turnout_spec::Sticky::Off => turnout_routing::Sticky::Off,
-    }
-}
-
 fn route_infos(app: &App) -> BTreeMap<String, RouteInfo> {
     let mut infos: BTreeMap<String, RouteInfo> = BTreeMap::new();
     for entry in app.services.values() {
@@ -146,7 +138,7 @@ fn route_infos(app: &App) -> BTreeMap<String, RouteInfo> {
                 info.ports
                     .insert(entry.name().to_string(), binding.container_port);
                 if let Some(s) = entry.spec.settings.sticky {
-                    info.sticky = Some(sticky(s));
+                    info.sticky = Some(s);
                 }
             }
         }

@@ -11,7 +11,7 @@ use crate::position::Position;
 use crate::route::{Route, RouteIndex};
 use crate::route_table::RouteTable;
 use crate::service::ServiceIndex;
-use crate::sticky::Sticky;
+use turnout_spec::Sticky;
 
 /// Header naming the service a preview request wants.
 pub const PREVIEW_SERVICE_HEADER: &str = "x-turnout-service";

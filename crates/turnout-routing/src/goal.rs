@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::host::path_under;
 use crate::route_file::GoalSpec;
-use crate::sticky::Sticky;
+use turnout_spec::Sticky;
 
 /// Which answers count as reaching the goal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

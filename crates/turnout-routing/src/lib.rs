@@ -30,7 +30,6 @@ mod route_table;
 mod rule;
 mod schedule;
 mod service;
-mod sticky;
 mod validation;
 mod weight;
 
@@ -59,5 +58,5 @@ pub use route_file::{
 pub use route_table::RouteTable;
 pub use rule::{Condition, Rule, Source};
 pub use service::{Service, ServiceIndex};
-pub use sticky::Sticky;
+pub use turnout_spec::Sticky;
 pub use weight::Weight;

@@ -6,7 +6,7 @@ use crate::goal::Goal;
 use crate::health::HealthCheck;
 use crate::rule::Rule;
 use crate::service::{Service, ServiceIndex};
-use crate::sticky::Sticky;
+use turnout_spec::Sticky;
 
 /// Index of a route in its [`crate::RouteTable`].
 pub type RouteIndex = u32;

@@ -9,7 +9,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::RoutingError;
-use crate::sticky::Sticky;
+use turnout_spec::Sticky;
+pub use turnout_spec::{GoalSpec, MatchSpec, RuleSpec};
 
 /// Default time removed instances get to finish in-flight requests.
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
@@ -92,46 +93,6 @@ pub struct RouteSpec {
     /// their position cookie). Absent: nothing is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab_goal: Option<GoalSpec>,
-}
-
-/// The goal of an A/B test: a client converts when a request of it
-/// reaches `path` and is answered with a matching `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GoalSpec {
-    /// The request path (and what lies under it, on segment boundaries),
-    /// such as `/checkout`; a full path, under the route's context path.
-    pub path: String,
-    /// A status class (`2xx`) or one status (`201`); `2xx` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-}
-
-/// A rule: requests that match go to `service`, whatever the weights.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    /// What the request must carry; every condition must hold.
-    #[serde(rename = "match")]
-    pub matches: MatchSpec,
-    /// The service (of this route) that matching requests go to.
-    pub service: String,
-}
-
-/// Conditions of a rule. Each maps a name to a pattern: text for an exact
-/// match, `prefix:TEXT` or `regex:RE`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchSpec {
-    /// Request headers (names case-insensitive).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub header: BTreeMap<String, String>,
-    /// Cookies.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cookie: BTreeMap<String, String>,
-    /// Query parameters, compared as sent (not percent-decoded).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
 }
 
 /// A service on a route.

@@ -23,13 +23,18 @@ pub const ROUTING_SHARE_LABELS: &[&str] = &[
     "turnout.route.weight",
 ];
 
-/// How a route keeps a client on what it saw before (DESIGN §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How a route keeps a client on what it saw before (DESIGN §2): the
+/// template's `turnout.route.sticky` and the route file's `sticky`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sticky {
-    /// A client keeps its version while weights stand (the default).
+    /// A client keeps its version (service) while the weights stand,
+    /// through the position cookie; weight changes move clients only
+    /// towards the service whose weight rose. The default.
+    #[default]
     Version,
-    /// A client is pinned to one instance while it lives.
+    /// As `Version`, and the client is also pinned to one instance, even
+    /// when that instance's service has weight 0, for as long as it lives.
     Instance,
     /// Every request is weighted anew.
     Off,

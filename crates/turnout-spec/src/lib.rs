@@ -19,6 +19,7 @@ pub mod labels;
 mod parse;
 pub mod plan;
 pub mod route;
+pub mod rules;
 pub mod template;
 mod yaml;
 
@@ -36,6 +37,7 @@ pub use plan::{
     OnSuccess, PlanOverrides, PlanSpans, ReleaseBlock, ReleasePlan, Resolved, Schedule,
 };
 pub use route::{DEFAULT_DOMAIN, RouteBinding, RouteHost, RouteSpec};
+pub use rules::{GoalSpec, MatchSpec, RuleSpec};
 pub use template::{Command, Format, Service, Template};
 
 /// Reads and parses a template file, substituting `${VAR}` from the

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, did_you_mean};
 use crate::diff::Strategy;
+use crate::rules::{GoalSpec, RuleSpec};
 use crate::template::Template;
 
 mod check;
@@ -118,45 +119,6 @@ pub struct PrometheusGate {
     pub max: Threshold,
 }
 
-/// The request conditions of an A/B rule, all of which must hold: header,
-/// cookie and query parameter values, by name, matched exactly.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AbMatch {
-    /// Header name → value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub header: BTreeMap<String, String>,
-    /// Cookie name → value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cookie: BTreeMap<String, String>,
-    /// Query parameter → value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
-}
-
-/// An A/B rule: requests matching `match` are forced to `service`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AbRule {
-    /// The conditions.
-    #[serde(rename = "match")]
-    pub matches: AbMatch,
-    /// The variant's service, a service of the template.
-    pub service: String,
-}
-
-/// An A/B test's conversion: a client reaching `path` with a response of
-/// `status` (`2xx`, or an exact code such as `201`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Goal {
-    /// The path (`/checkout`).
-    pub path: String,
-    /// The status class or code; `2xx` when not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-}
-
 /// `x-turnout.release.canary` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,13 +164,13 @@ pub struct AnalysisBlock {
 pub struct AbBlock {
     /// Forced variants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<AbRule>,
+    pub rules: Vec<RuleSpec>,
     /// The new variant's sticky share of the rest, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<u32>,
     /// The conversion the test measures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<Goal>,
+    pub goal: Option<GoalSpec>,
 }
 
 /// The template's `x-turnout.release` block as written: every field
@@ -441,11 +403,11 @@ impl Analysis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ab {
     /// Forced variants.
-    pub rules: Vec<AbRule>,
+    pub rules: Vec<RuleSpec>,
     /// The new variant's sticky share of the rest (default 50).
     pub share: u8,
     /// The conversion measured, if any.
-    pub goal: Option<Goal>,
+    pub goal: Option<GoalSpec>,
 }
 
 /// A release plan: the template's block with the flags on top and every
@@ -592,11 +554,11 @@ impl ReleasePlan {
             DEFAULT_AB_SHARE,
         );
         let goal = match (&overrides.goal, ab.goal) {
-            (Some(path), Some(g)) => Some(Goal {
+            (Some(path), Some(g)) => Some(GoalSpec {
                 path: path.clone(),
                 status: g.status,
             }),
-            (Some(path), None) => Some(Goal {
+            (Some(path), None) => Some(GoalSpec {
                 path: path.clone(),
                 status: None,
             }),

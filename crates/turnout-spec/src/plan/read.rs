@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, FieldPath, Sink, did_you_mean};
+use crate::rules::{GoalSpec, MatchSpec, RuleSpec};
 use crate::yaml::{Map, Node, Value};
 
 use super::units::{ValueError, parse_duration, parse_pause, parse_rate};
 use super::{
-    AbBlock, AbMatch, AbRule, AnalysisBlock, CanaryBlock, Goal, PlanSpans, PrometheusGate,
-    ReleaseBlock, Threshold, parse_strategy,
+    AbBlock, AnalysisBlock, CanaryBlock, PlanSpans, PrometheusGate, ReleaseBlock, Threshold,
+    parse_strategy,
 };
 
 const X_TURNOUT_KEYS: &[&str] = &["release"];
@@ -328,7 +329,7 @@ fn ab(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -> 
     Some(a)
 }
 
-fn rules(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -> Vec<AbRule> {
+fn rules(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -> Vec<RuleSpec> {
     let Value::Seq(items) = &node.value else {
         sink.push(
             Diagnostic::error(node.pos, path, "rules must be a list")
@@ -368,15 +369,15 @@ fn rules(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) 
             );
         }
         if let (Some(matches), Some(service)) = (matches, service) {
-            out.push(AbRule { matches, service });
+            out.push(RuleSpec { matches, service });
         }
     }
     out
 }
 
-fn rule_match(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<AbMatch> {
+fn rule_match(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<MatchSpec> {
     let map = Map::read(node, path, "match", sink)?;
-    let mut m = AbMatch::default();
+    let mut m = MatchSpec::default();
     for (key, key_node, value) in &map.entries {
         let p = path.key(key);
         let target: &mut BTreeMap<String, String> = match key.as_ref() {
@@ -405,7 +406,7 @@ fn rule_match(node: &Node, path: &FieldPath, sink: &mut Sink) -> Option<AbMatch>
     Some(m)
 }
 
-fn goal(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -> Option<Goal> {
+fn goal(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -> Option<GoalSpec> {
     let map = Map::read(node, path, "goal", sink)?;
     let (mut goal_path, mut status) = (None, None);
     for (key, key_node, value) in &map.entries {
@@ -424,7 +425,7 @@ fn goal(node: &Node, path: &FieldPath, spans: &mut PlanSpans, sink: &mut Sink) -
             ),
         );
     }
-    Some(Goal {
+    Some(GoalSpec {
         path: goal_path?,
         status,
     })
