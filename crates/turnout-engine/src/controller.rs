@@ -84,6 +84,17 @@ pub trait DataPlane: Send + Sync + 'static {
     fn stop_listening_internal(&self, addr: SocketAddr) {
         let _ = addr;
     }
+    /// Cumulative per-service figures of `app`'s routes, counted by the
+    /// router since it started (a reader takes differences between two
+    /// readings). Routers that count nothing return none.
+    fn figures(&self, app: &str) -> Vec<turnout_routing::ServiceFigures> {
+        let _ = app;
+        Vec::new()
+    }
+    /// Starts `app`'s A/B client counts again, as a new test begins.
+    fn reset_conversions(&self, app: &str) {
+        let _ = app;
+    }
 }
 
 /// Why the controller could not do something.
@@ -326,6 +337,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     /// release runs.
     fn status_in(&self, state: &State, app: &App) -> AppStatus {
         app_status(app, state, self.inner.settings.preview_token.as_ref())
+    }
+
+    /// The router's cumulative per-service figures of `app` (requests,
+    /// 5xx, latency histogram, preview requests apart, A/B tallies); an
+    /// unknown app is refused. Read from the router, outside the lock.
+    pub async fn figures(
+        &self,
+        app: &str,
+    ) -> Result<Vec<turnout_routing::ServiceFigures>, ControlError> {
+        {
+            let state = self.inner.state.lock().await;
+            if !state.apps.contains_key(app) {
+                return Err(unknown_app(app, &state).into());
+            }
+        }
+        Ok(self.inner.plane.figures(app))
     }
 
     /// The names of the apps.

@@ -151,6 +151,14 @@ impl DataPlane for ProxyPlane {
         let publisher = self.0.clone();
         tokio::spawn(async move { publisher.remove_internal_listener(addr).await });
     }
+
+    fn figures(&self, app: &str) -> Vec<turnout_routing::ServiceFigures> {
+        self.0.figures(app)
+    }
+
+    fn reset_conversions(&self, app: &str) {
+        self.0.reset_conversions(app);
+    }
 }
 
 /// A running server.
