@@ -84,6 +84,19 @@ impl Node {
             Value::Map(_) => "a map".into(),
         }
     }
+
+    /// An error at this node: `message`, with what was found here and
+    /// what was `expected` instead.
+    pub(crate) fn unexpected(
+        &self,
+        path: &FieldPath,
+        message: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::error(self.pos, path, message)
+            .found(self.describe())
+            .expected(expected)
+    }
 }
 
 /// A problem the YAML parser itself reported (syntax, budget).
@@ -355,11 +368,11 @@ impl<'a> Map<'a> {
         sink: &mut crate::diagnostic::Sink,
     ) -> Option<Map<'a>> {
         let Value::Map(raw) = &node.value else {
-            sink.push(
-                Diagnostic::error(node.pos, path, format!("{what} must be a map"))
-                    .found(node.describe())
-                    .expected("a map of `key: value` lines"),
-            );
+            sink.push(node.unexpected(
+                path,
+                format!("{what} must be a map"),
+                "a map of `key: value` lines",
+            ));
             return None;
         };
         let mut entries: Vec<(Cow<'a, str>, &Node, &Node)> = Vec::with_capacity(raw.len());
@@ -369,11 +382,11 @@ impl<'a> Map<'a> {
             std::collections::HashMap::new();
         for (key, value) in raw {
             let Some(name) = key_string(key) else {
-                sink.push(
-                    Diagnostic::error(key.pos, path, format!("a key of {what} is not a string"))
-                        .found(key.describe())
-                        .expected("a plain name as key"),
-                );
+                sink.push(key.unexpected(
+                    path,
+                    format!("a key of {what} is not a string"),
+                    "a plain name as key",
+                ));
                 continue;
             };
             // Small maps (a service's fields, its labels) are searched

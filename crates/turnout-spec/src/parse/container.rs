@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fields::{duration_ms, scalar, string_list};
+use super::fields::{duration_ms, named_entries, scalar, string_list};
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, did_you_mean, quoted};
 use crate::template::{
     ExtraHost, NetworkDecl, PullPolicy, ResourceLimits, ServiceNetwork, Ulimit, VolumeDecl,
@@ -19,11 +19,11 @@ pub(super) fn boolean(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink
     match &node.value {
         Value::Bool(b) => Some(*b),
         _ => {
-            sink.push(
-                Diagnostic::error(node.pos, path, format!("{what} must be true or false"))
-                    .found(node.describe())
-                    .expected("true or false"),
-            );
+            sink.push(node.unexpected(
+                path,
+                format!("{what} must be true or false"),
+                "true or false",
+            ));
             None
         }
     }
@@ -44,11 +44,11 @@ pub(super) fn one_or_list(
         _ => match node.scalar_string() {
             Some(s) => vec![(s, node.pos)],
             None => {
-                sink.push(
-                    Diagnostic::error(node.pos, path, format!("{what} must be a string or a list"))
-                        .found(node.describe())
-                        .expected("a string, or a list of strings"),
-                );
+                sink.push(node.unexpected(
+                    path,
+                    format!("{what} must be a string or a list"),
+                    "a string, or a list of strings",
+                ));
                 Vec::new()
             }
         },
@@ -184,61 +184,34 @@ pub(super) fn service_networks(
     path: &FieldPath,
     sink: &mut Sink,
 ) -> Vec<(String, ServiceNetwork, Pos, FieldPath)> {
-    match &node.value {
-        Value::Seq(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                let p = path.index(i);
-                scalar(item, &p, "a networks entry", sink)
-                    .map(|s| (s, ServiceNetwork::default(), item.pos, p))
-            })
-            .collect(),
-        Value::Map(_) => {
-            let Some(map) = Map::read(node, path, "networks", sink) else {
-                return Vec::new();
-            };
-            let mut out = Vec::new();
-            for (name, name_node, v) in &map.entries {
-                let p = path.key(name);
-                let mut net = ServiceNetwork::default();
-                if !matches!(v.value, Value::Null)
-                    && let Some(fields) = Map::read(v, &p, &format!("networks.{name}"), sink)
-                {
-                    for (k, key_node, fv) in &fields.entries {
-                        let fp = p.key(k);
-                        match k.as_ref() {
-                            "aliases" => net.aliases = string_list(fv, &fp, sink).0,
-                            "ipv4_address" => {
-                                net.ipv4_address = scalar(fv, &fp, "ipv4_address", sink)
-                            }
-                            "ipv6_address" => {
-                                net.ipv6_address = scalar(fv, &fp, "ipv6_address", sink)
-                            }
-                            other => sink.push(
-                                Diagnostic::warning(
-                                    key_node.pos,
-                                    &fp,
-                                    format!("turnout ignores networks.{name}.{other}"),
-                                )
-                                .hint("only aliases, ipv4_address and ipv6_address are used"),
-                            ),
-                        }
+    let expected = "a list of network names, or a map of name to settings";
+    named_entries(node, path, "networks", expected, sink)
+        .into_iter()
+        .map(|(name, pos, p, settings)| {
+            let mut net = ServiceNetwork::default();
+            if let Some(v) = settings.filter(|v| !matches!(v.value, Value::Null))
+                && let Some(fields) = Map::read(v, &p, &format!("networks.{name}"), sink)
+            {
+                for (k, key_node, fv) in &fields.entries {
+                    let fp = p.key(k);
+                    match k.as_ref() {
+                        "aliases" => net.aliases = string_list(fv, &fp, sink).0,
+                        "ipv4_address" => net.ipv4_address = scalar(fv, &fp, "ipv4_address", sink),
+                        "ipv6_address" => net.ipv6_address = scalar(fv, &fp, "ipv6_address", sink),
+                        other => sink.push(
+                            Diagnostic::warning(
+                                key_node.pos,
+                                &fp,
+                                format!("turnout ignores networks.{name}.{other}"),
+                            )
+                            .hint("only aliases, ipv4_address and ipv6_address are used"),
+                        ),
                     }
                 }
-                out.push((name.to_string(), net, name_node.pos, p));
             }
-            out
-        }
-        _ => {
-            sink.push(
-                Diagnostic::error(node.pos, path, "networks must be a list or a map")
-                    .found(node.describe())
-                    .expected("a list of network names, or a map of name to settings"),
-            );
-            Vec::new()
-        }
-    }
+            (name, net, pos, p)
+        })
+        .collect()
 }
 
 /// `extra_hosts`: `host:ip` / `host=ip` entries, or a map host → ip.
@@ -281,11 +254,11 @@ pub(super) fn extra_hosts(node: &Node, path: &FieldPath, sink: &mut Sink) -> Vec
                 }
             }
         }
-        _ => sink.push(
-            Diagnostic::error(node.pos, path, "extra_hosts must be a list or a map")
-                .found(node.describe())
-                .expected("a list of `host:address` strings, or a map of host to address"),
-        ),
+        _ => sink.push(node.unexpected(
+            path,
+            "extra_hosts must be a list or a map",
+            "a list of `host:address` strings, or a map of host to address",
+        )),
     }
     out
 }
@@ -360,11 +333,11 @@ pub(super) fn grace_period(node: &Node, path: &FieldPath, sink: &mut Sink) -> Op
     let text = node.scalar_string().unwrap_or_default();
     let ms = duration_ms(&text);
     if ms.is_none() {
-        sink.push(
-            Diagnostic::error(node.pos, path, "invalid duration in stop_grace_period")
-                .found(node.describe())
-                .expected("a duration with a unit, e.g. 10s, 1m30s, 500ms"),
-        );
+        sink.push(node.unexpected(
+            path,
+            "invalid duration in stop_grace_period",
+            "a duration with a unit, e.g. 10s, 1m30s, 500ms",
+        ));
     }
     ms
 }
@@ -409,11 +382,11 @@ pub(super) fn ulimits(node: &Node, path: &FieldPath, sink: &mut Sink) -> BTreeMa
         let limit = |node: &Node, p: &FieldPath, sink: &mut Sink| match node.value {
             Value::Int(n) if n >= -1 => Some(n),
             _ => {
-                sink.push(
-                    Diagnostic::error(node.pos, p, format!("invalid ulimit {name}"))
-                        .found(node.describe())
-                        .expected("an integer (-1 for unlimited)"),
-                );
+                sink.push(node.unexpected(
+                    p,
+                    format!("invalid ulimit {name}"),
+                    "an integer (-1 for unlimited)",
+                ));
                 None
             }
         };
@@ -531,26 +504,22 @@ pub(super) fn resources(node: &Node, path: &FieldPath, sink: &mut Sink) -> Resou
                         Ok(cpus) if cpus > 0.0 && cpus <= 4096.0 => {
                             out.nano_cpus = Some((cpus * 1e9).round() as u64);
                         }
-                        _ => sink.push(
-                            Diagnostic::error(lv.pos, &lp, "invalid deploy.resources.limits.cpus")
-                                .found(lv.describe())
-                                .expected("a positive number of CPUs, e.g. 0.5 or '2'"),
-                        ),
+                        _ => sink.push(lv.unexpected(
+                            &lp,
+                            "invalid deploy.resources.limits.cpus",
+                            "a positive number of CPUs, e.g. 0.5 or '2'",
+                        )),
                     }
                 }
                 "memory" => {
                     let text = lv.scalar_string().unwrap_or_default();
                     match memory_bytes(&text) {
                         Some(bytes) => out.memory_bytes = Some(bytes),
-                        None => sink.push(
-                            Diagnostic::error(
-                                lv.pos,
-                                &lp,
-                                "invalid deploy.resources.limits.memory",
-                            )
-                            .found(lv.describe())
-                            .expected("a size with a unit, e.g. 512m, 1.5G, 2gb (or bytes)"),
-                        ),
+                        None => sink.push(lv.unexpected(
+                            &lp,
+                            "invalid deploy.resources.limits.memory",
+                            "a size with a unit, e.g. 512m, 1.5G, 2gb (or bytes)",
+                        )),
                     }
                 }
                 other => sink.push(

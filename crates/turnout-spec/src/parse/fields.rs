@@ -15,11 +15,7 @@ pub(super) fn scalar(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink)
     match node.scalar_string() {
         Some(s) => Some(s),
         None => {
-            sink.push(
-                Diagnostic::error(node.pos, path, format!("{what} must be a string"))
-                    .found(node.describe())
-                    .expected("a string"),
-            );
+            sink.push(node.unexpected(path, format!("{what} must be a string"), "a string"));
             None
         }
     }
@@ -29,11 +25,7 @@ pub(super) fn count(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink) 
     match &node.value {
         Value::Int(n) if *n >= 1 && *n <= i64::from(u32::MAX) => Some(*n as u32),
         _ => {
-            sink.push(
-                Diagnostic::error(node.pos, path, format!("invalid {what}"))
-                    .found(node.describe())
-                    .expected("a positive integer"),
-            );
+            sink.push(node.unexpected(path, format!("invalid {what}"), "a positive integer"));
             None
         }
     }
@@ -45,11 +37,11 @@ pub(super) fn string_list(
     sink: &mut Sink,
 ) -> (Vec<String>, Vec<Pos>) {
     let Value::Seq(items) = &node.value else {
-        sink.push(
-            Diagnostic::error(node.pos, path, "expected a list")
-                .found(node.describe())
-                .expected("a list of strings (`- item` lines)"),
-        );
+        sink.push(node.unexpected(
+            path,
+            "expected a list",
+            "a list of strings (`- item` lines)",
+        ));
         return (Vec::new(), Vec::new());
     };
     let mut out = Vec::with_capacity(items.len());
@@ -81,13 +73,11 @@ pub(super) fn key_values(
                 // the key "42" (map values are stringified, below).
                 let Value::Str(s) = &item.value else {
                     sink.push(
-                        Diagnostic::error(
-                            item.pos,
+                        item.unexpected(
                             &path.index(i),
                             format!("an entry of {what} must be a string"),
+                            "a string `KEY=VALUE` or `KEY`",
                         )
-                        .found(item.describe())
-                        .expected("a string `KEY=VALUE` or `KEY`")
                         .hint("write the entry as `- KEY=VALUE`, or use the map form `KEY: VALUE`"),
                     );
                     continue;
@@ -133,13 +123,11 @@ pub(super) fn key_values(
                         Value::Null => None,
                         Value::Seq(_) | Value::Map(_) => {
                             sink.push(
-                                Diagnostic::error(
-                                    v.pos,
+                                v.unexpected(
                                     &path.key(&k),
                                     format!("a value in {what} must be a string"),
+                                    "a string, number or boolean",
                                 )
-                                .found(v.describe())
-                                .expected("a string, number or boolean")
                                 .hint("quote the value if it is meant as text"),
                             );
                             continue;
@@ -155,11 +143,11 @@ pub(super) fn key_values(
                 }
             }
         }
-        _ => sink.push(
-            Diagnostic::error(node.pos, path, format!("{what} must be a list or a map"))
-                .found(node.describe())
-                .expected("a list of `KEY=VALUE` strings or a map of `KEY: VALUE`"),
-        ),
+        _ => sink.push(node.unexpected(
+            path,
+            format!("{what} must be a list or a map"),
+            "a list of `KEY=VALUE` strings or a map of `KEY: VALUE`",
+        )),
     }
     out
 }
@@ -305,11 +293,11 @@ pub(super) fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Opt
             let text = v.scalar_string().unwrap_or_default();
             let ms = duration_ms(&text);
             if ms.is_none() {
-                sink.push(
-                    Diagnostic::error(v.pos, &p, format!("invalid duration in healthcheck.{k}"))
-                        .found(v.describe())
-                        .expected("a duration with a unit, e.g. 10s, 1m30s, 500ms"),
-                );
+                sink.push(v.unexpected(
+                    &p,
+                    format!("invalid duration in healthcheck.{k}"),
+                    "a duration with a unit, e.g. 10s, 1m30s, 500ms",
+                ));
             }
             ms
         };
@@ -344,19 +332,15 @@ pub(super) fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Opt
                 Value::Int(n) if *n >= 0 && *n <= i64::from(u32::MAX) => {
                     h.retries = Some(*n as u32)
                 }
-                _ => sink.push(
-                    Diagnostic::error(v.pos, &p, "invalid healthcheck.retries")
-                        .found(v.describe())
-                        .expected("a non-negative integer"),
-                ),
+                _ => sink.push(v.unexpected(
+                    &p,
+                    "invalid healthcheck.retries",
+                    "a non-negative integer",
+                )),
             },
             "disable" => match &v.value {
                 Value::Bool(b) => h.disable = *b,
-                _ => sink.push(
-                    Diagnostic::error(v.pos, &p, "invalid healthcheck.disable")
-                        .found(v.describe())
-                        .expected("true or false"),
-                ),
+                _ => sink.push(v.unexpected(&p, "invalid healthcheck.disable", "true or false")),
             },
             "start_interval" => sink.push(
                 Diagnostic::warning(
@@ -382,6 +366,44 @@ pub(super) fn healthcheck(node: &Node, path: &FieldPath, sink: &mut Sink) -> Opt
     Some(h)
 }
 
+/// A list of names, or a map of name → settings (`depends_on`,
+/// `networks`): each entry's name, position and path, and its settings'
+/// node in the map form (`None` for a list entry). `what` names the field,
+/// `expected` what it should have been.
+pub(super) fn named_entries<'a>(
+    node: &'a Node,
+    path: &FieldPath,
+    what: &str,
+    expected: &str,
+    sink: &mut Sink,
+) -> Vec<(String, Pos, FieldPath, Option<&'a Node>)> {
+    match &node.value {
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let p = path.index(i);
+                scalar(item, &p, &format!("a {what} entry"), sink).map(|s| (s, item.pos, p, None))
+            })
+            .collect(),
+        Value::Map(_) => Map::read(node, path, what, sink)
+            .map(|m| {
+                m.entries
+                    .into_iter()
+                    .map(|(k, key_node, v)| {
+                        let p = path.key(&k);
+                        (k.into_owned(), key_node.pos, p, Some(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => {
+            sink.push(node.unexpected(path, format!("{what} must be a list or a map"), expected));
+            Vec::new()
+        }
+    }
+}
+
 /// Reads `depends_on`: a list of names, or a map of name → `{condition,
 /// restart, required}`. Returns (name, position, path, condition).
 pub(super) fn depends_on(
@@ -389,37 +411,16 @@ pub(super) fn depends_on(
     path: &FieldPath,
     sink: &mut Sink,
 ) -> Vec<(String, Pos, FieldPath, DependsCondition)> {
-    match &node.value {
-        Value::Seq(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                let p = path.index(i);
-                scalar(item, &p, "a depends_on entry", sink)
-                    .map(|s| (s, item.pos, p, DependsCondition::ServiceStarted))
-            })
-            .collect(),
-        Value::Map(_) => Map::read(node, path, "depends_on", sink)
-            .map(|m| {
-                m.entries
-                    .into_iter()
-                    .map(|(k, key_node, v)| {
-                        let p = path.key(&k);
-                        let condition = depends_condition(v, &p, sink);
-                        (k.into_owned(), key_node.pos, p, condition)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => {
-            sink.push(
-                Diagnostic::error(node.pos, path, "depends_on must be a list or a map")
-                    .found(node.describe())
-                    .expected("a list of service names"),
-            );
-            Vec::new()
-        }
-    }
+    named_entries(node, path, "depends_on", "a list of service names", sink)
+        .into_iter()
+        .map(|(name, pos, p, settings)| {
+            let condition = match settings {
+                Some(v) => depends_condition(v, &p, sink),
+                None => DependsCondition::ServiceStarted,
+            };
+            (name, pos, p, condition)
+        })
+        .collect()
 }
 
 /// The settings of one entry of `depends_on` in the map form.
@@ -450,15 +451,11 @@ fn depends_condition(node: &Node, path: &FieldPath, sink: &mut Sink) -> DependsC
             },
             "restart" | "required" => {
                 if !matches!(v.value, Value::Bool(_)) {
-                    sink.push(
-                        Diagnostic::error(
-                            v.pos,
-                            &p,
-                            format!("depends_on {k} must be true or false"),
-                        )
-                        .found(v.describe())
-                        .expected("true or false"),
-                    );
+                    sink.push(v.unexpected(
+                        &p,
+                        format!("depends_on {k} must be true or false"),
+                        "true or false",
+                    ));
                 } else if k == "restart" {
                     sink.push(
                         Diagnostic::warning(key_node.pos, &p, "turnout ignores depends_on restart")

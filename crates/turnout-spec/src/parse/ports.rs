@@ -7,11 +7,11 @@ use crate::yaml::{Map, Node, Value};
 
 pub(super) fn ports(node: &Node, path: &FieldPath, sink: &mut Sink) -> Vec<PortMapping> {
     let Value::Seq(items) = &node.value else {
-        sink.push(
-            Diagnostic::error(node.pos, path, "ports must be a list")
-                .found(node.describe())
-                .expected("a list such as `- \"8080:80\"`"),
-        );
+        sink.push(node.unexpected(
+            path,
+            "ports must be a list",
+            "a list such as `- \"8080:80\"`",
+        ));
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -31,11 +31,11 @@ pub(super) fn ports(node: &Node, path: &FieldPath, sink: &mut Sink) -> Vec<PortM
                     })
                     .ok(),
                 None => {
-                    sink.push(
-                        Diagnostic::error(item.pos, &p, "invalid port entry")
-                            .found(item.describe())
-                            .expected("a string like \"8080:80\" or a map with target"),
-                    );
+                    sink.push(item.unexpected(
+                        &p,
+                        "invalid port entry",
+                        "a string like \"8080:80\" or a map with target",
+                    ));
                     None
                 }
             },

@@ -38,11 +38,11 @@ pub(super) fn volumes(
     sink: &mut Sink,
 ) -> Vec<(VolumeMount, Pos, FieldPath)> {
     let Value::Seq(items) = &node.value else {
-        sink.push(
-            Diagnostic::error(node.pos, path, "volumes must be a list")
-                .found(node.describe())
-                .expected("a list of `source:target[:mode]` strings or of maps with type, source and target"),
-        );
+        sink.push(node.unexpected(
+            path,
+            "volumes must be a list",
+            "a list of `source:target[:mode]` strings or of maps with type, source and target",
+        ));
         return Vec::new();
     };
     let mut out = Vec::new();

@@ -99,11 +99,7 @@ fn text(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink) -> Option<St
     match &node.value {
         Value::Str(_) | Value::Int(_) | Value::Float(_) => node.scalar_string(),
         _ => {
-            sink.push(
-                Diagnostic::error(node.pos, path, format!("{what} must be a string"))
-                    .found(node.describe())
-                    .expected("a string"),
-            );
+            sink.push(node.unexpected(path, format!("{what} must be a string"), "a string"));
             None
         }
     }
@@ -120,11 +116,11 @@ fn whole(node: &Node, path: &FieldPath, what: &str, sink: &mut Sink) -> Option<u
         _ => None,
     };
     if n.is_none() {
-        sink.push(
-            Diagnostic::error(node.pos, path, format!("invalid {what}"))
-                .found(node.describe())
-                .expected("a whole number of 0 or more"),
-        );
+        sink.push(node.unexpected(
+            path,
+            format!("invalid {what}"),
+            "a whole number of 0 or more",
+        ));
     }
     n
 }
@@ -204,9 +200,7 @@ fn steps(
 ) -> Option<Vec<u32>> {
     let Value::Seq(items) = &node.value else {
         sink.push(
-            Diagnostic::error(node.pos, path, "steps must be a list")
-                .found(node.describe())
-                .expected("a list of shares in percent")
+            node.unexpected(path, "steps must be a list", "a list of shares in percent")
                 .hint("write e.g. `steps: [10, 50, 100]`"),
         );
         return None;
