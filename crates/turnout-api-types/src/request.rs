@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use turnout_spec::PlanOverrides;
+use turnout_spec::ReleaseBlock;
 
 /// `POST /v1/apps`: deploy an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,13 +63,14 @@ pub struct ReleaseRequest {
     /// if they agree).
     #[serde(default)]
     pub strategy: Option<String>,
-    /// The `turnout release` flags of DESIGN §8, each overriding the
-    /// template's `x-turnout.release` block (`--steps` is `steps`,
-    /// `--canary-share` is `canary_share`, ...). The server merges the two
-    /// with `ReleasePlan::with_overrides` and refuses a bad result (422,
-    /// with the diagnostics).
+    /// The `turnout release` flags of DESIGN §8 in the shape of the
+    /// template's `x-turnout.release` block, each field set overriding the
+    /// template's (`--steps` is `steps`, `--canary-share` is
+    /// `canary.share`, `--goal` is `ab.goal.path`). The server merges the
+    /// two with `ReleasePlan::with_overrides` and refuses a bad result
+    /// (422, with the diagnostics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<PlanOverrides>,
+    pub plan: Option<ReleaseBlock>,
     /// The values of the files the template's `env_file`s name, by the
     /// path as the template writes it (the client reads them; DESIGN §6).
     /// Each service's environment is its files' values in the order it

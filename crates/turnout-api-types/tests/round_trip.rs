@@ -151,13 +151,22 @@ fn bodies_round_trip() {
         template: "services: {}".into(),
         source_name: None,
         strategy: None,
-        plan: Some(turnout_spec::PlanOverrides {
+        plan: Some(turnout_spec::ReleaseBlock {
             strategy: Some(turnout_spec::Strategy::Gray),
             steps: Some(vec![10, 50, 100]),
             pause: Some(turnout_spec::plan::Pause::UntilPromoted),
-            max_error_rate: Some(turnout_spec::plan::parse_rate("1%").unwrap()),
-            window: Some(turnout_spec::plan::Millis(5000)),
-            goal: Some("/checkout".into()),
+            analysis: Some(turnout_spec::plan::AnalysisBlock {
+                max_error_rate: Some(turnout_spec::plan::parse_rate("1%").unwrap()),
+                window: Some(turnout_spec::plan::Millis(5000)),
+                ..Default::default()
+            }),
+            ab: Some(turnout_spec::plan::AbBlock {
+                goal: Some(turnout_spec::GoalSpec {
+                    path: "/checkout".into(),
+                    status: None,
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         env_files: Default::default(),

@@ -19,7 +19,7 @@ use turnout_api_types::{
 use turnout_engine::{Command, ControlError, DataPlane};
 use turnout_routing::Weight;
 use turnout_runtime::Runtime;
-use turnout_spec::{Diagnostic, PlanOverrides, PlanSpans, ReleasePlan, Strategy};
+use turnout_spec::{Diagnostic, PlanSpans, ReleaseBlock, ReleasePlan, Strategy};
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -124,7 +124,7 @@ fn release_plan(
     template: &turnout_spec::Template,
     spans: &PlanSpans,
     strategy: Option<&str>,
-    plan: Option<PlanOverrides>,
+    plan: Option<ReleaseBlock>,
 ) -> Result<ReleasePlan> {
     let mut overrides = plan.unwrap_or_default();
     if let Some(s) = strategy {
@@ -295,11 +295,11 @@ fn release_record(r: turnout_store::ReleaseRecord) -> ReleaseRecord {
 fn event_record(e: turnout_store::EventRecord) -> EventRecord {
     EventRecord {
         id: e.id,
-        app: e.app,
+        app: e.event.app,
         at: e.at,
-        kind: e.kind,
-        message: e.message,
-        data: e.data,
+        kind: e.event.kind,
+        message: e.event.message,
+        data: e.event.data,
     }
 }
 
@@ -539,7 +539,7 @@ pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
         past.into_iter().map(|e| Ok(to_event(e))).collect();
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |e| {
         let e = e.ok()?;
-        if e.id <= last || app.as_ref().is_some_and(|a| a != &e.app) {
+        if e.id <= last || app.as_ref().is_some_and(|a| a != &e.event.app) {
             return None;
         }
         last = e.id;

@@ -43,12 +43,34 @@ const fn op(
     }
 }
 
+/// A `GET` answered with 200.
+const fn get(path: &'static str, summary: &'static str, errors: &'static [&'static str]) -> Op {
+    op("get", path, summary, "200", errors)
+}
+
+/// A `POST` acting on an app (a release verb, a route change): answered
+/// with the app's status (200), or 404, 409 (not now) or 422 (not so).
+const fn act(path: &'static str, summary: &'static str, body: &'static str, required: bool) -> Op {
+    Op {
+        body: Some((body, required)),
+        ..op("post", path, summary, "200", &["404", "409", "422"])
+    }
+}
+
+/// An operation with query parameters.
+const fn query(mut o: Op, params: &'static [(&'static str, &'static str)]) -> Op {
+    o.query = params;
+    o
+}
+
 const TAIL: (&str, &str) = ("tail", "tail");
 const FOLLOW: (&str, &str) = ("follow", "follow");
 const EVENTS: &[(&str, &str)] = &[("app", "app"), ("after", "after"), ("limit", "limit")];
+/// The event stream's: no `limit`.
+const STREAM: &[(&str, &str)] = &[EVENTS[0], EVENTS[1]];
 
 const OPERATIONS: &[Op] = &[
-    op("get", "/v1/apps", "List apps with their status", "200", &[]),
+    get("/v1/apps", "List apps with their status", &[]),
     Op {
         body: Some(("Deploy", true)),
         ..op(
@@ -59,7 +81,7 @@ const OPERATIONS: &[Op] = &[
             &["409", "422"],
         )
     },
-    op("get", "/v1/apps/{app}", "Status of an app", "200", &["404"]),
+    get("/v1/apps/{app}", "Status of an app", &["404"]),
     op(
         "delete",
         "/v1/apps/{app}",
@@ -67,131 +89,80 @@ const OPERATIONS: &[Op] = &[
         "204",
         &["404"],
     ),
-    op(
-        "get",
+    get(
         "/v1/apps/{app}/releases",
         "Release history, newest first",
-        "200",
         &["404"],
     ),
     Op {
-        body: Some(("Release", true)),
-        ..op(
-            "post",
+        success: "201",
+        ..act(
             "/v1/apps/{app}/releases",
             "Start a release",
-            "201",
-            &["404", "409", "422"],
+            "Release",
+            true,
         )
     },
-    op(
-        "get",
-        "/v1/apps/{app}/releases/{id}",
-        "One release",
-        "200",
-        &["404"],
+    get("/v1/apps/{app}/releases/{id}", "One release", &["404"]),
+    act(
+        "/v1/apps/{app}/confirm",
+        "Confirm the release in progress",
+        "Confirm",
+        false,
     ),
-    Op {
-        body: Some(("Confirm", false)),
-        ..op(
-            "post",
-            "/v1/apps/{app}/confirm",
-            "Confirm the release in progress",
-            "200",
-            &["404", "409", "422"],
-        )
-    },
-    Op {
-        body: Some(("Empty", false)),
-        ..op(
-            "post",
-            "/v1/apps/{app}/rollback",
-            "Roll the release in progress back",
-            "200",
-            &["404", "409", "422"],
-        )
-    },
-    op(
-        "get",
-        "/v1/apps/{app}/routes",
-        "Routes and weights",
-        "200",
-        &["404"],
+    act(
+        "/v1/apps/{app}/rollback",
+        "Roll the release in progress back",
+        "Empty",
+        false,
     ),
+    get("/v1/apps/{app}/routes", "Routes and weights", &["404"]),
     Op {
-        body: Some(("Weights", true)),
-        ..op(
-            "put",
+        method: "put",
+        ..act(
             "/v1/apps/{app}/routes/{route}/weights",
             "Set weights of some services of a route, atomically",
-            "200",
-            &["404", "409", "422"],
+            "Weights",
+            true,
         )
     },
-    Op {
-        body: Some(("Empty", false)),
-        ..op(
-            "post",
-            "/v1/apps/{app}/routes/{route}/switch",
-            "Move a route's traffic to the other side",
-            "200",
-            &["404", "409", "422"],
-        )
-    },
-    op(
-        "get",
+    act(
+        "/v1/apps/{app}/routes/{route}/switch",
+        "Move a route's traffic to the other side",
+        "Empty",
+        false,
+    ),
+    get(
         "/v1/apps/{app}/services",
         "Services and instances",
-        "200",
         &["404"],
     ),
-    Op {
-        query: &[TAIL],
-        ..op(
-            "get",
+    query(
+        get(
             "/v1/apps/{app}/services/{service}/logs",
             "Last lines of a service's instance logs",
-            "200",
             &["404"],
-        )
-    },
-    Op {
-        query: &[TAIL, FOLLOW],
-        ..op(
-            "get",
+        ),
+        &[TAIL],
+    ),
+    query(
+        get(
             "/v1/apps/{app}/instances/{id}/logs",
             "Log of one instance, optionally followed",
-            "200",
             &["404"],
-        )
-    },
-    Op {
-        query: EVENTS,
-        ..op("get", "/v1/events", "Events after an id", "200", &[])
-    },
-    Op {
-        query: &[EVENTS[0], EVENTS[1]],
-        ..op(
-            "get",
-            "/v1/events/stream",
-            "Events as server-sent events",
-            "200",
-            &[],
-        )
-    },
-    op("get", "/v1/openapi.json", "This document", "200", &[]),
-    op(
-        "get",
-        "/healthz",
-        "Liveness: `ok` (no token needed)",
-        "200",
-        &[],
+        ),
+        &[TAIL, FOLLOW],
     ),
-    op(
-        "get",
+    query(get("/v1/events", "Events after an id", &[]), EVENTS),
+    query(
+        get("/v1/events/stream", "Events as server-sent events", &[]),
+        STREAM,
+    ),
+    get("/v1/openapi.json", "This document", &[]),
+    get("/healthz", "Liveness: `ok` (no token needed)", &[]),
+    get(
         "/metrics",
         "Prometheus text of the router and the control plane (no token needed)",
-        "200",
         &[],
     ),
 ];
@@ -220,7 +191,7 @@ fn schemas() -> Value {
                 "source_name": {"type": "string", "default": "template.yaml"},
                 "strategy": {"type": "string", "enum": ["blue-green", "standard", "canary", "gray", "ab-test"],
                              "description": "default: the template's x-turnout.release.strategy, else blue-green; the same as plan.strategy. canary, gray and ab-test are refused (422) until the engine runs them"},
-                "plan": {"$ref": "#/components/schemas/PlanOverrides"},
+                "plan": {"$ref": "#/components/schemas/ReleaseBlock"},
                 "env_files": {"type": "object",
                               "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",
                               "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
@@ -228,25 +199,42 @@ fn schemas() -> Value {
                              "description": "the template's folder, absolute: build contexts, bind mounts and a relative working_dir resolve against it"}
             }
         },
-        "PlanOverrides": {
+        "ReleaseBlock": {
             "type": "object", "additionalProperties": false,
-            "description": "the turnout release flags of DESIGN §8, each overriding the template's x-turnout.release block; merged and validated by the server (422 with diagnostics when the plan is bad)",
+            "description": "the plan of DESIGN §8 in the shape of the template's x-turnout.release block; each field set overrides the template's (the turnout release flags: --steps is steps, --canary-share is canary.share, --goal is ab.goal.path); merged and validated by the server (422 with diagnostics when the plan is bad)",
             "properties": {
                 "strategy": {"type": "string", "enum": ["blue-green", "standard", "canary", "gray", "ab-test"]},
                 "steps": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100},
                           "description": "gray: the new version's share at each step, increasing"},
                 "pause": {"type": "string", "description": "a duration (`30s`) or `until-promoted`"},
-                "canary_share": {"type": "integer", "minimum": 0, "maximum": 100},
-                "canary_scale": {"type": "integer", "minimum": 1},
-                "window": {"type": "string", "description": "a duration: `500ms`, `30s`, `2m`"},
-                "min_requests": {"type": "integer", "minimum": 0},
-                "max_error_rate": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
-                "max_error_increase": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
-                "max_p99": {"type": "string", "description": "a duration"},
-                "max_p99_increase": {"type": "string", "description": "a duration"},
+                "canary": {"type": "object", "additionalProperties": false, "properties": {
+                    "share": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "scale": {"type": "integer", "minimum": 1}}},
+                "analysis": {"type": "object", "additionalProperties": false, "properties": {
+                    "window": {"type": "string", "description": "a duration: `500ms`, `30s`, `2m`"},
+                    "min_requests": {"type": "integer", "minimum": 0},
+                    "max_error_rate": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
+                    "max_error_increase": {"type": ["string", "number"], "description": "`1%` or a fraction (0.01)"},
+                    "max_p99": {"type": "string", "description": "a duration"},
+                    "max_p99_increase": {"type": "string", "description": "a duration"},
+                    "prometheus": {"type": "object", "required": ["url", "query", "max"], "additionalProperties": false,
+                                   "properties": {"url": {"type": "string"}, "query": {"type": "string"},
+                                                  "max": {"type": ["string", "number"]}}}}},
                 "on_success": {"type": "string", "enum": ["pending-confirmation", "confirm"]},
-                "goal": {"type": "string", "description": "the A/B goal's path (`/checkout`)"},
-                "ab_share": {"type": "integer", "minimum": 0, "maximum": 100}
+                "lanes": {"type": "boolean"},
+                "ab": {"type": "object", "additionalProperties": false, "properties": {
+                    "rules": {"type": "array", "items": {
+                        "type": "object", "required": ["match", "service"], "additionalProperties": false,
+                        "properties": {
+                            "match": {"type": "object", "additionalProperties": false, "properties": {
+                                "header": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "cookie": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "query": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                            "service": {"type": "string"}}}},
+                    "share": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "goal": {"type": "object", "required": ["path"], "additionalProperties": false,
+                             "properties": {"path": {"type": "string"},
+                                            "status": {"type": "string", "description": "`2xx` or one status (`201`)"}}}}}
             }
         },
         "Confirm": {
@@ -528,7 +516,7 @@ mod tests {
             template: "t".into(),
             source_name: Some("s".into()),
             strategy: Some("standard".into()),
-            plan: Some(turnout_spec::PlanOverrides::default()),
+            plan: Some(turnout_spec::ReleaseBlock::default()),
             env_files: deploy.env_files,
             base_dir: Some("/d".into()),
         };
@@ -537,25 +525,23 @@ mod tests {
             listed("Release")
         );
         use turnout_spec::plan::{Millis, Pause, Rate};
-        let every = turnout_spec::PlanOverrides {
+        let every = turnout_spec::ReleaseBlock {
             strategy: Some(turnout_spec::Strategy::Gray),
             steps: Some(vec![10, 100]),
             pause: Some(Pause::UntilPromoted),
-            canary_share: Some(5),
-            canary_scale: Some(1),
-            window: Some(Millis(1000)),
-            min_requests: Some(1),
-            max_error_rate: Some(Rate::ONE),
-            max_error_increase: Some(Rate::ONE),
-            max_p99: Some(Millis(1)),
-            max_p99_increase: Some(Millis(1)),
+            canary: Some(Default::default()),
+            analysis: Some(turnout_spec::plan::AnalysisBlock {
+                window: Some(Millis(1000)),
+                max_error_rate: Some(Rate::ONE),
+                ..Default::default()
+            }),
             on_success: Some(turnout_spec::OnSuccess::Confirm),
-            goal: Some("/g".into()),
-            ab_share: Some(50),
+            lanes: Some(true),
+            ab: Some(Default::default()),
         };
         assert_eq!(
             fields(serde_json::to_value(&every).unwrap()),
-            listed("PlanOverrides")
+            listed("ReleaseBlock")
         );
     }
 }

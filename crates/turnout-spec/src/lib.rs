@@ -33,9 +33,7 @@ pub use error::SpecError;
 pub use identity::spec_hash;
 pub use labels::{Probe, ProbeCheck, Settings, Sticky};
 pub use parse::{Parsed, parse};
-pub use plan::{
-    OnSuccess, PlanOverrides, PlanSpans, ReleaseBlock, ReleasePlan, Resolved, Schedule,
-};
+pub use plan::{OnSuccess, PlanSpans, ReleaseBlock, ReleasePlan, Resolved, Schedule};
 pub use route::{DEFAULT_DOMAIN, RouteBinding, RouteHost, RouteSpec};
 pub use rules::{GoalSpec, MatchSpec, RuleSpec};
 pub use template::{Command, Format, Service, Template};

@@ -3,9 +3,9 @@
 //! message and hint, the flags on top (`ReleasePlan::with_overrides`), the
 //! checks against the old template, and the schedule `turnout plan` prints.
 
-use turnout_spec::plan::{Millis, Pause, Rate, parse_rate};
+use turnout_spec::plan::{AbBlock, AnalysisBlock, Millis, Pause, Rate, parse_rate};
 use turnout_spec::{
-    DEFAULT_DOMAIN, Diagnostic, OnSuccess, Parsed, PlanOverrides, ReleasePlan, Schedule, Severity,
+    DEFAULT_DOMAIN, Diagnostic, OnSuccess, Parsed, ReleaseBlock, ReleasePlan, Schedule, Severity,
     Strategy, parse, to_yaml,
 };
 
@@ -61,7 +61,7 @@ fn one_error(block: &str) -> String {
 
 fn plan_of(text: &str) -> ReleasePlan {
     let p = ok(text);
-    ReleasePlan::with_overrides(&p.template, &p.plan_spans, &PlanOverrides::default())
+    ReleasePlan::with_overrides(&p.template, &p.plan_spans, &ReleaseBlock::default())
         .unwrap()
         .plan
 }
@@ -291,7 +291,7 @@ fn the_canary_scale_is_checked_against_the_new_service_with_the_old_template() {
     let new = ok(new_text);
     // From the new template alone, 3 is within `other`'s scale.
     let plan =
-        ReleasePlan::with_overrides(&new.template, &new.plan_spans, &PlanOverrides::default())
+        ReleasePlan::with_overrides(&new.template, &new.plan_spans, &ReleaseBlock::default())
             .unwrap()
             .plan;
     let problems = plan.check_release(&old, &new.template, DEFAULT_DOMAIN);
@@ -368,11 +368,14 @@ fn overrides_win_over_the_block_and_their_problems_name_the_flag() {
     let p = ok(&with_block(
         "    strategy: gray\n    steps: [10, 50, 100]\n    pause: 1m\n",
     ));
-    let overrides = PlanOverrides {
+    let overrides = ReleaseBlock {
         steps: Some(vec![25, 100]),
-        window: Some(Millis(5000)),
-        max_p99: Some(Millis(300)),
-        ..PlanOverrides::default()
+        analysis: Some(AnalysisBlock {
+            window: Some(Millis(5000)),
+            max_p99: Some(Millis(300)),
+            ..AnalysisBlock::default()
+        }),
+        ..ReleaseBlock::default()
     };
     let r = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &overrides).unwrap();
     assert_eq!(r.plan.shares(), [25, 100]);
@@ -384,10 +387,13 @@ fn overrides_win_over_the_block_and_their_problems_name_the_flag() {
     assert_eq!(r.plan.analysis.window, Millis(5000));
     assert_eq!(r.plan.analysis.max_p99, Some(Millis(300)));
 
-    let bad = PlanOverrides {
+    let bad = ReleaseBlock {
         steps: Some(vec![50, 20]),
-        ab_share: Some(300),
-        ..PlanOverrides::default()
+        ab: Some(AbBlock {
+            share: Some(300),
+            ..AbBlock::default()
+        }),
+        ..ReleaseBlock::default()
     };
     let d = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &bad).unwrap_err();
     let rendered: Vec<String> = d.iter().map(|d| d.to_string()).collect();
@@ -406,9 +412,9 @@ fn overrides_win_over_the_block_and_their_problems_name_the_flag() {
         "{rendered:?}"
     );
 
-    let canary = PlanOverrides {
+    let canary = ReleaseBlock {
         strategy: Some(Strategy::Canary),
-        ..PlanOverrides::default()
+        ..ReleaseBlock::default()
     };
     let r = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &canary).unwrap();
     assert_eq!(r.plan.shares(), [5]);
@@ -421,16 +427,67 @@ fn overrides_win_over_the_block_and_their_problems_name_the_flag() {
 
 #[test]
 fn overrides_read_from_json_refuse_unknown_fields() {
-    let o: PlanOverrides = serde_json::from_str(
-        r#"{"strategy": "gray", "steps": [10, 100], "pause": "until-promoted", "max_error_rate": 0.02, "goal": "/x"}"#,
+    let o: ReleaseBlock = serde_json::from_str(
+        r#"{"strategy": "gray", "steps": [10, 100], "pause": "until-promoted", "analysis": {"max_error_rate": 0.02}, "ab": {"goal": {"path": "/x"}}}"#,
     )
     .unwrap();
     assert_eq!(o.strategy, Some(Strategy::Gray));
     assert_eq!(o.pause, Some(Pause::UntilPromoted));
-    assert_eq!(o.max_error_rate.unwrap().to_string(), "2%");
-    assert!(serde_json::from_str::<PlanOverrides>(r#"{"stpes": [1]}"#).is_err());
-    let e = serde_json::from_str::<PlanOverrides>(r#"{"window": "30"}"#).unwrap_err();
+    let analysis = o.analysis.clone().unwrap();
+    assert_eq!(analysis.max_error_rate.unwrap().to_string(), "2%");
+    assert_eq!(o.ab.unwrap().goal.unwrap().path, "/x");
+    assert!(serde_json::from_str::<ReleaseBlock>(r#"{"stpes": [1]}"#).is_err());
+    assert!(serde_json::from_str::<ReleaseBlock>(r#"{"canary_share": 5}"#).is_err());
+    let e = serde_json::from_str::<ReleaseBlock>(r#"{"analysis": {"window": "30"}}"#).unwrap_err();
     assert!(e.to_string().contains("has no unit"), "{e}");
+}
+
+#[test]
+fn a_block_over_another_wins_field_by_field() {
+    let base = ReleaseBlock {
+        strategy: Some(Strategy::Gray),
+        pause: Some(Pause::For(Millis(1000))),
+        analysis: Some(AnalysisBlock {
+            window: Some(Millis(2000)),
+            max_p99: Some(Millis(100)),
+            ..AnalysisBlock::default()
+        }),
+        ab: Some(AbBlock {
+            goal: Some(turnout_spec::GoalSpec {
+                path: "/a".into(),
+                status: Some("201".into()),
+            }),
+            ..AbBlock::default()
+        }),
+        ..ReleaseBlock::default()
+    };
+    let flags = ReleaseBlock {
+        analysis: Some(AnalysisBlock {
+            window: Some(Millis(5000)),
+            ..AnalysisBlock::default()
+        }),
+        ab: Some(AbBlock {
+            goal: Some(turnout_spec::GoalSpec {
+                path: "/b".into(),
+                status: None,
+            }),
+            ..AbBlock::default()
+        }),
+        ..ReleaseBlock::default()
+    };
+    let merged = flags.over(&base);
+    assert_eq!(merged.strategy, Some(Strategy::Gray));
+    assert_eq!(merged.pause, Some(Pause::For(Millis(1000))));
+    let analysis = merged.analysis.clone().unwrap();
+    assert_eq!(analysis.window, Some(Millis(5000)), "the flag wins");
+    assert_eq!(analysis.max_p99, Some(Millis(100)), "the template's stays");
+    let goal = merged.ab.unwrap().goal.unwrap();
+    assert_eq!(
+        (goal.path.as_str(), goal.status.as_deref()),
+        ("/b", Some("201"))
+    );
+    assert_eq!(ReleaseBlock::default().over(&base), base);
+    assert!(ReleaseBlock::default().is_empty() && !flags.is_empty());
 }
 
 #[test]
@@ -438,7 +495,7 @@ fn the_schedule_gives_each_step_on_each_route_and_the_least_times() {
     let p = ok(&with_block(
         "    strategy: gray\n    steps: [10, 50, 100]\n    pause: 20s\n    analysis: { window: 30s, max_error_rate: 1% }\n",
     ));
-    let plan = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &PlanOverrides::default())
+    let plan = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &ReleaseBlock::default())
         .unwrap()
         .plan;
     let s = Schedule::new(&plan, &p.template, None, DEFAULT_DOMAIN);
@@ -454,9 +511,9 @@ fn the_schedule_gives_each_step_on_each_route_and_the_least_times() {
     assert_eq!(s.min_rollback_ms, Some(30_000));
     assert_eq!(s.then, "pending-confirmation");
 
-    let manual = PlanOverrides {
+    let manual = ReleaseBlock {
         pause: Some(Pause::UntilPromoted),
-        ..PlanOverrides::default()
+        ..ReleaseBlock::default()
     };
     let plan = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &manual)
         .unwrap()
@@ -470,7 +527,7 @@ fn the_schedule_gives_each_step_on_each_route_and_the_least_times() {
     let p = ok(&with_block(
         "    strategy: gray\n    steps: [50, 100]\n    pause: 20s\n",
     ));
-    let plan = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &PlanOverrides::default())
+    let plan = ReleasePlan::with_overrides(&p.template, &p.plan_spans, &ReleaseBlock::default())
         .unwrap()
         .plan;
     let s = Schedule::new(&plan, &p.template, None, DEFAULT_DOMAIN);
@@ -488,7 +545,7 @@ fn with_the_old_template_the_schedule_lists_the_shared_routes_only() {
         "services:\n  web-v2:\n    command: run2\n    labels: { aliyun.routing.port_80: web }\n  admin:\n    command: a\n    labels: { aliyun.routing.port_80: admin }\nx-turnout: { release: { strategy: canary } }\n",
     );
     let plan =
-        ReleasePlan::with_overrides(&new.template, &new.plan_spans, &PlanOverrides::default())
+        ReleasePlan::with_overrides(&new.template, &new.plan_spans, &ReleaseBlock::default())
             .unwrap()
             .plan;
     let s = Schedule::new(&plan, &new.template, Some(&old), DEFAULT_DOMAIN);

@@ -392,7 +392,7 @@ fn a_progressive_or_bad_plan_is_refused_and_starts_nothing() {
     // Malformed overrides and a disagreement are 400.
     for body in [
         serde_json::json!({"template": frontend, "plan": {"stpes": [10]}}),
-        serde_json::json!({"template": frontend, "plan": {"window": "30"}}),
+        serde_json::json!({"template": frontend, "plan": {"analysis": {"window": "30"}}}),
         serde_json::json!({"template": frontend, "strategy": "standard", "plan": {"strategy": "gray"}}),
         serde_json::json!({"template": frontend, "strategy": "grey"}),
     ] {

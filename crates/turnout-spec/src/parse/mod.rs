@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::{Diagnostic, FieldPath, Pos, Sink, did_you_mean};
 use crate::interpolate::{self, Lookup};
 use crate::labels::{self, LabelEntry};
-use crate::plan::{self, PlanOverrides, PlanSpans, ReleasePlan, Resolved};
+use crate::plan::{self, PlanSpans, ReleaseBlock, ReleasePlan, Resolved};
 use crate::template::{
     Command, ContainerSettings, DependsCondition, Format, Service, Template, VolumeKind,
 };
@@ -369,7 +369,7 @@ fn read(
         let (Err(problems)
         | Ok(Resolved {
             warnings: problems, ..
-        })) = ReleasePlan::with_overrides(&template, &spans, &PlanOverrides::default());
+        })) = ReleasePlan::with_overrides(&template, &spans, &ReleaseBlock::default());
         for d in problems {
             sink.push(d);
         }

@@ -6,7 +6,7 @@ use crate::diagnostic::{Diagnostic, FieldPath, Pos, did_you_mean};
 use crate::diff::{Role, Strategy, diff};
 use crate::template::Template;
 
-use super::{Places, PlanOverrides, ReleaseBlock, ReleasePlan, block_path};
+use super::{Places, ReleaseBlock, ReleasePlan, block_path};
 
 /// The strategies that use a block field (by its first segment).
 fn users(key: &str) -> &'static [Strategy] {
@@ -19,75 +19,18 @@ fn users(key: &str) -> &'static [Strategy] {
     }
 }
 
-/// The block fields set by the template or a flag, in block order.
-fn set_fields(block: &ReleaseBlock, o: &PlanOverrides) -> Vec<&'static str> {
-    let canary = block.canary.clone().unwrap_or_default();
-    let analysis = block.analysis.clone().unwrap_or_default();
-    let ab = block.ab.clone().unwrap_or_default();
-    let fields: [(&'static str, bool); 16] = [
-        ("steps", block.steps.is_some() || o.steps.is_some()),
-        ("pause", block.pause.is_some() || o.pause.is_some()),
-        (
-            "canary.share",
-            canary.share.is_some() || o.canary_share.is_some(),
-        ),
-        (
-            "canary.scale",
-            canary.scale.is_some() || o.canary_scale.is_some(),
-        ),
-        (
-            "analysis.window",
-            analysis.window.is_some() || o.window.is_some(),
-        ),
-        (
-            "analysis.min_requests",
-            analysis.min_requests.is_some() || o.min_requests.is_some(),
-        ),
-        (
-            "analysis.max_error_rate",
-            analysis.max_error_rate.is_some() || o.max_error_rate.is_some(),
-        ),
-        (
-            "analysis.max_error_increase",
-            analysis.max_error_increase.is_some() || o.max_error_increase.is_some(),
-        ),
-        (
-            "analysis.max_p99",
-            analysis.max_p99.is_some() || o.max_p99.is_some(),
-        ),
-        (
-            "analysis.max_p99_increase",
-            analysis.max_p99_increase.is_some() || o.max_p99_increase.is_some(),
-        ),
-        ("analysis.prometheus", analysis.prometheus.is_some()),
-        (
-            "on_success",
-            block.on_success.is_some() || o.on_success.is_some(),
-        ),
-        ("lanes", block.lanes.is_some()),
-        ("ab.rules", !ab.rules.is_empty()),
-        ("ab.share", ab.share.is_some() || o.ab_share.is_some()),
-        ("ab.goal", ab.goal.is_some() || o.goal.is_some()),
-    ];
-    fields
-        .into_iter()
-        .filter_map(|(k, set)| set.then_some(k))
-        .collect()
-}
-
 /// Validates a resolved plan; `diagnostics` gets the errors, `warnings`
 /// the rest.
 pub(super) fn check(
     plan: &ReleasePlan,
     block: &ReleaseBlock,
-    overrides: &PlanOverrides,
     template: &Template,
     places: &Places<'_>,
     diagnostics: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) {
     let strategy = plan.strategy;
-    for key in set_fields(block, overrides) {
+    for key in block.fields_set() {
         let users = users(key);
         if !users.contains(&strategy) {
             let for_whom = users

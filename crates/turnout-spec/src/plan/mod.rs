@@ -1,7 +1,7 @@
 //! Release plans (DESIGN §8): the template's `x-turnout.release` block as
 //! written ([`ReleaseBlock`], kept in [`Template::release`]), the
-//! `turnout release` flags on top of it ([`PlanOverrides`], carried in the
-//! API's release request), and the plan they make together with every
+//! `turnout release` flags on top of it (a [`ReleaseBlock`] too, carried
+//! as the API release request's `plan`: [`ReleaseBlock::over`]), and the plan they make together with every
 //! default filled in ([`ReleasePlan`], from [`ReleasePlan::with_overrides`]
 //! alone, which also validates it).
 //!
@@ -237,83 +237,112 @@ impl PlanSpans {
     }
 }
 
-/// The `turnout release` flags of DESIGN §8, each overriding the template's
-/// block; carried in the API's release request as `plan`. Values are
-/// checked by [`ReleasePlan::with_overrides`] (the CLI checks them first,
-/// with the same functions, as it parses its flags).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanOverrides {
-    /// `--strategy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<Strategy>,
-    /// `--steps 10,50,100`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<Vec<u32>>,
-    /// `--pause 30s` (or `until-promoted`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause: Option<Pause>,
-    /// `--canary-share 5`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_share: Option<u32>,
-    /// `--canary-scale 1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_scale: Option<u32>,
-    /// `--window 30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<Millis>,
-    /// `--min-requests 100`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_requests: Option<u64>,
-    /// `--max-error-rate 1%`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_error_rate: Option<Rate>,
-    /// `--max-error-increase 1%`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_error_increase: Option<Rate>,
-    /// `--max-p99 500ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_p99: Option<Millis>,
-    /// `--max-p99-increase 100ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_p99_increase: Option<Millis>,
-    /// `--on-success confirm`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_success: Option<OnSuccess>,
-    /// `--goal /checkout`: the A/B goal's path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<String>,
-    /// `--ab-share 50`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ab_share: Option<u32>,
+/// Merges two optional values: `over`'s when it has one.
+fn pick<T: Clone>(over: &Option<T>, base: &Option<T>) -> Option<T> {
+    over.clone().or_else(|| base.clone())
 }
 
-impl PlanOverrides {
-    /// Whether no flag is set.
+/// Merges two optional sub-blocks field by field.
+fn pick_block<T: Clone>(
+    over: &Option<T>,
+    base: &Option<T>,
+    merge: impl Fn(&T, &T) -> T,
+) -> Option<T> {
+    match (over, base) {
+        (Some(o), Some(b)) => Some(merge(o, b)),
+        _ => pick(over, base),
+    }
+}
+
+impl ReleaseBlock {
+    /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
 
-    /// The flag that sets the block field `key`, if it is set.
-    fn flag_for(&self, key: &str) -> Option<&'static str> {
-        let set = match key {
-            "strategy" => self.strategy.is_some(),
-            "steps" => self.steps.is_some(),
-            "pause" => self.pause.is_some(),
-            "canary.share" => self.canary_share.is_some(),
-            "canary.scale" => self.canary_scale.is_some(),
-            "analysis.window" => self.window.is_some(),
-            "analysis.min_requests" => self.min_requests.is_some(),
-            "analysis.max_error_rate" => self.max_error_rate.is_some(),
-            "analysis.max_error_increase" => self.max_error_increase.is_some(),
-            "analysis.max_p99" => self.max_p99.is_some(),
-            "analysis.max_p99_increase" => self.max_p99_increase.is_some(),
-            "on_success" => self.on_success.is_some(),
-            "ab.goal" | "ab.goal.path" => self.goal.is_some(),
-            "ab.share" => self.ab_share.is_some(),
-            _ => false,
-        };
-        set.then(|| flag_name(key)).flatten()
+    /// This block (the `turnout release` flags, or the API request's
+    /// `plan`) over `base` (the template's block): every field set here
+    /// wins, field by field inside `canary`, `analysis`, `ab` and the goal.
+    pub fn over(&self, base: &ReleaseBlock) -> ReleaseBlock {
+        ReleaseBlock {
+            strategy: self.strategy.or(base.strategy),
+            steps: pick(&self.steps, &base.steps),
+            pause: self.pause.or(base.pause),
+            canary: pick_block(&self.canary, &base.canary, |o, b| CanaryBlock {
+                share: o.share.or(b.share),
+                scale: o.scale.or(b.scale),
+            }),
+            analysis: pick_block(&self.analysis, &base.analysis, |o, b| AnalysisBlock {
+                window: o.window.or(b.window),
+                min_requests: o.min_requests.or(b.min_requests),
+                max_error_rate: o.max_error_rate.or(b.max_error_rate),
+                max_error_increase: o.max_error_increase.or(b.max_error_increase),
+                max_p99: o.max_p99.or(b.max_p99),
+                max_p99_increase: o.max_p99_increase.or(b.max_p99_increase),
+                prometheus: pick(&o.prometheus, &b.prometheus),
+            }),
+            on_success: self.on_success.or(base.on_success),
+            lanes: self.lanes.or(base.lanes),
+            ab: pick_block(&self.ab, &base.ab, |o, b| AbBlock {
+                rules: if o.rules.is_empty() {
+                    b.rules.clone()
+                } else {
+                    o.rules.clone()
+                },
+                share: o.share.or(b.share),
+                goal: pick_block(&o.goal, &b.goal, |o, b| GoalSpec {
+                    path: o.path.clone(),
+                    status: pick(&o.status, &b.status),
+                }),
+            }),
+        }
+    }
+
+    /// The fields set, as paths inside the block (`canary.share`), in
+    /// block order (`strategy` left out).
+    pub fn fields_set(&self) -> Vec<&'static str> {
+        let canary = self.canary.clone().unwrap_or_default();
+        let analysis = self.analysis.clone().unwrap_or_default();
+        let ab = self.ab.clone().unwrap_or_default();
+        [
+            ("steps", self.steps.is_some()),
+            ("pause", self.pause.is_some()),
+            ("canary.share", canary.share.is_some()),
+            ("canary.scale", canary.scale.is_some()),
+            ("analysis.window", analysis.window.is_some()),
+            ("analysis.min_requests", analysis.min_requests.is_some()),
+            ("analysis.max_error_rate", analysis.max_error_rate.is_some()),
+            (
+                "analysis.max_error_increase",
+                analysis.max_error_increase.is_some(),
+            ),
+            ("analysis.max_p99", analysis.max_p99.is_some()),
+            (
+                "analysis.max_p99_increase",
+                analysis.max_p99_increase.is_some(),
+            ),
+            ("analysis.prometheus", analysis.prometheus.is_some()),
+            ("on_success", self.on_success.is_some()),
+            ("lanes", self.lanes.is_some()),
+            ("ab.rules", !ab.rules.is_empty()),
+            ("ab.share", ab.share.is_some()),
+            ("ab.goal", ab.goal.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
+    /// Whether this block sets the field `key` (`strategy`, `steps`,
+    /// `ab.goal.path`: a field inside a set field counts).
+    fn sets(&self, key: &str) -> bool {
+        (key == "strategy" && self.strategy.is_some())
+            || self.fields_set().iter().any(|f| {
+                key == *f
+                    || key
+                        .strip_prefix(f)
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
     }
 }
 
@@ -446,7 +475,7 @@ pub struct Resolved {
 /// Where a field of a plan came from, for its diagnostics.
 pub(crate) struct Places<'a> {
     spans: &'a PlanSpans,
-    overrides: &'a PlanOverrides,
+    overrides: &'a ReleaseBlock,
 }
 
 impl Places<'_> {
@@ -460,13 +489,13 @@ impl Places<'_> {
         message: impl Into<String>,
     ) -> Diagnostic {
         let base = key.split('[').next().unwrap_or(key);
-        let (file, pos, path) = match self.overrides.flag_for(base) {
-            Some(flag) => (
+        let (file, pos, path) = match self.overrides.sets(base) {
+            true => (
                 "flags".to_string(),
                 Pos::default(),
-                FieldPath::root().key(flag),
+                FieldPath::root().key(flag_name(base).unwrap_or(base)),
             ),
-            None => (
+            false => (
                 self.spans.file.clone(),
                 self.spans.pos(key),
                 block_path(key),
@@ -508,20 +537,18 @@ impl ReleasePlan {
     pub fn with_overrides(
         template: &Template,
         spans: &PlanSpans,
-        overrides: &PlanOverrides,
+        overrides: &ReleaseBlock,
     ) -> Result<Resolved, Vec<Diagnostic>> {
         let places = Places { spans, overrides };
-        let block = template.release.as_deref().cloned().unwrap_or_default();
+        let written = template.release.as_deref().cloned().unwrap_or_default();
+        let block = overrides.over(&written);
         let mut diagnostics = Vec::new();
-        let strategy = overrides
-            .strategy
-            .or(block.strategy)
-            .unwrap_or(Strategy::BlueGreen);
+        let strategy = block.strategy.unwrap_or(Strategy::BlueGreen);
         let canary = block.canary.clone().unwrap_or_default();
         let analysis = block.analysis.clone().unwrap_or_default();
         let ab = block.ab.clone().unwrap_or_default();
 
-        let steps = match overrides.steps.as_ref().or(block.steps.as_ref()) {
+        let steps = match block.steps.as_ref() {
             None => DEFAULT_STEPS.to_vec(),
             Some(raw) => match check_steps(raw) {
                 Ok(steps) => steps,
@@ -543,68 +570,39 @@ impl ReleasePlan {
                 default
             }),
         };
-        let canary_share = share(
-            "canary.share",
-            overrides.canary_share.or(canary.share),
-            DEFAULT_CANARY_SHARE,
-        );
-        let ab_share = share(
-            "ab.share",
-            overrides.ab_share.or(ab.share),
-            DEFAULT_AB_SHARE,
-        );
-        let goal = match (&overrides.goal, ab.goal) {
-            (Some(path), Some(g)) => Some(GoalSpec {
-                path: path.clone(),
-                status: g.status,
-            }),
-            (Some(path), None) => Some(GoalSpec {
-                path: path.clone(),
-                status: None,
-            }),
-            (None, g) => g,
-        };
+        let canary_share = share("canary.share", canary.share, DEFAULT_CANARY_SHARE);
+        let ab_share = share("ab.share", ab.share, DEFAULT_AB_SHARE);
         let plan = ReleasePlan {
             strategy,
             steps,
-            pause: overrides.pause.or(block.pause).unwrap_or_default(),
+            pause: block.pause.unwrap_or_default(),
             canary: Canary {
                 share: canary_share,
-                scale: overrides.canary_scale.or(canary.scale).unwrap_or(1),
+                scale: canary.scale.unwrap_or(1),
             },
             analysis: Analysis {
-                window: overrides
-                    .window
-                    .or(analysis.window)
-                    .unwrap_or(DEFAULT_WINDOW),
-                min_requests: overrides
-                    .min_requests
-                    .or(analysis.min_requests)
-                    .unwrap_or(DEFAULT_MIN_REQUESTS),
-                max_error_rate: overrides.max_error_rate.or(analysis.max_error_rate),
-                max_error_increase: overrides.max_error_increase.or(analysis.max_error_increase),
-                max_p99: overrides.max_p99.or(analysis.max_p99),
-                max_p99_increase: overrides.max_p99_increase.or(analysis.max_p99_increase),
+                window: analysis.window.unwrap_or(DEFAULT_WINDOW),
+                min_requests: analysis.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+                max_error_rate: analysis.max_error_rate,
+                max_error_increase: analysis.max_error_increase,
+                max_p99: analysis.max_p99,
+                max_p99_increase: analysis.max_p99_increase,
                 prometheus: analysis.prometheus,
             },
-            on_success: overrides
-                .on_success
-                .or(block.on_success)
-                .unwrap_or_default(),
+            on_success: block.on_success.unwrap_or_default(),
             lanes: block
                 .lanes
                 .unwrap_or(matches!(strategy, Strategy::Gray | Strategy::Canary)),
             ab: Ab {
                 rules: ab.rules,
                 share: ab_share,
-                goal,
+                goal: ab.goal,
             },
         };
         let mut warnings = Vec::new();
         check::check(
             &plan,
             &block,
-            overrides,
             template,
             &places,
             &mut diagnostics,

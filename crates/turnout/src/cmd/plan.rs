@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use turnout_spec::plan::{
-    Millis, Pause, Rate, parse_duration, parse_pause, parse_rate, parse_share, parse_steps,
-    parse_strategy,
+    AbBlock, AnalysisBlock, CanaryBlock, Millis, Pause, Rate, parse_duration, parse_pause,
+    parse_rate, parse_share, parse_steps, parse_strategy,
 };
 use turnout_spec::{
-    Diagnostic, OnSuccess, PlanOverrides, ReleasePlan, Schedule, Strategy, Template,
+    Diagnostic, GoalSpec, OnSuccess, ReleaseBlock, ReleasePlan, Schedule, Strategy, Template,
 };
 
 use super::validate::load_diagnosed;
@@ -88,23 +88,39 @@ pub(crate) struct PlanFlags {
 }
 
 impl PlanFlags {
-    /// The flags as the API's `plan` overrides.
-    pub(crate) fn overrides(&self) -> PlanOverrides {
-        PlanOverrides {
-            strategy: self.strategy,
-            steps: self.steps.clone().map(|s| s.0),
-            pause: self.pause,
-            canary_share: self.canary_share.map(u32::from),
-            canary_scale: self.canary_scale,
+    /// The flags as the API's `plan`: a release block holding the fields
+    /// the flags set.
+    pub(crate) fn overrides(&self) -> ReleaseBlock {
+        let canary = CanaryBlock {
+            share: self.canary_share.map(u32::from),
+            scale: self.canary_scale,
+        };
+        let analysis = AnalysisBlock {
             window: self.window,
             min_requests: self.min_requests,
             max_error_rate: self.max_error_rate,
             max_error_increase: self.max_error_increase,
             max_p99: self.max_p99,
             max_p99_increase: self.max_p99_increase,
+            prometheus: None,
+        };
+        let ab = AbBlock {
+            rules: Vec::new(),
+            share: self.ab_share.map(u32::from),
+            goal: self
+                .goal
+                .clone()
+                .map(|path| GoalSpec { path, status: None }),
+        };
+        ReleaseBlock {
+            strategy: self.strategy,
+            steps: self.steps.clone().map(|s| s.0),
+            pause: self.pause,
+            canary: (canary != CanaryBlock::default()).then_some(canary),
+            analysis: (analysis != AnalysisBlock::default()).then_some(analysis),
             on_success: self.on_success,
-            goal: self.goal.clone(),
-            ab_share: self.ab_share.map(u32::from),
+            lanes: None,
+            ab: (ab != AbBlock::default()).then_some(ab),
         }
     }
 }
