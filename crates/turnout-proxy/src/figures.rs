@@ -1,7 +1,7 @@
 //! Per-version figures for the control plane's analysis (DESIGN §8): per
 //! route and service, the requests, 5xx answers and a latency histogram of
 //! turnout-routing's [`LATENCY_BOUNDS`], in atomics that the request path
-//! increments (no lock, no allocation) and [`crate::Proxy::figures`] copies
+//! increments (no lock, no allocation) and [`crate::Publisher::figures`] copies
 //! out. Preview requests are counted in their own [`Tally`], so they never
 //! feed the analysis.
 //!

@@ -2,14 +2,14 @@
 //!
 //! [`Proxy::start`] binds the public, internal and admin listeners (and
 //! optionally TLS) and serves requests with the [`RouteTable`] it was given;
-//! [`Proxy::publish`] (or a cloned [`Publisher`]) replaces that table with
+//! [`Publisher::publish`] (on the [`Proxy`] or a cloned [`Publisher`]) replaces that table with
 //! one atomic swap. Building the per-route runtime state (counters, metric
 //! handles, instance health) happens in `publish`, off the request path;
 //! requests only load the current snapshot and never take a lock.
 //!
 //! Instances removed by a publish get no new requests and are drained:
 //! in-flight requests may finish until the drain timeout, then what is left
-//! is cut. [`Proxy::in_flight`] tells the control plane when a removed
+//! is cut. [`Publisher::in_flight`] tells the control plane when a removed
 //! instance has nothing left in flight, so it can stop it at once.
 //!
 //! [`RouteTable`]: turnout_routing::RouteTable
@@ -45,6 +45,7 @@ mod snapshot;
 mod tls;
 mod tunnel;
 mod upstream;
+mod write_through;
 
 pub use config::{ProxyConfig, Timeouts, TlsConfig};
 pub use error::{ProxyError, RouteFileError};

@@ -57,12 +57,11 @@ impl fmt::Display for BoundAddrs {
     }
 }
 
-/// A running proxy.
+/// A running proxy: its [`Publisher`] (every method of which it has, by
+/// `Deref`), its listeners and workers.
 #[derive(Debug)]
 pub struct Proxy {
-    shared: Arc<Shared>,
-    /// Internal listeners opened while running.
-    internal: Arc<InternalListeners>,
+    handle: Publisher,
     addrs: BoundAddrs,
     listeners: Vec<JoinHandle<()>>,
     /// The extra worker threads (`ProxyConfig::workers` − 1).
@@ -74,16 +73,26 @@ pub struct Proxy {
 #[derive(Debug, Clone)]
 pub struct Publisher {
     shared: Arc<Shared>,
+    /// Internal listeners opened while running.
     internal: Arc<InternalListeners>,
 }
 
+impl std::ops::Deref for Proxy {
+    type Target = Publisher;
+
+    fn deref(&self) -> &Publisher {
+        &self.handle
+    }
+}
+
 impl Publisher {
-    /// Replaces the route table with one atomic swap; see [`Proxy::publish`].
+    /// Replaces the route table with one atomic swap. The runtime state of
+    /// the new table is built first; instances it no longer lists drain.
     pub fn publish(&self, table: RouteTable) {
         self.shared.publish(table);
     }
 
-    /// The Prometheus text of the proxy's metrics; see [`Proxy::metrics_text`].
+    /// The Prometheus text of the proxy's metrics.
     pub fn metrics_text(&self) -> String {
         self.shared.metrics.encode()
     }
@@ -100,43 +109,82 @@ impl Publisher {
         Ok(())
     }
 
-    /// Requests and upgraded connections using the instance at `addr`; see
-    /// [`Proxy::in_flight`].
+    /// The proxy's view of the instance at `addr`, if the table lists it
+    /// or it is still draining.
+    pub fn instance_state(&self, addr: SocketAddr) -> Option<InstanceState> {
+        self.shared.registry.lock().get(&addr).map(|i| i.state())
+    }
+
+    /// How many requests and upgraded connections use the instance at
+    /// `addr` now: a request counts from the moment it is sent to the
+    /// instance until its response body is sent to the end or aborted; an
+    /// upgraded (WebSocket) connection counts until it closes.
+    ///
+    /// `None` when the proxy does not track the address: it was never
+    /// listed, or it was removed by a publish and its drain has ended. A
+    /// drain ends as soon as nothing is in flight (or at the drain
+    /// deadline, which cuts what is left), so after removing an instance
+    /// the control plane can poll this and stop the process when it reads
+    /// `Some(0)` or `None`: once a removed instance is marked draining (when
+    /// `publish` returns), a request that has not been counted yet never
+    /// goes to it.
     pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
         self.shared.in_flight(addr)
     }
 
-    /// The per-version figures of `app`'s routes; see [`Proxy::figures`].
-    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
-        self.shared.figures(app)
-    }
-
-    /// Starts `app`'s A/B client counts again; see
-    /// [`Proxy::reset_conversions`].
-    pub fn reset_conversions(&self, app: &str) {
-        self.shared.reset_conversions(app);
-    }
-
-    /// Sets the release state of `app` on `/metrics`; see
-    /// [`Proxy::set_release_state`].
+    /// Sets `turnout_release_state{app, state}` on `/metrics`: 1 for
+    /// `state`, 0 for the app's other states — the five of
+    /// [`RELEASE_STATES`](crate::RELEASE_STATES) (`deploying`,
+    /// `pending-confirmation`, `confirmed`, `rolled-back`, `failed`) and any
+    /// other state set for the app before (a canary's `progressing`, say).
+    /// For the control plane, at every release state change.
     pub fn set_release_state(&self, app: &str, state: &str) {
         self.shared.metrics.set_release_state(app, state);
     }
 
-    /// Removes `app` from `turnout_release_state`; see
-    /// [`Proxy::clear_release_state`].
+    /// The per-version figures of every service of `app`'s routes ("" for
+    /// routes without an app), in table order: per (route, service), the
+    /// requests, 5xx answers (the proxy's own 502/503/504 for the service
+    /// included) and latency histogram, cumulative since the service
+    /// joined the route (a republish that keeps it on the route, such as a
+    /// weight change, keeps its counts); preview requests apart; and on a
+    /// route with an `ab_goal`, the distinct and converting clients. A
+    /// window's figures are the difference of two reads
+    /// ([`Figures::since`](turnout_routing::Figures::since)). Costs a copy
+    /// of the app's counters and one drain of the A/B queue: meant for
+    /// every analysis window, not every request.
+    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
+        self.shared.figures(app)
+    }
+
+    /// Starts the A/B client counts (clients, converted, unidentified) of
+    /// `app`'s goal routes again, as a new test begins; reports queued
+    /// before count before the reset. Request figures are cumulative and
+    /// stay.
+    pub fn reset_conversions(&self, app: &str) {
+        self.shared.reset_conversions(app);
+    }
+
+    /// Removes every `turnout_release_state` series of `app` (the app was
+    /// deleted).
     pub fn clear_release_state(&self, app: &str) {
         self.shared.metrics.clear_release_state(app);
     }
 
-    /// Listens for internal routes on `addr` too; see
-    /// [`Proxy::add_internal_listener`].
+    /// Listens for internal routes on `addr` too, as on the configured
+    /// internal listener, unless it already does (a second call for the
+    /// same address is `Ok`); the bound address. For the docker runtime:
+    /// port 80 of an app network's gateway, where `.local` names point
+    /// inside containers (DESIGN §6.1). An address taken by anything else
+    /// is [`ProxyError::Bind`] naming it, and nothing changes.
     pub fn add_internal_listener(&self, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
         self.internal.add(&self.shared, addr)
     }
 
-    /// Closes a listener [`add_internal_listener`](Self::add_internal_listener)
-    /// opened; see [`Proxy::remove_internal_listener`].
+    /// Closes a listener that [`add_internal_listener`](Self::add_internal_listener)
+    /// opened; returns once its socket is closed (the address is free
+    /// again), while its open connections finish their requests. `false`
+    /// when there was none at `addr`.
     pub async fn remove_internal_listener(&self, addr: SocketAddr) -> bool {
         self.internal.remove(addr).await
     }
@@ -292,8 +340,10 @@ impl Proxy {
             listeners.push(tokio::spawn(admin::serve(admin, shared.clone())));
         }
         Ok(Proxy {
-            shared,
-            internal: Arc::default(),
+            handle: Publisher {
+                shared,
+                internal: Arc::default(),
+            },
             addrs,
             listeners,
             workers,
@@ -305,120 +355,17 @@ impl Proxy {
         self.addrs
     }
 
-    /// Replaces the route table with one atomic swap. The runtime state of
-    /// the new table is built first; instances it no longer lists drain.
-    pub fn publish(&self, table: RouteTable) {
-        self.shared.publish(table);
-    }
-
     /// A handle that can publish from elsewhere.
     pub fn publisher(&self) -> Publisher {
-        Publisher {
-            shared: self.shared.clone(),
-            internal: self.internal.clone(),
-        }
-    }
-
-    /// Listens for internal routes on `addr` too, as on the configured
-    /// internal listener, unless it already does (a second call for the
-    /// same address is `Ok`); the bound address. For the docker runtime:
-    /// port 80 of an app network's gateway, where `.local` names point
-    /// inside containers (DESIGN §6.1). An address taken by anything else
-    /// is [`ProxyError::Bind`] naming it, and nothing changes.
-    pub fn add_internal_listener(&self, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
-        self.internal.add(&self.shared, addr)
-    }
-
-    /// Closes a listener that [`add_internal_listener`](Self::add_internal_listener)
-    /// opened; returns once its socket is closed (the address is free
-    /// again), while its open connections finish their requests. `false`
-    /// when there was none at `addr`.
-    pub async fn remove_internal_listener(&self, addr: SocketAddr) -> bool {
-        self.internal.remove(addr).await
-    }
-
-    /// Where the listeners opened while running listen.
-    pub fn internal_listeners(&self) -> Vec<SocketAddr> {
-        self.internal.addrs()
-    }
-
-    /// The table requests are routed with now.
-    pub fn table(&self) -> Arc<RouteTable> {
-        self.shared.current.load().table.clone()
-    }
-
-    /// The proxy's view of the instance at `addr`, if the table lists it
-    /// or it is still draining.
-    pub fn instance_state(&self, addr: SocketAddr) -> Option<InstanceState> {
-        self.shared.registry.lock().get(&addr).map(|i| i.state())
-    }
-
-    /// How many requests and upgraded connections use the instance at
-    /// `addr` now: a request counts from the moment it is sent to the
-    /// instance until its response body is sent to the end or aborted; an
-    /// upgraded (WebSocket) connection counts until it closes.
-    ///
-    /// `None` when the proxy does not track the address: it was never
-    /// listed, or it was removed by a publish and its drain has ended. A
-    /// drain ends as soon as nothing is in flight (or at the drain
-    /// deadline, which cuts what is left), so after removing an instance
-    /// the control plane can poll this and stop the process when it reads
-    /// `Some(0)` or `None`: once a removed instance is marked draining (when
-    /// `publish` returns), a request that has not been counted yet never
-    /// goes to it.
-    pub fn in_flight(&self, addr: SocketAddr) -> Option<usize> {
-        self.shared.in_flight(addr)
-    }
-
-    /// Sets `turnout_release_state{app, state}` on `/metrics`: 1 for
-    /// `state`, 0 for the app's other states — the five of
-    /// [`RELEASE_STATES`](crate::RELEASE_STATES) (`deploying`,
-    /// `pending-confirmation`, `confirmed`, `rolled-back`, `failed`) and any
-    /// other state set for the app before (a canary's `progressing`, say).
-    /// For the control plane, at every release state change.
-    pub fn set_release_state(&self, app: &str, state: &str) {
-        self.shared.metrics.set_release_state(app, state);
-    }
-
-    /// The per-version figures of every service of `app`'s routes ("" for
-    /// routes without an app), in table order: per (route, service), the
-    /// requests, 5xx answers (the proxy's own 502/503/504 for the service
-    /// included) and latency histogram, cumulative since the service
-    /// joined the route (a republish that keeps it on the route, such as a
-    /// weight change, keeps its counts); preview requests apart; and on a
-    /// route with an `ab_goal`, the distinct and converting clients. A
-    /// window's figures are the difference of two reads
-    /// ([`Figures::since`](turnout_routing::Figures::since)). Costs a copy
-    /// of the app's counters and one drain of the A/B queue: meant for
-    /// every analysis window, not every request.
-    pub fn figures(&self, app: &str) -> Vec<ServiceFigures> {
-        self.shared.figures(app)
-    }
-
-    /// Starts the A/B client counts (clients, converted, unidentified) of
-    /// `app`'s goal routes again, as a new test begins; reports queued
-    /// before count before the reset. Request figures are cumulative and
-    /// stay.
-    pub fn reset_conversions(&self, app: &str) {
-        self.shared.reset_conversions(app);
-    }
-
-    /// Removes every `turnout_release_state` series of `app` (the app was
-    /// deleted).
-    pub fn clear_release_state(&self, app: &str) {
-        self.shared.metrics.clear_release_state(app);
-    }
-
-    /// The Prometheus text of the proxy's metrics.
-    pub fn metrics_text(&self) -> String {
-        self.shared.metrics.encode()
+        self.handle.clone()
     }
 
     /// Stops accepting, lets in-flight requests finish until the drain
     /// timeout, then closes what is left and waits for every task.
     pub async fn shutdown(self) {
-        self.shared.stop.cancel();
-        let opened = self.internal.take_tasks();
+        let Publisher { shared, internal } = self.handle;
+        shared.stop.cancel();
+        let opened = internal.take_tasks();
         for listener in self.listeners.into_iter().chain(opened) {
             let _ = listener.await;
         }
@@ -431,9 +378,9 @@ impl Proxy {
             }
         })
         .await;
-        self.shared.hard_stop.cancel();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
+        shared.hard_stop.cancel();
+        shared.tasks.close();
+        shared.tasks.wait().await;
     }
 }
 

@@ -181,7 +181,7 @@ const LOCKS: [&str; 12] = [
 /// tunnels, the upstream pool and connector, in-flight accounting, the
 /// per-version figures and the A/B feed's queue, and the snapshot they
 /// read.
-const REQUEST_PATH: [&str; 26] = [
+const REQUEST_PATH: [&str; 27] = [
     "body.rs",
     "caller.rs",
     "connection.rs",
@@ -208,6 +208,7 @@ const REQUEST_PATH: [&str; 26] = [
     "snapshot.rs",
     "tunnel.rs",
     "upstream.rs",
+    "write_through.rs",
 ];
 
 /// turnout-proxy's modules off the request path, and why each is.
