@@ -390,7 +390,7 @@ async fn a_release_that_never_gets_ready_is_failed_then_rolled_back() {
     );
     let mut kinds = Vec::new();
     while let Ok(event) = events.try_recv() {
-        kinds.push(event.kind);
+        kinds.push(event.event.kind);
     }
     let failed = kinds.iter().position(|k| k == "release-failed");
     let rolled = kinds.iter().position(|k| k == "release-rolled-back");

@@ -414,6 +414,17 @@ mod tests {
         }
     }
 
+    /// The context of an instance of the `shop` app on its default network.
+    fn shop_context(mounts: &Mounts, internal: Option<std::net::IpAddr>) -> Context<'_> {
+        Context {
+            image: "shop:1",
+            network: "shop_default",
+            server_id: "srv-1",
+            mounts,
+            internal,
+        }
+    }
+
     fn spec(source: &ContainerSource) -> InstanceSpec {
         InstanceSpec {
             id: format!("{}.2", source.service.name),
@@ -453,13 +464,7 @@ mod tests {
             ]
         );
         assert_eq!(mounts.volumes, vec![("shop_cache".to_string(), false)]);
-        let cx = Context {
-            image: "shop:1",
-            network: "shop_default",
-            server_id: "srv-1",
-            mounts: &mounts,
-            internal: None,
-        };
+        let cx = shop_context(&mounts, None);
         let body = body(&spec, &src, cx).unwrap();
         let labels = body.labels.unwrap();
         assert_eq!(labels[LABEL_APP], "shop");
@@ -525,13 +530,7 @@ mod tests {
         assert_eq!(extra_hosts(&src, None), ["db.local:10.0.0.9"]);
         let spec = spec(&src);
         let mounts = Mounts::default();
-        let cx = Context {
-            image: "shop:1",
-            network: "shop_default",
-            server_id: "s",
-            mounts: &mounts,
-            internal: gateway,
-        };
+        let cx = shop_context(&mounts, gateway);
         let host = body(&spec, &src, cx).unwrap().host_config.unwrap();
         assert_eq!(
             host.extra_hosts.unwrap(),
@@ -544,13 +543,7 @@ mod tests {
         let src = source("services:\n  web:\n    image: shop:1\n", None);
         let spec = spec(&src);
         let mounts = Mounts::default();
-        let cx = Context {
-            image: "shop:1",
-            network: "shop_default",
-            server_id: "s",
-            mounts: &mounts,
-            internal: None,
-        };
+        let cx = shop_context(&mounts, None);
         let body = body(&spec, &src, cx).unwrap();
         assert_eq!(body.cmd, None);
         assert_eq!(body.entrypoint, None);

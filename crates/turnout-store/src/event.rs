@@ -7,23 +7,17 @@ use serde::{Deserialize, Serialize};
 use crate::convert::{from_json, to_json};
 use crate::error::{StoreError, sql};
 
-/// An event as stored, with its id and time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An event as stored: what was recorded, with the id and time the
+/// store gave it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     /// Its id: strictly increasing, never reused, so an SSE client resumes
     /// with "every event after id N".
     pub id: i64,
-    /// The app it is about (any string: events outlive their app).
-    pub app: String,
     /// When it was committed, unix milliseconds.
     pub at: i64,
-    /// What kind of event it is (`release-started`, ...), as the engine
-    /// spells it.
-    pub kind: String,
-    /// A one-line human description.
-    pub message: String,
-    /// Structured details, if any.
-    pub data: Option<serde_json::Value>,
+    /// The event (its app may be any string: events outlive their app).
+    pub event: NewEvent,
 }
 
 /// An event to record in a change; the store gives it its id and time.
@@ -59,11 +53,8 @@ pub(crate) fn insert(conn: &Connection, e: &NewEvent, at: i64) -> Result<EventRe
         .map_err(sql("write event"))?;
     Ok(EventRecord {
         id,
-        app: e.app.clone(),
         at,
-        kind: e.kind.clone(),
-        message: e.message.clone(),
-        data: e.data.clone(),
+        event: e.clone(),
     })
 }
 
@@ -111,11 +102,13 @@ pub(crate) fn load(
         .map(|(id, app, at, kind, message, data)| {
             Ok(EventRecord {
                 id,
-                app,
                 at,
-                kind,
-                message,
-                data: data.map(|d| from_json(&d, "events.data")).transpose()?,
+                event: NewEvent {
+                    app,
+                    kind,
+                    message,
+                    data: data.map(|d| from_json(&d, "events.data")).transpose()?,
+                },
             })
         })
         .collect()

@@ -433,8 +433,8 @@ mod tests {
         let events = store.events(None, 0, 10).unwrap();
         assert_eq!(events, result.events);
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].message, "release 1 started");
-        assert_eq!(events[0].data, event("hello", "").data);
+        assert_eq!(events[0].event.message, "release 1 started");
+        assert_eq!(events[0].event.data, event("hello", "").data);
         assert!(
             events[0].at >= 1_700_000_000_000,
             "stamped with the wall clock"
@@ -489,7 +489,7 @@ mod tests {
             store.release(id).unwrap(),
             Some(ReleaseRecord { id, ..ended })
         );
-        assert_eq!(store.events(None, 0, 10).unwrap()[0].data, None);
+        assert_eq!(store.events(None, 0, 10).unwrap()[0].event.data, None);
     }
 
     #[test]
@@ -563,7 +563,7 @@ mod tests {
                 .events(None, 0, 100)
                 .unwrap()
                 .iter()
-                .all(|e| e.message != "deleted")
+                .all(|e| e.event.message != "deleted")
         );
     }
 
@@ -871,7 +871,7 @@ mod tests {
         }
         let all = store.events(None, 0, 100).unwrap();
         let messages =
-            |events: &[EventRecord]| events.iter().map(|e| e.message.clone()).collect::<Vec<_>>();
+            |events: &[EventRecord]| events.iter().map(|e| e.event.message.clone()).collect::<Vec<_>>();
         assert_eq!(messages(&all), ["e0", "e1", "e2", "e3", "e4"]);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id));
         assert_eq!(

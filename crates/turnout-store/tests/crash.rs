@@ -161,7 +161,7 @@ fn kill9_keeps_every_acked_commit() {
         // Every commit is whole: commit n wrote version n, instance web.n and
         // event `commit n` together, so the store holds exactly 1..=latest
         // of each.
-        let messages: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
+        let messages: Vec<String> = events.iter().map(|e| e.event.message.clone()).collect();
         let expected: Vec<String> = (1..=latest).map(|n| format!("commit {n}")).collect();
         assert_eq!(messages, expected);
         let ids: std::collections::BTreeSet<String> =

@@ -304,9 +304,9 @@ fn only_the_newest_events_of_each_app_are_kept() {
     store.commit(&change).unwrap();
     let busy = store.events(Some("busy"), 0, usize::MAX).unwrap();
     assert_eq!(busy.len(), turnout_store::EVENTS_KEPT);
-    assert_eq!(busy[0].message, "event 50", "the oldest 50 went");
+    assert_eq!(busy[0].event.message, "event 50", "the oldest 50 went");
     assert_eq!(
-        busy.last().unwrap().message,
+        busy.last().unwrap().event.message,
         format!("event {}", turnout_store::EVENTS_KEPT + 49)
     );
     assert_eq!(store.events(Some("quiet"), 0, usize::MAX).unwrap().len(), 3);
@@ -320,6 +320,6 @@ fn only_the_newest_events_of_each_app_are_kept() {
         .unwrap();
     let busy = store.events(Some("busy"), 0, usize::MAX).unwrap();
     assert_eq!(busy.len(), turnout_store::EVENTS_KEPT);
-    assert_eq!(busy[0].message, "event 51");
+    assert_eq!(busy[0].event.message, "event 51");
     assert!(busy.last().unwrap().id > last);
 }

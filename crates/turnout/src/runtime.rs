@@ -118,83 +118,45 @@ fn write_server_id(data_dir: &Path, id: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Calls `$method` on whichever runtime is chosen.
-macro_rules! delegate {
-    ($self:ident, $r:ident => $call:expr) => {
-        match $self {
-            AnyRuntime::Process($r) => $call,
-            AnyRuntime::Docker($r) => $call,
+/// Implements `Runtime` for `AnyRuntime` from the trait's signatures,
+/// written once below: each method hands its call to the runtime chosen.
+macro_rules! delegate_runtime {
+    (
+        $(fn $f:ident(&self $(, $a:ident: $t:ty)*) $(-> $r:ty)?;)*
+        $(async fn $af:ident(&self $(, $aa:ident: $at:ty)*) $(-> $ar:ty)?;)*
+    ) => {
+        impl Runtime for AnyRuntime {
+            $(fn $f(&self $(, $a: $t)*) $(-> $r)? {
+                match self {
+                    AnyRuntime::Process(r) => r.$f($($a),*),
+                    AnyRuntime::Docker(r) => r.$f($($a),*),
+                }
+            })*
+            $(async fn $af(&self $(, $aa: $at)*) $(-> $ar)? {
+                match self {
+                    AnyRuntime::Process(r) => r.$af($($aa),*).await,
+                    AnyRuntime::Docker(r) => r.$af($($aa),*).await,
+                }
+            })*
         }
     };
 }
 
-impl Runtime for AnyRuntime {
-    fn name(&self) -> &'static str {
-        delegate!(self, r => r.name())
-    }
-
-    fn check(&self, service: &Service) -> Result<(), RuntimeError> {
-        delegate!(self, r => r.check(service))
-    }
-
-    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError> {
-        delegate!(self, r => r.prepare(service).await)
-    }
-
-    fn proxies_calls(&self) -> bool {
-        delegate!(self, r => r.proxies_calls())
-    }
-
-    async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError> {
-        delegate!(self, r => r.internal_addresses(app).await)
-    }
-
-    async fn forget_app(&self, app: &str) {
-        delegate!(self, r => r.forget_app(app).await)
-    }
-
-    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError> {
-        delegate!(self, r => r.ports(container_ports))
-    }
-
-    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError> {
-        delegate!(self, r => r.start(spec).await)
-    }
-
-    async fn status(&self, handle: &Handle) -> InstanceStatus {
-        delegate!(self, r => r.status(handle).await)
-    }
-
-    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), RuntimeError> {
-        delegate!(self, r => r.stop(handle, grace).await)
-    }
-
-    async fn sweep(&self, known: &[String]) -> Result<Vec<String>, RuntimeError> {
-        delegate!(self, r => r.sweep(known).await)
-    }
-
-    async fn find(&self, spec: &InstanceSpec) -> Option<Started> {
-        delegate!(self, r => r.find(spec).await)
-    }
-
-    async fn exec(
-        &self,
-        handle: &Handle,
-        spec: &InstanceSpec,
-        argv: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutcome, RuntimeError> {
-        delegate!(self, r => r.exec(handle, spec, argv, timeout).await)
-    }
-
-    async fn logs(
-        &self,
-        target: LogTarget<'_>,
-        tail: usize,
-        follow: bool,
-    ) -> Result<Logs, RuntimeError> {
-        delegate!(self, r => r.logs(target, tail, follow).await)
-    }
+delegate_runtime! {
+    fn name(&self) -> &'static str;
+    fn check(&self, service: &Service) -> Result<(), RuntimeError>;
+    fn proxies_calls(&self) -> bool;
+    fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError>;
+    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError>;
+    async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError>;
+    async fn forget_app(&self, app: &str);
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError>;
+    async fn status(&self, handle: &Handle) -> InstanceStatus;
+    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), RuntimeError>;
+    async fn sweep(&self, known: &[String]) -> Result<Vec<String>, RuntimeError>;
+    async fn find(&self, spec: &InstanceSpec) -> Option<Started>;
+    async fn exec(&self, handle: &Handle, spec: &InstanceSpec, argv: &[String], timeout: Duration) -> Result<ExecOutcome, RuntimeError>;
+    async fn logs(&self, target: LogTarget<'_>, tail: usize, follow: bool) -> Result<Logs, RuntimeError>;
 }
 
 #[cfg(test)]

@@ -119,6 +119,15 @@ impl ServerFile {
     }
 }
 
+/// The multi-threaded async runtime a server (`up`, `serve`) runs on.
+pub fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("turnout")
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// The router as the control plane sees it.
 #[derive(Debug, Clone)]
 pub struct ProxyPlane(Publisher);

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::output::outln;
 use crate::server::{Server, ServerArgs, Signals, init_logging};
 
@@ -26,11 +24,7 @@ pub struct Args {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("turnout")
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::server::async_runtime()?;
     runtime.block_on(async {
         let mut signals = Signals::new()?;
         let mut server = Server::start(&args.server).await?;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use turnout_api_types::AppStatus;
 use turnout_engine::Controller;
 
@@ -87,11 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("turnout")
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::server::async_runtime()?;
     runtime.block_on(async move {
         let signals = Signals::new()?;
         let mut server = Server::start(&args.server).await?;
