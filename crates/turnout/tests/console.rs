@@ -81,6 +81,15 @@ impl Drop for Driver {
     }
 }
 
+/// Kills what is left of the instances logging under a data dir.
+struct Instances(PathBuf);
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        support::kill_all(&support::processes_logging_to(&self.0));
+    }
+}
+
 /// A browser session on a fresh profile.
 async fn open(chromium: &Path, driver: &Driver) -> Client {
     let mut caps = serde_json::Map::new();
@@ -588,18 +597,31 @@ async fn the_console_says_when_the_server_is_gone_and_recovers() {
     };
     let dir = TempDir::new("console-banner");
     let mut server = Server::start(&["serve"], dir.path(), &[]);
+    // A `serve` killed with -9 leaves its instances for the next start;
+    // should the test fail before that, they are killed here.
+    let _instances = Instances(dir.path().to_path_buf());
     let admin = server.admin.to_string();
+    let mut deploy: Value = serde_json::from_str(&support::template_body("app.yaml", &[])).unwrap();
+    deploy["name"] = json!(APP);
+    let r = server.api("POST", "/v1/apps", Some(&deploy.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
     let driver = Driver::start(&driver_path);
     let c = open(&chromium, &driver).await;
     log_in(&c, &server, &server.token).await;
     wait_js(
         &c,
-        "logged in",
-        "return !document.querySelector('#console').hidden",
+        "the app's services are shown",
+        "return document.querySelectorAll('#services .card').length === 2",
     )
     .await;
     let banner_hidden = "return document.querySelector('#banner').hidden";
     assert_eq!(c.execute(banner_hidden, vec![]).await.unwrap(), json!(true));
+    let applies_enabled = "return [...document.querySelectorAll('[data-do=apply]')] \
+                             .map(b => !b.disabled)";
+    assert_eq!(
+        c.execute(applies_enabled, vec![]).await.unwrap(),
+        json!([true, true])
+    );
 
     server.kill9();
     let banner = wait_js(
@@ -621,6 +643,19 @@ async fn the_console_says_when_the_server_is_gone_and_recovers() {
             .unwrap(),
         json!("offline")
     );
+    // The last state read stays on the page, its actions off.
+    let cards = c
+        .execute(
+            "return document.querySelectorAll('#services .card').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cards, json!(2));
+    assert_eq!(
+        c.execute(applies_enabled, vec![]).await.unwrap(),
+        json!([false, false])
+    );
     screenshot(&c, "09-server-gone").await;
 
     // The same server comes back on the same address: the banner goes.
@@ -632,5 +667,13 @@ async fn the_console_says_when_the_server_is_gone_and_recovers() {
            && document.body.dataset.connection === 'online'",
     )
     .await;
+    wait_js(
+        &c,
+        "the actions are on again",
+        "const b = [...document.querySelectorAll('[data-do=apply]')]; \
+         return b.length === 2 && b.every(x => !x.disabled)",
+    )
+    .await;
+    screenshot(&c, "10-server-back").await;
     c.close().await.unwrap();
 }
