@@ -215,7 +215,7 @@ async function login(token) {
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     $('#login-error').textContent =
-      e.status === 401 ? `Refused: ${e.message}. ${e.hint}` : `Cannot log in: ${e.message}`;
+      e.status === 401 ? `Refused: ${e.message}. ${sentence(e.hint)}.` : `Cannot log in: ${e.message}`;
     $('#token').focus();
   } finally {
     loggingIn = false;
@@ -628,6 +628,11 @@ function say(target, text, error = false) {
 
 function failure(e) {
   return e.hint ? `${e.message} (${e.hint})` : e.message;
+}
+
+// The API's messages are lowercase clauses; a sentence starts upper case.
+function sentence(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : '';
 }
 
 async function releaseAction(label, path) {
