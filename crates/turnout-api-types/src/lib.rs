@@ -10,15 +10,18 @@
 
 mod error;
 mod history;
+mod metrics;
 mod report;
 mod request;
 mod status;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use history::{EventList, EventRecord, ReleaseList, ReleaseRecord, SavedWeight};
+pub use metrics::{MetricsSample, RouteServiceMetrics, ServiceMetrics, WindowFigures};
 pub use report::{ConversionComparison, LatencyComparison, ReleaseReport, VariantReport};
 pub use request::{
     APP_NAME_RULE, ConfirmRequest, DeployRequest, EmptyRequest, EventQuery, LogQuery,
+    METRICS_DEFAULT_INTERVAL_MS, METRICS_MAX_INTERVAL_MS, METRICS_MIN_INTERVAL_MS, MetricsQuery,
     ReleaseRequest, WeightsRequest, valid_app_name,
 };
 pub use status::{

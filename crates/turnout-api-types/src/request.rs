@@ -153,3 +153,20 @@ pub struct EventQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }
+
+/// The query of `GET /v1/apps/{app}/metrics/stream`: how often a reading
+/// is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    /// Milliseconds between readings, 100..=60000 (1000 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+}
+
+/// The fewest milliseconds between two readings of the metrics stream.
+pub const METRICS_MIN_INTERVAL_MS: u64 = 100;
+/// The most milliseconds between two readings of the metrics stream.
+pub const METRICS_MAX_INTERVAL_MS: u64 = 60_000;
+/// The interval of the metrics stream when the query names none.
+pub const METRICS_DEFAULT_INTERVAL_MS: u64 = 1_000;

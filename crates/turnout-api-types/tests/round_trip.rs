@@ -260,3 +260,44 @@ fn a_weight_above_100_does_not_read() {
     let route: RouteStatus = serde_json::from_str(&text).unwrap();
     assert_eq!(route.weights["a"], Weight::MAX);
 }
+
+#[test]
+fn a_metrics_sample_round_trips_flat() {
+    use turnout_api_types::{MetricsSample, RouteServiceMetrics, ServiceMetrics, WindowFigures};
+    let figures = WindowFigures {
+        requests: 40,
+        requests_per_second: 40.0,
+        errors: 2,
+        error_rate: Some(0.05),
+        p99_ms: Some(3.5),
+        total_requests: 400,
+    };
+    let sample = MetricsSample {
+        app: "hello".into(),
+        at: 1_700_000_000_000,
+        interval_ms: 1000,
+        services: vec![ServiceMetrics {
+            service: "serviceB-v1".into(),
+            figures,
+        }],
+        routes: vec![RouteServiceMetrics {
+            route: "serviceb.localhost".into(),
+            service: "serviceB-v1".into(),
+            figures: WindowFigures::default(),
+        }],
+    };
+    round_trip(&sample);
+    // The figures are written beside the names, as the console reads them.
+    let json = serde_json::to_value(&sample).unwrap();
+    assert_eq!(json["services"][0]["requests_per_second"], 40.0);
+    assert_eq!(json["services"][0]["service"], "serviceB-v1");
+    assert_eq!(json["routes"][0]["error_rate"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_metrics_query_refuses_unknown_fields() {
+    use turnout_api_types::MetricsQuery;
+    assert!(serde_json::from_str::<MetricsQuery>(r#"{"interval":5}"#).is_err());
+    let q: MetricsQuery = serde_json::from_str(r#"{"interval_ms":250}"#).unwrap();
+    assert_eq!(q.interval_ms, Some(250));
+}

@@ -2,9 +2,11 @@
 //! logs and events under `/v1`, behind a bearer token; `/healthz` and
 //! `/metrics` open.
 
+mod console;
 mod error;
 mod handlers;
 mod http;
+mod metrics_stream;
 mod openapi;
 mod token;
 
@@ -72,6 +74,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/apps/{app}/services"),
     ("GET", "/v1/apps/{app}/services/{service}/logs"),
     ("GET", "/v1/apps/{app}/instances/{id}/logs"),
+    ("GET", "/v1/apps/{app}/metrics/stream"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/stream"),
     ("GET", "/v1/openapi.json"),
@@ -128,6 +131,10 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
             "/apps/{app}/instances/{id}/logs",
             get(handlers::instance_logs::<R, D>),
         )
+        .route(
+            "/apps/{app}/metrics/stream",
+            get(metrics_stream::stream::<R, D>),
+        )
         .route("/events", get(handlers::events::<R, D>))
         .route("/events/stream", get(handlers::event_stream::<R, D>))
         .route("/openapi.json", get(openapi::document))
@@ -138,6 +145,9 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
         ));
     let api = Router::new()
         .nest("/v1", v1)
+        .route("/", get(console::index))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text::<R, D>))
         .fallback(not_found)
@@ -309,6 +319,44 @@ mod tests {
         }
         let (status, text) = call(addr, "GET", "/v1/no-such-path").await;
         assert_eq!(status, 404, "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_console_is_served_without_a_token_with_its_types() {
+        let addr = start().await;
+        for (path, content_type) in console::ASSETS {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut raw = String::new();
+            stream.read_to_string(&mut raw).await.unwrap();
+            let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+            assert!(
+                head.contains(&format!("content-type: {content_type}")),
+                "{path}: {head}"
+            );
+            assert!(
+                head.contains("content-security-policy: default-src 'none'"),
+                "{head}"
+            );
+        }
+        let (status, _) = call(addr, "POST", "/").await;
+        assert_eq!(status, 405);
+    }
+
+    #[tokio::test]
+    async fn the_metrics_stream_refuses_a_bad_interval_and_an_unknown_app() {
+        let addr = start().await;
+        let (status, text) = call(addr, "GET", "/v1/apps/x/metrics/stream?interval_ms=5").await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("interval_ms 5 is out of range"), "{text}");
+        let (status, text) = call(addr, "GET", "/v1/apps/x/metrics/stream?every=1").await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("every"), "{text}");
+        let (status, text) = call(addr, "GET", "/v1/apps/x/metrics/stream").await;
+        assert_eq!(status, 404, "{text}");
+        assert!(text.contains("not_found"), "{text}");
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ struct Op {
     errors: &'static [&'static str],
     /// Query parameters: (name, schema).
     query: &'static [(&'static str, &'static str)],
+    /// For a server-sent event stream: the schema of each event's data.
+    events: Option<&'static str>,
 }
 
 /// Errors any request can get: 400 (a path or query that is not
@@ -40,6 +42,7 @@ const fn op(
         success,
         errors,
         query: &[],
+        events: None,
     }
 }
 
@@ -153,6 +156,17 @@ const OPERATIONS: &[Op] = &[
         ),
         &[TAIL, FOLLOW],
     ),
+    Op {
+        events: Some("MetricsSample"),
+        ..query(
+            get(
+                "/v1/apps/{app}/metrics/stream",
+                "Live per-service requests/s, error rate and p99 as server-sent events",
+                &["404"],
+            ),
+            &[("interval_ms", "interval_ms")],
+        )
+    },
     query(get("/v1/events", "Events after an id", &[]), EVENTS),
     query(
         get("/v1/events/stream", "Events as server-sent events", &[]),
@@ -252,6 +266,41 @@ fn schemas() -> Value {
                     an integral number such as 100.0 is an integer",
                 "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100}}}
         },
+        "MetricsSample": {
+            "type": "object", "required": ["app", "at", "interval_ms", "services", "routes"],
+            "description": "what the router counted between two readings of the metrics stream",
+            "properties": {
+                "app": {"type": "string"},
+                "at": {"type": "integer", "format": "int64", "description": "unix milliseconds"},
+                "interval_ms": {"type": "integer", "minimum": 0, "description": "the window's length"},
+                "services": {"type": "array", "description": "per service, summed over its routes",
+                             "items": {"$ref": "#/components/schemas/ServiceMetrics"}},
+                "routes": {"type": "array", "description": "per route and service: the split",
+                           "items": {"$ref": "#/components/schemas/RouteServiceMetrics"}}
+            }
+        },
+        "ServiceMetrics": {
+            "type": "object", "required": ["service"],
+            "allOf": [{"$ref": "#/components/schemas/WindowFigures"}],
+            "properties": {"service": {"type": "string"}}
+        },
+        "RouteServiceMetrics": {
+            "type": "object", "required": ["route", "service"],
+            "allOf": [{"$ref": "#/components/schemas/WindowFigures"}],
+            "properties": {"route": {"type": "string"}, "service": {"type": "string"}}
+        },
+        "WindowFigures": {
+            "type": "object",
+            "required": ["requests", "requests_per_second", "errors", "error_rate", "p99_ms", "total_requests"],
+            "properties": {
+                "requests": {"type": "integer", "minimum": 0, "description": "answered in the window, preview requests not counted"},
+                "requests_per_second": {"type": "number", "minimum": 0},
+                "errors": {"type": "integer", "minimum": 0, "description": "5xx answers in the window"},
+                "error_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "null without requests"},
+                "p99_ms": {"type": ["number", "null"], "minimum": 0, "description": "from the router's histogram; null without requests"},
+                "total_requests": {"type": "integer", "minimum": 0, "description": "since the service joined the route(s)"}
+            }
+        },
         "Error": {
             "type": "object", "required": ["error"], "additionalProperties": false,
             "properties": {"error": {
@@ -281,6 +330,10 @@ fn query_schema(name: &str) -> Value {
                           "description": "only events with a larger id"}),
         "limit" => json!({"type": "integer", "minimum": 0, "maximum": 10000, "default": 100,
                           "description": "at most this many (larger values count as 10000)"}),
+        "interval_ms" => {
+            json!({"type": "integer", "minimum": 100, "maximum": 60000, "default": 1000,
+                                "description": "milliseconds between readings"})
+        }
         _ => json!({"type": "string"}),
     }
 }
@@ -328,7 +381,19 @@ pub(crate) fn build() -> Value {
     let mut paths = serde_json::Map::new();
     for op in OPERATIONS {
         let mut responses = serde_json::Map::new();
-        responses.insert(op.success.into(), json!({"description": "success"}));
+        let success = match op.events {
+            None => json!({"description": "success"}),
+            Some(schema) => json!({
+                "description": "server-sent events, one `metrics` event per reading (its data \
+                    the JSON of the schema named by x-event-data); `gone` when the app is \
+                    deleted, and the stream ends",
+                "content": {"text/event-stream": {
+                    "schema": {"type": "string"},
+                    "x-event-data": {"$ref": format!("#/components/schemas/{schema}")}
+                }}
+            }),
+        };
+        responses.insert(op.success.into(), success);
         for status in errors(op) {
             responses.insert(
                 status.into(),
@@ -466,6 +531,74 @@ mod tests {
                     .collect();
                 assert_eq!(declared, in_path, "{what}");
             }
+        }
+    }
+
+    #[test]
+    fn the_metrics_stream_names_its_event_schema_and_it_lists_every_field() {
+        use turnout_api_types::{
+            MetricsSample, RouteServiceMetrics, ServiceMetrics, WindowFigures,
+        };
+        let doc = build();
+        let op = &doc["paths"]["/v1/apps/{app}/metrics/stream"]["get"];
+        let content = &op["responses"]["200"]["content"]["text/event-stream"];
+        assert_eq!(
+            content["x-event-data"]["$ref"],
+            "#/components/schemas/MetricsSample"
+        );
+        let interval = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "interval_ms")
+            .expect("interval_ms is documented");
+        assert_eq!(interval["schema"]["minimum"], 100);
+        let s = schemas();
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let figures = WindowFigures::default();
+        let sample = MetricsSample {
+            app: "a".into(),
+            at: 0,
+            interval_ms: 0,
+            services: vec![ServiceMetrics {
+                service: "s".into(),
+                figures,
+            }],
+            routes: vec![RouteServiceMetrics {
+                route: "r".into(),
+                service: "s".into(),
+                figures,
+            }],
+        };
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(keys(&json), keys(&s["MetricsSample"]["properties"]));
+        assert_eq!(keys(&json), {
+            let mut r: Vec<String> = s["MetricsSample"]["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            r.sort();
+            r
+        });
+        let mut route_fields = keys(&s["WindowFigures"]["properties"]);
+        route_fields.extend(keys(&s["RouteServiceMetrics"]["properties"]));
+        route_fields.sort();
+        assert_eq!(keys(&json["routes"][0]), route_fields);
+        let mut service_fields = keys(&s["WindowFigures"]["properties"]);
+        service_fields.extend(keys(&s["ServiceMetrics"]["properties"]));
+        service_fields.sort();
+        assert_eq!(keys(&json["services"][0]), service_fields);
+        // Every $ref of the document names a schema it has.
+        let text = serde_json::to_string(&doc).unwrap();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(s.get(name).is_some(), "no schema {name}");
         }
     }
 

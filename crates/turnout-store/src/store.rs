@@ -870,8 +870,12 @@ mod tests {
                 .unwrap();
         }
         let all = store.events(None, 0, 100).unwrap();
-        let messages =
-            |events: &[EventRecord]| events.iter().map(|e| e.event.message.clone()).collect::<Vec<_>>();
+        let messages = |events: &[EventRecord]| {
+            events
+                .iter()
+                .map(|e| e.event.message.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(messages(&all), ["e0", "e1", "e2", "e3", "e4"]);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id));
         assert_eq!(

@@ -60,11 +60,22 @@ impl Server {
     /// Starts `turnout <args> --data-dir D --listen 127.0.0.1:0 ...` and
     /// waits for its listening line.
     pub fn start(args: &[&str], data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        Server::start_on(args, data_dir, extra_env, "127.0.0.1:0")
+    }
+
+    /// [`Server::start`] with the admin address given (a restarted server
+    /// that its clients find where they left it).
+    pub fn start_on(
+        args: &[&str],
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        admin: &str,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnout"));
         cmd.args(args)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin", admin])
             .args(["--internal-listen", "127.0.0.1:0"])
             .current_dir(root())
             .env("RUST_LOG", "warn")
@@ -262,8 +273,10 @@ pub fn processes_logging_to(dir: &Path) -> Vec<u32> {
 /// that left instances on purpose).
 pub fn kill_all(pids: &[u32]) {
     for pid in pids {
+        // `--` first: procps' kill reads `kill -KILL -<pgid>` as
+        // kill(-1, SIGKILL), every process the caller may signal.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
+            .args(["-KILL", "--", &format!("-{pid}")])
             .status();
         signal(*pid, "KILL");
     }

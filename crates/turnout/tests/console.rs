@@ -1,0 +1,693 @@
+//! The web console (DESIGN §9) in a real browser: headless Chromium driven
+//! over WebDriver (chromedriver, fantoccini) against the real binary on
+//! ephemeral ports. Screenshots of the main views go to
+//! `target/console-screenshots/`. Without Debian's `chromium` and
+//! `chromium-driver` (`.ci/run` installs them) each test prints a skip.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use support::{Server, TempDir};
+
+const APP: &str = "hello";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Where Debian puts the browser and its driver.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .or_else(|| {
+                let path = std::env::var_os("PATH")?;
+                std::env::split_paths(&path)
+                    .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+                    .find(|p| p.exists())
+            })
+    };
+    let chromium = find(&["/usr/bin/chromium", "chromium", "chromium-browser"])?;
+    let driver = find(&["/usr/bin/chromedriver", "chromedriver"])?;
+    Some((chromium, driver))
+}
+
+/// chromedriver in its own process group, killed with every browser it
+/// started when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start(path: &Path) -> Driver {
+        use std::os::unix::process::CommandExt;
+        // A free port for the driver (it cannot report one it chose).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        support::kill_all(&[self.child.id()]);
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills what is left of the instances logging under a data dir.
+struct Instances(PathBuf);
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        support::kill_all(&support::processes_logging_to(&self.0));
+    }
+}
+
+/// A browser session on a fresh profile.
+async fn open(chromium: &Path, driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            // As root Chromium runs only without its sandbox.
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1700",
+                     "--no-first-run", "--no-default-browser-check"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    tokio::time::timeout(
+        WAIT,
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port)),
+    )
+    .await
+    .expect("a browser session within 30 s")
+    .expect("a browser session")
+}
+
+/// Where the screenshots go: `target/console-screenshots/`.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::root().join("target"));
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Runs `script` (a function body returning a value) until it returns
+/// something truthy, and returns that; fails after `WAIT` with `what`
+/// and the last value.
+async fn wait_js(c: &Client, what: &str, script: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = c.execute(script, vec![]).await.unwrap();
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::String(s) => !s.is_empty(),
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            _ => true,
+        };
+        if truthy {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {what} (last: {v})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn css(c: &Client, selector: &str) -> fantoccini::elements::Element {
+    c.find(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+}
+
+async fn log_in(c: &Client, server: &Server, token: &str) {
+    c.goto(&format!("http://{}/", server.admin)).await.unwrap();
+    let field = css(c, "#token").await;
+    field.clear().await.unwrap();
+    field.send_keys(token).await.unwrap();
+    field.send_keys(&Key::Enter.to_string()).await.unwrap();
+}
+
+/// Accepts the open confirmation dialog after checking that its accept
+/// button names `action`.
+async fn accept(c: &Client, action: &str) {
+    wait_js(
+        c,
+        "the dialog opens",
+        "return document.querySelector('#ask').open",
+    )
+    .await;
+    let ok = css(c, "#ask-ok").await;
+    assert_eq!(ok.text().await.unwrap(), action);
+    ok.click().await.unwrap();
+    wait_js(
+        c,
+        "the dialog closes",
+        "return !document.querySelector('#ask').open",
+    )
+    .await;
+}
+
+fn state_is(state: &str) -> String {
+    format!(
+        "return document.querySelector('[data-fact=state]')?.textContent === '{state}' \
+         && document.querySelector('#release-facts').textContent"
+    )
+}
+
+/// Requests to serviceb from another thread until stopped, at most
+/// 20,000 or for 120 s: the router counts them, the console shows them.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(public: SocketAddr) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (s, n) = (Arc::clone(&stop), Arc::clone(&sent));
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if n.fetch_add(1, Ordering::Relaxed) >= 20_000 {
+                    break;
+                }
+                let r =
+                    support::request(public, "GET", "/", &[("Host", "serviceb.localhost")], None);
+                assert_eq!(r.status, 200, "{r:?}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Traffic {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let result = t.join();
+            if !std::thread::panicking() {
+                result.expect("every request got 200");
+            }
+        }
+    }
+}
+
+/// The live share a route's row shows for `service`, once the router has
+/// counted requests for the route.
+fn live_share(route: &str, service: &str) -> String {
+    format!(
+        "const row = document.querySelector('form[data-route=\"{route}\"] tr[data-service=\"{service}\"]'); \
+         const v = row && row.querySelector('[data-m=share]').dataset.value; \
+         return v === undefined || v === '' ? null : Number(v);"
+    )
+}
+
+async fn set_weight(c: &Client, route: &str, service: &str, weight: u8) {
+    let input = css(
+        c,
+        &format!("form[data-route=\"{route}\"] input[data-service=\"{service}\"]"),
+    )
+    .await;
+    input.clear().await.unwrap();
+    input.send_keys(&weight.to_string()).await.unwrap();
+}
+
+fn weights(server: &Server) -> Value {
+    let s = server.status(APP);
+    s["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "serviceb.localhost")
+        .unwrap()["weights"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_release_seen_and_steered_from_the_console() {
+    let Some((chromium, driver_path)) = browser() else {
+        eprintln!(
+            "skipping the console browser test: no chromium and chromedriver \
+             (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        return;
+    };
+    let dir = TempDir::new("console");
+    let server = Server::start(&["up", "examples/hello/app.yaml"], dir.path(), &[]);
+    server.wait_line("app hello is up", WAIT);
+    let driver = Driver::start(&driver_path);
+    let c = open(&chromium, &driver).await;
+
+    // The login form: one password field labelled "API token".
+    c.goto(&format!("http://{}/", server.admin)).await.unwrap();
+    let label = css(&c, "label[for=token]").await;
+    assert_eq!(label.text().await.unwrap(), "API token");
+    assert_eq!(
+        css(&c, "#token")
+            .await
+            .attr("type")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("password")
+    );
+    screenshot(&c, "01-login").await;
+    // The first paint, for the issue's target (under 300 ms on loopback);
+    // printed, not asserted: a loaded CI machine is no benchmark.
+    let paint = c
+        .execute(
+            "const p = performance.getEntriesByName('first-contentful-paint')[0]; \
+             return p ? p.startTime : null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!("console: first contentful paint at {paint} ms after navigation starts");
+
+    // A wrong token is refused, and nothing is kept.
+    log_in(&c, &server, "not-the-token").await;
+    let refused = wait_js(
+        &c,
+        "the wrong token is refused",
+        "return document.querySelector('#login-error').textContent",
+    )
+    .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .contains("Refused: wrong bearer token. Use the token in"),
+        "{refused}"
+    );
+    let kept = c
+        .execute(
+            "return [sessionStorage.getItem('turnout.token'), \
+             document.querySelector('#console').hidden]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!([null, true]));
+    assert!(!css(&c, "#console").await.is_displayed().await.unwrap());
+    assert!(!css(&c, "#confirm").await.is_displayed().await.unwrap());
+    screenshot(&c, "02-wrong-token").await;
+
+    // The right one shows the app, and the token stays out of the URL.
+    log_in(&c, &server, &server.token).await;
+    wait_js(
+        &c,
+        "the app's services are shown",
+        "return document.querySelectorAll('#services .card').length === 2",
+    )
+    .await;
+    assert!(
+        !c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(&server.token)
+    );
+    let stored = c
+        .execute("return sessionStorage.getItem('turnout.token')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stored, json!(server.token));
+    let apps = css(&c, "#apps").await.text().await.unwrap();
+    assert!(
+        apps.contains(APP) && apps.contains("no release yet"),
+        "{apps}"
+    );
+    // Every control has a name a screen reader reads, and is reachable
+    // by keyboard (a native control, not taken out of the tab order).
+    let unlabelled = c
+        .execute(
+            "return [...document.querySelectorAll('input, select, textarea, button')] \
+               .filter(e => !e.closest('[hidden]') && !e.closest('dialog')) \
+               .filter(e => e.tabIndex < 0 || !((e.labels && e.labels.length) \
+                  || e.getAttribute('aria-label') || e.textContent.trim())) \
+               .map(e => e.outerHTML)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "controls without a name");
+    screenshot(&c, "03-app").await;
+
+    // Start a blue-green release from the form: paste the template.
+    css(&c, "#release-new summary").await.click().await.unwrap();
+    let template =
+        std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
+            .unwrap();
+    css(&c, "#release-template")
+        .await
+        .send_keys(&template)
+        .await
+        .unwrap();
+    css(&c, "#release-start").await.click().await.unwrap();
+    accept(&c, "Start release").await;
+    wait_js(
+        &c,
+        "the release waits for confirmation",
+        &state_is("pending-confirmation"),
+    )
+    .await;
+    // The three roles, each in colour and in words.
+    let roles = wait_js(
+        &c,
+        "three roles",
+        "const cards = [...document.querySelectorAll('#services .card')]; \
+         return cards.length === 3 && cards.map(c => [c.dataset.service, c.className, \
+           c.querySelector('[data-role-label]').textContent]);",
+    )
+    .await;
+    assert_eq!(
+        roles,
+        json!([
+            ["serviceA-v1", "card role-unchanged", "unchanged (yellow)"],
+            ["serviceB-v1", "card role-old", "old (blue)"],
+            ["serviceB-v2", "card role-new", "new (green)"],
+        ])
+    );
+    let health = css(
+        &c,
+        "#services .card[data-service=serviceB-v2] [data-health]",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(health, "2 of 2 instances ready");
+    // Switch is offered on the two-service route only.
+    let switches = c
+        .execute(
+            "return [...document.querySelectorAll('form[data-route]')].map(f => \
+               [f.dataset.route, !!f.querySelector('[data-do=switch]')])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        switches,
+        json!([["servicea.local", false], ["serviceb.localhost", true]])
+    );
+    screenshot(&c, "04-release-pending").await;
+
+    // Weights: one Apply sends both, and the live split follows.
+    let traffic = Traffic::start(server.public);
+    let before = wait_js(
+        &c,
+        "serviceB-v1 takes all the live traffic at 100/0",
+        &live_share("serviceb.localhost", "serviceB-v1"),
+    )
+    .await;
+    assert_eq!(before, json!(100), "v1 at weight 100, v2 at 0");
+    set_weight(&c, "serviceb.localhost", "serviceB-v1", 50).await;
+    set_weight(&c, "serviceb.localhost", "serviceB-v2", 50).await;
+    css(
+        &c,
+        "form[data-route=\"serviceb.localhost\"] [data-do=apply]",
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_js(
+        &c,
+        "the apply is acknowledged",
+        "return document.querySelector('form[data-route=\"serviceb.localhost\"] \
+           [data-m=route-msg]').textContent.startsWith('Applied')",
+    )
+    .await;
+    assert_eq!(
+        weights(&server),
+        json!({"serviceB-v1": 50, "serviceB-v2": 50})
+    );
+    // The share of one window of requests, counted at the router: half
+    // each, give or take.
+    wait_js(
+        &c,
+        "the live split is about 50/50",
+        &format!(
+            "const a = (() => {{ {} }})(); const b = (() => {{ {} }})(); \
+             return a !== null && b !== null && a > 20 && b > 20 && [a, b];",
+            live_share("serviceb.localhost", "serviceB-v1"),
+            live_share("serviceb.localhost", "serviceB-v2")
+        ),
+    )
+    .await;
+    let rps = c
+        .execute(
+            "return Number(document.querySelector('.card[data-service=serviceB-v2] \
+               [data-m=rps]').dataset.value)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(rps.as_f64().unwrap() > 0.0, "serviceB-v2 serves: {rps}");
+    screenshot(&c, "05-weights-50-50").await;
+
+    // All to v2, applied from the keyboard (Enter in the form).
+    set_weight(&c, "serviceb.localhost", "serviceB-v1", 0).await;
+    let v2 = css(
+        &c,
+        "form[data-route=\"serviceb.localhost\"] input[data-service=\"serviceB-v2\"]",
+    )
+    .await;
+    v2.clear().await.unwrap();
+    v2.send_keys(&format!("100{}", Key::Enter)).await.unwrap();
+    wait_js(
+        &c,
+        "serviceB-v2 takes all the live traffic",
+        &format!(
+            "const v = (() => {{ {} }})(); return v === 100;",
+            live_share("serviceb.localhost", "serviceB-v2")
+        ),
+    )
+    .await;
+    assert_eq!(
+        weights(&server),
+        json!({"serviceB-v1": 0, "serviceB-v2": 100})
+    );
+    screenshot(&c, "06-weights-0-100").await;
+    let sent = traffic.sent.load(Ordering::Relaxed);
+    drop(traffic);
+    assert!(sent > 0);
+
+    // Confirm, behind its dialog.
+    css(&c, "#confirm").await.click().await.unwrap();
+    accept(&c, "Confirm").await;
+    wait_js(&c, "the release is confirmed", &state_is("confirmed")).await;
+    wait_js(
+        &c,
+        "serviceB-v1 is gone",
+        "return [...document.querySelectorAll('#services .card')].map(c => c.dataset.service) \
+           .join() === 'serviceA-v1,serviceB-v2'",
+    )
+    .await;
+    let history = wait_js(
+        &c,
+        "the history lists the release",
+        "return document.querySelector('#history tr[data-release=\"1\"] [data-state]')?.textContent",
+    )
+    .await;
+    assert_eq!(history, json!("confirmed"));
+    screenshot(&c, "07-confirmed").await;
+    assert_eq!(
+        server.get("serviceb.localhost").body,
+        "Welcome to the world!"
+    );
+
+    // The rollback path: a backend release, a Roll back cancelled (nothing
+    // changes), then accepted.
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&support::template_body("app-backend-v2.yaml", &[])),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_js(
+        &c,
+        "the backend release waits for confirmation",
+        &state_is("pending-confirmation"),
+    )
+    .await;
+    wait_js(
+        &c,
+        "serviceA-v2 is shown as new",
+        "return document.querySelector('.card[data-service=serviceA-v2]')?.dataset.role === 'new'",
+    )
+    .await;
+    css(&c, "#rollback").await.click().await.unwrap();
+    wait_js(
+        &c,
+        "the dialog opens",
+        "return document.querySelector('#ask').open",
+    )
+    .await;
+    css(&c, "#ask-cancel").await.click().await.unwrap();
+    assert_eq!(
+        server.status(APP)["release"]["state"],
+        "pending-confirmation"
+    );
+    css(&c, "#rollback").await.click().await.unwrap();
+    accept(&c, "Roll back").await;
+    wait_js(&c, "the release is rolled back", &state_is("rolled-back")).await;
+    wait_js(
+        &c,
+        "serviceA-v2 is gone",
+        "return !document.querySelector('.card[data-service=serviceA-v2]')",
+    )
+    .await;
+    assert_eq!(server.status(APP)["release"]["state"], "rolled-back");
+
+    // An instance's log tail.
+    css(&c, "#log-show").await.click().await.unwrap();
+    wait_js(
+        &c,
+        "a log is shown",
+        "return document.querySelector('#log').textContent.length > 0",
+    )
+    .await;
+    screenshot(&c, "08-rolled-back").await;
+
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_says_when_the_server_is_gone_and_recovers() {
+    let Some((chromium, driver_path)) = browser() else {
+        eprintln!(
+            "skipping the console browser test: no chromium and chromedriver \
+             (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        return;
+    };
+    let dir = TempDir::new("console-banner");
+    let mut server = Server::start(&["serve"], dir.path(), &[]);
+    // A `serve` killed with -9 leaves its instances for the next start;
+    // should the test fail before that, they are killed here.
+    let _instances = Instances(dir.path().to_path_buf());
+    let admin = server.admin.to_string();
+    let mut deploy: Value = serde_json::from_str(&support::template_body("app.yaml", &[])).unwrap();
+    deploy["name"] = json!(APP);
+    let r = server.api("POST", "/v1/apps", Some(&deploy.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let driver = Driver::start(&driver_path);
+    let c = open(&chromium, &driver).await;
+    log_in(&c, &server, &server.token).await;
+    wait_js(
+        &c,
+        "the app's services are shown",
+        "return document.querySelectorAll('#services .card').length === 2",
+    )
+    .await;
+    let banner_hidden = "return document.querySelector('#banner').hidden";
+    assert_eq!(c.execute(banner_hidden, vec![]).await.unwrap(), json!(true));
+    let applies_enabled = "return [...document.querySelectorAll('[data-do=apply]')] \
+                             .map(b => !b.disabled)";
+    assert_eq!(
+        c.execute(applies_enabled, vec![]).await.unwrap(),
+        json!([true, true])
+    );
+
+    server.kill9();
+    let banner = wait_js(
+        &c,
+        "the banner says the server cannot be reached",
+        "const b = document.querySelector('#banner'); return !b.hidden && b.textContent",
+    )
+    .await;
+    assert!(
+        banner
+            .as_str()
+            .unwrap()
+            .contains(&format!("Cannot reach the turnout server at {admin}")),
+        "{banner}"
+    );
+    assert_eq!(
+        c.execute("return document.body.dataset.connection", vec![])
+            .await
+            .unwrap(),
+        json!("offline")
+    );
+    // The last state read stays on the page, its actions off.
+    let cards = c
+        .execute(
+            "return document.querySelectorAll('#services .card').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cards, json!(2));
+    assert_eq!(
+        c.execute(applies_enabled, vec![]).await.unwrap(),
+        json!([false, false])
+    );
+    screenshot(&c, "09-server-gone").await;
+
+    // The same server comes back on the same address: the banner goes.
+    let _again = Server::start_on(&["serve"], dir.path(), &[], &admin);
+    wait_js(
+        &c,
+        "the banner goes when the server is back",
+        "return document.querySelector('#banner').hidden \
+           && document.body.dataset.connection === 'online'",
+    )
+    .await;
+    wait_js(
+        &c,
+        "the actions are on again",
+        "const b = [...document.querySelectorAll('[data-do=apply]')]; \
+         return b.length === 2 && b.every(x => !x.disabled)",
+    )
+    .await;
+    screenshot(&c, "10-server-back").await;
+    c.close().await.unwrap();
+}
