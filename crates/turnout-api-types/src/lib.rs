@@ -20,11 +20,11 @@ pub use history::{EventList, EventRecord, ReleaseList, ReleaseRecord, SavedWeigh
 pub use metrics::{MetricsSample, RouteServiceMetrics, ServiceMetrics, WindowFigures};
 pub use report::{ConversionComparison, LatencyComparison, ReleaseReport, VariantReport};
 pub use request::{
-    APP_NAME_RULE, ConfirmRequest, DeployRequest, EmptyRequest, EventQuery, LogQuery,
+    APP_NAME_RULE, AbortRequest, ConfirmRequest, DeployRequest, EmptyRequest, EventQuery, LogQuery,
     METRICS_DEFAULT_INTERVAL_MS, METRICS_MAX_INTERVAL_MS, METRICS_MIN_INTERVAL_MS, MetricsQuery,
-    ReleaseRequest, WeightsRequest, valid_app_name,
+    PromoteRequest, ReleaseRequest, WeightsRequest, valid_app_name,
 };
 pub use status::{
     AnalysisEntry, AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus,
-    ServiceList, ServiceStatus, VersionFigures,
+    ServiceList, ServiceStatus, StepStatus, VersionFigures,
 };

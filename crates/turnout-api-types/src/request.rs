@@ -84,6 +84,25 @@ pub struct ReleaseRequest {
     pub base_dir: Option<String>,
 }
 
+/// `POST /v1/apps/{app}/promote`: a progressive release's next step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// Straight to 100 %, skipping the remaining steps.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// `POST /v1/apps/{app}/abort`: roll the release back, saying why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortRequest {
+    /// Who or why, recorded as the release's reason `aborted: <reason>`
+    /// (`by the operator` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// `POST /v1/apps/{app}/confirm`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

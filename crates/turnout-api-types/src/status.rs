@@ -45,6 +45,25 @@ pub struct ReleaseStatus {
     /// traffic (DESIGN §8). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_token: Option<String>,
+    /// A progressive release's step (DESIGN §8), once its first step
+    /// started; it stays until the next release starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepStatus>,
+    /// Why a `paused` release is paused: `manual`, `inconclusive` or
+    /// `until-promoted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<String>,
+}
+
+/// A progressive release's step in a status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStatus {
+    /// The step, from 0.
+    pub index: u32,
+    /// How many steps the plan has.
+    pub count: u32,
+    /// The new version's share at this step, in percent.
+    pub share: u8,
 }
 
 /// A service in a status.

@@ -24,6 +24,12 @@ fn status() -> AppStatus {
         app: "hello".into(),
         template_version: 2,
         release: Some(ReleaseStatus {
+            step: Some(turnout_api_types::StepStatus {
+                index: 1,
+                count: 3,
+                share: 50,
+            }),
+            paused: None,
             id: 2,
             strategy: "blue-green".into(),
             state: "pending-confirmation".into(),

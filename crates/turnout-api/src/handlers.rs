@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use tokio_stream::StreamExt;
 use turnout_api_types::{
-    AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventQuery, EventRecord,
-    LogQuery, ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, SavedWeight, ServiceList,
-    WeightsRequest,
+    AbortRequest, AppList, ConfirmRequest, DeployRequest, EmptyRequest, EventList, EventQuery,
+    EventRecord, LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseRequest, RouteList,
+    SavedWeight, ServiceList, WeightsRequest,
 };
 use turnout_engine::{Command, ControlError, DataPlane};
 use turnout_routing::Weight;
@@ -125,7 +125,7 @@ fn release_plan(
     spans: &PlanSpans,
     strategy: Option<&str>,
     plan: Option<ReleaseBlock>,
-) -> Result<ReleasePlan> {
+) -> Result<(ReleaseBlock, ReleasePlan)> {
     let mut overrides = plan.unwrap_or_default();
     if let Some(s) = strategy {
         let s: Strategy = s.parse().map_err(|e: String| {
@@ -152,17 +152,7 @@ fn release_plan(
              the plan); nothing was changed",
         )
     })?;
-    let strategy = resolved.plan.strategy;
-    if strategy.is_progressive() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("strategy {strategy} is not released by this server yet"),
-            "release with --strategy blue-green or standard; `turnout plan FILE` shows what \
-             the progressive plan would do. Nothing was changed",
-        ));
-    }
-    Ok(resolved.plan)
+    Ok((overrides, resolved.plan))
 }
 
 pub(crate) async fn list_apps<R: Runtime + 'static, D: DataPlane>(
@@ -219,10 +209,12 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     // The app must exist before the template is worth reading.
     s.controller.status(&app).await?;
     let (t, spans) = template(&b.template, &source, &b.env_files, b.base_dir)?;
-    let plan = release_plan(&t, &spans, b.strategy.as_deref(), b.plan)?;
+    let (overrides, plan) = release_plan(&t, &spans, b.strategy.as_deref(), b.plan)?;
+    let strategy = plan.strategy;
+    let plan = strategy.is_progressive().then_some((overrides, plan));
     let status = s
         .controller
-        .release(&app, &source, t, plan.strategy)
+        .release(&app, &source, t, strategy, plan)
         .await?;
     Ok((StatusCode::CREATED, Json(status)).into_response())
 }
@@ -322,6 +314,50 @@ pub(crate) async fn rollback<R: Runtime + 'static, D: DataPlane>(
 ) -> Result<Response> {
     let status = s.controller.command(&app, Command::Rollback).await?;
     Ok(Json(status).into_response())
+}
+
+pub(crate) async fn promote<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    JsonBody(b): JsonBody<PromoteRequest>,
+) -> Result<Response> {
+    let command = Command::Promote {
+        full: b.full,
+        now_ms: turnout_store::now_millis(),
+    };
+    Ok(Json(s.controller.command(&app, command).await?).into_response())
+}
+
+pub(crate) async fn pause<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    JsonBody(_): JsonBody<EmptyRequest>,
+) -> Result<Response> {
+    Ok(Json(s.controller.command(&app, Command::Pause).await?).into_response())
+}
+
+pub(crate) async fn resume<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    JsonBody(_): JsonBody<EmptyRequest>,
+) -> Result<Response> {
+    let command = Command::Resume {
+        now_ms: turnout_store::now_millis(),
+    };
+    Ok(Json(s.controller.command(&app, command).await?).into_response())
+}
+
+pub(crate) async fn abort<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    JsonBody(b): JsonBody<AbortRequest>,
+) -> Result<Response> {
+    let reason = b
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "by the operator".into());
+    let command = Command::Abort { reason };
+    Ok(Json(s.controller.command(&app, command).await?).into_response())
 }
 
 pub(crate) async fn list_routes<R: Runtime + 'static, D: DataPlane>(

@@ -68,6 +68,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/apps/{app}/releases/{id}"),
     ("POST", "/v1/apps/{app}/confirm"),
     ("POST", "/v1/apps/{app}/rollback"),
+    ("POST", "/v1/apps/{app}/promote"),
+    ("POST", "/v1/apps/{app}/pause"),
+    ("POST", "/v1/apps/{app}/resume"),
+    ("POST", "/v1/apps/{app}/abort"),
     ("GET", "/v1/apps/{app}/routes"),
     ("PUT", "/v1/apps/{app}/routes/{route}/weights"),
     ("POST", "/v1/apps/{app}/routes/{route}/switch"),
@@ -113,6 +117,10 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
         )
         .route("/apps/{app}/confirm", post(handlers::confirm::<R, D>))
         .route("/apps/{app}/rollback", post(handlers::rollback::<R, D>))
+        .route("/apps/{app}/promote", post(handlers::promote::<R, D>))
+        .route("/apps/{app}/pause", post(handlers::pause::<R, D>))
+        .route("/apps/{app}/resume", post(handlers::resume::<R, D>))
+        .route("/apps/{app}/abort", post(handlers::abort::<R, D>))
         .route("/apps/{app}/routes", get(handlers::list_routes::<R, D>))
         .route(
             "/apps/{app}/routes/{route}/weights",

@@ -251,6 +251,16 @@ fn schemas() -> Value {
                                             "status": {"type": "string", "description": "`2xx` or one status (`201`)"}}}}}
             }
         },
+        "Promote": {
+            "type": "object", "additionalProperties": false,
+            "properties": {"full": {"type": "boolean", "default": false,
+                                    "description": "straight to 100 %, skipping the remaining steps"}}
+        },
+        "Abort": {
+            "type": "object", "additionalProperties": false,
+            "properties": {"reason": {"type": "string",
+                                      "description": "recorded as `aborted: <reason>`; `by the operator` when absent"}}
+        },
         "Confirm": {
             "type": "object", "additionalProperties": false,
             "properties": {"switch": {"type": "boolean", "default": false}}

@@ -540,6 +540,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         source_name: &str,
         template: Template,
         strategy: Strategy,
+        plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
     ) -> Result<AppStatus, ControlError> {
         // Only services that will start need to be runnable; what they
         // need is looked for without the lock (the runtime may ask an
@@ -589,6 +590,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 strategy,
                 release_id,
                 now_ms: now_millis(),
+                plan,
             },
         )?;
         check_routes_free(&state, &next)?;

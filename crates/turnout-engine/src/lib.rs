@@ -13,6 +13,7 @@ mod histogram;
 mod internal;
 mod model;
 mod plan;
+mod progressive;
 mod reconciler;
 mod routes;
 mod stats;
@@ -29,8 +30,12 @@ pub use analysis::{
 };
 pub use error::EngineError;
 pub use histogram::{Histogram, HistogramError};
-pub use model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+pub use model::{
+    App, PauseReason, Progress, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole,
+    Weights,
+};
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
+pub use progressive::{stages, weights_at};
 pub use routes::{
     CallerIds, Instances, NoInstances, caller_name, calls, internal_hosts, local_hosts, route_file,
     route_ids_of, route_specs, uses_internal_routes,

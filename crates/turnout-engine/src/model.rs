@@ -13,6 +13,11 @@ use turnout_spec::{Service, Strategy, Template};
 pub enum ReleaseState {
     /// New instances are starting.
     Deploying,
+    /// A progressive release runs a step: the new version has the step's
+    /// share, and the step's pause is running.
+    Progressing,
+    /// A progressive release holds its step (why: [`Progress::paused`]).
+    Paused,
     /// Every new instance is ready; the operator moves weights, then
     /// confirms or rolls back.
     PendingConfirmation,
@@ -32,8 +37,10 @@ impl ReleaseState {
     }
 
     /// Every state, for tests and documentation.
-    pub const ALL: [ReleaseState; 5] = [
+    pub const ALL: [ReleaseState; 7] = [
         ReleaseState::Deploying,
+        ReleaseState::Progressing,
+        ReleaseState::Paused,
         ReleaseState::PendingConfirmation,
         ReleaseState::Confirmed,
         ReleaseState::RolledBack,
@@ -45,6 +52,8 @@ impl fmt::Display for ReleaseState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ReleaseState::Deploying => "deploying",
+            ReleaseState::Progressing => "progressing",
+            ReleaseState::Paused => "paused",
             ReleaseState::PendingConfirmation => "pending-confirmation",
             ReleaseState::Confirmed => "confirmed",
             ReleaseState::RolledBack => "rolled-back",
@@ -149,6 +158,67 @@ pub struct RouteWeight {
 /// the route file: older services first (bottom of the position space).
 pub type Weights = BTreeMap<String, Vec<RouteWeight>>;
 
+/// Why a progressive release is paused (DESIGN §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PauseReason {
+    /// The operator paused it.
+    Manual,
+    /// The last analysis had too few requests to judge.
+    Inconclusive,
+    /// The plan's pause is `until-promoted`.
+    UntilPromoted,
+}
+
+impl PauseReason {
+    /// The reason as the status and the store spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::Manual => "manual",
+            PauseReason::Inconclusive => "inconclusive",
+            PauseReason::UntilPromoted => "until-promoted",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s spelling.
+    pub fn parse(s: &str) -> Option<PauseReason> {
+        [
+            PauseReason::Manual,
+            PauseReason::Inconclusive,
+            PauseReason::UntilPromoted,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// Where a progressive release (canary, gray, A/B test) stands: its plan
+/// and its step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The `turnout release` flags over the template's block, kept so the
+    /// plan can be made again after a restart.
+    pub overrides: turnout_spec::ReleaseBlock,
+    /// The plan (the template's block, the overrides, the defaults).
+    pub plan: turnout_spec::ReleasePlan,
+    /// The step running, an index into `plan.shares()`; `None` until the
+    /// new instances are ready.
+    pub step: Option<usize>,
+    /// When the step started (its pause counts from here), unix ms.
+    pub step_started_ms: i64,
+    /// Why it is paused, while it is.
+    pub paused: Option<PauseReason>,
+    /// A promoted canary is starting the rest of its new instances; the
+    /// last stage starts once they are ready.
+    pub scaling: bool,
+}
+
+impl Progress {
+    /// The new version's share at each step.
+    pub fn shares(&self) -> Vec<u8> {
+        self.plan.shares()
+    }
+}
+
 /// A release: the move from one template version to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -169,6 +239,9 @@ pub struct Release {
     pub saved_weights: Weights,
     /// When the release started, unix ms.
     pub started_at_ms: i64,
+    /// A progressive release's plan and step; `None` for blue-green and
+    /// standard.
+    pub progress: Option<Progress>,
 }
 
 /// An app: one template deployed, possibly in the middle of a release.

@@ -118,7 +118,7 @@ pub fn plan(app: &App, instances: &[InstanceView]) -> Vec<Action> {
         if waiting {
             continue;
         }
-        let scale = entry.spec.settings.scale as usize;
+        let scale = crate::progressive::wanted_scale(app, name, entry.spec.settings.scale) as usize;
         let mine: Vec<&InstanceView> = instances
             .iter()
             .filter(|i| i.service == name)
@@ -206,6 +206,7 @@ pub fn release_ready(app: &App, instances: &[InstanceView]) -> bool {
                     other += 1;
                 }
             }
-            ready >= e.spec.settings.scale as usize && other == 0
+            let scale = crate::progressive::wanted_scale(app, e.name(), e.spec.settings.scale);
+            ready >= scale as usize && other == 0
         })
 }

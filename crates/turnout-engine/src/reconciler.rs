@@ -721,13 +721,27 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let now = Instant::now();
         let apps: Vec<String> = state.apps.keys().cloned().collect();
         for app_name in apps {
-            let Some(release) = state.apps[&app_name]
-                .active_release()
-                .filter(|r| r.state == ReleaseState::Deploying)
-                .cloned()
-            else {
+            let Some(release) = state.apps[&app_name].active_release().cloned() else {
                 continue;
             };
+            // A promoted canary starting the rest of its instances waits
+            // for them as a deploying release does.
+            let scaling = release.progress.as_ref().is_some_and(|p| p.scaling);
+            if release.state == ReleaseState::Progressing && !scaling {
+                // A step whose pause ran out moves on.
+                self.apply(
+                    state,
+                    &app_name,
+                    Command::Tick {
+                        release_id: release.id,
+                        now_ms: now_millis(),
+                    },
+                )?;
+                continue;
+            }
+            if release.state != ReleaseState::Deploying && !scaling {
+                continue;
+            }
             let views = views(state, &app_name);
             if release_ready(&state.apps[&app_name], &views) {
                 self.apply(
@@ -735,9 +749,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     &app_name,
                     Command::Ready {
                         release_id: release.id,
+                        now_ms: now_millis(),
                     },
                 )?;
-            } else if state.deadlines.get(&app_name).is_some_and(|d| *d <= now) {
+            } else if release.state == ReleaseState::Deploying
+                && state.deadlines.get(&app_name).is_some_and(|d| *d <= now)
+            {
                 let waiting: Vec<String> = state.apps[&app_name]
                     .services
                     .values()

@@ -18,6 +18,21 @@ fn release_status(r: &Release, preview_token: Option<&String>) -> ReleaseStatus 
         to_version: r.to_version,
         reason: r.reason.clone(),
         preview_token: preview_token.filter(|_| !r.state.is_terminal()).cloned(),
+        step: r.progress.as_ref().and_then(|p| {
+            let stages = crate::progressive::stages(p);
+            let index = p.step?;
+            Some(turnout_api_types::StepStatus {
+                index: index as u32,
+                count: stages.len() as u32,
+                share: *stages.get(index)?,
+            })
+        }),
+        paused: r
+            .progress
+            .as_ref()
+            .and_then(|p| p.paused)
+            .filter(|_| r.state == crate::model::ReleaseState::Paused)
+            .map(|p| p.as_str().to_string()),
     }
 }
 

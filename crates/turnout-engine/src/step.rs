@@ -10,7 +10,10 @@ use turnout_routing::Weight;
 use turnout_spec::{Role, Strategy, Template};
 
 use crate::error::EngineError;
-use crate::model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+use crate::model::{
+    App, Progress, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights,
+};
+use crate::progressive;
 
 /// Something asked of an app: by the operator, or observed by the
 /// reconciler.
@@ -28,6 +31,10 @@ pub enum Command {
         release_id: i64,
         /// The time, unix ms.
         now_ms: i64,
+        /// A progressive release's plan: the flags over the template's
+        /// block, and the plan they make (`None` for blue-green and
+        /// standard).
+        plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
     },
     /// Set the weights of some services of one route, in one step; the
     /// route's other services keep theirs.
@@ -50,11 +57,41 @@ pub enum Command {
     },
     /// Roll the release in progress back: new services go, weights return.
     Rollback,
+    /// A progressive release's next step (`full`: straight to 100 %).
+    Promote {
+        /// Skip the remaining steps.
+        full: bool,
+        /// The time, unix ms.
+        now_ms: i64,
+    },
+    /// Hold a progressive release's step.
+    Pause,
+    /// Run a paused step again.
+    Resume {
+        /// The time, unix ms (the step's pause counts from here).
+        now_ms: i64,
+    },
+    /// Roll the release in progress back, with why (DESIGN §8: the release
+    /// ends `rolled-back`, reason `aborted: <why>`).
+    Abort {
+        /// Who or why, for the history.
+        reason: String,
+    },
+    /// The reconciler's clock: a progressive step whose pause has run out
+    /// moves on.
+    Tick {
+        /// The release this is about.
+        release_id: i64,
+        /// The time, unix ms.
+        now_ms: i64,
+    },
     /// The reconciler saw every new instance of the release ready (or, for
     /// `standard`, every replacement done).
     Ready {
         /// The release this is about.
         release_id: i64,
+        /// The time, unix ms (a progressive release's first step starts).
+        now_ms: i64,
     },
     /// The release cannot succeed (instances never became ready).
     Fail {
@@ -81,7 +118,7 @@ pub enum Effect {
     },
 }
 
-fn event(kind: &'static str, message: impl Into<String>) -> Effect {
+pub(crate) fn event(kind: &'static str, message: impl Into<String>) -> Effect {
     Effect::Event {
         kind,
         message: message.into(),
@@ -140,14 +177,23 @@ pub fn step(app: &App, command: Command) -> Result<(App, Vec<Effect>), EngineErr
             strategy,
             release_id,
             now_ms,
-        } => start_release(app, template, version, strategy, release_id, now_ms),
+            plan,
+        } => start_release(app, template, version, strategy, release_id, now_ms, plan),
         Command::SetWeights { route, weights } => {
             set_weights(app, &resolve_route(app, &route)?, &weights)
         }
         Command::Switch { route } => switch(app, &resolve_route(app, &route)?),
         Command::Confirm { switch } => confirm(app, switch),
-        Command::Rollback => rollback(app),
-        Command::Ready { release_id } => ready(app, release_id),
+        Command::Rollback => rollback(app, None),
+        Command::Abort { reason } => rollback(app, Some(format!("aborted: {reason}"))),
+        Command::Promote { full, now_ms } => progressive::promote(app, full, now_ms),
+        Command::Pause => progressive::pause(app),
+        Command::Resume { now_ms } => progressive::resume(app, now_ms),
+        Command::Tick { release_id, now_ms } => Ok(match app.active_release() {
+            Some(r) if r.id == release_id => progressive::tick(app, now_ms),
+            _ => (app.clone(), Vec::new()),
+        }),
+        Command::Ready { release_id, now_ms } => ready(app, release_id, now_ms),
         Command::Fail { release_id, reason } => fail(app, release_id, &reason),
     }
 }
@@ -159,6 +205,28 @@ fn no_release(app: &App) -> EngineError {
     )
 }
 
+/// What of a progressive plan this server does not run yet: refused, so
+/// that nothing runs as less than the plan says.
+fn unsupported(plan: &turnout_spec::ReleasePlan) -> Result<(), EngineError> {
+    if plan.strategy == Strategy::AbTest {
+        return Err(EngineError::invalid(
+            "strategy ab-test is not released by this server yet",
+            "release with --strategy gray or canary; `turnout plan FILE` shows what the A/B plan would do",
+        ));
+    }
+    if plan.analysis.has_gates() {
+        return Err(EngineError::invalid(
+            format!(
+                "the plan's analysis gates ({}) are not judged by this server yet",
+                plan.analysis.gates().join(", ")
+            ),
+            "release without analysis gates (the steps then move on their pause, and `turnout abort` rolls back); nothing was changed",
+        ));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn start_release(
     app: &App,
     template: Template,
@@ -166,16 +234,28 @@ fn start_release(
     strategy: Strategy,
     release_id: i64,
     now_ms: i64,
+    plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
 ) -> Result<(App, Vec<Effect>), EngineError> {
-    if strategy.is_progressive() {
-        // The plan is read and validated (turnout-spec's ReleasePlan), but
-        // the steps, analysis and lanes are not run yet: refusing here
-        // keeps a release from silently running as blue-green.
-        return Err(EngineError::invalid(
-            format!("strategy {strategy} is not released by this server yet"),
-            "release with --strategy blue-green or standard; `turnout plan FILE` shows what the progressive plan would do",
-        ));
-    }
+    let progress = match (strategy.is_progressive(), plan) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(EngineError::invalid(
+                format!("a {strategy} release needs its plan"),
+                "give the plan (the API's `plan`, the template's x-turnout.release block)",
+            ));
+        }
+        (true, Some((overrides, plan))) => {
+            unsupported(&plan)?;
+            Some(Progress {
+                overrides,
+                plan,
+                step: None,
+                step_started_ms: now_ms,
+                paused: None,
+                scaling: false,
+            })
+        }
+    };
     if let Some(current) = app.active_release() {
         return Err(EngineError::conflict(
             format!(
@@ -226,7 +306,7 @@ fn start_release(
                         // route of its own, or in a standard release, it takes
                         // traffic at once.
                         let shared = !route.is_empty();
-                        let default = if shared && strategy == Strategy::BlueGreen {
+                        let default = if shared && strategy != Strategy::Standard {
                             Weight::ZERO
                         } else {
                             Weight::MAX
@@ -254,6 +334,7 @@ fn start_release(
         reason: None,
         saved_weights: app.weights.clone(),
         started_at_ms: now_ms,
+        progress,
     });
     let summary = summarize(&next);
     Ok((
@@ -529,7 +610,7 @@ fn confirm(app: &App, switch_first: bool) -> Result<(App, Vec<Effect>), EngineEr
 /// Ends a release as confirmed: the old services and their weights go,
 /// every role clears, only the released template stays. Returns the names
 /// of the services removed.
-fn finish(next: &mut App, to_version: u32) -> Vec<String> {
+pub(crate) fn finish(next: &mut App, to_version: u32) -> Vec<String> {
     let old: Vec<String> = next
         .services
         .values()
@@ -557,7 +638,9 @@ fn remove_from_weights(weights: &mut Weights, services: &[String]) {
     weights.retain(|_, ws| !ws.is_empty());
 }
 
-fn rollback(app: &App) -> Result<(App, Vec<Effect>), EngineError> {
+/// Rolls the release back; `why` (an abort's reason) is recorded, as a
+/// failed release's own reason is.
+fn rollback(app: &App, why: Option<String>) -> Result<(App, Vec<Effect>), EngineError> {
     let release = app.active_release().ok_or_else(|| no_release(app))?;
     let mut next = app.clone();
     let from = release.from_version;
@@ -587,9 +670,11 @@ fn rollback(app: &App) -> Result<(App, Vec<Effect>), EngineError> {
     next.templates.retain(|v, _| *v == from);
     let id = release.id;
     // A failed release keeps why it failed.
-    let reason = (release.state == ReleaseState::Failed)
-        .then(|| release.reason.clone())
-        .flatten();
+    let reason = why.or_else(|| {
+        (release.state == ReleaseState::Failed)
+            .then(|| release.reason.clone())
+            .flatten()
+    });
     if let Some(r) = next.release.as_mut() {
         r.state = ReleaseState::RolledBack;
         r.reason.clone_from(&reason);
@@ -608,19 +693,24 @@ fn rollback(app: &App) -> Result<(App, Vec<Effect>), EngineError> {
     Ok((next, vec![event("release-rolled-back", message)]))
 }
 
-fn ready(app: &App, release_id: i64) -> Result<(App, Vec<Effect>), EngineError> {
+fn ready(app: &App, release_id: i64, now_ms: i64) -> Result<(App, Vec<Effect>), EngineError> {
     let Some(release) = app.active_release().filter(|r| r.id == release_id) else {
         // A late observation about a release that already moved on.
         return Ok((app.clone(), Vec::new()));
     };
+    if release.progress.as_ref().is_some_and(|p| p.scaling) {
+        return Ok(progressive::ready(app, now_ms));
+    }
     if release.state != ReleaseState::Deploying {
         return Ok((app.clone(), Vec::new()));
     }
+    if release.progress.is_some() {
+        return Ok(progressive::ready(app, now_ms));
+    }
     let mut next = app.clone();
     match release.strategy {
-        // Progressive strategies are refused when a release starts
-        // (`start_release`), so none is ever deploying; until the engine
-        // runs them, they would wait for confirmation like blue-green.
+        // Progressive releases (with their plan) went to their first step
+        // above.
         Strategy::BlueGreen | Strategy::Canary | Strategy::Gray | Strategy::AbTest => {
             if let Some(r) = next.release.as_mut() {
                 r.state = ReleaseState::PendingConfirmation;

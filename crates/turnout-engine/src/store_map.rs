@@ -13,7 +13,10 @@ use turnout_store::{
 
 use crate::controller::ControlError;
 use crate::error::EngineError;
-use crate::model::{App, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole, Weights};
+use crate::model::{
+    App, PauseReason, Progress, Release, ReleaseState, RouteWeight, ServiceEntry, ServiceRole,
+    Weights,
+};
 use crate::step::Effect;
 
 /// Converts the engine's weights into store records (route order kept).
@@ -79,7 +82,53 @@ pub(crate) fn release_record(app: &str, r: &Release) -> ReleaseRecord {
         saved_weights: weight_records(&r.saved_weights),
         created_at: r.started_at_ms,
         updated_at: now,
+        progress: r.progress.as_ref().map(progress_json),
     }
+}
+
+/// A progressive release's plan and step as the store keeps them: the
+/// overrides (the plan is made again from them and the template), the
+/// step and its start, why it is paused, whether a canary is scaling up.
+fn progress_json(p: &Progress) -> serde_json::Value {
+    serde_json::json!({
+        "overrides": serde_json::to_value(&p.overrides).unwrap_or_default(),
+        "step": p.step,
+        "step_started_ms": p.step_started_ms,
+        "paused": p.paused.map(PauseReason::as_str),
+        "scaling": p.scaling,
+    })
+}
+
+/// Reads [`progress_json`] back, with the plan made again from
+/// `template`; `None` when it does not read (the release then goes on as
+/// a blue-green one would: the operator confirms or rolls back).
+fn progress_from(value: &serde_json::Value, template: Option<&Template>) -> Option<Progress> {
+    let overrides: turnout_spec::ReleaseBlock =
+        serde_json::from_value(value.get("overrides")?.clone()).ok()?;
+    let plan = turnout_spec::ReleasePlan::with_overrides(
+        template?,
+        &turnout_spec::PlanSpans::default(),
+        &overrides,
+    )
+    .ok()?
+    .plan;
+    Some(Progress {
+        overrides,
+        plan,
+        step: value
+            .get("step")
+            .and_then(serde_json::Value::as_u64)
+            .map(|s| s as usize),
+        step_started_ms: value.get("step_started_ms")?.as_i64()?,
+        paused: value
+            .get("paused")
+            .and_then(serde_json::Value::as_str)
+            .and_then(PauseReason::parse),
+        scaling: value
+            .get("scaling")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    })
 }
 
 pub(crate) fn events_of(app: &str, effects: &[Effect]) -> Vec<NewEvent> {
@@ -190,6 +239,10 @@ pub(crate) fn load_app(
         reason: r.reason.clone(),
         saved_weights: weights_from(&r.saved_weights),
         started_at_ms: r.created_at,
+        progress: r
+            .progress
+            .as_ref()
+            .and_then(|p| progress_from(p, templates.get(&r.to_version))),
     });
     // Only the templates the app still needs stay in memory.
     let keep: Vec<u32> = match release.as_ref().filter(|r| !r.state.is_terminal()) {

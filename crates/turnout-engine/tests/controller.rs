@@ -125,8 +125,14 @@ async fn a_deploy_or_release_onto_another_apps_route_is_refused_and_stores_nothi
     let before = c.status("b").await.unwrap();
     let release = taken.replace("  web:\n", "  web-v2:\n");
     assert_refused_as_taken(
-        c.release("b", "b2.yaml", template(&release), Strategy::BlueGreen)
-            .await,
+        c.release(
+            "b",
+            "b2.yaml",
+            template(&release),
+            Strategy::BlueGreen,
+            None,
+        )
+        .await,
         "a",
     )
     .await;
@@ -194,7 +200,13 @@ async fn a_state_whose_route_table_cannot_be_built_is_never_committed() {
     let mut next = crowded(40, "s");
     next.push_str(&crowded(25, "t").replace("services:\n", ""));
     match c
-        .release("big", "big2.yaml", template(&next), Strategy::BlueGreen)
+        .release(
+            "big",
+            "big2.yaml",
+            template(&next),
+            Strategy::BlueGreen,
+            None,
+        )
         .await
     {
         Err(ControlError::Routes(_)) => {}
@@ -225,9 +237,15 @@ fn front_v2() -> String {
 }
 
 async fn released(c: &TestController) {
-    c.release("app", "v2.yaml", template(&front_v2()), Strategy::BlueGreen)
-        .await
-        .unwrap();
+    c.release(
+        "app",
+        "v2.yaml",
+        template(&front_v2()),
+        Strategy::BlueGreen,
+        None,
+    )
+    .await
+    .unwrap();
     settle(c, "pending-confirmation", async |c| {
         c.status("app")
             .await
@@ -369,9 +387,15 @@ async fn a_release_that_never_gets_ready_is_failed_then_rolled_back() {
     settle_ready(&c, "app").await;
     let mut events = c.subscribe();
     let never = FRONT_V1.replace("front-v1", "never-v2");
-    c.release("app", "v2.yaml", template(&never), Strategy::BlueGreen)
-        .await
-        .unwrap();
+    c.release(
+        "app",
+        "v2.yaml",
+        template(&never),
+        Strategy::BlueGreen,
+        None,
+    )
+    .await
+    .unwrap();
     settle(&c, "the release to end", async |c| {
         c.status("app")
             .await

@@ -109,6 +109,7 @@ async fn released(c: &TestController) {
         "v2.yaml",
         template(&V1.replace("front-v1", "front-v2")),
         Strategy::BlueGreen,
+        None,
     )
     .await
     .unwrap();
@@ -154,6 +155,7 @@ async fn deploy_release_weights_switch_and_confirm_are_answered_after_commit_and
         "v2.yaml",
         template(&V1.replace("front-v1", "front-v2")),
         Strategy::BlueGreen,
+        None,
     )
     .await
     .unwrap();

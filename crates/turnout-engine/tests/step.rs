@@ -36,6 +36,7 @@ fn release(app: &App, file: &str, strategy: Strategy) -> Result<App, EngineError
             strategy,
             release_id: i64::from(version),
             now_ms: 1_000,
+            plan: None,
         },
     )
     .map(|(next, _)| next)
@@ -95,7 +96,13 @@ fn frontend_blue_green_walkthrough() {
     let e = step(&app, Command::Confirm { switch: false }).unwrap_err();
     assert_eq!(e.code(), "conflict");
     assert!(e.to_string().contains("deploying"), "{e}");
-    let app = ok(&app, Command::Ready { release_id: 2 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
     assert_eq!(
         app.release.as_ref().unwrap().state,
         ReleaseState::PendingConfirmation
@@ -146,7 +153,13 @@ fn frontend_blue_green_walkthrough() {
 fn confirm_with_switch_moves_traffic_first() {
     let app = hello();
     let app = release(&app, "app-frontend-v2.yaml", Strategy::BlueGreen).unwrap();
-    let app = ok(&app, Command::Ready { release_id: 2 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
     let (app, effects) = step(&app, Command::Confirm { switch: true }).unwrap();
     assert_eq!(
         weights(&app, "serviceb.localhost"),
@@ -159,7 +172,13 @@ fn confirm_with_switch_moves_traffic_first() {
 fn backend_release_with_coexist_then_rollback_restores_everything() {
     let app = hello();
     let app = release(&app, "app-frontend-v2.yaml", Strategy::BlueGreen).unwrap();
-    let app = ok(&app, Command::Ready { release_id: 2 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
     let app = ok(&app, Command::Confirm { switch: true });
     let before = app.clone();
     let app = release(&app, "app-backend-v2.yaml", Strategy::BlueGreen).unwrap();
@@ -175,7 +194,13 @@ fn backend_release_with_coexist_then_rollback_restores_everything() {
         weights(&app, "servicea.local"),
         w(&[("serviceA-v1", 100), ("serviceA-v2", 0)])
     );
-    let app = ok(&app, Command::Ready { release_id: 3 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 3,
+            now_ms: 2_000,
+        },
+    );
     let app = ok(
         &app,
         Command::SetWeights {
@@ -211,7 +236,13 @@ fn a_second_release_is_refused_naming_the_state() {
             .contains("release 2 of app hello is deploying"),
         "{e}"
     );
-    let app = ok(&app, Command::Ready { release_id: 2 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
     let e = release(&app, "app-backend-v2.yaml", Strategy::BlueGreen).unwrap_err();
     assert!(e.to_string().contains("pending-confirmation"), "{e}");
 }
@@ -270,7 +301,14 @@ fn failure_is_recorded_then_rolled_back_with_the_reason() {
     assert!(!app.services.contains_key("serviceB-v2"));
     assert_eq!(kinds(&effects), ["release-rolled-back"]);
     // A late Ready for the finished release changes nothing.
-    let (same, effects) = step(&app, Command::Ready { release_id: 2 }).unwrap();
+    let (same, effects) = step(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    )
+    .unwrap();
     assert_eq!(same, app);
     assert!(effects.is_empty());
 }
@@ -286,6 +324,7 @@ fn blue_green_refuses_a_changed_service_with_the_rename_hint() {
             strategy: Strategy::BlueGreen,
             release_id: 1,
             now_ms: 0,
+            plan: None,
         },
     )
     .unwrap_err();
@@ -408,6 +447,7 @@ fn standard_release_replaces_in_batches_without_losing_capacity() {
             strategy: Strategy::Standard,
             release_id: 1,
             now_ms: 0,
+            plan: None,
         },
     )
     .unwrap();
@@ -447,7 +487,13 @@ fn standard_release_replaces_in_batches_without_losing_capacity() {
         );
     }
     assert!(instances.iter().all(|i| i.spec_hash == new_hash));
-    let app = ok(&app, Command::Ready { release_id: 1 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 1,
+            now_ms: 2_000,
+        },
+    );
     assert_eq!(app.release.as_ref().unwrap().state, ReleaseState::Confirmed);
 }
 
@@ -486,7 +532,13 @@ fn plan_starts_dependents_only_once_their_dependencies_are_up() {
 #[test]
 fn weights_and_switch_take_a_bare_prefix() {
     let app = release(&hello(), "app-frontend-v2.yaml", Strategy::BlueGreen).unwrap();
-    let app = ok(&app, Command::Ready { release_id: 2 });
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
     let by_id = ok(
         &app,
         Command::SetWeights {
@@ -520,13 +572,13 @@ fn weights_and_switch_take_a_bare_prefix() {
 }
 
 #[test]
-fn progressive_strategies_are_refused_until_the_engine_runs_them() {
+fn a_progressive_strategy_without_its_plan_is_refused() {
     let app = hello();
     for strategy in [Strategy::Canary, Strategy::Gray, Strategy::AbTest] {
         let err = release(&app, "app-frontend-v2.yaml", strategy).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("strategy {strategy} is not released by this server yet")
+            format!("a {strategy} release needs its plan")
         );
         assert!(matches!(err, EngineError::Invalid { .. }), "{err:?}");
     }

@@ -133,7 +133,11 @@ ALTER TABLE instances DROP COLUMN start_time;
 /// as it was deployed.
 const V4: &str = "ALTER TABLE templates ADD COLUMN base_dir TEXT;";
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: a progressive release's plan and step (DESIGN §8), so that
+/// a restarted server goes on with the release where it stood.
+const V5: &str = "ALTER TABLE releases ADD COLUMN progress TEXT;";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -35,18 +35,27 @@ pub struct ReleaseRecord {
     pub created_at: i64,
     /// When it last changed state, unix milliseconds.
     pub updated_at: i64,
+    /// A progressive release's plan and step, as the engine writes them
+    /// (JSON, read back whole); `None` for other releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
 }
 
 /// Inserts a release (id 0) or writes over the one with its id; returns the
 /// release's id. A release never moves to another app.
 pub(crate) fn upsert(conn: &Connection, r: &ReleaseRecord) -> Result<i64, StoreError> {
     let saved = to_json(&r.saved_weights, "releases.saved_weights")?;
+    let progress = r
+        .progress
+        .as_ref()
+        .map(|p| to_json(p, "releases.progress"))
+        .transpose()?;
     // NULL lets AUTOINCREMENT pick the id of a new release.
     let id = (r.id != 0).then_some(r.id);
     conn.prepare_cached(
         "INSERT INTO releases (id, app, strategy, state, from_version, to_version, reason,
-                               saved_weights, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                               saved_weights, created_at, updated_at, progress)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET
              app = excluded.app,
              strategy = excluded.strategy,
@@ -56,7 +65,8 @@ pub(crate) fn upsert(conn: &Connection, r: &ReleaseRecord) -> Result<i64, StoreE
              reason = excluded.reason,
              saved_weights = excluded.saved_weights,
              created_at = excluded.created_at,
-             updated_at = excluded.updated_at
+             updated_at = excluded.updated_at,
+             progress = excluded.progress
          WHERE releases.app = excluded.app
          RETURNING id",
     )
@@ -72,7 +82,8 @@ pub(crate) fn upsert(conn: &Connection, r: &ReleaseRecord) -> Result<i64, StoreE
                 r.reason,
                 saved,
                 r.created_at,
-                r.updated_at
+                r.updated_at,
+                progress
             ],
             |row| row.get(0),
         )
@@ -89,7 +100,7 @@ pub(crate) fn upsert(conn: &Connection, r: &ReleaseRecord) -> Result<i64, StoreE
 }
 
 const COLUMNS: &str = "id, app, strategy, state, from_version, to_version, reason, saved_weights, \
-                       created_at, updated_at";
+                       created_at, updated_at, progress";
 
 /// Reads one release.
 pub(crate) fn load(conn: &Connection, id: i64) -> Result<Option<ReleaseRecord>, StoreError> {
@@ -132,6 +143,7 @@ struct ReleaseRow {
     saved_weights: String,
     created_at: i64,
     updated_at: i64,
+    progress: Option<String>,
 }
 
 fn release_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRow> {
@@ -146,6 +158,7 @@ fn release_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRow> {
         saved_weights: row.get(7)?,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
+        progress: row.get(10)?,
     })
 }
 
@@ -161,5 +174,9 @@ fn record(row: ReleaseRow) -> Result<ReleaseRecord, StoreError> {
         saved_weights: from_json(&row.saved_weights, "releases.saved_weights")?,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        progress: row
+            .progress
+            .map(|p| from_json(&p, "releases.progress"))
+            .transpose()?,
     })
 }

@@ -301,6 +301,7 @@ mod tests {
             saved_weights: vec![weight("serviceb.localhost", "serviceB-v1", 100)],
             created_at: 10,
             updated_at: 11,
+            progress: None,
         }
     }
 
@@ -653,6 +654,7 @@ mod tests {
             id: first_id,
             state: "confirmed".into(),
             updated_at: 99,
+            progress: None,
             ..release("hello")
         };
         let result = store

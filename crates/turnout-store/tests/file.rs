@@ -74,6 +74,7 @@ fn everything(name: &str) -> Change {
             }],
             created_at: 6,
             updated_at: 7,
+            progress: None,
         }],
         instances: vec![InstanceRecord {
             id: format!("{name}-serviceB-v2.1"),

@@ -26,9 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use turnout_api_types::{
-    AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody, LogQuery,
-    ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, RouteStatus, ServiceList, ServiceStatus,
-    WeightsRequest,
+    AbortRequest, AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody,
+    LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, RouteStatus,
+    ServiceList, ServiceStatus, WeightsRequest,
 };
 use turnout_spec::Diagnostic;
 
@@ -634,6 +634,26 @@ impl Client {
     pub async fn rollback(&self, app: &str) -> Result<AppStatus, ClientError> {
         let path = format!("/apps/{}/rollback", segment(app));
         self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `POST /v1/apps/{app}/promote`.
+    pub async fn promote(&self, app: &str, full: bool) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/promote", segment(app));
+        self.call(Method::POST, &path, Some(&PromoteRequest { full }))
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/{verb}` with no body: `pause`, `resume`.
+    pub async fn act(&self, app: &str, verb: &str) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/{verb}", segment(app));
+        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+    }
+
+    /// `POST /v1/apps/{app}/abort`.
+    pub async fn abort(&self, app: &str, reason: Option<String>) -> Result<AppStatus, ClientError> {
+        let path = format!("/apps/{}/abort", segment(app));
+        self.call(Method::POST, &path, Some(&AbortRequest { reason }))
+            .await
     }
 
     /// `PUT /v1/apps/{app}/routes/{route}/weights`: sets the named

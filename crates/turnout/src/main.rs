@@ -64,6 +64,14 @@ enum Command {
     Confirm(cmd::confirm::Args),
     /// Roll a release back: the new services are removed, weights restored.
     Rollback(cmd::rollback::Args),
+    /// Move a canary or gray release to its next step now (--full: to 100%).
+    Promote(cmd::steps::PromoteArgs),
+    /// Hold a canary or gray release at its step.
+    Pause(cmd::steps::HoldArgs),
+    /// Run a paused step again.
+    Resume(cmd::steps::HoldArgs),
+    /// Roll the release back, recording why (aborted: <reason>).
+    Abort(cmd::steps::AbortArgs),
     /// List an app's releases, newest first.
     History(cmd::history::Args),
 }
@@ -89,6 +97,10 @@ fn main() -> ExitCode {
         Command::Switch(args) => cmd::switch::run(&args),
         Command::Confirm(args) => cmd::confirm::run(&args),
         Command::Rollback(args) => cmd::rollback::run(&args),
+        Command::Promote(args) => cmd::steps::promote(&args),
+        Command::Pause(args) => cmd::steps::hold(&args, false),
+        Command::Resume(args) => cmd::steps::hold(&args, true),
+        Command::Abort(args) => cmd::steps::abort(&args),
         Command::History(args) => cmd::history::run(&args),
     };
     match result {

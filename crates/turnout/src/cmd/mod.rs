@@ -16,6 +16,7 @@ pub mod rollback;
 pub mod routes;
 pub mod serve;
 pub mod status;
+pub mod steps;
 pub mod switch;
 pub mod up;
 pub mod validate;

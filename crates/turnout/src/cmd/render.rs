@@ -50,6 +50,18 @@ pub(crate) fn status_text(s: &AppStatus, color: bool) -> String {
             if let Some(reason) = &r.reason {
                 let _ = write!(out, "  ({reason})");
             }
+            if let Some(step) = &r.step {
+                let _ = write!(
+                    out,
+                    "  step {}/{} at {}%",
+                    step.index + 1,
+                    step.count,
+                    step.share
+                );
+            }
+            if let Some(why) = &r.paused {
+                let _ = write!(out, "  paused: {why}");
+            }
             out.push('\n');
         }
         None => out.push_str("release none\n"),

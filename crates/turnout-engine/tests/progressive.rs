@@ -1,0 +1,442 @@
+//! Progressive releases (DESIGN §8) step by step, on the seed demo: gray
+//! steps moved on by their pause, canary scale and promotion, and the
+//! verbs promote, pause, resume and abort, each refused where it makes no
+//! sense. No processes, no sockets.
+
+use turnout_engine::{
+    App, Command, EngineError, InstanceView, PauseReason, Phase, ReleaseState, deploy, plan,
+    release_ready, step,
+};
+use turnout_routing::Weight;
+use turnout_spec::{PlanSpans, ReleaseBlock, ReleasePlan, Strategy, Template};
+
+fn template(file: &str) -> Template {
+    let path = format!("{}/../../examples/hello/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    turnout_spec::parse(file, &text, &|_| None)
+        .unwrap_or_else(|e| panic!("{file}: {e:?}"))
+        .template
+}
+
+fn hello() -> App {
+    deploy("hello", "localhost", template("app.yaml"), 1)
+}
+
+/// Starts a release of the frontend v2 (serviceB-v2 on serviceb.localhost
+/// next to serviceB-v1) with `flags` as the plan.
+fn start(app: &App, flags: &str) -> Result<(App, Vec<turnout_engine::Effect>), EngineError> {
+    let t = template("app-frontend-v2.yaml");
+    let overrides: ReleaseBlock = serde_json::from_str(flags).unwrap();
+    let plan = ReleasePlan::with_overrides(&t, &PlanSpans::default(), &overrides)
+        .unwrap()
+        .plan;
+    step(
+        app,
+        Command::StartRelease {
+            template: t,
+            version: 2,
+            strategy: plan.strategy,
+            release_id: 2,
+            now_ms: 1_000,
+            plan: Some((overrides, plan)),
+        },
+    )
+}
+
+fn ok(app: &App, command: Command) -> App {
+    step(app, command).unwrap().0
+}
+
+fn front(app: &App) -> Vec<(String, u8)> {
+    app.weights["serviceb.localhost"]
+        .iter()
+        .map(|w| (w.service.clone(), w.weight.get()))
+        .collect()
+}
+
+fn pair(old: u8, new: u8) -> Vec<(String, u8)> {
+    vec![("serviceB-v1".into(), old), ("serviceB-v2".into(), new)]
+}
+
+fn state(app: &App) -> ReleaseState {
+    app.release.as_ref().unwrap().state
+}
+
+fn step_index(app: &App) -> Option<usize> {
+    app.release
+        .as_ref()
+        .unwrap()
+        .progress
+        .as_ref()
+        .unwrap()
+        .step
+}
+
+/// Every instance of every service of `app` ready, `n` per service unless
+/// `scale` says otherwise.
+fn ready_views(app: &App, scale: impl Fn(&str) -> u32) -> Vec<InstanceView> {
+    app.services
+        .values()
+        .flat_map(|e| {
+            (1..=scale(e.name())).map(move |o| InstanceView {
+                id: format!("{}.{o}", e.name()),
+                service: e.name().to_string(),
+                ordinal: o,
+                spec_hash: e.spec_hash.clone(),
+                phase: Phase::Ready,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_gray_release_moves_through_its_steps_on_its_pause() {
+    let (app, _) = start(
+        &hello(),
+        r#"{"strategy": "gray", "steps": [10, 50, 100], "pause": "30s"}"#,
+    )
+    .unwrap();
+    assert_eq!(state(&app), ReleaseState::Deploying);
+    assert_eq!(
+        front(&app),
+        pair(100, 0),
+        "no traffic before the instances are ready"
+    );
+    // Promote is refused while the new instances start.
+    let e = step(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 1_500,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "conflict");
+    assert!(e.to_string().contains("deploying"), "{e}");
+
+    let (app, effects) = step(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(state(&app), ReleaseState::Progressing);
+    assert_eq!(step_index(&app), Some(0));
+    assert_eq!(front(&app), pair(90, 10));
+    assert!(
+        format!("{effects:?}").contains("step 1 of 3"),
+        "{effects:?}"
+    );
+    // The unchanged backend's own route is left alone.
+    assert_eq!(app.weights["servicea.local"][0].weight, Weight::MAX);
+
+    // Before the pause ends nothing moves; after it, the next step.
+    let same = ok(
+        &app,
+        Command::Tick {
+            release_id: 2,
+            now_ms: 31_999,
+        },
+    );
+    assert_eq!(same, app);
+    let app = ok(
+        &app,
+        Command::Tick {
+            release_id: 2,
+            now_ms: 32_000,
+        },
+    );
+    assert_eq!((step_index(&app), front(&app)), (Some(1), pair(50, 50)));
+    // A tick about another release changes nothing.
+    assert_eq!(
+        ok(
+            &app,
+            Command::Tick {
+                release_id: 9,
+                now_ms: 99_000
+            }
+        ),
+        app
+    );
+    let app = ok(
+        &app,
+        Command::Tick {
+            release_id: 2,
+            now_ms: 62_000,
+        },
+    );
+    assert_eq!((step_index(&app), front(&app)), (Some(2), pair(0, 100)));
+    // After the last step's pause: pending-confirmation, then confirm.
+    let app = ok(
+        &app,
+        Command::Tick {
+            release_id: 2,
+            now_ms: 92_000,
+        },
+    );
+    assert_eq!(state(&app), ReleaseState::PendingConfirmation);
+    let app = ok(&app, Command::Confirm { switch: false });
+    assert_eq!(state(&app), ReleaseState::Confirmed);
+    assert!(!app.services.contains_key("serviceB-v1"));
+}
+
+#[test]
+fn promote_pause_resume_and_abort_steer_the_steps() {
+    let (app, _) = start(
+        &hello(),
+        r#"{"strategy": "gray", "steps": [20, 60, 100], "pause": "10s", "on_success": "confirm"}"#,
+    )
+    .unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    assert_eq!(front(&app), pair(80, 20));
+    // Resume is refused while it runs; pause holds it, ticks do nothing.
+    assert_eq!(
+        step(&app, Command::Resume { now_ms: 1 })
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    let app = ok(&app, Command::Pause);
+    assert_eq!(state(&app), ReleaseState::Paused);
+    let progress = app.release.as_ref().unwrap().progress.clone().unwrap();
+    assert_eq!(progress.paused, Some(PauseReason::Manual));
+    assert_eq!(
+        ok(
+            &app,
+            Command::Tick {
+                release_id: 2,
+                now_ms: 60_000
+            }
+        ),
+        app
+    );
+    assert_eq!(step(&app, Command::Pause).unwrap_err().code(), "conflict");
+    // Resume counts the pause from now.
+    let app = ok(&app, Command::Resume { now_ms: 60_000 });
+    assert_eq!(state(&app), ReleaseState::Progressing);
+    assert_eq!(
+        ok(
+            &app,
+            Command::Tick {
+                release_id: 2,
+                now_ms: 69_999
+            }
+        ),
+        app
+    );
+    // Promote moves on at once; --full goes to 100 %; after the last step
+    // with on_success: confirm the release is confirmed by itself.
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 61_000,
+        },
+    );
+    assert_eq!((step_index(&app), front(&app)), (Some(1), pair(40, 60)));
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: true,
+            now_ms: 62_000,
+        },
+    );
+    assert_eq!((step_index(&app), front(&app)), (Some(2), pair(0, 100)));
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 63_000,
+        },
+    );
+    assert_eq!(state(&app), ReleaseState::Confirmed);
+    let e = step(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 64_000,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("no release in progress to promote"),
+        "{e}"
+    );
+}
+
+#[test]
+fn abort_rolls_back_with_its_reason() {
+    let (app, _) = start(&hello(), r#"{"strategy": "gray", "steps": [50, 100]}"#).unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    assert_eq!(front(&app), pair(50, 50));
+    let app = ok(
+        &app,
+        Command::Abort {
+            reason: "checkout errors".into(),
+        },
+    );
+    let r = app.release.as_ref().unwrap();
+    assert_eq!(r.state, ReleaseState::RolledBack);
+    assert_eq!(r.reason.as_deref(), Some("aborted: checkout errors"));
+    assert_eq!(front(&app), vec![("serviceB-v1".to_string(), 100)]);
+    assert!(!app.services.contains_key("serviceB-v2"));
+}
+
+#[test]
+fn until_promoted_waits_at_each_step_for_the_operator() {
+    let (app, _) = start(
+        &hello(),
+        r#"{"strategy": "gray", "steps": [30, 100], "pause": "until-promoted"}"#,
+    )
+    .unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    assert_eq!(state(&app), ReleaseState::Paused);
+    assert_eq!(front(&app), pair(70, 30));
+    assert_eq!(
+        ok(
+            &app,
+            Command::Tick {
+                release_id: 2,
+                now_ms: 10_000_000
+            }
+        ),
+        app
+    );
+    let e = step(&app, Command::Resume { now_ms: 1 }).unwrap_err();
+    assert!(e.to_string().contains("until-promoted"), "{e}");
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 5,
+        },
+    );
+    assert_eq!(
+        (state(&app), front(&app)),
+        (ReleaseState::Paused, pair(0, 100))
+    );
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 6,
+        },
+    );
+    assert_eq!(state(&app), ReleaseState::PendingConfirmation);
+}
+
+#[test]
+fn a_canary_runs_its_scale_then_every_instance_once_promoted() {
+    // serviceB-v2 has scale 2 in this template.
+    let text = std::fs::read_to_string(format!(
+        "{}/../../examples/hello/app-frontend-v2.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    assert!(text.contains("serviceB-v2"));
+    let (app, _) = start(
+        &hello(),
+        r#"{"strategy": "canary", "canary": {"share": 5}}"#,
+    )
+    .unwrap();
+    let full = app.services["serviceB-v2"].spec.settings.scale;
+    // The canary wants one instance of the new service, not `full`.
+    let views = ready_views(&app, |s| if s == "serviceB-v2" { 0 } else { 1 });
+    let starts: Vec<_> = plan(&app, &views)
+        .into_iter()
+        .filter(|a| format!("{a:?}").contains("serviceB-v2"))
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    let one = ready_views(&app, |s| if s == "serviceB-v2" { 1 } else { 1 });
+    assert!(release_ready(&app, &one));
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    assert_eq!(front(&app), pair(95, 5));
+    // Promote: every new instance first, the weights stay.
+    let app = ok(
+        &app,
+        Command::Promote {
+            full: false,
+            now_ms: 1,
+        },
+    );
+    assert_eq!(state(&app), ReleaseState::Progressing);
+    assert_eq!(front(&app), pair(95, 5));
+    if full > 1 {
+        assert!(!release_ready(&app, &one), "the canary now wants {full}");
+        let e = step(
+            &app,
+            Command::Promote {
+                full: false,
+                now_ms: 2,
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("starting its new instances"), "{e}");
+    }
+    let all = ready_views(&app, |s| if s == "serviceB-v2" { full } else { 1 });
+    assert!(release_ready(&app, &all));
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 3,
+        },
+    );
+    assert_eq!(front(&app), pair(0, 100));
+    assert_eq!(step_index(&app), Some(1));
+}
+
+#[test]
+fn what_this_server_does_not_judge_yet_is_refused() {
+    let e = start(
+        &hello(),
+        r#"{"strategy": "gray", "analysis": {"max_error_rate": "1%"}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("max_error_rate"), "{e}");
+    let e = start(&hello(), r#"{"strategy": "ab-test"}"#).unwrap_err();
+    assert!(e.to_string().contains("ab-test"), "{e}");
+    // A blue-green release has no steps to promote.
+    let bg = step(
+        &hello(),
+        Command::StartRelease {
+            template: template("app-frontend-v2.yaml"),
+            version: 2,
+            strategy: Strategy::BlueGreen,
+            release_id: 2,
+            now_ms: 0,
+            plan: None,
+        },
+    )
+    .unwrap()
+    .0;
+    let e = step(&bg, Command::Pause).unwrap_err();
+    assert!(e.to_string().contains("blue-green"), "{e}");
+}

@@ -1,0 +1,225 @@
+//! Progressive releases end to end (DESIGN §8): a gray release of the
+//! seed demo through `turnout up`, its steps moved on by their pause and
+//! by the CLI's promote, pause, resume and abort, the split measured at
+//! the router, and what this server does not judge yet refused.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Server, TempDir, output_within, template_body};
+
+const APP: &str = "hello";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn up(dir: &TempDir) -> Server {
+    let server = Server::start(&["up", "examples/hello/app.yaml"], dir.path(), &[]);
+    server.wait_line("app hello is up", WAIT);
+    server
+}
+
+fn state(s: &serde_json::Value) -> String {
+    s["release"]["state"].as_str().unwrap_or("").to_string()
+}
+
+/// Starts a gray release of the frontend v2 with `plan` (a release block).
+fn release(server: &Server, plan: serde_json::Value) -> support::Response {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&template_body("app-frontend-v2.yaml", &[])).unwrap();
+    body["plan"] = plan;
+    server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    )
+}
+
+/// `turnout ARGS` finding the server through its data dir.
+fn cli(dir: &TempDir, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnout"));
+    cmd.args(args)
+        .env("TURNOUT_DATA_DIR", dir.path())
+        .env_remove("TURNOUT_ADMIN")
+        .env_remove("TURNOUT_TOKEN")
+        .env("NO_COLOR", "1");
+    output_within(&mut cmd, WAIT)
+}
+
+/// Answers of `n` requests to serviceb, counted by body.
+fn answers(server: &Server, n: usize) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let r = server.get("serviceb.localhost");
+        assert_eq!(r.status, 200, "{r:?}");
+        *counts.entry(r.body).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn front_weights(s: &serde_json::Value) -> Vec<(String, u64)> {
+    let route = s["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "serviceb.localhost")
+        .unwrap();
+    route["weights"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_gray_release_steps_by_its_pause_and_is_steered_from_the_cli() {
+    let dir = TempDir::new("gray-e2e");
+    let mut server = up(&dir);
+    let r = release(
+        &server,
+        serde_json::json!({"strategy": "gray", "steps": [50, 100], "pause": "until-promoted"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // The first step once serviceB-v2 is ready: half the traffic, waiting
+    // for the operator.
+    let s = server.wait_status(APP, WAIT, |s| state(s) == "paused");
+    assert_eq!(
+        s["release"]["step"],
+        serde_json::json!({"index": 0, "count": 2, "share": 50})
+    );
+    assert_eq!(s["release"]["paused"], "until-promoted");
+    assert_eq!(
+        front_weights(&s),
+        [
+            ("serviceB-v1".to_string(), 50),
+            ("serviceB-v2".to_string(), 50)
+        ]
+    );
+    // Clients keep their version (the position cookie is not sent here,
+    // so each request is weighted anew): both versions answer.
+    let seen = answers(&server, 200);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.values().all(|&n| n >= 50), "{seen:?}");
+
+    // resume is refused while the plan waits for promote, with a hint.
+    let o = cli(&dir, &["resume", "--app", APP]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("until-promoted"), "{err}");
+    // The human status names the step.
+    let o = cli(&dir, &["status", "--app", APP]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("step 1/2 at 50%"), "{out}");
+    assert!(out.contains("paused: until-promoted"), "{out}");
+
+    // promote: the last step, all traffic to the new version.
+    let o = cli(&dir, &["promote", "--app", APP]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = server.status(APP);
+    assert_eq!(s["release"]["step"]["share"], 100);
+    let seen = answers(&server, 50);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // promote after the last step: pending-confirmation; then confirm.
+    let o = cli(&dir, &["promote", "--app", APP]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(state(&server.status(APP)), "pending-confirmation");
+    let o = cli(&dir, &["confirm", "--app", APP]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    server.wait_status(APP, WAIT, |s| state(s) == "confirmed");
+
+    // The history has each verb.
+    let r = server.api("GET", &format!("/v1/events?app={APP}"), None);
+    let kinds: Vec<String> = r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    for kind in ["release-step", "release-promoted", "release-confirmed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+    }
+    server.stop();
+}
+
+#[test]
+fn a_timed_gray_release_moves_on_by_itself_and_abort_rolls_back() {
+    let dir = TempDir::new("gray-timed");
+    let mut server = up(&dir);
+    let r = release(
+        &server,
+        serde_json::json!({"strategy": "gray", "steps": [20, 100], "pause": "1s"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    server.wait_status(APP, WAIT, |s| s["release"]["step"]["share"] == 20);
+    // pause holds the step past its pause time.
+    let o = cli(&dir, &["pause", "--app", APP]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(2_500));
+    let s = server.status(APP);
+    assert_eq!(
+        (state(&s), s["release"]["step"]["share"].as_u64()),
+        ("paused".into(), Some(20))
+    );
+    assert_eq!(s["release"]["paused"], "manual");
+    // resume, and the next step comes by itself after the pause.
+    let o = cli(&dir, &["resume", "--app", APP]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    server.wait_status(APP, WAIT, |s| s["release"]["step"]["share"] == 100);
+    // abort rolls back with its reason; the old version serves again.
+    let o = cli(
+        &dir,
+        &["abort", "--app", APP, "--reason", "checkout errors"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = server.wait_status(APP, WAIT, |s| state(s) == "rolled-back");
+    assert_eq!(s["release"]["reason"], "aborted: checkout errors");
+    let seen = answers(&server, 20);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["Hello world!"],
+        "{seen:?}"
+    );
+    // Nothing to abort or promote any more.
+    let o = cli(&dir, &["promote", "--app", APP]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no release in progress"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    server.stop();
+}
+
+#[test]
+fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
+    let dir = TempDir::new("gray-refused");
+    let mut server = up(&dir);
+    for (plan, says) in [
+        (
+            serde_json::json!({"strategy": "gray", "analysis": {"max_error_rate": "1%"}}),
+            "max_error_rate",
+        ),
+        (serde_json::json!({"strategy": "ab-test"}), "ab-test"),
+    ] {
+        let r = release(&server, plan);
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.body.contains(says), "{}", r.body);
+    }
+    let s = server.status(APP);
+    assert_eq!(s["release"], serde_json::Value::Null);
+    assert_eq!(s["template_version"], 1);
+    // pause on a blue-green release: refused, naming why.
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&template_body("app-frontend-v2.yaml", &[])),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = server.api("POST", &format!("/v1/apps/{APP}/pause"), None);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("blue-green"), "{}", r.body);
+    server.stop();
+}
