@@ -19,9 +19,9 @@ use futures_util::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
-    Started,
+    RuntimeWarning, Started,
 };
-use turnout_spec::Service;
+use turnout_spec::{Service, Template};
 
 use crate::container::{
     self, Context, LABEL_APP, LABEL_INSTANCE, LABEL_KEY, LABEL_SERVER, container_name,
@@ -339,6 +339,10 @@ impl DockerRuntime {
 impl Runtime for DockerRuntime {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        crate::warnings(template)
     }
 
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {

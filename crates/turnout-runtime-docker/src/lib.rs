@@ -30,5 +30,7 @@
 pub mod container;
 mod docker;
 mod sweep;
+mod warnings;
 
 pub use docker::{DEFAULT_HOST, DockerRuntime, engine_host};
+pub use warnings::warnings;

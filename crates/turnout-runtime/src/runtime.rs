@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use turnout_spec::template::VolumeDecl;
-use turnout_spec::{Command, Service};
+use turnout_spec::{Command, Service, Template};
 
 use crate::error::RuntimeError;
+use crate::warning::RuntimeWarning;
 
 /// Everything a runtime needs to start one instance of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +218,16 @@ pub trait Runtime: Send + Sync {
     /// Checks that this runtime can run `service` at all; the engine calls
     /// it when a template is deployed, before anything starts.
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
+
+    /// The fields of `template` this runtime accepts and does not use,
+    /// each naming this runtime (DESIGN §7: "a warning naming the runtime
+    /// that ignores them"). Shown where the runtime is known: `up`, and
+    /// the server when a template is deployed or released. Pure: no
+    /// engine is asked.
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        let _ = template;
+        Vec::new()
+    }
 
     /// Makes sure what `service` needs before it starts is there (a
     /// container runtime: its image), so that a deploy or release that

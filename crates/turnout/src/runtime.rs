@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
-    Started,
+    RuntimeWarning, Started,
 };
 use turnout_runtime_docker::DockerRuntime;
 use turnout_runtime_process::ProcessRuntime;
-use turnout_spec::Service;
+use turnout_spec::{Service, Template};
 
 /// The file holding the data dir's server id (the `turnout.server` label
 /// of the containers this server owns).
@@ -135,6 +135,10 @@ impl Runtime for AnyRuntime {
 
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {
         delegate!(self, r => r.check(service))
+    }
+
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        delegate!(self, r => r.warnings(template))
     }
 
     async fn prepare(&self, service: &Service) -> Result<(), RuntimeError> {

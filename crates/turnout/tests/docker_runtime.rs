@@ -1088,3 +1088,120 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
     );
     assert!(slowest < Duration::from_secs(3), "{slowest:?}");
 }
+
+/// Runs `turnout up ARGS` until it says the app is up, stops it with
+/// SIGTERM and returns what it wrote on stderr, and whether it came up.
+fn up_stderr(args: &[&str], data: &Path) -> (bool, String) {
+    use std::io::{BufRead as _, Read as _};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .arg("up")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--internal-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("turnout up starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(" is up") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let up = rx.recv_timeout(WAIT).is_ok();
+    support::signal(child.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (up, err.join().unwrap())
+}
+
+/// Warnings about fields a runtime ignores come from the runtime the
+/// server runs: the process runtime names itself for `volumes` and `user`;
+/// the docker runtime, which honours them, says nothing of them and warns
+/// only about what it ignores (`container_name`).
+#[test]
+fn warnings_name_the_runtime_in_use() {
+    let dir = TempDir::new("runtime-warnings");
+    let file = dir.path().join("app.yaml");
+    let body = |image: &str| {
+        format!(
+            "services:\n  web:\n    image: {image}\n    command: [\"turnout\", \"demo-app\", \
+             \"--listen\", \"0.0.0.0:${{PORT}}\", \"--text\", \"w\"]\n    container_name: shop\n    \
+             volumes: [\"data:/data\"]\n    tmpfs: [/run]\n    \
+             labels:\n      aliyun.routing.port_5000: web\nvolumes:\n  data: {{}}\n"
+        )
+    };
+    std::fs::write(&file, body("turnout:none")).unwrap();
+    let app = unique_app("warnp");
+    let (up, stderr) = up_stderr(
+        &["--name", &app, file.to_str().unwrap()],
+        &dir.path().join("process"),
+    );
+    assert!(up, "{stderr}");
+    for field in ["volumes", "tmpfs", "container_name"] {
+        assert!(
+            stderr.contains(&format!("service web: the process runtime ignores {field}")),
+            "{field}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("the process runtime ignores top-level volumes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("docker runtime ignores"), "{stderr}");
+
+    need_docker!();
+    ensure_image();
+    std::fs::write(&file, body(&format!("turnout:{}", tag()))).unwrap();
+    let data = dir.path().join("docker");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let app = unique_app("warnd");
+    let (up, stderr) = up_stderr(
+        &[
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            file.to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert!(up, "{stderr}");
+    assert!(
+        stderr.contains("service web: the docker runtime ignores container_name"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("process runtime"), "{stderr}");
+    for field in ["volumes", "tmpfs"] {
+        assert!(
+            !stderr.contains(&format!("ignores {field}")),
+            "{field}: {stderr}"
+        );
+    }
+}
