@@ -490,7 +490,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             if only.is_some_and(|names| !names.contains(&service.name)) {
                 continue;
             }
-            if let Err(e) = self.inner.runtime.prepare(service).await {
+            if let Err(e) = self.inner.runtime.prepare(template, service).await {
                 let hint = e.hint().unwrap_or_default();
                 return Err(EngineError::invalid(e.to_string(), hint));
             }

@@ -27,7 +27,11 @@ pub fn warnings(template: &Template) -> Vec<RuntimeWarning> {
         }
     }
     for service in &template.services {
-        for field in container_fields_set(service) {
+        let mut fields = container_fields_set(service);
+        if service.settings.latest_image {
+            fields.push("aliyun.latest_image");
+        }
+        for field in fields {
             out.push(RuntimeWarning {
                 service: Some(service.name.clone()),
                 field: field.to_string(),
@@ -46,7 +50,8 @@ mod tests {
     #[test]
     fn names_the_process_runtime_and_each_field() {
         let yaml = "services:\n  web:\n    command: sleep 1\n    volumes: [\"data:/data\"]\n    \
-                    user: '1000'\n    deploy: { resources: { limits: { memory: 64M } } }\n  \
+                    user: '1000'\n    deploy: { resources: { limits: { memory: 64M } } }\n    \
+                    labels: { aliyun.latest_image: true }\n  \
                     plain:\n    command: sleep 1\nvolumes:\n  data: {}\n";
         let parsed = turnout_spec::parse("app.yaml", yaml, &|_| None).unwrap();
         let got: Vec<String> = warnings(&parsed.template)
@@ -60,6 +65,7 @@ mod tests {
                 "service web: the process runtime ignores deploy.resources",
                 "service web: the process runtime ignores user",
                 "service web: the process runtime ignores volumes",
+                "service web: the process runtime ignores aliyun.latest_image",
             ]
         );
     }

@@ -229,12 +229,19 @@ pub trait Runtime: Send + Sync {
         Vec::new()
     }
 
-    /// Makes sure what `service` needs before it starts is there (a
-    /// container runtime: its image), so that a deploy or release that
-    /// could not start is refused before anything changes. The engine
-    /// calls it after [`check`](Runtime::check), outside its state lock.
-    fn prepare(&self, service: &Service) -> impl Future<Output = Result<(), RuntimeError>> + Send {
-        let _ = service;
+    /// Makes sure what `service` of `template` needs before it starts is
+    /// there (a container runtime: its image, built from `build:` in the
+    /// template's folder or pulled when the template asks), so that a
+    /// deploy or release that could not start is refused before anything
+    /// changes. The engine calls it after [`check`](Runtime::check),
+    /// outside its state lock; it may take long (a build), and says what
+    /// it does meanwhile in the server's log.
+    fn prepare(
+        &self,
+        template: &Template,
+        service: &Service,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        let _ = (template, service);
         std::future::ready(Ok(()))
     }
 

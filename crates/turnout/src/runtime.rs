@@ -141,8 +141,8 @@ impl Runtime for AnyRuntime {
         delegate!(self, r => r.warnings(template))
     }
 
-    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError> {
-        delegate!(self, r => r.prepare(service).await)
+    async fn prepare(&self, template: &Template, service: &Service) -> Result<(), RuntimeError> {
+        delegate!(self, r => r.prepare(template, service).await)
     }
 
     fn proxies_calls(&self) -> bool {
