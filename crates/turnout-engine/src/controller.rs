@@ -475,11 +475,22 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         only: Option<&[String]>,
     ) -> Result<(), EngineError> {
         self.check_runnable(template, only)?;
+        // The fields this runtime ignores: only the runtime in use knows
+        // which (the process runtime ignores `volumes`, docker does not).
+        for w in self.inner.runtime.warnings(template) {
+            let incoming = match (&w.service, only) {
+                (Some(service), Some(names)) => names.contains(service),
+                _ => true,
+            };
+            if incoming {
+                tracing::warn!(hint = %w.hint, "{w}");
+            }
+        }
         for service in &template.services {
             if only.is_some_and(|names| !names.contains(&service.name)) {
                 continue;
             }
-            if let Err(e) = self.inner.runtime.prepare(service).await {
+            if let Err(e) = self.inner.runtime.prepare(template, service).await {
                 let hint = e.hint().unwrap_or_default();
                 return Err(EngineError::invalid(e.to_string(), hint));
             }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -19,14 +19,16 @@ use futures_util::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
-    Started,
+    RuntimeWarning, Started,
 };
-use turnout_spec::Service;
+use turnout_spec::template::PullPolicy;
+use turnout_spec::{Service, Template};
 
 use crate::container::{
     self, Context, LABEL_APP, LABEL_INSTANCE, LABEL_KEY, LABEL_SERVER, container_name,
     instance_number, network_name,
 };
+use crate::image;
 
 /// How long connecting and the version negotiation may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -341,44 +343,60 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        crate::warnings(template)
+    }
+
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {
-        if service.image.is_some() {
-            return Ok(());
-        }
-        if service.build.is_some() {
+        if service.container.pull_policy == Some(PullPolicy::Build) && service.build.is_none() {
             return Err(RuntimeError::Unsupported {
                 service: service.name.clone(),
                 runtime: self.name(),
-                reason: "building images (`build:`) is not supported yet".into(),
-                hint: format!(
-                    "build the image yourself (docker build -t NAME {}) and name it in `image:`",
-                    service.build.as_ref().map_or(".", |b| b.context.as_str())
-                ),
+                reason: "`pull_policy: build` needs a `build:`".into(),
+                hint: "add `build:` (the folder with the Dockerfile), or drop pull_policy".into(),
             });
+        }
+        if service.image.is_some() || service.build.is_some() {
+            return Ok(());
         }
         Err(RuntimeError::Unsupported {
             service: service.name.clone(),
             runtime: self.name(),
             reason: "it has no image".into(),
             hint: "give the service an `image:` that is on this machine (turnout's own: \
-                   images/build.sh; others: docker build or docker load)"
+                   images/build.sh; others: docker build or docker load), or a `build:`"
                 .into(),
         })
     }
 
-    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError> {
-        let Some(image) = &service.image else {
+    async fn prepare(&self, template: &Template, service: &Service) -> Result<(), RuntimeError> {
+        let base_dir = template.base_dir.as_deref().map(Path::new);
+        let Some(image) = image::image_ref(service, base_dir) else {
             return self.check(service);
         };
-        match self.docker.inspect_image(image).await {
+        if let Some(build) = &service.build {
+            // Built on every deploy or release that starts the service;
+            // `pull_policy: never` with an image already here uses it.
+            let keep = service.container.pull_policy == Some(PullPolicy::Never)
+                && self.docker.inspect_image(&image).await.is_ok();
+            if !keep {
+                return self.build(service, build, base_dir, &image).await;
+            }
+            return Ok(());
+        }
+        if image::wants_pull(service) {
+            return self.pull(service, &image).await;
+        }
+        match self.docker.inspect_image(&image).await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Err(RuntimeError::MissingImage {
                 service: service.name.clone(),
                 image: image.clone(),
                 hint: format!(
                     "build it on this machine (turnout's images: images/build.sh; others: \
-                     docker build -t {image} DIR) or load it (docker load -i FILE); no image \
-                     is pulled, there is no registry here"
+                     docker build -t {image} DIR, or a `build:` in the template) or load it \
+                     (docker load -i FILE); no image is pulled unless the template asks \
+                     (pull_policy: always), and there is no registry here"
                 ),
             }),
             Err(e) => Err(engine(format!("cannot look up image {image}"), &e)),
@@ -415,16 +433,16 @@ impl Runtime for DockerRuntime {
                 reason: "the engine gave no template for the instance".into(),
                 hint: "deploy the app from a template".into(),
             })?;
-        let image = source
-            .service
-            .image
-            .as_deref()
-            .ok_or_else(|| RuntimeError::Unsupported {
-                service: spec.service.clone(),
-                runtime: "docker",
-                reason: "it has no image".into(),
-                hint: "give the service an `image:`".into(),
+        let image =
+            image::image_ref(&source.service, source.base_dir.as_deref()).ok_or_else(|| {
+                RuntimeError::Unsupported {
+                    service: spec.service.clone(),
+                    runtime: "docker",
+                    reason: "it has no image".into(),
+                    hint: "give the service an `image:` or a `build:`".into(),
+                }
             })?;
+        let image = image.as_str();
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let mounts = container::mounts(&spec.app, &spec.id, source, home.as_deref())?;
         self.ensure_volumes(&spec.app, &mounts.volumes).await?;
@@ -460,6 +478,7 @@ impl Runtime for DockerRuntime {
                 internal,
             };
             let body = container::body(spec, source, cx)?;
+            tracing::info!(target: "turnout::progress", "creating container {name} ({image}) for {}", spec.id);
             let options = CreateContainerOptionsBuilder::new().name(&name).build();
             let created = self
                 .docker
@@ -479,6 +498,7 @@ impl Runtime for DockerRuntime {
                 })?;
             created.id
         };
+        tracing::info!(target: "turnout::progress", "starting container {} for {}", short(&id), spec.id);
         if let Err(e) = self.docker.start_container(&id, None).await {
             let err = engine(format!("cannot start container {id} of {}", spec.id), &e);
             if let RuntimeError::Engine { message, .. } = &err
@@ -755,6 +775,11 @@ fn gateway(name: &str, network: &bollard::models::NetworkInspect) -> Result<IpAd
                 "remove the network (docker network rm {name}) and let turnout make it again"
             )),
         })
+}
+
+/// A container id as `docker ps` shows it.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// The HTTP status of an engine refusal.

@@ -24,11 +24,26 @@
 //!   anonymous volumes go with their container, named ones are kept;
 //! - `exec` (probe commands) cannot kill a command past its timeout (the
 //!   Engine API has no such call): the probe fails, the command is left;
-//! - `build:` is refused with a hint until images are built through the
-//!   API; nothing is pulled.
+//! - `build:` is built through the API (`POST /build`, a tar of the
+//!   context made here; `.dockerignore` is not read) whenever a deploy or
+//!   release starts the service, tagged with its `image:`, else
+//!   `turnout-build-<service>:<hash of the build spec>`
+//!   ([`image::image_ref`]); `pull_policy: never` with the image present
+//!   skips the build;
+//! - nothing is pulled unless the template asks (`pull_policy: always`,
+//!   `aliyun.latest_image: true`); then a failed pull is an error naming
+//!   the image and the registry's answer, and the local image is not used
+//!   in its place (`missing`, the default, and `never` use the local
+//!   image, and a missing one is an error: DESIGN §6.1 pulls nothing
+//!   else);
+//! - progress (builds, pulls, containers being created and started) goes
+//!   to the server's log at info level, target `turnout::progress`.
 
 pub mod container;
 mod docker;
+pub mod image;
 mod sweep;
+mod warnings;
 
 pub use docker::{DEFAULT_HOST, DockerRuntime, engine_host};
+pub use warnings::warnings;

@@ -30,6 +30,8 @@ mod exec;
 mod log;
 mod proc_stat;
 mod process;
+mod warnings;
 
 pub use log::{LogFollower, Tail, log_path, tail};
 pub use process::{INSTANCE_KEY, ProcessRuntime};
+pub use warnings::warnings;

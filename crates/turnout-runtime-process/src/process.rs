@@ -28,9 +28,9 @@ use parking_lot::Mutex;
 use turnout_runtime::command::{self, PortVars};
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
-    Started,
+    RuntimeWarning, Started,
 };
-use turnout_spec::Service;
+use turnout_spec::{Service, Template};
 
 use crate::log::{LogFollower, log_path};
 use crate::proc_stat::ProcStat;
@@ -122,6 +122,10 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        crate::warnings(template)
     }
 
     fn check(&self, service: &Service) -> Result<(), RuntimeError> {

@@ -10,7 +10,8 @@
 //!
 //! How the engine uses it, per instance:
 //!
-//! 1. [`Runtime::check`] each service when a template is deployed;
+//! 1. [`Runtime::check`] each service when a template is deployed, and
+//!    [`Runtime::warnings`] for the fields this runtime ignores;
 //! 2. ports: [`Runtime::ports`]`(&`[`service_ports`]`(svc))` and
 //!    [`primary_port`]`(svc)`; environment: [`template_env`]`(svc)`
 //!    followed by [`instance_env`]`(...)`;
@@ -32,6 +33,7 @@ mod ports;
 mod probe;
 mod runtime;
 mod schedule;
+mod warning;
 
 pub use env::{NO_PROXY, instance_env, template_env};
 pub use error::RuntimeError;
@@ -45,3 +47,4 @@ pub use schedule::{
     DEFAULT_INTERVAL, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ProbePlan, ProbeSchedule, Readiness,
     STARTUP_RETRY, Step,
 };
+pub use warning::{RuntimeWarning, container_fields_set};

@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use turnout_spec::template::VolumeDecl;
-use turnout_spec::{Command, Service};
+use turnout_spec::{Command, Service, Template};
 
 use crate::error::RuntimeError;
+use crate::warning::RuntimeWarning;
 
 /// Everything a runtime needs to start one instance of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,12 +219,29 @@ pub trait Runtime: Send + Sync {
     /// it when a template is deployed, before anything starts.
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
 
-    /// Makes sure what `service` needs before it starts is there (a
-    /// container runtime: its image), so that a deploy or release that
-    /// could not start is refused before anything changes. The engine
-    /// calls it after [`check`](Runtime::check), outside its state lock.
-    fn prepare(&self, service: &Service) -> impl Future<Output = Result<(), RuntimeError>> + Send {
-        let _ = service;
+    /// The fields of `template` this runtime accepts and does not use,
+    /// each naming this runtime (DESIGN §7: "a warning naming the runtime
+    /// that ignores them"). Shown where the runtime is known: `up`, and
+    /// the server when a template is deployed or released. Pure: no
+    /// engine is asked.
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning> {
+        let _ = template;
+        Vec::new()
+    }
+
+    /// Makes sure what `service` of `template` needs before it starts is
+    /// there (a container runtime: its image, built from `build:` in the
+    /// template's folder or pulled when the template asks), so that a
+    /// deploy or release that could not start is refused before anything
+    /// changes. The engine calls it after [`check`](Runtime::check),
+    /// outside its state lock; it may take long (a build), and says what
+    /// it does meanwhile in the server's log.
+    fn prepare(
+        &self,
+        template: &Template,
+        service: &Service,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        let _ = (template, service);
         std::future::ready(Ok(()))
     }
 

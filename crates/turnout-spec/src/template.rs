@@ -230,8 +230,8 @@ pub struct Build {
 }
 
 /// The compose fields that only a container runtime uses (DESIGN §6.1);
-/// the process runtime ignores them, with a warning when a template sets
-/// them. Empty (`Default`) when a template sets none.
+/// the process runtime ignores them, with a warning from the runtime when
+/// a template that sets them is deployed. Empty (`Default`) when a template sets none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSettings {
     /// `entrypoint`, overriding the image's.

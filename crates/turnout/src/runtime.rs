@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
-    Started,
+    RuntimeWarning, Started,
 };
 use turnout_runtime_docker::DockerRuntime;
 use turnout_runtime_process::ProcessRuntime;
-use turnout_spec::Service;
+use turnout_spec::{Service, Template};
 
 /// The file holding the data dir's server id (the `turnout.server` label
 /// of the containers this server owns).
@@ -145,9 +145,10 @@ macro_rules! delegate_runtime {
 delegate_runtime! {
     fn name(&self) -> &'static str;
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
+    fn warnings(&self, template: &Template) -> Vec<RuntimeWarning>;
     fn proxies_calls(&self) -> bool;
     fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError>;
-    async fn prepare(&self, service: &Service) -> Result<(), RuntimeError>;
+    async fn prepare(&self, template: &Template, service: &Service) -> Result<(), RuntimeError>;
     async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError>;
     async fn forget_app(&self, app: &str);
     async fn start(&self, spec: &InstanceSpec) -> Result<Started, RuntimeError>;

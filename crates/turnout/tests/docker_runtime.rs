@@ -16,7 +16,9 @@
 //!
 //! The docker CLI is used only to look at what turnout made and to clean
 //! up. Where no engine answers, the engine tests print a skip and pass.
-//! `TURNOUT_TEST_IMAGE_TAG` picks the image tag (default `dev`).
+//! The images' tag is this process's own (`test-<binary hash>-<pid>`,
+//! removed at exit; `TURNOUT_TEST_IMAGE_TAG` picks a fixed one instead):
+//! two test binaries building at once never retag each other's images.
 
 mod support;
 
@@ -31,8 +33,9 @@ const BUILD_BOUND: Duration = Duration::from_secs(15 * 60);
 const DOCKER_BOUND: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(60);
 
+/// This process's own image tag (see [`support::test_image_tag`]).
 fn tag() -> String {
-    std::env::var("TURNOUT_TEST_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+    support::test_image_tag()
 }
 
 /// Why the engine tests cannot run here, if they cannot.
@@ -1087,4 +1090,381 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
         "{failed} of {total} failed"
     );
     assert!(slowest < Duration::from_secs(3), "{slowest:?}");
+}
+
+/// Runs `turnout up ARGS` until it says the app is up, stops it with
+/// SIGTERM and returns what it wrote on stderr, and whether it came up.
+fn up_stderr(args: &[&str], data: &Path) -> (bool, String) {
+    up_stderr_logging(args, data, "warn")
+}
+
+/// [`up_stderr`] with the server's log at `rust_log` (`info` shows the
+/// progress lines).
+fn up_stderr_logging(args: &[&str], data: &Path, rust_log: &str) -> (bool, String) {
+    use std::io::{BufRead as _, Read as _};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnout"))
+        .arg("up")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--internal-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("turnout up starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(" is up") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let up = rx.recv_timeout(WAIT).is_ok();
+    support::signal(child.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (up, err.join().unwrap())
+}
+
+/// Warnings about fields a runtime ignores come from the runtime the
+/// server runs: the process runtime names itself for `volumes` and `user`;
+/// the docker runtime, which honours them, says nothing of them and warns
+/// only about what it ignores (`container_name`).
+#[test]
+fn warnings_name_the_runtime_in_use() {
+    let dir = TempDir::new("runtime-warnings");
+    let file = dir.path().join("app.yaml");
+    let body = |image: &str| {
+        format!(
+            "services:\n  web:\n    image: {image}\n    command: [\"turnout\", \"demo-app\", \
+             \"--listen\", \"0.0.0.0:${{PORT}}\", \"--text\", \"w\"]\n    container_name: shop\n    \
+             volumes: [\"data:/data\"]\n    tmpfs: [/run]\n    \
+             labels:\n      aliyun.routing.port_5000: web\nvolumes:\n  data: {{}}\n"
+        )
+    };
+    std::fs::write(&file, body("turnout:none")).unwrap();
+    let app = unique_app("warnp");
+    let (up, stderr) = up_stderr(
+        &["--name", &app, file.to_str().unwrap()],
+        &dir.path().join("process"),
+    );
+    assert!(up, "{stderr}");
+    for field in ["volumes", "tmpfs", "container_name"] {
+        assert!(
+            stderr.contains(&format!("service web: the process runtime ignores {field}")),
+            "{field}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("the process runtime ignores top-level volumes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("docker runtime ignores"), "{stderr}");
+
+    need_docker!();
+    ensure_image();
+    std::fs::write(&file, body(&format!("turnout:{}", tag()))).unwrap();
+    let data = dir.path().join("docker");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let app = unique_app("warnd");
+    let (up, stderr) = up_stderr(
+        &[
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            file.to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert!(up, "{stderr}");
+    assert!(
+        stderr.contains("service web: the docker runtime ignores container_name"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("process runtime"), "{stderr}");
+    for field in ["volumes", "tmpfs"] {
+        assert!(
+            !stderr.contains(&format!("ignores {field}")),
+            "{field}: {stderr}"
+        );
+    }
+}
+
+/// Removes the image tags a test made, when it ends.
+struct RemoveImages(Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            docker(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// `build:` on the docker runtime (DESIGN §6.1): the context folder,
+/// relative to the template's, is sent to the engine as a tar with the
+/// Dockerfile and args the template names, the image is tagged with the
+/// service's `image:`, containers run it, and the build's steps and the
+/// containers' start are shown while `up` waits.
+#[test]
+fn a_build_is_made_through_the_engine_api_with_progress() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-build");
+    let data = dir.path().join("data");
+    let app = unique_app("dkbuild");
+    let image = format!("turnout-test-built-{app}:1").to_lowercase();
+    let _images = RemoveImages(vec![image.clone()]);
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let web = dir.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(web.join("hello.txt"), "hello\n").unwrap();
+    std::fs::write(
+        web.join("Dockerfile.turnout"),
+        format!(
+            "FROM turnout:{}\nARG GREETING=unset\nLABEL turnout-test.greeting=$GREETING\n\
+             COPY hello.txt /hello.txt\n\
+             CMD [\"turnout\", \"demo-app\", \"--listen\", \"0.0.0.0:5000\", \"--text\", \"built\"]\n",
+            tag()
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {image}\n    build:\n      context: ./web\n      \
+             dockerfile: Dockerfile.turnout\n      args: {{ GREETING: hi }}\n    \
+             labels:\n      aliyun.routing.port_5000: web\n"
+        ),
+    )
+    .unwrap();
+    let (up, stderr) = up_stderr_logging(
+        &[
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            file.to_str().unwrap(),
+        ],
+        &data,
+        "info",
+    );
+    assert!(up, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "building image {image} of service web from {}",
+            web.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("build {image}: Step 1/6 : FROM turnout:{}", tag())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("built image {image} of service web")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("creating container {app}-web-1 ({image})"))
+            && stderr.contains("starting container "),
+        "{stderr}"
+    );
+    // The args reached the build; the image is the one the template names.
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"turnout-test.greeting\"}}",
+            &image
+        ]),
+        "hi"
+    );
+}
+
+/// A bad `build:` is refused before anything starts, naming what is wrong:
+/// a context folder that is not there, and a Dockerfile whose base image
+/// is not on this machine (nothing can be pulled here).
+#[test]
+fn a_bad_build_is_refused_before_anything_starts() {
+    need_docker!();
+    let dir = TempDir::new("docker-badbuild");
+    let data = dir.path().join("data");
+    let app = unique_app("dkbadb");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let up = |file: &Path| {
+        output_within(
+            Command::new(env!("CARGO_BIN_EXE_turnout"))
+                .args(["up", "--runtime", "docker", "--name", &app])
+                .arg(file)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+                .args(["--internal-listen", "127.0.0.1:0"])
+                .env("NO_COLOR", "1"),
+            WAIT,
+        )
+    };
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    build: ./nope\n    labels:\n      aliyun.routing.port_5000: web\n",
+    )
+    .unwrap();
+    let out = up(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot build image turnout-build-web:")
+            && stderr.contains(&format!(
+                "the build context {} is not a folder",
+                dir.path().join("nope").display()
+            )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("relative to the template's folder"),
+        "{stderr}"
+    );
+    assert!(containers(&app).is_empty());
+
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    let base = format!("turnout-no-such-base-{app}:1").to_lowercase();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\n")).unwrap();
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    build: ./ctx\n    labels:\n      aliyun.routing.port_5000: web\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = up(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot build image turnout-build-web:") && stderr.contains(&base),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
+    assert!(containers(&app).is_empty());
+}
+
+/// `pull_policy: always` and `aliyun.latest_image: true` ask for the
+/// newest image: with no registry the pull fails, and that is a clear
+/// error naming the image and what the pull ran into; the local image is
+/// not used in its place. `pull_policy: missing` (and no policy) uses the
+/// local image and pulls nothing.
+#[test]
+fn a_pull_the_template_asks_for_fails_clearly_without_a_registry() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-pull");
+    let data = dir.path().join("data");
+    let app = unique_app("dkpull");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let image = format!("turnout:{}", tag());
+    let file = dir.path().join("app.yaml");
+    // `field` goes under the service, `label` under its labels.
+    let write = |field: &str, label: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "services:\n  web:\n    image: {image}\n{field}    command: [\"turnout\", \
+                 \"demo-app\", \"--listen\", \"0.0.0.0:5000\"]\n    labels:\n{label}      \
+                 aliyun.routing.port_5000: web\n"
+            ),
+        )
+        .unwrap();
+    };
+    for (field, label, why) in [
+        ("    pull_policy: always\n", "", "pull_policy: always"),
+        (
+            "",
+            "      aliyun.latest_image: true\n",
+            "aliyun.latest_image: true",
+        ),
+    ] {
+        write(field, label);
+        let started = Instant::now();
+        let out = output_within(
+            Command::new(env!("CARGO_BIN_EXE_turnout"))
+                .args(["up", "--runtime", "docker", "--name", &app])
+                .arg(&file)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+                .args(["--internal-listen", "127.0.0.1:0"])
+                .env("NO_COLOR", "1"),
+            WAIT,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{why}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: cannot pull image {image} of service web: "
+            )),
+            "{why}: {stderr}"
+        );
+        assert!(stderr.contains(&format!("({why})")), "{why}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{why}: {:?}",
+            started.elapsed()
+        );
+        assert!(containers(&app).is_empty(), "{why}");
+    }
+    // The local image is there all along: `missing` uses it.
+    write("    pull_policy: missing\n", "");
+    let (up, stderr) = up_stderr_logging(
+        &[
+            "--runtime",
+            "docker",
+            "--name",
+            &app,
+            file.to_str().unwrap(),
+        ],
+        &data,
+        "info",
+    );
+    assert!(up, "{stderr}");
+    assert!(!stderr.contains("pulling image"), "{stderr}");
 }

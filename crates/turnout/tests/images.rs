@@ -8,8 +8,9 @@
 //! `examples/hello` validate, and the script's errors are clear.
 //!
 //! Where no Docker engine answers, the engine tests print a skip and pass.
-//! `TURNOUT_TEST_IMAGE_TAG` picks the tag (default `dev`, the tag the
-//! examples use).
+//! The images' tag is this process's own (`test-<binary hash>-<pid>`,
+//! removed at exit; `TURNOUT_TEST_IMAGE_TAG` picks a fixed one instead,
+//! e.g. `dev`, the tag the examples use, which is then kept).
 
 mod support;
 
@@ -27,8 +28,9 @@ fn script() -> PathBuf {
     root().join("images/build.sh")
 }
 
+/// This process's own image tag (see [`support::test_image_tag`]).
 fn tag() -> String {
-    std::env::var("TURNOUT_TEST_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+    support::test_image_tag()
 }
 
 /// Why the engine tests cannot run here, if they cannot.
@@ -160,6 +162,24 @@ for url in sys.argv[1:]:
 import requests
 print(json.dumps({"requests": requests.__version__}))
 "#;
+
+/// Two test processes never share a tag: the tag names this process and
+/// the binary it tests, unless TURNOUT_TEST_IMAGE_TAG fixes it.
+#[test]
+fn the_test_image_tag_is_this_process_own() {
+    if std::env::var_os("TURNOUT_TEST_IMAGE_TAG").is_some() {
+        eprintln!("skipped: TURNOUT_TEST_IMAGE_TAG fixes the tag");
+        return;
+    }
+    let tag = tag();
+    let hash = sha256(std::path::Path::new(env!("CARGO_BIN_EXE_turnout")));
+    assert_eq!(
+        tag,
+        format!("test-{}-{}", &hash[..12], std::process::id()),
+        "{tag}"
+    );
+    assert_eq!(tag, support::test_image_tag(), "one tag per process");
+}
 
 #[test]
 fn images_serve_demo_app_to_a_python_client_by_network_alias() {

@@ -48,8 +48,10 @@ const USED_FIELDS: &[&str] = &[
 ];
 
 /// Service fields that a container runtime uses and the process runtime
-/// ignores (DESIGN §6.1): parsed into `Service::container`, with a warning
-/// naming the process runtime.
+/// ignores (DESIGN §6.1): parsed into `Service::container`. The warning
+/// naming the runtime that ignores one comes from that runtime
+/// (`turnout_runtime::Runtime::warnings`) when the template is deployed:
+/// the parser cannot know which runtime will run it.
 const CONTAINER_FIELDS: &[&str] = &[
     "cap_add",
     "cap_drop",
@@ -274,11 +276,9 @@ fn read(
                         }
                     }
                 }
+                // Whether the runtime in use ignores them is the runtime's
+                // to say (`Runtime::warnings`), where it is known.
                 "volumes" | "networks" => {
-                    sink.push(
-                        Diagnostic::warning(key_node.pos, &path, format!("the process runtime ignores top-level {key}"))
-                            .hint("the docker runtime (`--runtime docker`) creates them; on the process runtime they have no effect"),
-                    );
                     if key == "volumes" {
                         template.volumes = container::volume_decls(value, &path, sink);
                     } else {
@@ -477,8 +477,7 @@ fn read_service(
                     replicas = Some(n);
                     service.replicas = Some(n.0);
                 }
-                if let Some((limits, pos, rp)) = d.limits {
-                    sink.push(process_ignores(pos, &rp, "deploy.resources"));
+                if let Some((limits, _, _)) = d.limits {
                     service.container.limits = limits;
                 }
             }
@@ -499,7 +498,6 @@ fn read_service(
                 }
             }
             other if CONTAINER_FIELDS.contains(&other) => {
-                sink.push(process_ignores(key_node.pos, &p, other));
                 read_container_field(other, value, &p, &mut service.container, source, sink);
             }
             "scale" => {
@@ -575,14 +573,6 @@ fn read_service(
         }
     }
     Some(service)
-}
-
-/// The warning for a field that the docker runtime honours and the process
-/// runtime does not.
-fn process_ignores(pos: Pos, path: &FieldPath, field: &str) -> Diagnostic {
-    Diagnostic::warning(pos, path, format!("the process runtime ignores {field}")).hint(
-        "the docker runtime (`--runtime docker`) honours it; on the process runtime it has no effect",
-    )
 }
 
 /// Reads one of [`CONTAINER_FIELDS`] into `c`.

@@ -472,3 +472,50 @@ pub fn raw_request(addr: SocketAddr, head: &[u8], body: Vec<u8>) -> Response {
     let _ = sender.join();
     parse_response(&raw)
 }
+
+/// The tag of the local images (`turnout:TAG`, `turnout-debian:TAG`) this
+/// test process builds and runs: `TURNOUT_TEST_IMAGE_TAG` when set (then
+/// the images are left alone), else `test-<binary hash>-<pid>`, which no
+/// other test process uses. A shared tag (`dev`) is mutable: two test
+/// binaries built from different sources (two worktrees, or a rebuild
+/// while a run goes on) would retag it under each other, and
+/// `images/build.sh` removes the image a tag pointed at before. The
+/// process's own tags are removed when it exits (`docker rmi`: an image
+/// another tag names stays).
+pub fn test_image_tag() -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        if let Ok(tag) = std::env::var("TURNOUT_TEST_IMAGE_TAG") {
+            return tag;
+        }
+        let binary = env!("CARGO_BIN_EXE_turnout");
+        let out = output_within(
+            Command::new("sha256sum").arg(binary),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "sha256sum {binary}");
+        let hash = String::from_utf8_lossy(&out.stdout)[..12].to_string();
+        let tag = format!("test-{hash}-{}", std::process::id());
+        remove_at_exit(&tag);
+        tag
+    })
+    .clone()
+}
+
+/// Removes the images of `tag` once this process has exited, however it
+/// ends (a failed test, an abort, a kill): a watcher shell waits for the
+/// process to be gone, then untags them (`docker rmi`: an image another
+/// tag names stays, one a container still uses too).
+fn remove_at_exit(tag: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         docker rmi turnout:{tag} turnout-debian:{tag} >/dev/null 2>&1",
+        pid = std::process::id()
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
