@@ -24,11 +24,7 @@ fn status() -> AppStatus {
         app: "hello".into(),
         template_version: 2,
         release: Some(ReleaseStatus {
-            step: Some(turnout_api_types::StepStatus {
-                index: 1,
-                count: 3,
-                share: 50,
-            }),
+            step: None,
             paused: None,
             id: 2,
             strategy: "blue-green".into(),
@@ -131,6 +127,23 @@ fn old_clients_need_not_send_env_files_or_base_dir() {
 #[test]
 fn bodies_round_trip() {
     round_trip(&status());
+    let mut gray = status();
+    if let Some(r) = gray.release.as_mut() {
+        r.strategy = "gray".into();
+        r.state = "paused".into();
+        r.step = Some(turnout_api_types::StepStatus {
+            index: 1,
+            count: 3,
+            share: 50,
+        });
+        r.paused = Some("manual".into());
+    }
+    round_trip(&gray);
+    let json = serde_json::to_value(&gray).unwrap();
+    assert_eq!(
+        json["release"]["step"],
+        serde_json::json!({"index": 1, "count": 3, "share": 50})
+    );
     round_trip(&AppList {
         apps: vec![status()],
     });

@@ -7,15 +7,19 @@
 'use strict';
 
 const TOKEN_KEY = 'turnout.token';
-// Release actions of progressive delivery (DESIGN §8) that the API does not
-// serve yet. When it does, list them here, e.g.
-//   {label: 'Promote', path: 'promote', states: ['paused']}
-// and the release panel renders each as a button behind a confirmation.
-const PROGRESSIVE_ACTIONS = [];
+// Release actions of progressive delivery (DESIGN §8): each a button of
+// the release panel behind a confirmation, enabled in the states where the
+// API takes it (elsewhere it answers 409 with a hint).
+const PROGRESSIVE_ACTIONS = [
+  { label: 'Promote', path: 'promote', states: ['progressing', 'paused'] },
+  { label: 'Pause', path: 'pause', states: ['progressing'] },
+  { label: 'Resume', path: 'resume', states: ['paused'] },
+  { label: 'Abort', path: 'abort', states: ['deploying', 'progressing', 'paused', 'pending-confirmation'] },
+];
 const POLL_MS = 2000;
 // A metrics stream that says nothing for this long is taken as broken.
 const METRICS_SILENCE_MS = 4000;
-const IN_PROGRESS = ['deploying', 'pending-confirmation'];
+const IN_PROGRESS = ['deploying', 'progressing', 'paused', 'pending-confirmation'];
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...children) => {
@@ -396,6 +400,8 @@ function renderRelease(s) {
       fact('Release', `${r.id} (${r.strategy})`, 'id');
       fact('Versions', `${r.from_version} → ${r.to_version}`, 'versions');
       if (r.reason) fact('Reason', r.reason, 'reason');
+      if (r.step) fact('Step', `${r.step.index + 1} of ${r.step.count}: the new version at ${r.step.share}%`, 'step');
+      if (r.paused) fact('Paused', r.paused, 'paused');
     }
     const extra = $('#progressive-actions');
     extra.replaceChildren(
@@ -642,6 +648,10 @@ async function releaseAction(label, path) {
   const what = {
     confirm: `Confirm release ${r.id} of ${app}: the old services are drained and removed.`,
     rollback: `Roll back release ${r.id} of ${app}: the new services are removed and the weights restored.`,
+    promote: `Promote release ${r.id} of ${app} to its next step now.`,
+    pause: `Pause release ${r.id} of ${app} at its step.`,
+    resume: `Resume release ${r.id} of ${app}: its step's pause counts from now.`,
+    abort: `Abort release ${r.id} of ${app}: it is rolled back, recorded as aborted.`,
   }[path] || `${label} release ${r.id} of ${app}.`;
   if (!(await ask(label, what))) return;
   const msg = $('#release-message');

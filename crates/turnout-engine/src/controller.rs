@@ -283,7 +283,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 Some(Phase::Exited) => Phase::Exited,
                 _ => Phase::Starting,
             };
-            let key = (record.app.clone(), record.id.clone());
+            // The store keys instances across apps (`app/service.n`); the
+            // engine by (app, `service.n`).
+            let local = record
+                .id
+                .strip_prefix(&format!("{}/", record.app))
+                .unwrap_or(&record.id)
+                .to_string();
+            let key = (record.app.clone(), local);
             state.instances.insert(
                 key,
                 Inst {

@@ -341,26 +341,32 @@ fn a_progressive_or_bad_plan_is_refused_and_starts_nothing() {
     let gray_block =
         format!("{frontend}x-turnout:\n  release:\n    strategy: gray\n    steps: [10, 50, 100]\n");
 
-    // The template's own block asks for gray.
-    let body = serde_json::json!({"template": gray_block, "source_name": "v2.yaml"}).to_string();
+    // The template's own block asks for gray with an analysis gate, which
+    // this server does not judge yet.
+    let gated = format!("{gray_block}    analysis: {{ max_error_rate: 1% }}\n");
+    let body = serde_json::json!({"template": gated, "source_name": "v2.yaml"}).to_string();
     let message = assert_error(
-        "gray from the block",
+        "gray with a gate",
         &server.api("POST", &path, Some(&body)),
         422,
         "invalid",
     );
-    assert_eq!(message, "strategy gray is not released by this server yet");
+    assert!(
+        message.contains("max_error_rate")
+            && message.ends_with("are not judged by this server yet"),
+        "{message}"
+    );
 
-    // The request's overrides ask for canary and ab-test, old field and new.
+    // The request's overrides ask for ab-test, old field and new.
     for body in [
-        serde_json::json!({"template": frontend, "plan": {"strategy": "canary"}}),
+        serde_json::json!({"template": frontend, "plan": {"strategy": "ab-test"}}),
         serde_json::json!({"template": frontend, "strategy": "ab-test"}),
     ] {
         let r = server.api("POST", &path, Some(&body.to_string()));
         let message = assert_error("progressive override", &r, 422, "invalid");
-        assert!(
-            message.ends_with("is not released by this server yet"),
-            "{message}"
+        assert_eq!(
+            message,
+            "strategy ab-test is not released by this server yet"
         );
     }
 

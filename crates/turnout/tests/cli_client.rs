@@ -592,7 +592,7 @@ fn the_verbs_drive_a_real_server() {
 }
 
 #[test]
-fn a_template_asking_for_gray_is_refused_and_a_flag_releases_it_blue_green() {
+fn a_gray_template_with_gates_is_refused_and_a_flag_releases_it_blue_green() {
     let mut s = Running::start("cli-gray");
     let o = s.cli(&["deploy", "examples/hello-gray/app.yaml"], &[]);
     s.track();
@@ -600,11 +600,11 @@ fn a_template_asking_for_gray_is_refused_and_a_flag_releases_it_blue_green() {
     let before = s.server.status("hello-gray");
 
     // The block travels to the server with the template, which refuses
-    // the strategy it cannot run yet; nothing starts.
+    // the analysis gates it does not judge yet; nothing starts.
     let o = s.cli(&["release", "examples/hello-gray/app-v2.yaml"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        stderr(&o).contains("error: strategy gray is not released by this server yet"),
+        stderr(&o).contains("are not judged by this server yet"),
         "{}",
         stderr(&o)
     );

@@ -281,6 +281,25 @@ fn kill_9_in_pending_confirmation_then_serve_resumes_and_adopts() {
     again.sort_unstable();
     old.sort_unstable();
     assert_eq!(again, old, "instances must be adopted, not duplicated");
+    // Adopted instances keep their ids (`serviceA-v1.1`, not the store's
+    // `hello/serviceA-v1.1`).
+    let ids = |s: &serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = s["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|x| x["instances"].as_array().unwrap().clone())
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&after), ids(&before));
+    assert!(
+        ids(&after).iter().all(|id| !id.contains('/')),
+        "{:?}",
+        ids(&after)
+    );
     let counts = answers(&resumed, 20);
     assert_eq!(counts.len(), 2, "{counts:?}");
     // Confirm works after the restart.

@@ -26,7 +26,11 @@ const POLL: Duration = Duration::from_millis(200);
     `turnout rollback`. standard replaces changed services in place, health-gated, and ends \
     confirmed. The strategy and the other plan flags override the template's \
     x-turnout.release block; `turnout plan FILE` prints the plan without starting anything. \
-    canary, gray and ab-test are refused by this server until its engine runs them.\n\nExit status: 0 when the new instances are ready (with --no-wait: when the \
+    gray moves the new version through --steps, each held for --pause (until-promoted: until \
+    `turnout promote`); canary gives --canary-share to --canary-scale new instances, then all \
+    of them once promoted; `turnout pause`, `resume` and `abort` steer both. Analysis gates and \
+    ab-test are refused by this server until it judges them.\n\nExit status: 0 when the new \
+    instances are ready (a canary or gray release: its first step runs; with --no-wait: when the \
     release started), 1 when it is refused, fails or times out.\n\nExample:\n  turnout release \
     examples/hello/app-frontend-v2.yaml"
 )]
@@ -173,7 +177,9 @@ pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
                 ));
             };
             match r.state.as_str() {
-                "pending-confirmation" | "confirmed" => Progress::Done,
+                // A canary or gray release is under way once its first
+                // step runs; its steps take their pauses (`turnout status`).
+                "pending-confirmation" | "confirmed" | "progressing" | "paused" => Progress::Done,
                 "rolled-back" | "failed" => Progress::Failed(match &r.reason {
                     Some(reason) => format!("release {id} {}: {reason}", r.state),
                     None => format!("release {id} {}", r.state),
