@@ -5,8 +5,10 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
+use crate::caller::Caller;
 use crate::cookie::{INSTANCE_COOKIE, POSITION_COOKIE, cookie_value};
 use crate::headers::RequestHeaders;
+use crate::lane::Lane;
 use crate::position::Position;
 use crate::route::{Route, RouteIndex};
 use crate::route_table::RouteTable;
@@ -59,6 +61,9 @@ pub enum Via {
     Position,
     /// Smooth weighted round robin.
     Weighted,
+    /// The caller's lane (DESIGN §8): round robin over the lane's
+    /// services by their weights relative to each other.
+    Lane,
 }
 
 /// Where the request goes.
@@ -108,14 +113,16 @@ pub enum Decision {
 }
 
 /// Decides where a request goes: caller check, then preview override, then
-/// rules, then stickiness, then the weights.
+/// rules, then (for a caller in one of the route's lanes: only among the
+/// lane's services) stickiness, then the weights.
 pub fn pick<H: RequestHeaders + ?Sized>(table: &RouteTable, key: &RequestKey<'_, H>) -> Decision {
     let Some(route) = table.route(key.route) else {
         return Decision::UnknownRoute;
     };
-    if let Some(refusal) = check_caller(table, route, key.caller_token, key.caller_address) {
-        return Decision::Forbidden(refusal);
-    }
+    let lane = match check_caller(table, route, key.caller_token, key.caller_address) {
+        Ok(caller) => caller.and_then(|caller| lane_of(route, caller)),
+        Err(refusal) => return Decision::Forbidden(refusal),
+    };
     let pin = if route.sticky == Sticky::Instance {
         cookie_value(key.headers, INSTANCE_COOKIE).and_then(|id| find_instance(route, id))
     } else {
@@ -142,6 +149,9 @@ pub fn pick<H: RequestHeaders + ?Sized>(table: &RouteTable, key: &RequestKey<'_,
         .find(|r| r.matches(key.headers, key.query))
     {
         return chosen(rule.service, Via::Rule);
+    }
+    if let Some(lane) = lane {
+        return pick_in_lane(route, lane, pin, key);
     }
     if let Some((service, endpoint)) = pin {
         return Decision::Forward(Target {
@@ -179,6 +189,68 @@ pub fn pick<H: RequestHeaders + ?Sized>(table: &RouteTable, key: &RequestKey<'_,
     })
 }
 
+/// [`pick`] past the rules for a caller in `lane`: the pin or position
+/// when it names a service of the lane, else the lane's own round robin.
+/// The lane's cycle is never empty, so there is always a service.
+fn pick_in_lane<H: RequestHeaders + ?Sized>(
+    route: &Route,
+    lane: &Lane,
+    pin: Option<(ServiceIndex, u32)>,
+    key: &RequestKey<'_, H>,
+) -> Decision {
+    if let Some((service, endpoint)) = pin
+        && lane.contains(service)
+    {
+        return Decision::Forward(Target {
+            service,
+            pinned: Some(endpoint),
+            via: Via::Pin,
+            set_position: None,
+            set_pin: false,
+        });
+    }
+    if route.sticky != Sticky::Off
+        && let Some(position) = cookie_value(key.headers, POSITION_COOKIE).and_then(Position::parse)
+        && let Some(service) = owner(route, position).filter(|&s| lane.contains(s))
+    {
+        return Decision::Forward(Target {
+            service,
+            pinned: None,
+            via: Via::Position,
+            set_position: None,
+            set_pin: route.sticky == Sticky::Instance,
+        });
+    }
+    if lane.cycle.is_empty() {
+        return Decision::NoService;
+    }
+    let service = lane.cycle[(key.seq % lane.cycle.len() as u64) as usize];
+    let set_position = if route.sticky == Sticky::Off {
+        None
+    } else {
+        route
+            .service(service)
+            .and_then(|s| Position::spread(&s.range, key.seq))
+    };
+    Decision::Forward(Target {
+        service,
+        pinned: None,
+        via: Via::Lane,
+        set_position,
+        set_pin: route.sticky == Sticky::Instance,
+    })
+}
+
+/// The lane of `route` that `caller` is in: a caller of the route's own
+/// app (as for `callers`) listed in one of its lanes. A scan of a route's
+/// few lanes, names compared by content.
+fn lane_of<'t>(route: &'t Route, caller: &Caller) -> Option<&'t Lane> {
+    if route.lanes.is_empty() || caller.app != route.app {
+        return None;
+    }
+    route.lanes.iter().find(|lane| lane.takes(caller))
+}
+
 /// The service whose range holds `position`, if any service has weight.
 pub(crate) fn owner(route: &Route, position: Position) -> Option<ServiceIndex> {
     let p = position.get();
@@ -189,31 +261,37 @@ pub(crate) fn owner(route: &Route, position: Position) -> Option<ServiceIndex> {
         .map(|i| i as ServiceIndex)
 }
 
-fn check_caller(
-    table: &RouteTable,
+/// Whether the caller may use the route, and who it is when the route
+/// needs to know (it lists its callers or has lanes); `Ok(None)` on a
+/// route open to anyone without lanes, which looks nobody up.
+fn check_caller<'t>(
+    table: &'t RouteTable,
     route: &Route,
     token: Option<&str>,
     address: Option<IpAddr>,
-) -> Option<Forbidden> {
-    let allowed = route.callers.as_deref()?;
+) -> Result<Option<&'t Caller>, Forbidden> {
+    let Some(allowed) = route.callers.as_deref() else {
+        // Open to any caller; only a lane asks who calls.
+        return Ok(if route.lanes.is_empty() {
+            None
+        } else {
+            table.identify(token, address)
+        });
+    };
     // A credential, when sent, says who calls; else the source address.
     let caller = match token {
-        Some(token) => table.caller(token).ok_or(Forbidden::UnknownCredential),
+        Some(token) => table.caller(token).ok_or(Forbidden::UnknownCredential)?,
         None => address
             .and_then(|a| table.caller_at(a))
-            .ok_or(Forbidden::NoCredential),
-    };
-    let caller = match caller {
-        Ok(caller) => caller,
-        Err(refusal) => return Some(refusal),
+            .ok_or(Forbidden::NoCredential)?,
     };
     // Compared by content (a few bytes), which allocates nothing.
     if caller.app != route.app {
-        Some(Forbidden::OtherApp)
+        Err(Forbidden::OtherApp)
     } else if allowed.contains(&caller.service) {
-        None
+        Ok(Some(caller))
     } else {
-        Some(Forbidden::NotAllowed)
+        Err(Forbidden::NotAllowed)
     }
 }
 
@@ -524,6 +602,214 @@ caller_tokens: { tok-shop: shop/web, tok-blog: blog/web, tok-bare: web, tok-shop
         );
         assert_eq!(t.caller("tok-shop").unwrap().to_string(), "shop/web");
         assert_eq!(t.route(0).unwrap().app().map(|a| &**a), Some("shop"));
+    }
+
+    /// A two-route release in lockstep: the frontends `web-v1` (old) and
+    /// `web-v2` (new) call `api.local`, where `api-v1` and `api-v2` share
+    /// the traffic 50/50; `db.local` has no lanes.
+    const LANES: &str = r#"
+routes:
+  - host: api.local
+    app: shop
+    callers: [web-v1, web-v2, batch]
+    lanes:
+      old: { callers: [web-v1], services: [api-v1] }
+      new: { callers: [web-v2], services: [api-v2] }
+    rules:
+      - match: { header: { x-force: old } }
+        service: api-v1
+    services:
+      - { name: api-v1, weight: 50, endpoints: ["127.0.0.1:19001", "127.0.0.1:19011"] }
+      - { name: api-v2, weight: 50, endpoints: ["127.0.0.1:19002"] }
+  - host: db.local
+    app: shop
+    sticky: off
+    services:
+      - { name: db-v1, weight: 50, endpoints: ["127.0.0.1:19003"] }
+      - { name: db-v2, weight: 50, endpoints: ["127.0.0.1:19004"] }
+preview_token: secret
+caller_tokens: { tok-old: shop/web-v1, tok-new: shop/web-v2, tok-batch: shop/batch, tok-blog: blog/web-v2 }
+caller_addresses: { "172.18.0.5": shop/web-v2 }
+"#;
+
+    /// How many of `seqs` requests from `token` on `host` each service got,
+    /// and the ways they went.
+    fn spread(
+        t: &RouteTable,
+        host: &str,
+        token: Option<&str>,
+        headers: &HeaderMap,
+    ) -> (Vec<u32>, std::collections::BTreeSet<String>) {
+        let route = t.lookup(Listener::Internal, host, "/").unwrap();
+        let mut counts = vec![0u32; t.route(route).unwrap().services().len()];
+        let mut vias = std::collections::BTreeSet::new();
+        for seq in 0..10_000 {
+            let mut k = key(route, seq, headers);
+            k.caller_token = token;
+            let target = forward(pick(t, &k));
+            counts[usize::from(target.service)] += 1;
+            vias.insert(format!("{:?}", target.via));
+        }
+        (counts, vias)
+    }
+
+    #[test]
+    fn a_caller_in_a_lane_always_reaches_its_lane() {
+        let t = RouteTable::from_yaml(LANES).unwrap();
+        let h = HeaderMap::new();
+        let (new, vias) = spread(&t, "api.local", Some("tok-new"), &h);
+        assert_eq!(new, [0, 10_000]);
+        assert_eq!(vias.into_iter().collect::<Vec<_>>(), ["Lane"]);
+        let (old, _) = spread(&t, "api.local", Some("tok-old"), &h);
+        assert_eq!(old, [10_000, 0]);
+        // A lane caller known by its address is kept in its lane too.
+        let route = t.lookup(Listener::Internal, "api.local", "/").unwrap();
+        for seq in 0..100 {
+            let mut k = key(route, seq, &h);
+            k.caller_address = "172.18.0.5".parse().ok();
+            assert_eq!(forward(pick(&t, &k)).service, 1);
+        }
+        // The lane's pick still gives a position in the chosen service.
+        let target = forward(pick(&t, &key_with(route, 7, &h, "tok-new")));
+        let range = t.routes()[0].services()[1].positions();
+        assert!(range.contains(&target.set_position.unwrap().get()));
+    }
+
+    fn key_with<'a>(
+        route: RouteIndex,
+        seq: u64,
+        headers: &'a HeaderMap,
+        token: &'a str,
+    ) -> RequestKey<'a> {
+        RequestKey {
+            caller_token: Some(token),
+            ..key(route, seq, headers)
+        }
+    }
+
+    #[test]
+    fn callers_in_no_lane_and_routes_without_lanes_get_the_weights() {
+        let t = RouteTable::from_yaml(LANES).unwrap();
+        let h = HeaderMap::new();
+        // A listed caller in no lane.
+        let (batch, vias) = spread(&t, "api.local", Some("tok-batch"), &h);
+        assert_eq!(batch, [5_000, 5_000]);
+        assert_eq!(vias.into_iter().collect::<Vec<_>>(), ["Weighted"]);
+        // Lane callers on a route without lanes, and any caller (or none)
+        // on that open route.
+        for token in [Some("tok-new"), Some("tok-old"), None, Some("nope")] {
+            let (db, vias) = spread(&t, "db.local", token, &h);
+            assert_eq!(db, [5_000, 5_000], "{token:?}");
+            assert_eq!(vias.into_iter().collect::<Vec<_>>(), ["Weighted"]);
+        }
+    }
+
+    #[test]
+    fn preview_and_rules_beat_lanes_and_stickiness_holds_inside_them() {
+        let t = RouteTable::from_yaml(LANES).unwrap();
+        let route = t.lookup(Listener::Internal, "api.local", "/").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-force", HeaderValue::from_static("old"));
+        let target = forward(pick(&t, &key_with(route, 1, &h, "tok-new")));
+        assert_eq!((target.service, target.via), (0, Via::Rule));
+        let mut h = HeaderMap::new();
+        h.insert(PREVIEW_SERVICE_HEADER, HeaderValue::from_static("api-v1"));
+        h.insert(PREVIEW_TOKEN_HEADER, HeaderValue::from_static("secret"));
+        let target = forward(pick(&t, &key_with(route, 1, &h, "tok-new")));
+        assert_eq!((target.service, target.via), (0, Via::Preview));
+        // A position in the old service's range is no way out of the new
+        // lane; one in the lane is kept.
+        for seq in 0..100 {
+            let h = with_cookie("turnout_pos=10");
+            let target = forward(pick(&t, &key_with(route, seq, &h, "tok-new")));
+            assert_eq!((target.service, target.via), (1, Via::Lane));
+            let h = with_cookie("turnout_pos=999999");
+            let target = forward(pick(&t, &key_with(route, seq, &h, "tok-new")));
+            assert_eq!((target.service, target.via), (1, Via::Position));
+            let target = forward(pick(&t, &key_with(route, seq, &h, "tok-old")));
+            assert_eq!((target.service, target.via), (0, Via::Lane));
+        }
+    }
+
+    #[test]
+    fn pins_hold_inside_a_lane_only() {
+        let t = RouteTable::from_yaml(&LANES.replace(
+            "  - host: api.local\n    app: shop\n",
+            "  - host: api.local\n    app: shop\n    sticky: instance\n",
+        ))
+        .unwrap();
+        let route = t.lookup(Listener::Internal, "api.local", "/").unwrap();
+        assert_eq!(t.routes()[0].sticky(), Sticky::Instance);
+        let h = with_cookie("turnout_instance=127.0.0.1:19011");
+        let target = forward(pick(&t, &key_with(route, 0, &h, "tok-old")));
+        assert_eq!(
+            (target.service, target.pinned, target.via),
+            (0, Some(1), Via::Pin)
+        );
+        let target = forward(pick(&t, &key_with(route, 0, &h, "tok-new")));
+        assert_eq!(
+            (target.service, target.pinned, target.via),
+            (1, None, Via::Lane)
+        );
+        assert!(target.set_pin);
+    }
+
+    #[test]
+    fn a_lane_splits_by_its_own_weights_and_holds_at_weight_0() {
+        let file = |weights: [u8; 3]| {
+            format!(
+                r#"
+routes:
+  - host: api.local
+    sticky: off
+    lanes:
+      new: {{ callers: [web-v2], services: [api-v2, api-v2b] }}
+    services:
+      - {{ name: api-v1, weight: {}, endpoints: ["127.0.0.1:19001"] }}
+      - {{ name: api-v2, weight: {}, endpoints: ["127.0.0.1:19002"] }}
+      - {{ name: api-v2b, weight: {}, endpoints: ["127.0.0.1:19003"] }}
+caller_tokens: {{ tok-new: web-v2, tok-other: web-v1, tok-app: shop/web-v2 }}
+"#,
+                weights[0], weights[1], weights[2]
+            )
+        };
+        let h = HeaderMap::new();
+        let t = RouteTable::from_yaml(&file([60, 30, 10])).unwrap();
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-new"), &h).0,
+            [0, 7_500, 2_500]
+        );
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-other"), &h).0,
+            [6_000, 3_000, 1_000]
+        );
+        // A service of the lane's name in an app the route is not of is
+        // another caller: it may call this open route, outside the lane.
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-app"), &h).0,
+            [6_000, 3_000, 1_000]
+        );
+        // A lane service at weight 0 beside one with weight gets nothing.
+        let t = RouteTable::from_yaml(&file([90, 10, 0])).unwrap();
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-new"), &h).0,
+            [0, 10_000, 0]
+        );
+        // Before the lane takes traffic its callers still reach it, evenly;
+        // everyone else gets the route's weights.
+        let t = RouteTable::from_yaml(&file([100, 0, 0])).unwrap();
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-new"), &h).0,
+            [0, 5_000, 5_000]
+        );
+        assert_eq!(
+            spread(&t, "api.local", Some("tok-other"), &h).0,
+            [10_000, 0, 0]
+        );
+        let lane = &t.routes()[0].lanes()[0];
+        assert_eq!(&**lane.name(), "new");
+        assert_eq!(lane.services().collect::<Vec<_>>(), [1, 2]);
+        assert!(!lane.contains(0) && !lane.contains(64));
     }
 
     #[test]

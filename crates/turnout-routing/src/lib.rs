@@ -10,7 +10,9 @@
 //!
 //! The order of a decision is the one of DESIGN §4: preview override, then
 //! rules, then stickiness (instance pin, then version position), then the
-//! weights (smooth weighted round robin).
+//! weights (smooth weighted round robin). On an internal route with lanes
+//! (DESIGN §8), a caller in a lane is kept to its lane's services after
+//! the rules: stickiness inside the lane, then the lane's own weights.
 
 mod caller;
 mod cookie;
@@ -22,6 +24,7 @@ mod goal;
 mod headers;
 mod health;
 mod host;
+mod lane;
 mod matcher;
 mod position;
 mod route;
@@ -49,11 +52,13 @@ pub use goal::{Goal, GoalStatus};
 pub use headers::RequestHeaders;
 pub use health::HealthCheck;
 pub use host::{normalize_host, request_host};
+pub use lane::Lane;
 pub use matcher::ValueMatcher;
 pub use position::{POSITION_SPACE, Position};
 pub use route::{Listener, Route, RouteIndex};
 pub use route_file::{
-    GoalSpec, HealthSpec, MatchSpec, RouteFile, RouteSpec, RuleSpec, ServiceSpec, WeightValue,
+    GoalSpec, HealthSpec, LaneSpec, MatchSpec, RouteFile, RouteSpec, RuleSpec, ServiceSpec,
+    WeightValue,
 };
 pub use route_table::RouteTable;
 pub use rule::{Condition, Rule, Source};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::goal::Goal;
 use crate::health::HealthCheck;
+use crate::lane::Lane;
 use crate::rule::Rule;
 use crate::service::{Service, ServiceIndex};
 use turnout_spec::Sticky;
@@ -30,6 +31,8 @@ pub struct Route {
     pub(crate) internal: bool,
     pub(crate) app: Option<Arc<str>>,
     pub(crate) callers: Option<Box<[Arc<str>]>>,
+    /// Lane affinity: empty on nearly every route.
+    pub(crate) lanes: Box<[Lane]>,
     pub(crate) sticky: Sticky,
     pub(crate) rules: Box<[Rule]>,
     pub(crate) services: Box<[Service]>,
@@ -69,6 +72,12 @@ impl Route {
     /// Services allowed to call (internal routes); `None` is any caller.
     pub fn callers(&self) -> Option<&[Arc<str>]> {
         self.callers.as_deref()
+    }
+
+    /// The route's lanes (DESIGN §8), in name order; empty without lane
+    /// affinity.
+    pub fn lanes(&self) -> &[Lane] {
+        &self.lanes
     }
 
     /// The route's stickiness.

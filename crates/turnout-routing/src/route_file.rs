@@ -73,6 +73,16 @@ pub struct RouteSpec {
     /// caller, empty means nobody.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callers: Option<Vec<String>>,
+    /// Internal routes: lane affinity (DESIGN §8), lane name → the callers
+    /// in the lane and the services of this route they reach. A request
+    /// from a caller in a lane goes only to that lane's services, split by
+    /// their weights relative to each other (evenly when they all weigh 0,
+    /// so a lane holds before its services take traffic); preview and
+    /// rules still come first, and stickiness holds only inside the lane.
+    /// A caller in no lane gets the route's normal split. Absent or empty:
+    /// no lanes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lanes: BTreeMap<String, LaneSpec>,
     /// Stickiness; `version` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky: Option<Sticky>,
@@ -107,6 +117,22 @@ pub struct ServiceSpec {
     /// Instance addresses, `ip:port`.
     #[serde(default)]
     pub endpoints: Vec<String>,
+}
+
+/// One lane of an internal route (see [`RouteSpec::lanes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSpec {
+    /// The calling services in the lane, as the route's `callers` names
+    /// them (bare service names of the route's app); a caller is in one
+    /// lane of a route at most. For a release: the new services of the
+    /// release in the new lane, the old ones in the old lane.
+    #[serde(default)]
+    pub callers: Vec<String>,
+    /// The services of this route the lane's callers reach; a service is
+    /// in one lane of a route at most.
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// Health check settings of a route.

@@ -13,6 +13,7 @@ use crate::error::RoutingError;
 use crate::goal::{Goal, read_goal};
 use crate::health::HealthCheck;
 use crate::host::{MAX_HOST_LEN, normalize_host, path_under};
+use crate::lane::Lane;
 use crate::position::ranges;
 use crate::route::{Listener, Route, RouteIndex};
 use crate::route_file::{DEFAULT_DRAIN_TIMEOUT_MS, RouteFile, RouteSpec};
@@ -337,6 +338,7 @@ fn build_route<'a>(
             .callers
             .as_ref()
             .map(|c| c.iter().map(|name| strings.get(name)).collect()),
+        lanes: build_lanes(spec, &services, strings),
         sticky: spec.sticky.unwrap_or_default(),
         rules: std::mem::take(&mut check.parts.rules).into(),
         services,
@@ -344,6 +346,45 @@ fn build_route<'a>(
         health,
         goal,
     }
+}
+
+/// The lanes of a checked route: each lane's services as a bit set and
+/// its own round-robin cycle. Nothing is allocated for a route without
+/// lanes.
+fn build_lanes<'a>(
+    spec: &'a RouteSpec,
+    services: &[Service],
+    strings: &mut Strings<'a>,
+) -> Box<[Lane]> {
+    spec.lanes
+        .iter()
+        .map(|(name, lane)| {
+            let members: Vec<usize> = lane
+                .services
+                .iter()
+                .filter_map(|s| spec.services.iter().position(|t| t.name == *s))
+                .collect();
+            let mut weights: Vec<u32> = members
+                .iter()
+                .map(|&j| u32::from(services[j].weight.get()))
+                .collect();
+            // A lane whose services all weigh 0 still holds: its callers
+            // reach them evenly (a previewed new frontend reaches the new
+            // backend before either takes traffic).
+            if weights.iter().all(|&w| w == 0) {
+                weights.fill(1);
+            }
+            Lane {
+                name: Arc::from(name.as_str()),
+                callers: lane.callers.iter().map(|c| strings.get(c)).collect(),
+                services: members.iter().fold(0, |bits, &j| bits | 1 << j),
+                cycle: smooth_cycle(&weights)
+                    .into_iter()
+                    .map(|k| members[usize::from(k)] as ServiceIndex)
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -598,6 +639,85 @@ caller_tokens: { t1: "/web", t2: "shop/", t3: "a/b/c", t4: "shop/web", t5: "web"
         );
         assert!(table.identify(Some("nope"), at).is_none());
         assert_eq!(table.identify(None, at).unwrap().to_string(), "shop/web");
+    }
+
+    #[test]
+    fn lanes_are_built_and_checked_with_their_field() {
+        let table = RouteTable::from_yaml(
+            r#"
+routes:
+  - host: api.local
+    app: shop
+    lanes:
+      old: { callers: [web-v1], services: [api-v1] }
+      new: { callers: [web-v2, worker-v2], services: [api-v2] }
+    services:
+      - { name: api-v1, weight: 90 }
+      - { name: api-v2, weight: 10 }
+"#,
+        )
+        .unwrap();
+        let lanes = table.routes()[0].lanes();
+        // In name order, as the file's map reads.
+        let names: Vec<&str> = lanes.iter().map(|l| &**l.name()).collect();
+        assert_eq!(names, ["new", "old"]);
+        let callers: Vec<&str> = lanes[0].callers().iter().map(|c| &**c).collect();
+        assert_eq!(callers, ["web-v2", "worker-v2"]);
+        assert_eq!(lanes[0].services().collect::<Vec<_>>(), [1]);
+        assert_eq!(lanes[1].services().collect::<Vec<_>>(), [0]);
+
+        let text = r#"
+routes:
+  - host: api.local
+    callers: [web-v1, web-v2]
+    lanes:
+      new: { callers: [web-v2, web-v3, web-v2], services: [api-v2, api-v9, api-v2] }
+      old: { callers: [web-v2, "sh op"], services: [api-v2] }
+      "bad lane": { callers: [web-v1], services: [api-v1] }
+      empty: {}
+    services:
+      - { name: api-v1 }
+      - { name: api-v2 }
+  - host: web.localhost
+    lanes:
+      new: { callers: [x], services: [web] }
+    services: [{ name: web }]
+"#;
+        let found = problems(text);
+        let expect = [
+            "routes[0].lanes.bad lane: \"bad lane\" is not a lane name",
+            "routes[0].lanes.empty.services: a lane needs at least one service of this route (api-v1, api-v2)",
+            "routes[0].lanes.empty.callers: a lane needs at least one caller",
+            "routes[0].lanes.new.services[1]: unknown service \"api-v9\"; a lane names services of this route (api-v1, api-v2)",
+            "routes[0].lanes.new.services[2]: service \"api-v2\" is listed twice in this lane",
+            "routes[0].lanes.new.callers[1]: \"web-v3\" is not one of the route's callers (web-v1, web-v2), so it never calls this route",
+            "routes[0].lanes.new.callers[2]: caller \"web-v2\" is listed twice in this lane",
+            "routes[0].lanes.old.services[0]: service \"api-v2\" is already in lane \"new\"; a service is in one lane at most",
+            "routes[0].lanes.old.callers[0]: caller \"web-v2\" is already in lane \"new\"; a caller is in one lane of a route at most",
+            "routes[0].lanes.old.callers[1]: \"sh op\" is not a service name",
+            "routes[1].lanes: lanes only apply to internal routes",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        let file = RouteFile::from_yaml(text).unwrap();
+        assert_eq!(
+            file.validate().unwrap_err().to_string(),
+            RouteTable::build(&file).unwrap_err().to_string()
+        );
+        let unknown = RouteTable::from_yaml(
+            "routes:
+  - host: a.local
+    lanes: { new: { caller: [web], services: [a] } }
+    services: [{name: a}]
+",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("caller"), "{unknown}");
     }
 
     #[test]

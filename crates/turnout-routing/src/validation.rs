@@ -265,6 +265,9 @@ impl<'a> Check<'a> {
         }
         self.services(i, route);
         self.rules(i, route);
+        if !route.lanes.is_empty() {
+            self.lanes(i, route);
+        }
         if let Some(health) = &route.health {
             check_health(health, i, &mut self.problems);
         }
@@ -369,6 +372,117 @@ impl<'a> Check<'a> {
                 }
             }
             parts.ends.push(parts.endpoints.len());
+        }
+    }
+
+    /// The lanes of route `i`: on an internal route, each naming services
+    /// of the route and callers that may call it, none of either in two
+    /// lanes. Only called for a route that has lanes.
+    fn lanes(&mut self, i: usize, route: &'a RouteSpec) {
+        let problems = &mut self.problems;
+        if !self.parts.internal {
+            problems.push(
+                format!("routes[{i}].lanes"),
+                "lanes only apply to internal routes (hosts ending in .local or internal: true): a request on the public listener has no caller to keep in a lane".to_owned(),
+            );
+        }
+        let names = || {
+            route
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // The lane each service and each caller is in so far.
+        let mut service_lane: Vec<Option<&str>> = vec![None; route.services.len()];
+        let mut caller_lane: FastMap<&str, &str> = FastMap::default();
+        for (name, lane) in &route.lanes {
+            let at = || format!("routes[{i}].lanes.{name}");
+            if check_service_name(name).is_err() {
+                problems.push(
+                    at(),
+                    format!(
+                        "{name:?} is not a lane name (letters, digits, '_', '.', '-', starting with a letter or digit)"
+                    ),
+                );
+            }
+            if lane.services.is_empty() {
+                problems.push(
+                    format!("{}.services", at()),
+                    format!(
+                        "a lane needs at least one service of this route ({})",
+                        names()
+                    ),
+                );
+            }
+            for (k, service) in lane.services.iter().enumerate() {
+                let field = || format!("{}.services[{k}]", at());
+                match route.services.iter().position(|s| s.name == *service) {
+                    None => problems.push(
+                        field(),
+                        format!(
+                            "unknown service {service:?}; a lane names services of this route ({})",
+                            names()
+                        ),
+                    ),
+                    Some(j) => match service_lane[j] {
+                        Some(other) => problems.push(
+                            field(),
+                            if other == name {
+                                format!("service {service:?} is listed twice in this lane")
+                            } else {
+                                format!(
+                                    "service {service:?} is already in lane {other:?}; a service is in one lane at most"
+                                )
+                            },
+                        ),
+                        None => service_lane[j] = Some(name),
+                    },
+                }
+            }
+            if lane.callers.is_empty() {
+                problems.push(
+                    format!("{}.callers", at()),
+                    "a lane needs at least one caller: the services whose calls it keeps to its services".to_owned(),
+                );
+            }
+            for (k, caller) in lane.callers.iter().enumerate() {
+                let field = || format!("{}.callers[{k}]", at());
+                if let Err(message) = check_service_name(caller) {
+                    problems.push(field(), message);
+                    continue;
+                }
+                if let Some(allowed) = &route.callers
+                    && !allowed.contains(caller)
+                {
+                    problems.push(
+                        field(),
+                        format!(
+                            "{caller:?} is not one of the route's callers ({}), so it never calls this route; add it to callers or drop it from the lane",
+                            if allowed.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        ),
+                    );
+                }
+                let first = *caller_lane.entry(caller).or_insert(name);
+                if first == name && lane.callers[..k].contains(caller) {
+                    problems.push(
+                        field(),
+                        format!("caller {caller:?} is listed twice in this lane"),
+                    );
+                } else if first != name {
+                    problems.push(
+                        field(),
+                        format!(
+                            "caller {caller:?} is already in lane {first:?}; a caller is in one lane of a route at most"
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -32,6 +32,8 @@ fn yaml_fragment() -> impl Strategy<Value = String> {
             "    rules:\n      - match: { header: { x-a: \"regex:^a\" } }\n        service: s1\n"
                 .to_owned()
         ),
+        Just("    lanes: { new: { callers: [web], services: [s1] } }\n".to_owned()),
+        Just("    lanes: { old: { callers: [web, x], services: [s1, s2] }, new: { callers: [web] } }\n".to_owned()),
         Just("    health: { path: /h, interval_ms: 100 }\n".to_owned()),
         Just("drain_timeout_ms: 10\n".to_owned()),
         Just("preview_token: t\n".to_owned()),

@@ -2,7 +2,7 @@
 //! invariant for turnout-routing): a counting global allocator counts the
 //! allocations this thread makes while it routes a realistic mix of
 //! requests (several routes and hosts, context paths, rules of every kind,
-//! weights, both stickiness cookies, preview, callers) through a table
+//! weights, both stickiness cookies, preview, callers, lanes) through a table
 //! built beforehand. (The workspace forbids `unsafe`, which a
 //! `GlobalAlloc` of our own would need, hence the small dev-dependency.)
 
@@ -72,6 +72,16 @@ REGEX_RULE
     services:
       - { name: cache-v1, weight: 0, endpoints: ["127.0.0.1:19501"] }
       - { name: cache-v2, weight: 100, endpoints: ["127.0.0.1:19502"] }
+  - host: api.local
+    app: shop
+    sticky: instance
+    lanes:
+      old: { callers: [web-v1], services: [api-v1] }
+      new: { callers: [web-v2], services: [api-v2, api-v3] }
+    services:
+      - { name: api-v1, weight: 50, endpoints: ["127.0.0.1:19701", "127.0.0.1:19711"] }
+      - { name: api-v2, weight: 40, endpoints: ["127.0.0.1:19702"] }
+      - { name: api-v3, weight: 10, endpoints: ["127.0.0.1:19703"] }
   - host: dark.example.com
     services:
       - { name: dark, weight: 0, endpoints: ["127.0.0.1:19601"] }
@@ -238,6 +248,17 @@ fn requests() -> Vec<Request> {
             .from("172.18.0.5"),
         request("open internal route", Internal, "cache.local:80", "/"),
         request("public host on internal", Internal, "blog.example.com", "/"),
+        request("lane caller", Internal, "api.local", "/").caller("tok-web"),
+        request("lane caller by address", Internal, "api.local", "/").from("172.18.0.5"),
+        request("lane caller pinned in its lane", Internal, "api.local", "/")
+            .caller("tok-web")
+            .cookie("turnout_instance=127.0.0.1:19711"),
+        request("lane caller pinned outside it", Internal, "api.local", "/")
+            .from("172.18.0.5")
+            .cookie("turnout_instance=127.0.0.1:19711; turnout_pos=10"),
+        request("caller in no lane", Internal, "api.local", "/").caller("tok-batch"),
+        request("lane caller of another app", Internal, "api.local", "/").caller("tok-blog"),
+        request("unknown caller on a lane route", Internal, "api.local", "/").caller("nope"),
     ]
 }
 
@@ -362,6 +383,7 @@ fn the_requests_take_every_branch() {
         Via::Pin,
         Via::Position,
         Via::Weighted,
+        Via::Lane,
     ];
     for via in all {
         assert!(vias.contains(&via), "no request went by {via:?}");

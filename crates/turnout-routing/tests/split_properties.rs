@@ -1,12 +1,13 @@
-//! Property tests of the split: realised shares, monotonic stickiness, and
-//! pins honoured while their instance lives.
+//! Property tests of the split: realised shares, monotonic stickiness,
+//! pins honoured while their instance lives, and lanes that keep their
+//! callers.
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use turnout_routing::{
-    Decision, POSITION_SPACE, RequestKey, RouteFile, RouteSpec, RouteTable, ServiceSpec, Sticky,
-    Target, Via, pick,
+    Decision, LaneSpec, POSITION_SPACE, RequestKey, RouteFile, RouteSpec, RouteTable, ServiceSpec,
+    Sticky, Target, Via, pick,
 };
 
 fn file(weights: &[u8], sticky: Sticky, endpoints_per_service: u16) -> RouteFile {
@@ -214,6 +215,93 @@ proptest! {
             Decision::NoService => prop_assert!(weights.iter().all(|w| *w == 0)),
             other => prop_assert!(false, "unexpected {:?}", other),
         }
+    }
+}
+
+/// `file` as an internal route `api.local` whose services in `lane` (bits
+/// of the service indices) form lane `new` of caller `web-v2`; `web-v1`
+/// (token `tok-old`) is in no lane.
+fn lane_table(weights: &[u8], lane: u64, sticky: Sticky) -> RouteTable {
+    let mut file = file(weights, sticky, 1);
+    let route = &mut file.routes[0];
+    route.host = Some("api.local".into());
+    let services = (0..weights.len())
+        .filter(|i| lane & (1 << i) != 0)
+        .map(|i| format!("svc-{i}"))
+        .collect();
+    route.lanes.insert(
+        "new".into(),
+        LaneSpec {
+            callers: vec!["web-v2".into()],
+            services,
+        },
+    );
+    file.caller_tokens.insert("tok-new".into(), "web-v2".into());
+    file.caller_tokens.insert("tok-old".into(), "web-v1".into());
+    RouteTable::build(&file).unwrap()
+}
+
+fn lane_key<'a>(headers: &'a HeaderMap, seq: u64, token: &'a str) -> RequestKey<'a> {
+    RequestKey {
+        caller_token: Some(token),
+        ..key(headers, seq)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A caller in a lane reaches only the lane's services, whatever the
+    /// weights (all 0 included), its cookies and the sequence number, and
+    /// over one whole cycle of the lane they split in the proportion of
+    /// their weights (evenly when they all weigh 0); a caller in no lane
+    /// is decided exactly as on the same route without lanes.
+    #[test]
+    fn lanes_keep_their_callers_and_split_by_their_weights(
+        weights in weights(),
+        lane in any::<u64>(),
+        start in any::<u32>(),
+        position in 0u32..POSITION_SPACE,
+        sticky in prop::sample::select(vec![Sticky::Off, Sticky::Version, Sticky::Instance]),
+    ) {
+        let n = weights.len();
+        let lane = match lane & ((1 << n) - 1) {
+            0 => 1,
+            bits => bits,
+        };
+        let with = lane_table(&weights, lane, sticky);
+        let without = RouteTable::build(&file(&weights, sticky, 1)).unwrap();
+        let members: Vec<usize> = (0..n).filter(|i| lane & (1 << i) != 0).collect();
+        let mut lane_weights: Vec<u64> = members.iter().map(|&i| u64::from(weights[i])).collect();
+        if lane_weights.iter().all(|&w| w == 0) {
+            lane_weights.fill(1);
+        }
+        let divisor = lane_weights.iter().copied().fold(0, gcd);
+        let cycle: u64 = lane_weights.iter().map(|w| w / divisor).sum();
+        let none = HeaderMap::new();
+        let cookie = cookie_headers(&format!("turnout_pos={position}"));
+        let mut counts = vec![0u64; n];
+        for seq in u64::from(start)..u64::from(start) + cycle {
+            let target = forward(pick(&with, &lane_key(&none, seq, "tok-new")));
+            prop_assert_eq!(target.via, Via::Lane);
+            counts[usize::from(target.service)] += 1;
+            let sticky_target = forward(pick(&with, &lane_key(&cookie, seq, "tok-new")));
+            prop_assert!(members.contains(&usize::from(sticky_target.service)));
+            for headers in [&none, &cookie] {
+                prop_assert_eq!(
+                    pick(&with, &lane_key(headers, seq, "tok-old")),
+                    pick(&without, &key(headers, seq))
+                );
+            }
+        }
+        for (k, &i) in members.iter().enumerate() {
+            prop_assert_eq!(counts[i], lane_weights[k] / divisor, "service {} of {:?}", i, counts);
+        }
+        prop_assert_eq!(counts.iter().sum::<u64>(), cycle);
     }
 }
 

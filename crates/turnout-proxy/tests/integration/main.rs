@@ -10,6 +10,7 @@ mod fast_path;
 mod figures;
 mod health;
 mod internal;
+mod lanes;
 mod metrics;
 mod protocols;
 mod reload;
