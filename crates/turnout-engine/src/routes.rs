@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use turnout_routing::{HealthSpec, RouteFile, RouteSpec, ServiceSpec, WeightValue};
+use turnout_routing::{HealthSpec, LaneSpec, RouteFile, RouteSpec, ServiceSpec, WeightValue};
 use turnout_spec::Service;
 
-use crate::model::App;
+use crate::model::{App, ServiceRole};
 
 /// What the route builder reads of the instances.
 pub trait Instances {
@@ -180,7 +180,12 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
                 }
             })
             .collect();
+        let lanes = callers
+            .as_deref()
+            .map(|callers| lanes(app, callers, weights))
+            .unwrap_or_default();
         routes.push(RouteSpec {
+            lanes,
             id: Some(id.clone()),
             app: Some(app.name.clone()),
             host: Some(info.host.clone()),
@@ -200,6 +205,55 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
         });
     }
     routes
+}
+
+/// Lane affinity on an internal route during a progressive release whose
+/// plan has `lanes` (DESIGN §8): the release's new callers reach only the
+/// route's new services, its old callers only the old ones. Nothing when
+/// no new service calls the route or the route has no new and old side.
+fn lanes(
+    app: &App,
+    callers: &[String],
+    weights: &[crate::model::RouteWeight],
+) -> BTreeMap<String, LaneSpec> {
+    let on = app
+        .active_release()
+        .and_then(|r| r.progress.as_ref())
+        .is_some_and(|p| p.plan.lanes);
+    if !on {
+        return BTreeMap::new();
+    }
+    let role = |name: &str| app.services.get(name).map(|e| e.role);
+    let pick = |names: &mut dyn Iterator<Item = String>, wanted: ServiceRole| -> Vec<String> {
+        names.filter(|n| role(n) == Some(wanted)).collect()
+    };
+    let new_callers = pick(&mut callers.iter().cloned(), ServiceRole::New);
+    let old_callers = pick(&mut callers.iter().cloned(), ServiceRole::Old);
+    let services = || weights.iter().map(|w| w.service.clone());
+    let new_services = pick(&mut services(), ServiceRole::New);
+    let old_services: Vec<String> = services()
+        .filter(|s| role(s) != Some(ServiceRole::New))
+        .collect();
+    if new_callers.is_empty() || new_services.is_empty() || old_services.is_empty() {
+        return BTreeMap::new();
+    }
+    let mut lanes = BTreeMap::from([(
+        "new".to_string(),
+        LaneSpec {
+            callers: new_callers,
+            services: new_services,
+        },
+    )]);
+    if !old_callers.is_empty() {
+        lanes.insert(
+            "old".to_string(),
+            LaneSpec {
+                callers: old_callers,
+                services: old_services,
+            },
+        );
+    }
+    lanes
 }
 
 /// Who the instances are to the router: their proxy credentials

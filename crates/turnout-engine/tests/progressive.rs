@@ -440,3 +440,95 @@ fn what_this_server_does_not_judge_yet_is_refused() {
     let e = step(&bg, Command::Pause).unwrap_err();
     assert!(e.to_string().contains("blue-green"), "{e}");
 }
+
+#[test]
+fn a_gray_release_of_frontend_and_backend_keeps_each_frontend_in_its_lane() {
+    let root = format!("{}/../../examples/hello-gray", env!("CARGO_MANIFEST_DIR"));
+    let v1_text = std::fs::read_to_string(format!("{root}/app.yaml")).unwrap();
+    let parse = |text: &str| {
+        turnout_spec::parse("t.yaml", text, &|_| None)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .template
+    };
+    // Both versions renamed: serviceB-v2 calls serviceA through servicea.local.
+    let v2 = parse(
+        &v1_text
+            .replace("-v1:", "-v2:")
+            .replace("world!", "world v2!"),
+    );
+    let app = deploy("hello", "localhost", parse(&v1_text), 1);
+    let overrides: ReleaseBlock =
+        serde_json::from_str(r#"{"strategy": "gray", "steps": [10, 100]}"#).unwrap();
+    let plan = ReleasePlan::with_overrides(&v2, &PlanSpans::default(), &overrides)
+        .unwrap()
+        .plan;
+    assert!(plan.lanes, "lanes are on by default for gray");
+    let (app, _) = step(
+        &app,
+        Command::StartRelease {
+            template: v2,
+            version: 2,
+            strategy: Strategy::Gray,
+            release_id: 2,
+            now_ms: 0,
+            plan: Some((overrides.clone(), plan)),
+        },
+    )
+    .unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    let file = turnout_engine::route_file(
+        &[&app],
+        &turnout_engine::NoInstances,
+        Default::default(),
+        1000,
+    );
+    let internal = file
+        .routes
+        .iter()
+        .find(|r| r.host.as_deref() == Some("servicea.local"))
+        .unwrap();
+    let lane = |name: &str| {
+        let l = &internal.lanes[name];
+        (l.callers.clone(), l.services.clone())
+    };
+    assert_eq!(
+        lane("new"),
+        (
+            vec!["serviceB-v2".to_string()],
+            vec!["serviceA-v2".to_string()]
+        )
+    );
+    assert_eq!(
+        lane("old"),
+        (
+            vec!["serviceB-v1".to_string()],
+            vec!["serviceA-v1".to_string()]
+        )
+    );
+    // The router takes the table.
+    turnout_routing::RouteTable::build(&file).unwrap();
+    // The public route has no lanes; and without `lanes` in the plan, no
+    // route has.
+    assert!(
+        file.routes
+            .iter()
+            .all(|r| r.internal == Some(true) || r.lanes.is_empty())
+    );
+    let mut off = app.clone();
+    if let Some(p) = off.release.as_mut().and_then(|r| r.progress.as_mut()) {
+        p.plan.lanes = false;
+    }
+    let file = turnout_engine::route_file(
+        &[&off],
+        &turnout_engine::NoInstances,
+        Default::default(),
+        1000,
+    );
+    assert!(file.routes.iter().all(|r| r.lanes.is_empty()));
+}

@@ -223,3 +223,42 @@ fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
     assert!(r.body.contains("blue-green"), "{}", r.body);
     server.stop();
 }
+
+#[test]
+fn during_a_gray_release_each_frontend_calls_its_own_backend() {
+    let dir = TempDir::new("gray-lanes");
+    let server = Server::start(&["up", "examples/hello-gray/app.yaml"], dir.path(), &[]);
+    server.wait_line("is up", WAIT);
+    let app = "hello-gray";
+    let v1 = std::fs::read_to_string(support::root().join("examples/hello-gray/app.yaml")).unwrap();
+    // Both services get a new version; the new frontend says `Hi `.
+    let v2 = v1
+        .replace("-v1:", "-v2:")
+        .replace("'world!'", "'world v2!'")
+        .replace("--prefix 'Hello '", "--prefix 'Hi '");
+    let body = serde_json::json!({
+        "template": v2,
+        "source_name": "app-v2.yaml",
+        "plan": {"strategy": "gray", "steps": [50, 100], "pause": "until-promoted"},
+    });
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{app}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    server.wait_status(app, WAIT, |s| state(s) == "paused");
+    // Half the traffic to each frontend, and each frontend's calls stay in
+    // its lane: never an old frontend with the new backend or the reverse.
+    let seen = answers(&server, 200);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["Hello world!", "Hi world v2!"],
+        "{seen:?}"
+    );
+    assert!(seen.values().all(|&n| n >= 50), "{seen:?}");
+    let r = server.api("POST", &format!("/v1/apps/{app}/abort"), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut server = server;
+    server.stop();
+}
