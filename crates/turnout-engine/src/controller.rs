@@ -608,7 +608,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 strategy,
                 release_id,
                 now_ms: now_millis(),
-                plan,
+                plan: plan.map(Box::new),
             },
         )?;
         check_routes_free(&state, &next)?;

@@ -72,10 +72,10 @@ pub fn weights_at(app: &App, saved: &Weights, share: u8) -> Weights {
         for (n, &i) in others.iter().enumerate() {
             let w = if n + 1 == others.len() {
                 rest - given
-            } else if total == 0 {
-                rest / others.len() as u32
             } else {
-                rest * before(&ws[i].service) / total
+                (rest * before(&ws[i].service))
+                    .checked_div(total)
+                    .unwrap_or(rest / others.len() as u32)
             };
             given += w;
             ws[i].weight = weight(w);

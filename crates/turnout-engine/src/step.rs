@@ -34,7 +34,7 @@ pub enum Command {
         /// A progressive release's plan: the flags over the template's
         /// block, and the plan they make (`None` for blue-green and
         /// standard).
-        plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
+        plan: Option<Box<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>>,
     },
     /// Set the weights of some services of one route, in one step; the
     /// route's other services keep theirs.
@@ -234,7 +234,7 @@ fn start_release(
     strategy: Strategy,
     release_id: i64,
     now_ms: i64,
-    plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
+    plan: Option<Box<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>>,
 ) -> Result<(App, Vec<Effect>), EngineError> {
     let progress = match (strategy.is_progressive(), plan) {
         (false, _) => None,
@@ -244,7 +244,8 @@ fn start_release(
                 "give the plan (the API's `plan`, the template's x-turnout.release block)",
             ));
         }
-        (true, Some((overrides, plan))) => {
+        (true, Some(given)) => {
+            let (overrides, plan) = *given;
             unsupported(&plan)?;
             Some(Progress {
                 overrides,

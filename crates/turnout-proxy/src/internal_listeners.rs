@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,20 +49,9 @@ impl InternalListeners {
         if addr.port() != 0 && open.contains_key(&addr) {
             return Ok(addr);
         }
-        let error = |source| ProxyError::Bind { addr, source };
         // The socket joins the proxy's runtime, whatever thread asks.
         let _runtime = shared.runtime.enter();
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(error)?;
-        // A listener closed a moment ago may leave connections in
-        // TIME_WAIT on the address; they must not keep it from opening.
-        socket.set_reuseaddr(true).map_err(error)?;
-        socket.bind(addr).map_err(error)?;
-        let listener = socket.listen(1024).map_err(error)?;
+        let listener = crate::proxy::listen_on(addr, false, 1024)?;
         let bound = listener.local_addr().unwrap_or(addr);
         let stop = shared.stop.child_token();
         let (closed_tx, closed) = oneshot::channel();

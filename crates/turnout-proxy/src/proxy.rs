@@ -387,6 +387,18 @@ impl Proxy {
 /// A listener bound with `SO_REUSEPORT`, so that each worker can have its
 /// own on the same address.
 fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    listen_on(addr, true, 4096)
+}
+
+/// A listener on `addr` with `SO_REUSEADDR` (a listener closed a moment
+/// ago may leave connections in TIME_WAIT there; they must not keep it
+/// from opening) and, with `reuse_port`, `SO_REUSEPORT`. A failure is
+/// [`ProxyError::Bind`] naming the address.
+pub(crate) fn listen_on(
+    addr: SocketAddr,
+    reuse_port: bool,
+    backlog: u32,
+) -> Result<TcpListener, ProxyError> {
     let error = |source| ProxyError::Bind { addr, source };
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
@@ -395,9 +407,11 @@ fn bind_reuseport(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     }
     .map_err(error)?;
     socket.set_reuseaddr(true).map_err(error)?;
-    socket.set_reuseport(true).map_err(error)?;
+    if reuse_port {
+        socket.set_reuseport(true).map_err(error)?;
+    }
     socket.bind(addr).map_err(error)?;
-    socket.listen(4096).map_err(error)
+    socket.listen(backlog).map_err(error)
 }
 
 /// A worker thread: a current-thread runtime serving its own listeners
