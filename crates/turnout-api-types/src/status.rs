@@ -7,7 +7,7 @@ use turnout_routing::Weight;
 use serde::{Deserialize, Serialize};
 
 /// An app's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppStatus {
     /// The app's name.
     pub app: String,
@@ -24,7 +24,7 @@ pub struct AppStatus {
 }
 
 /// A release in a status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseStatus {
     /// The release id.
     pub id: i64,
@@ -53,6 +53,10 @@ pub struct ReleaseStatus {
     /// `until-promoted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<String>,
+    /// A progressive release's analysis checks, newest last (DESIGN §8);
+    /// kept in the server's memory while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<AnalysisEntry>,
 }
 
 /// A progressive release's step in a status.
@@ -123,7 +127,7 @@ pub struct RouteStatus {
 }
 
 /// `GET /v1/apps`: every app's status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppList {
     /// The apps, by name.
     pub apps: Vec<AppStatus>,

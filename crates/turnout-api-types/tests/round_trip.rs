@@ -26,6 +26,7 @@ fn status() -> AppStatus {
         release: Some(ReleaseStatus {
             step: None,
             paused: None,
+            analysis: Vec::new(),
             id: 2,
             strategy: "blue-green".into(),
             state: "pending-confirmation".into(),

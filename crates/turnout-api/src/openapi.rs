@@ -228,7 +228,7 @@ fn schemas() -> Value {
                 "template": {"type": "string", "description": "the new template's YAML text"},
                 "source_name": {"type": "string", "default": "template.yaml"},
                 "strategy": {"type": "string", "enum": ["blue-green", "standard", "canary", "gray", "ab-test"],
-                             "description": "default: the template's x-turnout.release.strategy, else blue-green; the same as plan.strategy. canary and gray run their steps; ab-test and plans with analysis gates are refused (422) until the server judges them"},
+                             "description": "default: the template's x-turnout.release.strategy, else blue-green; the same as plan.strategy. canary and gray run their steps and judge their analysis gates; ab-test and analysis.prometheus are refused (422) until the server runs them"},
                 "plan": {"$ref": "#/components/schemas/ReleaseBlock"},
                 "env_files": {"type": "object",
                               "description": "the values of the files the template's env_file entries name, by the path as the template writes it; a service's environment is its files' values in order, then its environment",

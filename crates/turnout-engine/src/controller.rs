@@ -192,6 +192,9 @@ pub(crate) struct State {
     /// Where the router listens for each app's internal routes apart from
     /// the configured internal listener (container runtimes).
     pub(crate) listening: BTreeMap<String, Vec<SocketAddr>>,
+    /// Each progressive release's analysis windows, by app (memory only:
+    /// a restarted server starts a new window).
+    pub(crate) analysis: BTreeMap<String, crate::sampling::Sampler>,
 }
 
 pub(crate) struct Inner<R, D> {

@@ -16,6 +16,7 @@ mod plan;
 mod progressive;
 mod reconciler;
 mod routes;
+mod sampling;
 mod stats;
 mod status;
 mod step;

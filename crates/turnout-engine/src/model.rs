@@ -210,6 +210,9 @@ pub struct Progress {
     /// A promoted canary is starting the rest of its new instances; the
     /// last stage starts once they are ready.
     pub scaling: bool,
+    /// A check of this step passed (with analysis gates, a step moves on
+    /// after its pause only then).
+    pub passed: bool,
 }
 
 impl Progress {

@@ -136,6 +136,7 @@ fn enter(next: &mut App, index: usize, now_ms: i64) -> Vec<Effect> {
             p.step = Some(index);
             p.step_started_ms = now_ms;
             p.scaling = false;
+            p.passed = false;
             p.paused = until_promoted.then_some(PauseReason::UntilPromoted);
         }
     }
@@ -250,11 +251,73 @@ pub fn tick(app: &App, now_ms: i64) -> (App, Vec<Effect>) {
     if release.state != ReleaseState::Progressing || progress.scaling || progress.step.is_none() {
         return (app.clone(), Vec::new());
     }
+    // With gates, a step moves on only once a check of it passed.
+    let judged = !progress.plan.analysis.has_gates() || progress.passed;
     match progress.plan.pause {
-        Pause::For(d) if now_ms - progress.step_started_ms >= d.0 as i64 => {
+        Pause::For(d) if judged && now_ms - progress.step_started_ms >= d.0 as i64 => {
             advance(app, false, now_ms)
         }
         _ => (app.clone(), Vec::new()),
+    }
+}
+
+/// One analysis window's verdict (see `Command::Analysed`).
+pub fn analysed(
+    app: &App,
+    verdict: crate::analysis::Verdict,
+    failure: Option<String>,
+) -> (App, Vec<Effect>) {
+    use crate::analysis::Verdict;
+    let Some(release) = app.active_release() else {
+        return (app.clone(), Vec::new());
+    };
+    let Some(progress) = &release.progress else {
+        return (app.clone(), Vec::new());
+    };
+    let inconclusive_pause =
+        release.state == ReleaseState::Paused && progress.paused == Some(PauseReason::Inconclusive);
+    if release.state != ReleaseState::Progressing && !inconclusive_pause {
+        return (app.clone(), Vec::new());
+    }
+    let mut next = app.clone();
+    let id = release.id;
+    let r = next.release.as_mut().expect("an active release");
+    let p = r.progress.as_mut().expect("a progressive release");
+    match verdict {
+        Verdict::Fail => {
+            // Recorded as `failed` (DESIGN §8); the reconciler then rolls
+            // the release back, and it ends `rolled-back` with the reason.
+            let reason = format!("failed: {}", failure.unwrap_or_else(|| "analysis".into()));
+            r.state = ReleaseState::Failed;
+            r.reason = Some(reason.clone());
+            p.paused = None;
+            (
+                next,
+                vec![event(
+                    "release-failed",
+                    format!("release {id} {reason}; rolling back"),
+                )],
+            )
+        }
+        Verdict::Inconclusive if !inconclusive_pause => {
+            r.state = ReleaseState::Paused;
+            p.paused = Some(PauseReason::Inconclusive);
+            let message = format!(
+                "release {id} paused: the analysis is inconclusive (too few requests to judge); it resumes by itself on the first passing window"
+            );
+            (next, vec![event("release-paused", message)])
+        }
+        Verdict::Inconclusive => (app.clone(), Vec::new()),
+        Verdict::Pass => {
+            p.passed = true;
+            if inconclusive_pause {
+                r.state = ReleaseState::Progressing;
+                p.paused = None;
+                let message = format!("release {id} resumed: the analysis passed");
+                return (next, vec![event("release-resumed", message)]);
+            }
+            (next, Vec::new())
+        }
     }
 }
 

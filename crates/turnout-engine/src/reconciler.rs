@@ -727,6 +727,47 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             // A promoted canary starting the rest of its instances waits
             // for them as a deploying release does.
             let scaling = release.progress.as_ref().is_some_and(|p| p.scaling);
+            if let Some(progress) = release.progress.as_ref().filter(|p| {
+                p.plan.analysis.has_gates()
+                    && !scaling
+                    && (release.state == ReleaseState::Progressing
+                        || p.paused == Some(crate::model::PauseReason::Inconclusive))
+            }) && let Some(step) = progress.step
+            {
+                // Analysis: every window, the router's figures of the new
+                // version and the baseline over the same window.
+                let figures = self.inner.plane.figures(&app_name);
+                let readings = crate::sampling::readings(&state.apps[&app_name], &figures);
+                let mut sampler = state.analysis.remove(&app_name);
+                let outcome = crate::sampling::advance(
+                    &mut sampler,
+                    release.id,
+                    step,
+                    progress.plan.analysis.window.0,
+                    &crate::sampling::gates(&progress.plan.analysis),
+                    now_millis(),
+                    readings,
+                );
+                if let Some(s) = sampler {
+                    state.analysis.insert(app_name.clone(), s);
+                }
+                if let crate::sampling::Outcome::Judged(judged) = outcome {
+                    tracing::info!(app = %app_name, verdict = %judged.verdict, reasons = ?judged.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(), "analysis");
+                    self.apply(
+                        state,
+                        &app_name,
+                        Command::Analysed {
+                            release_id: release.id,
+                            verdict: judged.verdict,
+                            failure: judged.failure(),
+                        },
+                    )?;
+                }
+            }
+            let release = match state.apps[&app_name].active_release() {
+                Some(r) => r.clone(),
+                None => continue,
+            };
             if release.state == ReleaseState::Progressing && !scaling {
                 // A step whose pause ran out moves on.
                 self.apply(

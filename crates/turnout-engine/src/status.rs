@@ -9,7 +9,11 @@ use crate::controller::State;
 use crate::model::{App, Release};
 use crate::plan::Phase;
 
-fn release_status(r: &Release, preview_token: Option<&String>) -> ReleaseStatus {
+fn release_status(
+    r: &Release,
+    preview_token: Option<&String>,
+    analysis: Option<&crate::sampling::Sampler>,
+) -> ReleaseStatus {
     ReleaseStatus {
         id: r.id,
         strategy: r.strategy.to_string(),
@@ -33,6 +37,10 @@ fn release_status(r: &Release, preview_token: Option<&String>) -> ReleaseStatus 
             .and_then(|p| p.paused)
             .filter(|_| r.state == crate::model::ReleaseState::Paused)
             .map(|p| p.as_str().to_string()),
+        analysis: analysis
+            .filter(|s| s.release_id == r.id)
+            .map(|s| s.entries.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -105,7 +113,7 @@ pub(crate) fn app_status(app: &App, state: &State, preview_token: Option<&String
         release: app
             .release
             .as_ref()
-            .map(|r| release_status(r, preview_token)),
+            .map(|r| release_status(r, preview_token, state.analysis.get(&app.name))),
         services,
         routes,
     }

@@ -77,6 +77,19 @@ pub enum Command {
         /// Who or why, for the history.
         reason: String,
     },
+    /// The verdict of one analysis window of a progressive release: a
+    /// failed check fails the release (the reconciler then rolls it back),
+    /// an inconclusive one pauses it, a passing one lets the step move on
+    /// (and resumes a release paused as inconclusive).
+    Analysed {
+        /// The release this is about.
+        release_id: i64,
+        /// The verdict.
+        verdict: crate::analysis::Verdict,
+        /// For a failed check, the reason after `failed: `
+        /// (`analysis: max_p99_increase: p99 +212 ms > 100 ms`).
+        failure: Option<String>,
+    },
     /// The reconciler's clock: a progressive step whose pause has run out
     /// moves on.
     Tick {
@@ -189,6 +202,14 @@ pub fn step(app: &App, command: Command) -> Result<(App, Vec<Effect>), EngineErr
         Command::Promote { full, now_ms } => progressive::promote(app, full, now_ms),
         Command::Pause => progressive::pause(app),
         Command::Resume { now_ms } => progressive::resume(app, now_ms),
+        Command::Analysed {
+            release_id,
+            verdict,
+            failure,
+        } => Ok(match app.active_release() {
+            Some(r) if r.id == release_id => progressive::analysed(app, verdict, failure),
+            _ => (app.clone(), Vec::new()),
+        }),
         Command::Tick { release_id, now_ms } => Ok(match app.active_release() {
             Some(r) if r.id == release_id => progressive::tick(app, now_ms),
             _ => (app.clone(), Vec::new()),
@@ -214,13 +235,10 @@ fn unsupported(plan: &turnout_spec::ReleasePlan) -> Result<(), EngineError> {
             "release with --strategy gray or canary; `turnout plan FILE` shows what the A/B plan would do",
         ));
     }
-    if plan.analysis.has_gates() {
+    if plan.analysis.prometheus.is_some() {
         return Err(EngineError::invalid(
-            format!(
-                "the plan's analysis gates ({}) are not judged by this server yet",
-                plan.analysis.gates().join(", ")
-            ),
-            "release without analysis gates (the steps then move on their pause, and `turnout abort` rolls back); nothing was changed",
+            "the plan's analysis.prometheus gate is not queried by this server yet",
+            "release without it: the router's own gates (max_error_rate, max_p99, ...) are judged; nothing was changed",
         ));
     }
     Ok(())
@@ -254,6 +272,7 @@ fn start_release(
                 step_started_ms: now_ms,
                 paused: None,
                 scaling: false,
+                passed: false,
             })
         }
     };

@@ -96,6 +96,7 @@ fn progress_json(p: &Progress) -> serde_json::Value {
         "step_started_ms": p.step_started_ms,
         "paused": p.paused.map(PauseReason::as_str),
         "scaling": p.scaling,
+        "passed": p.passed,
     })
 }
 
@@ -126,6 +127,10 @@ fn progress_from(value: &serde_json::Value, template: Option<&Template>) -> Opti
             .and_then(PauseReason::parse),
         scaling: value
             .get("scaling")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        passed: value
+            .get("passed")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false),
     })

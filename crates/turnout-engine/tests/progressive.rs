@@ -4,8 +4,8 @@
 //! sense. No processes, no sockets.
 
 use turnout_engine::{
-    App, Command, EngineError, InstanceView, PauseReason, Phase, ReleaseState, deploy, plan,
-    release_ready, step,
+    App, Command, EngineError, InstanceView, PauseReason, Phase, ReleaseState, Verdict, deploy,
+    plan, release_ready, step,
 };
 use turnout_routing::Weight;
 use turnout_spec::{PlanSpans, ReleaseBlock, ReleasePlan, Strategy, Template};
@@ -416,11 +416,11 @@ fn a_canary_runs_its_scale_then_every_instance_once_promoted() {
 fn what_this_server_does_not_judge_yet_is_refused() {
     let e = start(
         &hello(),
-        r#"{"strategy": "gray", "analysis": {"max_error_rate": "1%"}}"#,
+        r#"{"strategy": "gray", "analysis": {"prometheus": {"url": "http://p:9090", "query": "up", "max": 1}}}"#,
     )
     .unwrap_err();
     assert_eq!(e.code(), "invalid");
-    assert!(e.to_string().contains("max_error_rate"), "{e}");
+    assert!(e.to_string().contains("analysis.prometheus"), "{e}");
     let e = start(&hello(), r#"{"strategy": "ab-test"}"#).unwrap_err();
     assert!(e.to_string().contains("ab-test"), "{e}");
     // A blue-green release has no steps to promote.
@@ -531,4 +531,75 @@ fn a_gray_release_of_frontend_and_backend_keeps_each_frontend_in_its_lane() {
         1000,
     );
     assert!(file.routes.iter().all(|r| r.lanes.is_empty()));
+}
+
+#[test]
+fn verdicts_fail_pause_and_let_a_gated_step_move_on() {
+    let gated = r#"{"strategy": "gray", "steps": [10, 100], "pause": "1s", "analysis": {"window": "1s", "max_error_rate": "1%"}}"#;
+    let (app, _) = start(&hello(), gated).unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 0,
+        },
+    );
+    let verdict = |app: &App, verdict, failure: Option<&str>| {
+        ok(
+            app,
+            Command::Analysed {
+                release_id: 2,
+                verdict,
+                failure: failure.map(str::to_string),
+            },
+        )
+    };
+    // With gates, the pause alone does not move the step on.
+    assert_eq!(
+        ok(
+            &app,
+            Command::Tick {
+                release_id: 2,
+                now_ms: 5_000
+            }
+        ),
+        app
+    );
+    // Inconclusive pauses; a passing window resumes it; then the pause
+    // moves it on.
+    let paused = verdict(&app, Verdict::Inconclusive, None);
+    assert_eq!(state(&paused), ReleaseState::Paused);
+    let progress = paused.release.as_ref().unwrap().progress.clone().unwrap();
+    assert_eq!(progress.paused, Some(PauseReason::Inconclusive));
+    assert_eq!(verdict(&paused, Verdict::Inconclusive, None), paused);
+    let resumed = verdict(&paused, Verdict::Pass, None);
+    assert_eq!(state(&resumed), ReleaseState::Progressing);
+    let next = ok(
+        &resumed,
+        Command::Tick {
+            release_id: 2,
+            now_ms: 5_000,
+        },
+    );
+    assert_eq!((step_index(&next), front(&next)), (Some(1), pair(0, 100)));
+    // A failed check: failed with the gate in the reason (the reconciler
+    // then rolls it back, keeping the reason).
+    let failed = verdict(
+        &next,
+        Verdict::Fail,
+        Some("analysis: max_error_rate: 50.00% > 1.00%"),
+    );
+    let r = failed.release.as_ref().unwrap();
+    assert_eq!(r.state, ReleaseState::Failed);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("failed: analysis: max_error_rate: 50.00% > 1.00%")
+    );
+    let back = ok(&failed, Command::Rollback);
+    let r = back.release.as_ref().unwrap();
+    assert_eq!(r.state, ReleaseState::RolledBack);
+    assert!(r.reason.as_deref().unwrap().starts_with("failed: analysis"));
+    // A manual pause is not resumed by a passing window.
+    let manual = ok(&resumed, Command::Pause);
+    assert_eq!(verdict(&manual, Verdict::Pass, None), manual);
 }

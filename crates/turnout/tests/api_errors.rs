@@ -341,20 +341,21 @@ fn a_progressive_or_bad_plan_is_refused_and_starts_nothing() {
     let gray_block =
         format!("{frontend}x-turnout:\n  release:\n    strategy: gray\n    steps: [10, 50, 100]\n");
 
-    // The template's own block asks for gray with an analysis gate, which
-    // this server does not judge yet.
-    let gated = format!("{gray_block}    analysis: {{ max_error_rate: 1% }}\n");
+    // The template's own block asks for gray with an outside metric's
+    // gate, which this server does not query yet.
+    let gated = format!(
+        "{gray_block}    analysis: {{ prometheus: {{ url: 'http://127.0.0.1:9', query: up, max: 1 }} }}\n"
+    );
     let body = serde_json::json!({"template": gated, "source_name": "v2.yaml"}).to_string();
     let message = assert_error(
-        "gray with a gate",
+        "gray with a prometheus gate",
         &server.api("POST", &path, Some(&body)),
         422,
         "invalid",
     );
-    assert!(
-        message.contains("max_error_rate")
-            && message.ends_with("are not judged by this server yet"),
-        "{message}"
+    assert_eq!(
+        message,
+        "the plan's analysis.prometheus gate is not queried by this server yet"
     );
 
     // The request's overrides ask for ab-test, old field and new.

@@ -592,23 +592,25 @@ fn the_verbs_drive_a_real_server() {
 }
 
 #[test]
-fn a_gray_template_with_gates_is_refused_and_a_flag_releases_it_blue_green() {
+fn a_gray_template_releases_gray_and_a_flag_releases_it_blue_green() {
     let mut s = Running::start("cli-gray");
     let o = s.cli(&["deploy", "examples/hello-gray/app.yaml"], &[]);
     s.track();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let before = s.server.status("hello-gray");
 
-    // The block travels to the server with the template, which refuses
-    // the analysis gates it does not judge yet; nothing starts.
+    // The block travels to the server with the template: a gray release
+    // with its gates; `release` returns once its first step runs.
     let o = s.cli(&["release", "examples/hello-gray/app-v2.yaml"], &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stderr(&o).contains("are not judged by this server yet"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(s.server.status("hello-gray"), before);
+    s.track();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let status = s.server.status("hello-gray");
+    assert_eq!(status["release"]["strategy"], "gray", "{status}");
+    assert_eq!(status["release"]["step"]["share"], 10, "{status}");
+    let o = s.cli(&["abort", "--app", "hello-gray", "--reason", "test"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let status = s.server.status("hello-gray");
+    assert_eq!(status["release"]["state"], "rolled-back", "{status}");
+    assert_eq!(status["release"]["reason"], "aborted: test", "{status}");
 
     // --strategy overrides the block.
     let o = s.cli(

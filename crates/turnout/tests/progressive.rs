@@ -199,8 +199,8 @@ fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
     let mut server = up(&dir);
     for (plan, says) in [
         (
-            serde_json::json!({"strategy": "gray", "analysis": {"max_error_rate": "1%"}}),
-            "max_error_rate",
+            serde_json::json!({"strategy": "gray", "analysis": {"prometheus": {"url": "http://127.0.0.1:9", "query": "up", "max": 1}}}),
+            "analysis.prometheus",
         ),
         (serde_json::json!({"strategy": "ab-test"}), "ab-test"),
     ] {
@@ -260,5 +260,67 @@ fn during_a_gray_release_each_frontend_calls_its_own_backend() {
     let r = server.api("POST", &format!("/v1/apps/{app}/abort"), Some("{}"));
     assert_eq!(r.status, 200, "{}", r.body);
     let mut server = server;
+    server.stop();
+}
+
+#[test]
+fn a_gray_release_whose_new_version_fails_is_rolled_back_by_its_analysis() {
+    let dir = TempDir::new("gray-analysis");
+    let mut server = up(&dir);
+    let v2 = std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
+        .unwrap()
+        .replace(
+            "--prefix 'Welcome to the '",
+            "--prefix 'Welcome to the ' --fail-rate 0.5",
+        );
+    let body = serde_json::json!({
+        "template": v2,
+        "source_name": "v2.yaml",
+        "plan": {"strategy": "gray", "steps": [50, 100], "pause": "1s",
+                 "analysis": {"window": "1s", "min_requests": 20, "max_error_rate": "5%"}},
+    });
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    server.wait_status(APP, WAIT, |s| s["release"]["step"]["share"] == 50);
+    // Traffic, bounded in count and time, until the analysis judges.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut sent = 0;
+    let s = loop {
+        for _ in 0..20 {
+            let _ = server.get("serviceb.localhost");
+            sent += 1;
+        }
+        let s = server.status(APP);
+        if state(&s) == "rolled-back" || std::time::Instant::now() > deadline || sent > 20_000 {
+            break s;
+        }
+    };
+    assert_eq!(state(&s), "rolled-back", "{s:#}");
+    let reason = s["release"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("failed: analysis: max_error_rate: "),
+        "{reason}"
+    );
+    // The check that failed is in the status, with both versions' figures.
+    let checks = s["release"]["analysis"].as_array().unwrap();
+    let last = checks.last().unwrap();
+    assert_eq!(last["verdict"], "fail", "{checks:?}");
+    assert!(last["new"]["requests"].as_u64().unwrap() >= 20, "{last}");
+    assert!(last["new"]["error_rate"].as_f64().unwrap() > 0.05, "{last}");
+    assert!(
+        last["baseline"]["error_rate"].as_f64().unwrap() < 0.05,
+        "{last}"
+    );
+    // The old version serves everything again.
+    let seen = answers(&server, 20);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["Hello world!"],
+        "{seen:?}"
+    );
     server.stop();
 }

@@ -28,8 +28,9 @@ const POLL: Duration = Duration::from_millis(200);
     x-turnout.release block; `turnout plan FILE` prints the plan without starting anything. \
     gray moves the new version through --steps, each held for --pause (until-promoted: until \
     `turnout promote`); canary gives --canary-share to --canary-scale new instances, then all \
-    of them once promoted; `turnout pause`, `resume` and `abort` steer both. Analysis gates and \
-    ab-test are refused by this server until it judges them.\n\nExit status: 0 when the new \
+    of them once promoted; `turnout pause`, `resume` and `abort` steer both. The analysis gates are \
+    judged every --window; a crossed one rolls back. ab-test and the Prometheus gate are \
+    refused by this server until it runs them.\n\nExit status: 0 when the new \
     instances are ready (a canary or gray release: its first step runs; with --no-wait: when the \
     release started), 1 when it is refused, fails or times out.\n\nExample:\n  turnout release \
     examples/hello/app-frontend-v2.yaml"

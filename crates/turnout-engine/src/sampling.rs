@@ -1,0 +1,146 @@
+//! The analysis of a running progressive release (DESIGN §8), fed from
+//! the router's own figures: every window, the new version's and the
+//! baseline's counters on the routes the release shares are read, the
+//! window between two readings judged by [`crate::analysis::analyse`],
+//! and the verdict handed to the state machine (`Command::Analysed`).
+//! Pure but for the reading, which the reconciler does.
+
+use std::time::Duration;
+
+use turnout_api_types::AnalysisEntry;
+use turnout_routing::{LatencyHistogram, ServiceFigures};
+
+use crate::analysis::{Gates, Snapshot, Window, analyse};
+use crate::histogram::Histogram;
+use crate::model::{App, ServiceRole};
+
+/// How many checks a release keeps for its status (newest last).
+const KEPT: usize = 50;
+
+/// One release's analysis between two readings.
+#[derive(Debug, Clone)]
+pub(crate) struct Sampler {
+    /// The release and step the window belongs to.
+    pub release_id: i64,
+    pub step: usize,
+    /// When the window started, unix ms, and the readings then.
+    pub since_ms: i64,
+    pub new: Snapshot,
+    pub baseline: Snapshot,
+    /// The checks of this release so far.
+    pub entries: Vec<AnalysisEntry>,
+}
+
+/// The gates of a plan's analysis block, as `analyse` takes them.
+pub(crate) fn gates(plan: &turnout_spec::plan::Analysis) -> Gates {
+    Gates {
+        min_requests: plan.min_requests,
+        max_error_rate: plan.max_error_rate.map(|r| r.fraction()),
+        max_error_increase: plan.max_error_increase.map(|r| r.fraction()),
+        max_p99: plan.max_p99.map(|m| Duration::from_millis(m.0)),
+        max_p99_increase: plan.max_p99_increase.map(|m| Duration::from_millis(m.0)),
+        prometheus: None,
+    }
+}
+
+fn bounds_ms() -> Vec<f64> {
+    let mut b: Vec<f64> = LatencyHistogram::bounds()
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    b.push(f64::INFINITY);
+    b
+}
+
+/// The new version's and the baseline's cumulative counters: summed over
+/// the routes where the release's new services share with others (the
+/// baseline: those others).
+pub(crate) fn readings(app: &App, figures: &[ServiceFigures]) -> (Snapshot, Snapshot) {
+    let role = |name: &str| app.services.get(name).map(|e| e.role);
+    let shared = |route: &str| {
+        app.weights.get(route).is_some_and(|ws| {
+            ws.iter()
+                .any(|w| role(&w.service) == Some(ServiceRole::New))
+                && ws
+                    .iter()
+                    .any(|w| role(&w.service) != Some(ServiceRole::New))
+        })
+    };
+    let width = LatencyHistogram::bounds().len() + 1;
+    let mut sums = [(0u64, 0u64, vec![0u64; width]), (0, 0, vec![0u64; width])];
+    for f in figures.iter().filter(|f| shared(&f.route)) {
+        let side = usize::from(role(&f.service) != Some(ServiceRole::New));
+        let sum = &mut sums[side];
+        sum.0 += f.served.requests;
+        sum.1 += f.served.errors;
+        for (acc, c) in sum.2.iter_mut().zip(&f.served.latency.cumulative) {
+            *acc += c;
+        }
+    }
+    let snapshot = |(requests, errors, cumulative): &(u64, u64, Vec<u64>)| Snapshot {
+        requests: *requests,
+        errors: *errors,
+        latency: Histogram::from_cumulative(bounds_ms(), cumulative)
+            .unwrap_or_else(|_| Histogram::empty(bounds_ms()).expect("valid bounds")),
+    };
+    (snapshot(&sums[0]), snapshot(&sums[1]))
+}
+
+/// What one pass does with a release's sampler: start it (a new release or
+/// step), or, once its window has passed, judge the window.
+pub(crate) enum Outcome {
+    /// Nothing to judge yet.
+    Waiting,
+    /// A window was judged.
+    Judged(crate::analysis::Analysis),
+}
+
+/// Moves `sampler` on to `now_ms` with the readings `new`, `baseline`.
+pub(crate) fn advance(
+    sampler: &mut Option<Sampler>,
+    release_id: i64,
+    step: usize,
+    window_ms: u64,
+    gates: &Gates,
+    now_ms: i64,
+    (new, baseline): (Snapshot, Snapshot),
+) -> Outcome {
+    let fresh = |entries| Sampler {
+        release_id,
+        step,
+        since_ms: now_ms,
+        new: new.clone(),
+        baseline: baseline.clone(),
+        entries,
+    };
+    match sampler {
+        Some(s) if s.release_id == release_id && s.step == step => {
+            if now_ms - s.since_ms < window_ms as i64 {
+                return Outcome::Waiting;
+            }
+            let judged = analyse(
+                now_ms,
+                gates,
+                &Window::between(&s.new, &new),
+                &Window::between(&s.baseline, &baseline),
+                None,
+            );
+            let mut entries = std::mem::take(&mut s.entries);
+            entries.push(judged.to_entry());
+            if entries.len() > KEPT {
+                entries.remove(0);
+            }
+            *s = fresh(entries);
+            Outcome::Judged(judged)
+        }
+        Some(s) if s.release_id == release_id => {
+            let entries = std::mem::take(&mut s.entries);
+            *s = fresh(entries);
+            Outcome::Waiting
+        }
+        _ => {
+            *sampler = Some(fresh(Vec::new()));
+            Outcome::Waiting
+        }
+    }
+}
