@@ -324,3 +324,166 @@ fn a_gray_release_whose_new_version_fails_is_rolled_back_by_its_analysis() {
     );
     server.stop();
 }
+
+/// Starts a release of the frontend v2 with extra demo-app flags on
+/// serviceB-v2 and `plan`; returns once its first step runs.
+fn release_v2(server: &Server, flags: &str, plan: serde_json::Value) {
+    let v2 = std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
+        .unwrap()
+        .replace(
+            "--prefix 'Welcome to the '",
+            &format!("--prefix 'Welcome to the ' {flags}"),
+        );
+    let body = serde_json::json!({"template": v2, "source_name": "v2.yaml", "plan": plan});
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    server.wait_status(APP, WAIT, |s| s["release"]["step"].is_object());
+}
+
+/// Requests to serviceb until `done` holds for the status (checked every
+/// 10 requests), bounded in count and time: (status codes by answer
+/// kind, the last status).
+fn load_until(
+    server: &Server,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (BTreeMap<String, usize>, serde_json::Value) {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen = BTreeMap::new();
+    for round in 0.. {
+        for _ in 0..10 {
+            let r = server.get("serviceb.localhost");
+            let kind = if r.status != 200 {
+                format!("status {}", r.status)
+            } else if r.body.starts_with("Welcome") {
+                "new".to_string()
+            } else {
+                "old".to_string()
+            };
+            *seen.entry(kind).or_insert(0) += 1;
+        }
+        let s = server.status(APP);
+        if done(&s) || std::time::Instant::now() > deadline || round > 2_000 {
+            return (seen, s);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_healthy_gray_release_walks_every_step_under_load_without_a_failed_request() {
+    let dir = TempDir::new("gray-healthy");
+    let mut server = up(&dir);
+    release_v2(
+        &server,
+        "",
+        serde_json::json!({"strategy": "gray", "steps": [20, 60, 100], "pause": "1s",
+            "analysis": {"window": "1s", "min_requests": 5, "max_error_rate": "1%",
+                         "max_p99_increase": "500ms"}}),
+    );
+    let (seen, s) = load_until(&server, |s| state(s) != "progressing");
+    assert_eq!(state(&s), "pending-confirmation", "{seen:?} {s:#}");
+    assert!(
+        seen.keys().all(|k| k == "new" || k == "old"),
+        "failed requests: {seen:?}"
+    );
+    let checks = s["release"]["analysis"].as_array().unwrap();
+    let passes = checks.iter().filter(|c| c["verdict"] == "pass").count();
+    assert!(passes >= 3, "a passing check per step: {checks:?}");
+    assert_eq!(s["release"]["step"]["share"], 100);
+    println!("healthy gray: {seen:?}, {} checks", checks.len());
+    server.stop();
+}
+
+#[test]
+fn a_canary_with_half_its_requests_failing_is_rolled_back_within_its_share() {
+    let dir = TempDir::new("canary-errors");
+    let mut server = up(&dir);
+    let started = std::time::Instant::now();
+    release_v2(
+        &server,
+        "--fail-rate 0.5",
+        serde_json::json!({"strategy": "canary", "canary": {"share": 20}, "pause": "30s",
+            "analysis": {"window": "1s", "min_requests": 5, "max_error_rate": "5%"}}),
+    );
+    let (seen, s) = load_until(&server, |s| state(s) == "rolled-back");
+    assert_eq!(state(&s), "rolled-back", "{seen:?} {s:#}");
+    let reason = s["release"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("failed: analysis: max_error_rate: "),
+        "{reason}"
+    );
+    // Rolled back at its first failing check.
+    let checks = s["release"]["analysis"].as_array().unwrap();
+    let fails = checks.iter().filter(|c| c["verdict"] == "fail").count();
+    assert_eq!(fails, 1, "{checks:?}");
+    // What the canary served stays near its share of the traffic.
+    let total: usize = seen.values().sum();
+    let canary = total - seen.get("old").copied().unwrap_or(0);
+    let served = canary as f64 / total as f64;
+    println!(
+        "canary served {canary} of {total} requests ({:.1} %, share 20 %) in {:?}",
+        served * 100.0,
+        started.elapsed()
+    );
+    assert!(
+        served < 0.35,
+        "the canary served {served:.2} of the traffic: {seen:?}"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_slower_canary_is_caught_by_max_p99_increase() {
+    let dir = TempDir::new("canary-slow");
+    let mut server = up(&dir);
+    release_v2(
+        &server,
+        "--latency-ms 200",
+        serde_json::json!({"strategy": "canary", "canary": {"share": 50}, "pause": "30s",
+            "analysis": {"window": "1s", "min_requests": 3, "max_p99_increase": "100ms"}}),
+    );
+    let (seen, s) = load_until(&server, |s| state(s) == "rolled-back");
+    assert_eq!(state(&s), "rolled-back", "{seen:?} {s:#}");
+    let reason = s["release"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("failed: analysis: max_p99_increase: "),
+        "{reason}"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_release_with_too_little_traffic_pauses_as_inconclusive() {
+    let dir = TempDir::new("gray-quiet");
+    let mut server = up(&dir);
+    release_v2(
+        &server,
+        "",
+        serde_json::json!({"strategy": "gray", "steps": [50, 100], "pause": "1s",
+            "analysis": {"window": "1s", "min_requests": 1000, "max_error_rate": "1%"}}),
+    );
+    let s = server.wait_status(APP, WAIT, |s| state(s) == "paused");
+    assert_eq!(s["release"]["paused"], "inconclusive", "{s:#}");
+    assert_eq!(
+        s["release"]["step"]["share"], 50,
+        "it never promotes by itself"
+    );
+    let checks = s["release"]["analysis"].as_array().unwrap();
+    assert_eq!(
+        checks.last().unwrap()["verdict"],
+        "inconclusive",
+        "{checks:?}"
+    );
+    // Nor does it roll back: still paused a few windows later.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let s = server.status(APP);
+    assert_eq!(
+        (state(&s), s["release"]["step"]["share"].as_u64()),
+        ("paused".into(), Some(50))
+    );
+    server.stop();
+}
