@@ -13,7 +13,8 @@ const TOKEN_KEY = 'turnout.token';
 const PROGRESSIVE_ACTIONS = [
   { label: 'Promote', path: 'promote', states: ['progressing', 'paused'] },
   { label: 'Pause', path: 'pause', states: ['progressing'] },
-  { label: 'Resume', path: 'resume', states: ['paused'] },
+  // A release paused until promoted waits for Promote, not Resume.
+  { label: 'Resume', path: 'resume', states: ['paused'], when: (r) => r.paused !== 'until-promoted' },
   { label: 'Abort', path: 'abort', states: ['deploying', 'progressing', 'paused', 'pending-confirmation'] },
 ];
 const POLL_MS = 2000;
@@ -422,7 +423,7 @@ function setActionsEnabled() {
   $('#rollback').disabled = !state.online || !IN_PROGRESS.includes(st);
   for (const b of document.querySelectorAll('#progressive-actions button')) {
     const a = PROGRESSIVE_ACTIONS.find((x) => x.path === b.dataset.path);
-    b.disabled = !state.online || !(a && a.states.includes(st));
+    b.disabled = !state.online || !(a && a.states.includes(st) && (!a.when || a.when(r)));
   }
   $('#release-start').disabled = !state.online || IN_PROGRESS.includes(st);
   for (const b of document.querySelectorAll('.route button')) b.disabled = !state.online;

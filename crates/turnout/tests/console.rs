@@ -21,6 +21,10 @@ use support::{Server, TempDir};
 const APP: &str = "hello";
 const WAIT: Duration = Duration::from_secs(30);
 
+/// One browser test at a time: three Chromiums at once on a two-core
+/// machine starve the servers they watch.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Where Debian puts the browser and its driver.
 fn browser() -> Option<(PathBuf, PathBuf)> {
     let find = |names: &[&str]| {
@@ -272,6 +276,7 @@ fn weights(server: &Server) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blue_green_release_seen_and_steered_from_the_console() {
+    let _one = ONE_BROWSER.lock().await;
     let Some((chromium, driver_path)) = browser() else {
         eprintln!(
             "skipping the console browser test: no chromium and chromedriver \
@@ -602,6 +607,7 @@ async fn a_blue_green_release_seen_and_steered_from_the_console() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_says_when_the_server_is_gone_and_recovers() {
+    let _one = ONE_BROWSER.lock().await;
     let Some((chromium, driver_path)) = browser() else {
         eprintln!(
             "skipping the console browser test: no chromium and chromedriver \
@@ -689,5 +695,78 @@ async fn the_console_says_when_the_server_is_gone_and_recovers() {
     )
     .await;
     screenshot(&c, "10-server-back").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_release_is_promoted_and_aborted_from_the_console() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((chromium, driver_path)) = browser() else {
+        eprintln!(
+            "skipping the console browser test: no chromium and chromedriver \
+             (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        return;
+    };
+    let dir = TempDir::new("console-gray");
+    let server = Server::start(&["up", "examples/hello/app.yaml"], dir.path(), &[]);
+    server.wait_line("app hello is up", WAIT);
+    let mut body: Value =
+        serde_json::from_str(&support::template_body("app-frontend-v2.yaml", &[])).unwrap();
+    body["plan"] = json!({"strategy": "gray", "steps": [50, 100], "pause": "until-promoted"});
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let driver = Driver::start(&driver_path);
+    let c = open(&chromium, &driver).await;
+    log_in(&c, &server, &server.token).await;
+    wait_js(
+        &c,
+        "the release is paused at its first step",
+        &state_is("paused"),
+    )
+    .await;
+    let step = "document.querySelector('[data-fact=step]')?.textContent";
+    wait_js(
+        &c,
+        "the step is shown",
+        &format!("return ({step}) === '1 of 2: the new version at 50%'"),
+    )
+    .await;
+    let enabled = "return Object.fromEntries([...document.querySelectorAll('#progressive-actions button')] \
+                     .map(b => [b.dataset.action, !b.disabled]))";
+    assert_eq!(
+        c.execute(enabled, vec![]).await.unwrap(),
+        json!({"Promote": true, "Pause": false, "Resume": false, "Abort": true})
+    );
+    screenshot(&c, "11-gray-paused").await;
+
+    css(&c, "#progressive-actions [data-action=Promote]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    accept(&c, "Promote").await;
+    wait_js(
+        &c,
+        "the last step is shown",
+        &format!("return ({step}) === '2 of 2: the new version at 100%'"),
+    )
+    .await;
+    assert_eq!(server.status(APP)["release"]["step"]["share"], 100);
+
+    css(&c, "#progressive-actions [data-action=Abort]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    accept(&c, "Abort").await;
+    wait_js(&c, "the release is rolled back", &state_is("rolled-back")).await;
+    let s = server.status(APP);
+    assert_eq!(s["release"]["reason"], "aborted: by the operator");
+    screenshot(&c, "12-gray-aborted").await;
     c.close().await.unwrap();
 }

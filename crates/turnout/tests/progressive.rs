@@ -327,7 +327,7 @@ fn a_gray_release_whose_new_version_fails_is_rolled_back_by_its_analysis() {
 
 /// Starts a release of the frontend v2 with extra demo-app flags on
 /// serviceB-v2 and `plan`; returns once its first step runs.
-fn release_v2(server: &Server, flags: &str, plan: serde_json::Value) {
+fn release_v2(server: &Server, flags: &str, plan: &serde_json::Value) {
     let v2 = std::fs::read_to_string(support::root().join("examples/hello/app-frontend-v2.yaml"))
         .unwrap()
         .replace(
@@ -380,7 +380,7 @@ fn a_healthy_gray_release_walks_every_step_under_load_without_a_failed_request()
     release_v2(
         &server,
         "",
-        serde_json::json!({"strategy": "gray", "steps": [20, 60, 100], "pause": "1s",
+        &serde_json::json!({"strategy": "gray", "steps": [20, 60, 100], "pause": "1s",
             "analysis": {"window": "1s", "min_requests": 5, "max_error_rate": "1%",
                          "max_p99_increase": "500ms"}}),
     );
@@ -406,7 +406,7 @@ fn a_canary_with_half_its_requests_failing_is_rolled_back_within_its_share() {
     release_v2(
         &server,
         "--fail-rate 0.5",
-        serde_json::json!({"strategy": "canary", "canary": {"share": 20}, "pause": "30s",
+        &serde_json::json!({"strategy": "canary", "canary": {"share": 20}, "pause": "30s",
             "analysis": {"window": "1s", "min_requests": 5, "max_error_rate": "5%"}}),
     );
     let (seen, s) = load_until(&server, |s| state(s) == "rolled-back");
@@ -443,7 +443,7 @@ fn a_slower_canary_is_caught_by_max_p99_increase() {
     release_v2(
         &server,
         "--latency-ms 200",
-        serde_json::json!({"strategy": "canary", "canary": {"share": 50}, "pause": "30s",
+        &serde_json::json!({"strategy": "canary", "canary": {"share": 50}, "pause": "30s",
             "analysis": {"window": "1s", "min_requests": 3, "max_p99_increase": "100ms"}}),
     );
     let (seen, s) = load_until(&server, |s| state(s) == "rolled-back");
@@ -463,7 +463,7 @@ fn a_release_with_too_little_traffic_pauses_as_inconclusive() {
     release_v2(
         &server,
         "",
-        serde_json::json!({"strategy": "gray", "steps": [50, 100], "pause": "1s",
+        &serde_json::json!({"strategy": "gray", "steps": [50, 100], "pause": "1s",
             "analysis": {"window": "1s", "min_requests": 1000, "max_error_rate": "1%"}}),
     );
     let s = server.wait_status(APP, WAIT, |s| state(s) == "paused");
