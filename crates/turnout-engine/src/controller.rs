@@ -662,6 +662,15 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         if &next == current {
             return Ok(false);
         }
+        // A release waits for instances while deploying and while a
+        // promoted canary starts the rest of its own: then it has a
+        // deadline (set when the wait starts), otherwise none.
+        let waits = |a: &App| {
+            a.active_release().is_some_and(|r| {
+                r.state == ReleaseState::Deploying || r.progress.as_ref().is_some_and(|p| p.scaling)
+            })
+        };
+        let waited = waits(current);
         let mut change = Change {
             apps: vec![app_record(&next, now_millis())],
             events: events_of(app, &effects),
@@ -676,11 +685,13 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         // committed: if it could not be built, nothing changes.
         let table = self.route_table(state, Some((app, Some(&next))))?;
         self.commit(state, &change)?;
-        if next
-            .active_release()
-            .is_none_or(|r| r.state != ReleaseState::Deploying)
-        {
+        if !waits(&next) {
             state.deadlines.remove(app);
+        } else if !waited {
+            state.deadlines.insert(
+                app.to_string(),
+                Instant::now() + self.inner.settings.ready_deadline,
+            );
         }
         state.apps.insert(app.to_string(), next);
         self.swap_in(state, table);

@@ -793,7 +793,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         now_ms: now_millis(),
                     },
                 )?;
-            } else if release.state == ReleaseState::Deploying
+            } else if (release.state == ReleaseState::Deploying || scaling)
                 && state.deadlines.get(&app_name).is_some_and(|d| *d <= now)
             {
                 let waiting: Vec<String> = state.apps[&app_name]

@@ -763,7 +763,10 @@ fn fail(app: &App, release_id: i64, reason: &str) -> Result<(App, Vec<Effect>), 
     let Some(release) = app.active_release().filter(|r| r.id == release_id) else {
         return Ok((app.clone(), Vec::new()));
     };
-    if release.state != ReleaseState::Deploying {
+    // A deploying release, or a promoted canary starting the rest of its
+    // instances, fails when they never become ready.
+    let scaling = release.progress.as_ref().is_some_and(|p| p.scaling);
+    if release.state != ReleaseState::Deploying && !scaling {
         return Ok((app.clone(), Vec::new()));
     }
     // Recorded as `failed` first (DESIGN §2); the reconciler then rolls

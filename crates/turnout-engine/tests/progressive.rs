@@ -399,6 +399,16 @@ fn a_canary_runs_its_scale_then_every_instance_once_promoted() {
         .unwrap_err();
         assert!(e.to_string().contains("starting its new instances"), "{e}");
     }
+    // Should the rest never become ready, the scale-up fails like a
+    // deploy (the reconciler's deadline), and is rolled back.
+    let failed = ok(
+        &app,
+        Command::Fail {
+            release_id: 2,
+            reason: "new instances of serviceB-v2 not ready within 60s".into(),
+        },
+    );
+    assert_eq!(state(&failed), ReleaseState::Failed);
     let all = ready_views(&app, |s| if s == "serviceB-v2" { full } else { 1 });
     assert!(release_ready(&app, &all));
     let app = ok(
