@@ -639,6 +639,7 @@ impl Problems {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     #[test]
     fn plain_v4_reads_what_displays_as_itself() {
