@@ -118,8 +118,8 @@ fn invalid(what: &str, diagnostics: Vec<Diagnostic>, hint: &str) -> ApiError {
 
 /// The plan of a release: the template's block with the request's
 /// overrides (`plan`, and the older top-level `strategy`) on top, through
-/// turnout-spec's one merge. A bad plan, and a strategy this server does
-/// not run yet, are refused before anything starts.
+/// turnout-spec's one merge. A bad plan is refused (422) before anything starts;
+/// what the engine does not run yet (ab-test, the Prometheus gate) it refuses.
 fn release_plan(
     template: &turnout_spec::Template,
     spans: &PlanSpans,

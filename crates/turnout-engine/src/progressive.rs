@@ -14,7 +14,7 @@ use turnout_spec::plan::Pause;
 use turnout_spec::{OnSuccess, Strategy};
 
 use crate::error::EngineError;
-use crate::model::{App, PauseReason, Progress, ReleaseState, RouteWeight, ServiceRole, Weights};
+use crate::model::{App, PauseReason, Progress, ReleaseState, ServiceRole, Weights};
 use crate::step::{Effect, event};
 
 /// The new version's share at each stage: gray's steps; a canary's share,
@@ -97,18 +97,12 @@ fn weight(w: u32) -> Weight {
     Weight::new(u8::try_from(w.min(100)).unwrap_or(100)).unwrap_or(Weight::MAX)
 }
 
-fn describe_shares(weights: &Weights, app: &App) -> String {
+/// The weights of the routes a release shares (`route: a=90 b=10; ...`).
+fn describe_shares(weights: &Weights) -> String {
     weights
         .iter()
         .filter(|(_, ws)| ws.len() > 1)
-        .map(|(route, ws)| {
-            let parts: Vec<String> = ws
-                .iter()
-                .filter(|w| app.services.contains_key(&w.service))
-                .map(|w: &RouteWeight| format!("{}={}", w.service, w.weight))
-                .collect();
-            format!("{route}: {}", parts.join(" "))
-        })
+        .map(|(route, ws)| format!("{route}: {}", crate::step::describe(ws)))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -145,7 +139,7 @@ fn enter(next: &mut App, index: usize, now_ms: i64) -> Vec<Effect> {
         release.id,
         index + 1,
         stages.len(),
-        describe_shares(&next.weights, next)
+        describe_shares(&next.weights)
     );
     if until_promoted {
         message.push_str("; paused until promoted (`turnout promote`)");

@@ -736,9 +736,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             {
                 // Analysis: every window, the router's figures of the new
                 // version and the baseline over the same window.
-                let figures = self.inner.plane.figures(&app_name);
-                let readings = crate::sampling::readings(&state.apps[&app_name], &figures);
                 let mut sampler = state.analysis.remove(&app_name);
+                let app = &state.apps[&app_name];
+                let read = || crate::sampling::readings(app, &self.inner.plane.figures(&app_name));
                 let outcome = crate::sampling::advance(
                     &mut sampler,
                     release.id,
@@ -746,7 +746,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     progress.plan.analysis.window.0,
                     &crate::sampling::gates(&progress.plan.analysis),
                     now_millis(),
-                    readings,
+                    read,
                 );
                 if let Some(s) = sampler {
                     state.analysis.insert(app_name.clone(), s);

@@ -95,7 +95,9 @@ pub(crate) enum Outcome {
     Judged(crate::analysis::Analysis),
 }
 
-/// Moves `sampler` on to `now_ms` with the readings `new`, `baseline`.
+/// Moves `sampler` on to `now_ms`. `read` gives the new version's and
+/// the baseline's readings; it is called only when a window starts or
+/// ends (reading copies the router's counters), not on every pass.
 pub(crate) fn advance(
     sampler: &mut Option<Sampler>,
     release_id: i64,
@@ -103,8 +105,16 @@ pub(crate) fn advance(
     window_ms: u64,
     gates: &Gates,
     now_ms: i64,
-    (new, baseline): (Snapshot, Snapshot),
+    read: impl FnOnce() -> (Snapshot, Snapshot),
 ) -> Outcome {
+    if let Some(s) = sampler
+        && s.release_id == release_id
+        && s.step == step
+        && now_ms - s.since_ms < window_ms as i64
+    {
+        return Outcome::Waiting;
+    }
+    let (new, baseline) = read();
     let fresh = |entries| Sampler {
         release_id,
         step,
@@ -115,9 +125,6 @@ pub(crate) fn advance(
     };
     match sampler {
         Some(s) if s.release_id == release_id && s.step == step => {
-            if now_ms - s.since_ms < window_ms as i64 {
-                return Outcome::Waiting;
-            }
             let judged = analyse(
                 now_ms,
                 gates,

@@ -445,7 +445,7 @@ fn route_weights<'a>(app: &'a App, route: &str) -> Result<&'a Vec<RouteWeight>, 
     })
 }
 
-fn describe(weights: &[RouteWeight]) -> String {
+pub(crate) fn describe(weights: &[RouteWeight]) -> String {
     weights
         .iter()
         .map(|w| format!("{}={}", w.service, w.weight))

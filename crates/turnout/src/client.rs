@@ -632,8 +632,7 @@ impl Client {
 
     /// `POST /v1/apps/{app}/rollback`.
     pub async fn rollback(&self, app: &str) -> Result<AppStatus, ClientError> {
-        let path = format!("/apps/{}/rollback", segment(app));
-        self.call(Method::POST, &path, None::<&EmptyRequest>).await
+        self.act(app, "rollback").await
     }
 
     /// `POST /v1/apps/{app}/promote`.
@@ -643,7 +642,8 @@ impl Client {
             .await
     }
 
-    /// `POST /v1/apps/{app}/{verb}` with no body: `pause`, `resume`.
+    /// `POST /v1/apps/{app}/{verb}` with no body: `rollback`, `pause`,
+    /// `resume`.
     pub async fn act(&self, app: &str, verb: &str) -> Result<AppStatus, ClientError> {
         let path = format!("/apps/{}/{verb}", segment(app));
         self.call(Method::POST, &path, None::<&EmptyRequest>).await
