@@ -7,7 +7,22 @@ use serde::{Deserialize, Serialize};
 /// A release's report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseReport {
-    /// The variants, the baseline (old version) first.
+    /// The release reported on.
+    pub release_id: i64,
+    /// Its strategy (`ab-test`, `canary`, ...).
+    pub strategy: String,
+    /// Whether the release still runs (`false`: the figures stopped when
+    /// it ended).
+    pub running: bool,
+    /// Since when the figures count, unix ms: the release's first step (its
+    /// start, for blue-green and standard), or the server's start when the
+    /// server restarted during the release.
+    pub since_ms: i64,
+    /// The route the comparison is made on: the A/B goal's, else the first
+    /// public route the release shares.
+    pub route: String,
+    /// Each service on the routes the release shares, the compared route's
+    /// first, old services before new on each route.
     pub variants: Vec<VariantReport>,
     /// The conversion rates compared (two-proportion z-test).
     pub conversion: ConversionComparison,
@@ -20,6 +35,12 @@ pub struct ReleaseReport {
 pub struct VariantReport {
     /// The service.
     pub service: String,
+    /// The route its figures are of.
+    #[serde(default)]
+    pub route: String,
+    /// Its role in the release: `old` (the baseline), `new` or `unchanged`.
+    #[serde(default)]
+    pub role: String,
     /// Distinct clients (by their `turnout_pos` cookie).
     pub clients: u64,
     /// Requests answered.
@@ -40,7 +61,8 @@ pub struct VariantReport {
     pub conversion_rate: Option<f64>,
 }
 
-/// The two variants' conversion rates compared.
+/// The two variants' conversion rates compared: the route's new services
+/// together against its old ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversionComparison {
     /// The second variant's rate minus the first's; `null` when a variant

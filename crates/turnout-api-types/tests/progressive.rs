@@ -66,6 +66,8 @@ fn an_analysis_entry_without_reasons_or_figures_reads() {
 fn a_report_has_designs_keys_and_reads_back() {
     let variant = |service: &str, conversions| VariantReport {
         service: service.into(),
+        route: "web.localhost".into(),
+        role: if service == "web" { "old" } else { "new" }.into(),
         clients: 200,
         requests: 900,
         error_rate: Some(0.0),
@@ -75,6 +77,11 @@ fn a_report_has_designs_keys_and_reads_back() {
         conversion_rate: Some(conversions as f64 / 200.0),
     };
     let r = ReleaseReport {
+        release_id: 3,
+        strategy: "ab-test".into(),
+        running: true,
+        since_ms: 1_700_000_000_000,
+        route: "web.localhost".into(),
         variants: vec![variant("web", 20), variant("web-v2", 60)],
         conversion: ConversionComparison {
             difference: Some(0.2),
@@ -88,7 +95,20 @@ fn a_report_has_designs_keys_and_reads_back() {
         },
     };
     let v = serde_json::to_value(&r).unwrap();
-    assert_eq!(keys(&v), ["conversion", "latency", "variants"]);
+    // DESIGN §8's keys, and which release and route the figures are of.
+    assert_eq!(
+        keys(&v),
+        [
+            "conversion",
+            "latency",
+            "release_id",
+            "route",
+            "running",
+            "since_ms",
+            "strategy",
+            "variants"
+        ]
+    );
     assert_eq!(
         keys(&v["variants"][0]),
         [
@@ -99,6 +119,8 @@ fn a_report_has_designs_keys_and_reads_back() {
             "p50_ms",
             "p99_ms",
             "requests",
+            "role",
+            "route",
             "service"
         ]
     );

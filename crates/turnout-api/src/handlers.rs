@@ -360,6 +360,13 @@ pub(crate) async fn abort<R: Runtime + 'static, D: DataPlane>(
     Ok(Json(s.controller.command(&app, command).await?).into_response())
 }
 
+pub(crate) async fn report<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+) -> Result<Json<turnout_api_types::ReleaseReport>> {
+    Ok(Json(s.controller.report(&app).await?))
+}
+
 pub(crate) async fn list_routes<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,

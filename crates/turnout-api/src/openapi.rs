@@ -107,6 +107,11 @@ const OPERATIONS: &[Op] = &[
         )
     },
     get("/v1/apps/{app}/releases/{id}", "One release", &["404"]),
+    get(
+        "/v1/apps/{app}/report",
+        "Per-version figures of the current (or last) release since its traffic split began, and the A/B comparison: conversions by a two-proportion z-test, latency by Mann-Whitney U (409 before its first step, or when no route is shared)",
+        &["404", "409"],
+    ),
     act(
         "/v1/apps/{app}/confirm",
         "Confirm the release in progress",

@@ -195,6 +195,12 @@ pub(crate) struct State {
     /// Each progressive release's analysis windows, by app (memory only:
     /// a restarted server starts a new window).
     pub(crate) analysis: BTreeMap<String, crate::sampling::Sampler>,
+    /// Each app's release report: where its figures start, and the report
+    /// of the last release once it ended (memory only, see `report.rs`).
+    pub(crate) reports: BTreeMap<String, crate::report::Reporting>,
+    /// When this controller started, unix ms (a release's figures start
+    /// here at the latest).
+    pub(crate) started_ms: i64,
 }
 
 pub(crate) struct Inner<R, D> {
@@ -237,7 +243,10 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         plane: D,
         settings: Settings,
     ) -> Result<Self, ControlError> {
-        let mut state = State::default();
+        let mut state = State {
+            started_ms: now_millis(),
+            ..State::default()
+        };
         for record in store.apps()? {
             let app = load_app(&store, &record, &settings.domain)?;
             state.next_release_id = state
@@ -632,6 +641,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         );
         state.apps.insert(app.to_string(), next);
         self.swap_in(&state, table);
+        self.begin_report(&mut state, app, release_id);
         let status = self.status_in(&state, &state.apps[app]);
         drop(state);
         self.inner.wake.notify_one();
@@ -684,7 +694,12 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         // The route table of the new state is built before anything is
         // committed: if it could not be built, nothing changes.
         let table = self.route_table(state, Some((app, Some(&next))))?;
+        let traffic_begins = crate::report::traffic_begins(current, &next);
+        let ended = self.ended_report(state, current, &next);
         self.commit(state, &change)?;
+        if let Some(report) = ended {
+            state.reports.insert(app.to_string(), report);
+        }
         if !waits(&next) {
             state.deadlines.remove(app);
         } else if !waited {
@@ -695,6 +710,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         state.apps.insert(app.to_string(), next);
         self.swap_in(state, table);
+        if let Some(release_id) = traffic_begins {
+            self.begin_report(state, app, release_id);
+        }
         Ok(true)
     }
 
@@ -718,6 +736,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         self.commit(&mut state, &change)?;
         state.apps.remove(app);
         state.deadlines.remove(app);
+        state.reports.remove(app);
         self.inner.plane.release_state(app, None);
         self.swap_in(&state, table);
         drop(state);

@@ -15,6 +15,7 @@ mod model;
 mod plan;
 mod progressive;
 mod reconciler;
+mod report;
 mod routes;
 mod sampling;
 mod stats;
@@ -42,7 +43,7 @@ pub use routes::{
     route_ids_of, route_specs, uses_internal_routes,
 };
 pub use stats::{
-    Confidence, MannWhitney, Proportion, Variant, ZTest, ab_report, mann_whitney_u, normal_sf,
-    two_proportion_z_test,
+    Comparison, Confidence, MannWhitney, Proportion, Variant, ZTest, compare, mann_whitney_u,
+    normal_sf, two_proportion_z_test,
 };
 pub use step::{Command, Effect, deploy, resolve_route, route_ids, step};

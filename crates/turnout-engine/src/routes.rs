@@ -112,6 +112,15 @@ pub fn route_ids_of(app: &App) -> BTreeSet<String> {
     ids
 }
 
+/// The ids of `app`'s internal (`.local`) routes.
+pub(crate) fn internal_route_ids(app: &App) -> BTreeSet<String> {
+    route_infos(app)
+        .into_iter()
+        .filter(|(_, info)| info.internal)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// What one route is made of, read from the services' specs.
 struct RouteInfo {
     host: String,
@@ -184,8 +193,11 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
             .as_deref()
             .map(|callers| lanes(app, callers, weights))
             .unwrap_or_default();
+        let (rules, ab_goal) = ab_test(app, info.internal, weights);
         routes.push(RouteSpec {
             lanes,
+            rules,
+            ab_goal,
             id: Some(id.clone()),
             app: Some(app.name.clone()),
             host: Some(info.host.clone()),
@@ -205,6 +217,46 @@ pub fn route_specs(app: &App, instances: &impl Instances) -> Vec<RouteSpec> {
         });
     }
     routes
+}
+
+/// An A/B test's rules and goal on a route it shares (DESIGN §8), from
+/// its first step until it ends: the rules that name one of the route's
+/// services, and, on a public route, the goal the router counts
+/// conversions of. Nothing on other routes, in other releases, or while
+/// the new instances start (their clients would be counted on the old
+/// side before the split begins).
+fn ab_test(
+    app: &App,
+    internal: bool,
+    weights: &[crate::model::RouteWeight],
+) -> (Vec<turnout_spec::RuleSpec>, Option<turnout_spec::GoalSpec>) {
+    let Some(progress) = app
+        .active_release()
+        .and_then(|r| r.progress.as_ref())
+        .filter(|p| p.plan.strategy == turnout_spec::Strategy::AbTest && p.step.is_some())
+    else {
+        return (Vec::new(), None);
+    };
+    let role = |name: &str| app.services.get(name).map(|e| e.role);
+    let shared = weights
+        .iter()
+        .any(|w| role(&w.service) == Some(ServiceRole::New))
+        && weights
+            .iter()
+            .any(|w| role(&w.service) != Some(ServiceRole::New));
+    if !shared {
+        return (Vec::new(), None);
+    }
+    let rules = progress
+        .plan
+        .ab
+        .rules
+        .iter()
+        .filter(|rule| weights.iter().any(|w| w.service == rule.service))
+        .cloned()
+        .collect();
+    let goal = (!internal).then(|| progress.plan.ab.goal.clone()).flatten();
+    (rules, goal)
 }
 
 /// Lane affinity on an internal route during a progressive release whose

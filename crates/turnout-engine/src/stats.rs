@@ -5,7 +5,7 @@
 
 use std::f64::consts::SQRT_2;
 
-use turnout_api_types::{ConversionComparison, LatencyComparison, ReleaseReport, VariantReport};
+use turnout_api_types::{ConversionComparison, LatencyComparison, VariantReport};
 
 use crate::analysis::Window;
 use crate::histogram::{Histogram, HistogramError};
@@ -151,8 +151,12 @@ pub fn mann_whitney_u(a: &Histogram, b: &Histogram) -> Result<Option<MannWhitney
 /// One variant of an A/B test since the release started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
-    /// The service.
+    /// The service (services, joined by `+`, for a side of several).
     pub service: String,
+    /// The route.
+    pub route: String,
+    /// `old`, `new` or `unchanged`.
+    pub role: String,
     /// Distinct clients.
     pub clients: u64,
     /// Clients that reached the goal.
@@ -162,7 +166,8 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn report(&self) -> VariantReport {
+    /// Its figures as the report shows them.
+    pub fn report(&self) -> VariantReport {
         let figures = self.traffic.figures();
         let conversions = Proportion {
             trials: self.clients,
@@ -170,6 +175,8 @@ impl Variant {
         };
         VariantReport {
             service: self.service.clone(),
+            route: self.route.clone(),
+            role: self.role.clone(),
             clients: self.clients,
             requests: figures.requests,
             error_rate: figures.error_rate,
@@ -181,15 +188,24 @@ impl Variant {
     }
 }
 
-/// The report of DESIGN §8 for two variants, the baseline `a` first: the
-/// conversion difference is `b`'s rate minus `a`'s, and both tests are
-/// judged at `confidence`. An error when the variants' latency
-/// histograms have different bounds.
-pub fn ab_report(
+/// The two sides of an A/B test compared (DESIGN §8's report).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The conversion rates (two-proportion z-test).
+    pub conversion: ConversionComparison,
+    /// The latencies (Mann-Whitney U).
+    pub latency: LatencyComparison,
+}
+
+/// Compares two variants, the baseline `a` first: the conversion
+/// difference is `b`'s rate minus `a`'s, and both tests are judged at
+/// `confidence`. An error when the variants' latency histograms have
+/// different bounds.
+pub fn compare(
     a: &Variant,
     b: &Variant,
     confidence: Confidence,
-) -> Result<ReleaseReport, HistogramError> {
+) -> Result<Comparison, HistogramError> {
     let conversion = two_proportion_z_test(
         Proportion {
             trials: a.clients,
@@ -201,8 +217,7 @@ pub fn ab_report(
         },
     );
     let latency = mann_whitney_u(&a.traffic.latency, &b.traffic.latency)?;
-    Ok(ReleaseReport {
-        variants: vec![a.report(), b.report()],
+    Ok(Comparison {
         conversion: ConversionComparison {
             difference: conversion.map(|t| t.difference),
             p_value: conversion.map(|t| t.p_value),
@@ -370,6 +385,13 @@ mod tests {
         let requests = latency.iter().sum();
         Variant {
             service: service.into(),
+            route: "web.localhost".into(),
+            role: if service.ends_with("-v2") {
+                "new"
+            } else {
+                "old"
+            }
+            .into(),
             clients,
             conversions,
             traffic: Window {
@@ -387,7 +409,7 @@ mod tests {
     fn thirty_against_ten_percent_over_400_clients_is_significant() {
         let a = variant("web", 200, 20, [150, 40, 10, 0]);
         let b = variant("web-v2", 200, 60, [150, 40, 10, 0]);
-        let r = ab_report(&a, &b, Confidence::default()).unwrap();
+        let r = compare(&a, &b, Confidence::default()).unwrap();
         assert!(r.conversion.significant);
         assert!(close(r.conversion.difference.unwrap(), 0.2));
         assert!(r.conversion.p_value.unwrap() < 1e-6);
@@ -395,17 +417,19 @@ mod tests {
         // Same latencies: no latency difference.
         assert_eq!(r.latency.p_value, Some(1.0));
         assert!(!r.latency.significant);
-        assert_eq!(r.variants[0].service, "web");
-        assert_eq!(r.variants[1].conversion_rate, Some(0.3));
-        assert_eq!(r.variants[1].requests, 200);
-        assert!(close(r.variants[1].p50_ms.unwrap(), 100.0 / 15.0));
+        assert_eq!(a.report().service, "web");
+        let b = b.report();
+        assert_eq!(b.conversion_rate, Some(0.3));
+        assert_eq!(b.requests, 200);
+        assert_eq!(b.role, "new");
+        assert!(close(b.p50_ms.unwrap(), 100.0 / 15.0));
     }
 
     #[test]
     fn identical_conversion_rates_are_not_significant() {
         let a = variant("web", 200, 40, [150, 40, 10, 0]);
         let b = variant("web-v2", 200, 40, [40, 150, 10, 0]);
-        let r = ab_report(&a, &b, Confidence::default()).unwrap();
+        let r = compare(&a, &b, Confidence::default()).unwrap();
         assert!(!r.conversion.significant);
         assert_eq!(r.conversion.difference, Some(0.0));
         assert_eq!(r.conversion.p_value, Some(1.0));
@@ -417,7 +441,7 @@ mod tests {
     fn a_variant_without_clients_or_requests_has_no_comparison() {
         let a = variant("web", 0, 0, [0; 4]);
         let b = variant("web-v2", 200, 60, [150, 40, 10, 0]);
-        let r = ab_report(&a, &b, Confidence::default()).unwrap();
+        let r = compare(&a, &b, Confidence::default()).unwrap();
         assert_eq!(
             (r.conversion.difference, r.conversion.p_value),
             (None, None)
@@ -425,8 +449,8 @@ mod tests {
         assert!(!r.conversion.significant);
         assert_eq!(r.latency.p_value, None);
         assert!(!r.latency.significant);
-        assert_eq!(r.variants[0].conversion_rate, None);
-        assert_eq!(r.variants[0].error_rate, None);
+        assert_eq!(a.report().conversion_rate, None);
+        assert_eq!(a.report().error_rate, None);
     }
 
     proptest! {

@@ -229,12 +229,6 @@ fn no_release(app: &App) -> EngineError {
 /// What of a progressive plan this server does not run yet: refused, so
 /// that nothing runs as less than the plan says.
 fn unsupported(plan: &turnout_spec::ReleasePlan) -> Result<(), EngineError> {
-    if plan.strategy == Strategy::AbTest {
-        return Err(EngineError::invalid(
-            "strategy ab-test is not released by this server yet",
-            "release with --strategy gray or canary; `turnout plan FILE` shows what the A/B plan would do",
-        ));
-    }
     if plan.analysis.prometheus.is_some() {
         return Err(EngineError::invalid(
             "the plan's analysis.prometheus gate is not queried by this server yet",
@@ -292,7 +286,10 @@ fn start_release(
         )
     })?;
     let diff = turnout_spec::diff(old, &template, &app.domain);
-    if let Some(problem) = diff.check(strategy).into_iter().next() {
+    let against_old = progress.as_ref().map_or_else(Vec::new, |p| {
+        p.plan.check_release(old, &template, &app.domain)
+    });
+    if let Some(problem) = diff.check(strategy).into_iter().chain(against_old).next() {
         return Err(EngineError::invalid(
             problem.message,
             problem.hint.unwrap_or_default(),

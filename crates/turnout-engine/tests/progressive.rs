@@ -431,8 +431,6 @@ fn what_this_server_does_not_judge_yet_is_refused() {
     .unwrap_err();
     assert_eq!(e.code(), "invalid");
     assert!(e.to_string().contains("analysis.prometheus"), "{e}");
-    let e = start(&hello(), r#"{"strategy": "ab-test"}"#).unwrap_err();
-    assert!(e.to_string().contains("ab-test"), "{e}");
     // A blue-green release has no steps to promote.
     let bg = step(
         &hello(),
@@ -449,6 +447,66 @@ fn what_this_server_does_not_judge_yet_is_refused() {
     .0;
     let e = step(&bg, Command::Pause).unwrap_err();
     assert!(e.to_string().contains("blue-green"), "{e}");
+}
+
+#[test]
+fn an_ab_test_has_its_rules_and_goal_on_the_shared_route_from_its_first_step() {
+    let plan = r#"{"strategy": "ab-test", "pause": "until-promoted", "ab": {"share": 30,
+        "goal": {"path": "/checkout"},
+        "rules": [{"match": {"header": {"x-variant": "b"}}, "service": "serviceB-v2"}]}}"#;
+    let (app, _) = start(&hello(), plan).unwrap();
+    let front_spec = |app: &App| {
+        turnout_engine::route_specs(app, &turnout_engine::NoInstances)
+            .into_iter()
+            .find(|r| r.id.as_deref() == Some("serviceb.localhost"))
+            .unwrap()
+    };
+    // While the new instances start, no goal: their clients would count
+    // on the old side before the split.
+    let deploying = front_spec(&app);
+    assert_eq!(deploying.ab_goal, None);
+    assert!(deploying.rules.is_empty());
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
+    assert_eq!(front(&app), pair(70, 30));
+    let split = front_spec(&app);
+    assert_eq!(
+        split.ab_goal.as_ref().map(|g| g.path.as_str()),
+        Some("/checkout")
+    );
+    assert_eq!(split.rules.len(), 1);
+    assert_eq!(split.rules[0].service, "serviceB-v2");
+    // The internal route the release does not share gets neither.
+    let internal = turnout_engine::route_specs(&app, &turnout_engine::NoInstances)
+        .into_iter()
+        .find(|r| r.id.as_deref() == Some("servicea.local"))
+        .unwrap();
+    assert!(internal.ab_goal.is_none() && internal.rules.is_empty());
+    // Ended (aborted): gone with the release.
+    let app = ok(
+        &app,
+        Command::Abort {
+            reason: "test".into(),
+        },
+    );
+    let ended = front_spec(&app);
+    assert!(ended.ab_goal.is_none() && ended.rules.is_empty());
+}
+
+#[test]
+fn an_ab_test_without_a_shared_route_or_with_a_rule_elsewhere_is_refused() {
+    let e = start(
+        &hello(),
+        r#"{"strategy": "ab-test", "ab": {"rules": [{"match": {"header": {"x": "1"}}, "service": "serviceA-v1"}]}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("on no route the test shares"), "{e}");
 }
 
 #[test]

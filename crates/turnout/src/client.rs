@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use turnout_api_types::{
     AbortRequest, AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody,
-    LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseRequest, RouteList, RouteStatus,
-    ServiceList, ServiceStatus, WeightsRequest,
+    LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseReport, ReleaseRequest, RouteList,
+    RouteStatus, ServiceList, ServiceStatus, WeightsRequest,
 };
 use turnout_spec::Diagnostic;
 
@@ -621,6 +621,11 @@ impl Client {
             .get(&format!("/apps/{}/releases", segment(app)))
             .await?;
         Ok(list.releases)
+    }
+
+    /// `GET /v1/apps/{app}/report`.
+    pub async fn report(&self, app: &str) -> Result<ReleaseReport, ClientError> {
+        self.get(&format!("/apps/{}/report", segment(app))).await
     }
 
     /// `POST /v1/apps/{app}/confirm`.

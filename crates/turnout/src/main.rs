@@ -74,6 +74,8 @@ enum Command {
     Abort(cmd::steps::AbortArgs),
     /// List an app's releases, newest first.
     History(cmd::history::Args),
+    /// Per-version figures of the release and the A/B comparison.
+    Report(cmd::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => cmd::steps::hold(&args, true),
         Command::Abort(args) => cmd::steps::abort(&args),
         Command::History(args) => cmd::history::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
     };
     match result {
         Ok(code) => code,

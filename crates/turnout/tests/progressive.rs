@@ -202,7 +202,12 @@ fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
             serde_json::json!({"strategy": "gray", "analysis": {"prometheus": {"url": "http://127.0.0.1:9", "query": "up", "max": 1}}}),
             "analysis.prometheus",
         ),
-        (serde_json::json!({"strategy": "ab-test"}), "ab-test"),
+        // An A/B rule whose service is on no route the test shares
+        // (serviceA-v1 is unchanged, on its own route).
+        (
+            serde_json::json!({"strategy": "ab-test", "ab": {"rules": [{"match": {"header": {"x-variant": "a"}}, "service": "serviceA-v1"}]}}),
+            "on no route the test shares",
+        ),
     ] {
         let r = release(&server, plan);
         assert_eq!(r.status, 422, "{}", r.body);

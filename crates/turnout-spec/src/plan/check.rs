@@ -199,7 +199,8 @@ fn valid_status(s: &str) -> bool {
 }
 
 /// The checks that need the app's current template: a canary's scale
-/// against each service the release starts.
+/// against each service the release starts, an A/B test's routes
+/// ([`check_ab`]).
 pub(super) fn check_release(
     plan: &ReleasePlan,
     old: &Template,
@@ -207,10 +208,14 @@ pub(super) fn check_release(
     domain: &str,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let d = diff(old, new, domain);
+    if plan.strategy == Strategy::AbTest {
+        check_ab(plan, old, new, &d, &mut out);
+        return out;
+    }
     if plan.strategy != Strategy::Canary {
         return out;
     }
-    let d = diff(old, new, domain);
     for s in d.services.iter().filter(|s| s.role == Role::New) {
         let Some(service) = new.service(&s.name) else {
             continue;
@@ -243,6 +248,78 @@ pub(super) fn check_release(
         );
     }
     out
+}
+
+/// An A/B test's checks against both templates: the variants share a
+/// route, each rule's service is on one the release shares, and a goal's
+/// routes keep clients sticky (they are told apart by their position
+/// cookie).
+fn check_ab(
+    plan: &ReleasePlan,
+    old: &Template,
+    new: &Template,
+    d: &crate::diff::TemplateDiff,
+    out: &mut Vec<Diagnostic>,
+) {
+    let shared: Vec<&crate::diff::RouteDiff> = d
+        .routes
+        .iter()
+        .filter(|r| {
+            r.change == crate::diff::RouteChange::Shared
+                && r.services.iter().any(|s| d.role(s) == Some(Role::New))
+                && r.services.iter().any(|s| d.role(s) == Some(Role::Old))
+        })
+        .collect();
+    if shared.is_empty() {
+        out.push(
+            Diagnostic::error(
+                Pos::default(),
+                &FieldPath::root(),
+                "an A/B test compares a new service with an old one on the same route, and this release has no such route",
+            )
+            .hint("give the new variant a new name (e.g. web-v2) on the old variant's route, so that both run side by side"),
+        );
+        return;
+    }
+    for (i, rule) in plan.ab.rules.iter().enumerate() {
+        if !shared.iter().any(|r| r.services.contains(&rule.service)) {
+            let routes: Vec<&str> = shared.iter().map(|r| r.id.as_str()).collect();
+            out.push(
+                Diagnostic::error(
+                    Pos::default(),
+                    &block_path(&format!("ab.rules[{i}].service")),
+                    format!(
+                        "the A/B rule sends requests to {}, which is on no route the test shares ({})",
+                        rule.service,
+                        routes.join(", ")
+                    ),
+                )
+                .hint("name a service of a shared route: the variants are the old and new services there"),
+            );
+        }
+    }
+    if plan.ab.goal.is_some() {
+        for route in shared.iter().filter(|r| !r.internal) {
+            let off = route.services.iter().find(|name| {
+                new.service(name)
+                    .or_else(|| old.service(name))
+                    .is_some_and(|s| s.settings.sticky == Some(crate::labels::Sticky::Off))
+            });
+            if let Some(name) = off {
+                out.push(
+                    Diagnostic::error(
+                        Pos::default(),
+                        &block_path("ab.goal"),
+                        format!(
+                            "route {} is not sticky ({name} sets sticky off), and an A/B goal counts clients by the position cookie stickiness gives them",
+                            route.id
+                        ),
+                    )
+                    .hint("remove the sticky-off label from the route's services for the test"),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

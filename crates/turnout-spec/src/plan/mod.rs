@@ -629,8 +629,9 @@ impl ReleasePlan {
     }
 
     /// What is left to validate once the app's current template is known:
-    /// the canary's scale against each service the release starts. The
-    /// engine calls this when it starts a canary release.
+    /// the canary's scale against each service the release starts; an A/B
+    /// test's shared route, its rules' services and its goal's stickiness.
+    /// The engine calls this when it starts a release, `turnout plan` too.
     pub fn check_release(&self, old: &Template, new: &Template, domain: &str) -> Vec<Diagnostic> {
         check::check_release(self, old, new, domain)
     }

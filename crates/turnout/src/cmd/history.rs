@@ -49,37 +49,18 @@ fn render(releases: &[ReleaseRecord], color: bool) -> String {
         })
         .collect();
     let header = ["ID", "STRATEGY", "STATE", "VERSIONS", "STARTED", "REASON"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+    crate::cmd::render::table(header, &rows, |column, cell| {
+        if column == 2 {
+            paint(cell, "bold", color)
+        } else {
+            cell.to_string()
         }
-    }
-    let mut out = String::new();
-    let mut push = |cells: [&str; 6], bold_state: bool| {
-        let mut line = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            let padded = format!("{cell:w$}");
-            if i == 2 && bold_state {
-                line.push_str(&paint(&padded, "bold", color));
-            } else {
-                line.push_str(&padded);
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push(header, false);
-    for row in &rows {
-        push([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]], true);
-    }
-    out
+    })
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date
 /// crate: the civil-from-days algorithm of Howard Hinnant.
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod ps;
 pub mod release;
 pub(crate) mod render;
+pub mod report;
 pub mod rollback;
 pub mod routes;
 pub mod serve;

@@ -407,3 +407,35 @@ mod route_tests {
         assert!(!route_line(&r, 0, &color_of, false).contains('\u{1b}'));
     }
 }
+
+/// A table with a header row, columns padded to their widest cell and
+/// separated by two spaces; `style` paints a body cell (already padded)
+/// by its column.
+pub(crate) fn table<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    style: impl Fn(usize, &str) -> String,
+) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |cells: [&str; N], body: bool| {
+        let mut line = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let padded = format!("{cell:w$}");
+            line.push_str(&if body { style(i, &padded) } else { padded });
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push(header, false);
+    for row in rows {
+        push(row.each_ref().map(String::as_str), true);
+    }
+    out
+}
