@@ -98,11 +98,14 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
     if drained.is_cancelled() {
         return Err(io::Error::other("the instance has been drained"));
     }
-    let stream = tokio::time::timeout(
-        shared.config.timeouts.connect,
-        TcpStream::connect(instance.addr),
+    let stream = while_taking_requests(
+        instance,
+        tokio::time::timeout(
+            shared.config.timeouts.connect,
+            TcpStream::connect(instance.addr),
+        ),
     )
-    .await
+    .await?
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     let watch = cut_at_drain(shared, &stream, drained)?;
@@ -111,6 +114,27 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
         since: Instant::now(),
         _watch: watch,
     })
+}
+
+/// Runs `connecting` (a connect to `instance`) unless the instance stops
+/// taking requests meanwhile ([`Instance::leaving`]): then it is an error
+/// at once, which the request counts as a failed connect and retries on
+/// another instance. A connect that started before the change is not
+/// cut; the timeout still bounds it.
+pub(crate) async fn while_taking_requests<T>(
+    instance: &Instance,
+    connecting: impl std::future::Future<Output = T>,
+) -> io::Result<T> {
+    let leaving = instance.leaving.notified();
+    tokio::pin!(leaving);
+    leaving.as_mut().enable();
+    tokio::select! {
+        done = connecting => Ok(done),
+        () = leaving => Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            format!("instance {} stopped taking requests while being connected to", instance.id),
+        )),
+    }
 }
 
 /// Shuts `stream` down when `drained` or the proxy's hard stop is

@@ -895,5 +895,15 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
         f64::from(failed) <= f64::from(total) * 0.01,
         "{failed} of {total} failed"
     );
-    assert!(slowest < Duration::from_secs(3), "{slowest:?}");
+    // None waits more than the router's connect timeout: a request that
+    // was connecting to the killed container gives up when the server
+    // takes the container off the route (it looks every 100 ms), else at
+    // the connect timeout, and is retried on the other container. The
+    // margin is that retry and this 2-core machine's scheduling under load.
+    let connect = turnout_proxy::Timeouts::default().connect;
+    let margin = Duration::from_secs(1);
+    assert!(
+        slowest <= connect + margin,
+        "{slowest:?} (connect timeout {connect:?})"
+    );
 }
