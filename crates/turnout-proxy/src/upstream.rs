@@ -116,11 +116,20 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
     })
 }
 
+/// How long a connect in progress may still take once its instance
+/// stopped taking requests. An instance that is up answers a connect at
+/// once (loopback or a local bridge: well under a millisecond), so one
+/// still pending then is to an address that went away; the grace keeps a
+/// connect to a removed instance that is alive, and about to succeed,
+/// from being cut (its request would have nowhere else to go).
+pub(crate) const LEAVING_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Runs `connecting` (a connect to `instance`) unless the instance stops
-/// taking requests meanwhile ([`Instance::leaving`]): then it is an error
-/// at once, which the request counts as a failed connect and retries on
-/// another instance. A connect that started before the change is not
-/// cut; the timeout still bounds it.
+/// taking requests meanwhile ([`Instance::leaving`]) and the connect is
+/// still pending [`LEAVING_GRACE`] later: then it is an error, which the
+/// request counts as a failed connect and retries on another instance,
+/// instead of waiting out the connect timeout. A change from before the
+/// connect started is not seen; the timeout still bounds it.
 pub(crate) async fn while_taking_requests<T>(
     instance: &Instance,
     connecting: impl std::future::Future<Output = T>,
@@ -128,13 +137,23 @@ pub(crate) async fn while_taking_requests<T>(
     let leaving = instance.leaving.notified();
     tokio::pin!(leaving);
     leaving.as_mut().enable();
+    tokio::pin!(connecting);
     tokio::select! {
-        done = connecting => Ok(done),
-        () = leaving => Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            format!("instance {} stopped taking requests while being connected to", instance.id),
-        )),
+        biased;
+        done = &mut connecting => return Ok(done),
+        () = leaving => {}
     }
+    tokio::time::timeout(LEAVING_GRACE, connecting)
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "instance {} stopped taking requests while being connected to",
+                    instance.id
+                ),
+            )
+        })
 }
 
 /// Shuts `stream` down when `drained` or the proxy's hard stop is
