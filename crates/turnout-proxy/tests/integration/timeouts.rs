@@ -183,10 +183,11 @@ async fn unanswered() -> (
     (listener, held, addr)
 }
 
-/// A request connecting to an instance that does not answer gives up as
-/// soon as the instance leaves the route (a republish without it, as when
-/// the control plane sees its container die) and is answered by the
-/// service's other instance, instead of waiting out the connect timeout
+/// A request connecting to an instance that does not answer gives up once
+/// the instance left the route (a republish without it, as when the
+/// control plane sees its container die) and the connect is still pending
+/// `LEAVING_GRACE` (100 ms) later, and is answered by the service's other
+/// instance, instead of waiting out the connect timeout
 /// (60 s here): on both request paths (HTTP/1.1 takes the fast path,
 /// HTTP/1.0 hyper's). Of two requests sent at once, round robin sends one
 /// to each instance: one is answered at once, the other hangs until the
