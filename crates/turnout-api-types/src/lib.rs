@@ -25,6 +25,6 @@ pub use request::{
     PromoteRequest, ReleaseRequest, WeightsRequest, valid_app_name,
 };
 pub use status::{
-    AnalysisEntry, AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList, RouteStatus,
-    ServiceList, ServiceStatus, StepStatus, VersionFigures,
+    AcceptedStatus, AnalysisEntry, AppList, AppStatus, InstanceStatus, ReleaseStatus, RouteList,
+    RouteStatus, ServiceList, ServiceStatus, StepStatus, VersionFigures,
 };

@@ -23,6 +23,21 @@ pub struct AppStatus {
     pub routes: Vec<RouteStatus>,
 }
 
+/// The answer of a deploy (`POST /v1/apps`) and of a release
+/// (`POST /v1/apps/{app}/releases`): the app's status, as
+/// `GET /v1/apps/{app}` gives it, and beside it the warnings of the
+/// runtime in use about the fields of the template it ignores (the
+/// incoming services' only, for a release), each one line with its hint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedStatus {
+    /// The app's status.
+    #[serde(flatten)]
+    pub status: AppStatus,
+    /// `service web: the docker runtime ignores container_name; hint: ...`.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// A release in a status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseStatus {

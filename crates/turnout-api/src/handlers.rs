@@ -181,8 +181,8 @@ pub(crate) async fn deploy<R: Runtime + 'static, D: DataPlane>(
     check_app_name(&b.name)?;
     let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
     let (t, _) = template(&b.template, &source, &b.env_files, b.base_dir)?;
-    let status = s.controller.deploy(&b.name, &source, t).await?;
-    Ok((StatusCode::CREATED, Json(status)).into_response())
+    let accepted = s.controller.deploy(&b.name, &source, t).await?;
+    Ok((StatusCode::CREATED, Json(accepted)).into_response())
 }
 
 pub(crate) async fn get_app<R: Runtime + 'static, D: DataPlane>(
@@ -212,11 +212,11 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     let (overrides, plan) = release_plan(&t, &spans, b.strategy.as_deref(), b.plan)?;
     let strategy = plan.strategy;
     let plan = strategy.is_progressive().then_some((overrides, plan));
-    let status = s
+    let accepted = s
         .controller
         .release(&app, &source, t, strategy, plan)
         .await?;
-    Ok((StatusCode::CREATED, Json(status)).into_response())
+    Ok((StatusCode::CREATED, Json(accepted)).into_response())
 }
 
 pub(crate) async fn list_releases<R: Runtime + 'static, D: DataPlane>(

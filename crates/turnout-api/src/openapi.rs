@@ -14,6 +14,8 @@ struct Op {
     /// optional one may be empty, with no `Content-Type`).
     body: Option<(&'static str, bool)>,
     success: &'static str,
+    /// The success response's JSON schema, where the document gives one.
+    response: Option<&'static str>,
     /// Error statuses besides the ones every operation has ([`COMMON`]),
     /// 401 under `/v1`, and 413/415 with a body.
     errors: &'static [&'static str],
@@ -40,6 +42,7 @@ const fn op(
         summary,
         body: None,
         success,
+        response: None,
         errors,
         query: &[],
         events: None,
@@ -76,6 +79,7 @@ const OPERATIONS: &[Op] = &[
     get("/v1/apps", "List apps with their status", &[]),
     Op {
         body: Some(("Deploy", true)),
+        response: Some("Accepted"),
         ..op(
             "post",
             "/v1/apps",
@@ -99,6 +103,7 @@ const OPERATIONS: &[Op] = &[
     ),
     Op {
         success: "201",
+        response: Some("Accepted"),
         ..act(
             "/v1/apps/{app}/releases",
             "Start a release",
@@ -212,6 +217,20 @@ const OPERATIONS: &[Op] = &[
 
 fn schemas() -> Value {
     json!({
+        "Accepted": {
+            "type": "object", "required": ["app", "template_version", "release", "warnings"],
+            "description": "the app's status, as `GET /v1/apps/{app}` gives it, and the warnings \
+                of the runtime in use",
+            "properties": {
+                "app": {"type": "string"},
+                "template_version": {"type": "integer"},
+                "release": {"type": ["object", "null"]},
+                "services": {"type": "array"},
+                "routes": {"type": "array"},
+                "warnings": {"type": "array", "items": {"type": "string"},
+                             "description": "the template's fields the runtime in use ignores (for a release: the incoming services'), one line each with its hint, e.g. `service web: the docker runtime ignores container_name; hint: ...`"}
+            }
+        },
         "Deploy": {
             "type": "object", "required": ["name", "template"], "additionalProperties": false,
             "properties": {
@@ -420,9 +439,13 @@ pub(crate) fn build() -> Value {
     let mut paths = serde_json::Map::new();
     for op in OPERATIONS {
         let mut responses = serde_json::Map::new();
-        let success = match op.events {
-            None => json!({"description": "success"}),
-            Some(schema) => json!({
+        let success = match (op.events, op.response) {
+            (None, None) => json!({"description": "success"}),
+            (None, Some(schema)) => json!({
+                "description": "success",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+            }),
+            (Some(schema), _) => json!({
                 "description": "server-sent events, one `metrics` event per reading (its data \
                     the JSON of the schema named by x-event-data); `gone` when the app is \
                     deleted, and the stream ends",
@@ -714,6 +737,49 @@ mod tests {
         assert_eq!(
             fields(serde_json::to_value(&every).unwrap()),
             listed("ReleaseBlock")
+        );
+    }
+
+    #[test]
+    fn deploy_and_release_answer_the_status_with_the_runtime_warnings() {
+        let doc = build();
+        for (path, method) in [("/v1/apps", "post"), ("/v1/apps/{app}/releases", "post")] {
+            let created = &doc["paths"][path][method]["responses"]["201"];
+            assert_eq!(
+                created["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Accepted",
+                "{method} {path}"
+            );
+        }
+        let accepted = turnout_api_types::AcceptedStatus {
+            status: turnout_api_types::AppStatus {
+                app: "a".into(),
+                template_version: 1,
+                release: None,
+                services: vec![],
+                routes: vec![],
+            },
+            warnings: vec!["w".into()],
+        };
+        let mut keys: Vec<String> = serde_json::to_value(&accepted)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        let mut listed: Vec<String> = schemas()["Accepted"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        listed.sort();
+        assert_eq!(keys, listed);
+        assert_eq!(
+            schemas()["Accepted"]["properties"]["warnings"]["items"]["type"],
+            "string"
         );
     }
 }

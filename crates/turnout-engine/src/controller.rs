@@ -21,6 +21,7 @@ use crate::plan::Phase;
 use crate::status::{AppStatus, app_status};
 use crate::step::{Command, deploy, step};
 use crate::store_map::{app_record, events_of, load_app, release_record, template_record};
+use turnout_api_types::AcceptedStatus;
 
 /// How the control plane runs.
 #[derive(Debug, Clone)]
@@ -492,10 +493,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         &self,
         template: &Template,
         only: Option<&[String]>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         self.check_runnable(template, only)?;
         // The fields this runtime ignores: only the runtime in use knows
         // which (the process runtime ignores `volumes`, docker does not).
+        let mut warnings = Vec::new();
         for w in self.inner.runtime.warnings(template) {
             let incoming = match (&w.service, only) {
                 (Some(service), Some(names)) => names.contains(service),
@@ -503,6 +505,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             };
             if incoming {
                 tracing::warn!(hint = %w.hint, "{w}");
+                warnings.push(w.line());
             }
         }
         for service in &template.services {
@@ -514,17 +517,18 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 return Err(EngineError::invalid(e.to_string(), hint));
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 
-    /// Deploys a new app from `template` (no release).
+    /// Deploys a new app from `template` (no release); its status and
+    /// the runtime's warnings about the template.
     pub async fn deploy(
         &self,
         name: &str,
         source_name: &str,
         template: Template,
-    ) -> Result<AppStatus, ControlError> {
-        self.prepare_runnable(&template, None).await?;
+    ) -> Result<AcceptedStatus, ControlError> {
+        let warnings = self.prepare_runnable(&template, None).await?;
         let known = self.inner.state.lock().await.apps.contains_key(name);
         if !known && self.needs_internal(&template.services) {
             self.listen_for(name, true).await?;
@@ -560,10 +564,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let status = self.status_in(&state, &state.apps[name]);
         drop(state);
         self.inner.wake.notify_one();
-        Ok(status)
+        Ok(AcceptedStatus { status, warnings })
     }
 
-    /// Starts a release of `app` to `template`.
+    /// Starts a release of `app` to `template`; the app's status and the
+    /// runtime's warnings about the services that will start.
     pub async fn release(
         &self,
         app: &str,
@@ -571,7 +576,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         template: Template,
         strategy: Strategy,
         plan: Option<(turnout_spec::ReleaseBlock, turnout_spec::ReleasePlan)>,
-    ) -> Result<AppStatus, ControlError> {
+    ) -> Result<AcceptedStatus, ControlError> {
         // Only services that will start need to be runnable; what they
         // need is looked for without the lock (the runtime may ask an
         // engine), and the services are counted again under it.
@@ -590,7 +595,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 .collect())
         };
         let prepared = incoming(&*self.inner.state.lock().await)?;
-        self.prepare_runnable(&template, Some(&prepared)).await?;
+        let warnings = self.prepare_runnable(&template, Some(&prepared)).await?;
         if self.needs_internal(&template.services) {
             self.listen_for(app, false).await?;
         }
@@ -645,7 +650,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let status = self.status_in(&state, &state.apps[app]);
         drop(state);
         self.inner.wake.notify_one();
-        Ok(status)
+        Ok(AcceptedStatus { status, warnings })
     }
 
     /// Runs an operator command (weights, switch, confirm, rollback) on

@@ -48,11 +48,25 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        // The instance connected to, to give up on should it stop taking
+        // requests meanwhile (as the fast path does).
+        let target = uri
+            .authority()
+            .and_then(|a| a.as_str().parse::<std::net::SocketAddr>().ok());
         let connecting = self.http.call(uri);
         let shared = self.shared.clone();
         // One allocation per new connection, not per request.
         Box::pin(async move {
-            let io = connecting.await?;
+            let instance = shared
+                .upgrade()
+                .zip(target)
+                .and_then(|(s, addr)| s.instances.load().get(&addr).cloned());
+            let io = match instance {
+                Some(instance) => {
+                    crate::upstream::while_taking_requests(&instance, connecting).await??
+                }
+                None => connecting.await?,
+            };
             let shared = shared.upgrade().ok_or("the proxy has stopped")?;
             let addr = io.inner().peer_addr()?;
             // A request only connects to an instance it counts in flight

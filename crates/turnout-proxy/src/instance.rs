@@ -76,6 +76,12 @@ pub(crate) struct Instance {
     pub(crate) in_flight: AtomicUsize,
     /// Woken when `in_flight` drops to 0 while the instance drains.
     pub idle: tokio::sync::Notify,
+    /// Woken (every waiter) when the instance stops taking requests:
+    /// removed from the table (draining) or ejected. A connect in progress
+    /// to it gives up then, and the request tries another instance, rather
+    /// than wait out the connect timeout on an address that is gone (a
+    /// killed container's: its SYNs go unanswered).
+    pub leaving: tokio::sync::Notify,
 }
 
 impl Instance {
@@ -97,6 +103,7 @@ impl Instance {
             link,
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            leaving: tokio::sync::Notify::new(),
         })
     }
 
@@ -137,6 +144,9 @@ impl Instance {
             )
             .is_ok();
         if changed {
+            if !healthy {
+                self.leaving.notify_waiters();
+            }
             self.ready_gauge.set(i64::from(healthy));
             tracing::info!(instance = %self.id, state = %to, "instance state changed");
         }
@@ -158,6 +168,7 @@ impl Instance {
         self.state
             .store(InstanceState::Draining.as_u8(), Ordering::SeqCst);
         self.ready_gauge.set(0);
+        self.leaving.notify_waiters();
     }
 
     /// A draining instance listed again before its drain ended: it takes

@@ -20,7 +20,7 @@ use crate::connector::Connector;
 use crate::conversions::Conversions;
 use crate::error::{ProxyError, RouteFileError};
 use crate::instance::InstanceState;
-use crate::internal_listeners::InternalListeners;
+use crate::internal_listeners::{InternalListeners, Worker};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::shared::Shared;
@@ -308,11 +308,13 @@ impl Proxy {
             }
             extra.push(mine);
         }
-        let workers = extra
+        let (workers, worker_runtimes): (Vec<_>, Vec<_>) = extra
             .into_iter()
             .enumerate()
             .map(|(index, mine)| spawn_worker(index + 1, mine, shared.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
 
         let mut listeners = vec![tokio::spawn(listener::serve(
             public,
@@ -342,7 +344,7 @@ impl Proxy {
         Ok(Proxy {
             handle: Publisher {
                 shared,
-                internal: Arc::default(),
+                internal: Arc::new(InternalListeners::new(worker_runtimes)),
             },
             addrs,
             listeners,
@@ -414,39 +416,45 @@ pub(crate) fn listen_on(
     socket.listen(backlog).map_err(error)
 }
 
-/// A worker thread: a current-thread runtime serving its own listeners
-/// until the proxy stops.
+/// A worker thread: a current-thread runtime serving its own listeners,
+/// and the internal listeners opened while running
+/// ([`InternalListeners`]), until the proxy stops and they have drained.
 fn spawn_worker(
     index: usize,
     listeners: Vec<(std::net::TcpListener, Listener)>,
     shared: Arc<Shared>,
-) -> Result<std::thread::JoinHandle<()>, ProxyError> {
+) -> Result<(std::thread::JoinHandle<()>, Worker), ProxyError> {
     let addr = shared.config.listen;
     let error = |source| ProxyError::Bind { addr, source };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(error)?;
-    std::thread::Builder::new()
+    let worker = Worker {
+        runtime: runtime.handle().clone(),
+        tasks: TaskTracker::new(),
+    };
+    let tasks = worker.tasks.clone();
+    let thread = std::thread::Builder::new()
         .name(format!("turnout-proxy-{index}"))
         .spawn(move || {
             runtime.block_on(async move {
-                let mut serving = Vec::new();
                 for (listener, kind) in listeners {
                     match TcpListener::from_std(listener) {
-                        Ok(listener) => serving.push(tokio::spawn(listener::serve(
-                            listener,
-                            kind,
-                            None,
-                            shared.clone(),
-                        ))),
+                        Ok(listener) => {
+                            tasks.spawn(listener::serve(listener, kind, None, shared.clone()));
+                        }
                         Err(err) => tracing::error!(%err, worker = index, "worker cannot listen"),
                     }
                 }
-                for serve in serving {
-                    let _ = serve.await;
-                }
+                // The listeners end once the proxy stops and their
+                // connections drained; so do the ones opened later on
+                // this runtime.
+                shared.stop.cancelled().await;
+                tasks.close();
+                tasks.wait().await;
             });
         })
-        .map_err(error)
+        .map_err(error)?;
+    Ok((thread, worker))
 }

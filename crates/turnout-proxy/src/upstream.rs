@@ -98,11 +98,14 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
     if drained.is_cancelled() {
         return Err(io::Error::other("the instance has been drained"));
     }
-    let stream = tokio::time::timeout(
-        shared.config.timeouts.connect,
-        TcpStream::connect(instance.addr),
+    let stream = while_taking_requests(
+        instance,
+        tokio::time::timeout(
+            shared.config.timeouts.connect,
+            TcpStream::connect(instance.addr),
+        ),
     )
-    .await
+    .await?
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     let watch = cut_at_drain(shared, &stream, drained)?;
@@ -111,6 +114,46 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
         since: Instant::now(),
         _watch: watch,
     })
+}
+
+/// How long a connect in progress may still take once its instance
+/// stopped taking requests. An instance that is up answers a connect at
+/// once (loopback or a local bridge: well under a millisecond), so one
+/// still pending then is to an address that went away; the grace keeps a
+/// connect to a removed instance that is alive, and about to succeed,
+/// from being cut (its request would have nowhere else to go).
+pub(crate) const LEAVING_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `connecting` (a connect to `instance`) unless the instance stops
+/// taking requests meanwhile ([`Instance::leaving`]) and the connect is
+/// still pending [`LEAVING_GRACE`] later: then it is an error, which the
+/// request counts as a failed connect and retries on another instance,
+/// instead of waiting out the connect timeout. A change from before the
+/// connect started is not seen; the timeout still bounds it.
+pub(crate) async fn while_taking_requests<T>(
+    instance: &Instance,
+    connecting: impl std::future::Future<Output = T>,
+) -> io::Result<T> {
+    let leaving = instance.leaving.notified();
+    tokio::pin!(leaving);
+    leaving.as_mut().enable();
+    tokio::pin!(connecting);
+    tokio::select! {
+        biased;
+        done = &mut connecting => return Ok(done),
+        () = leaving => {}
+    }
+    tokio::time::timeout(LEAVING_GRACE, connecting)
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!(
+                    "instance {} stopped taking requests while being connected to",
+                    instance.id
+                ),
+            )
+        })
 }
 
 /// Shuts `stream` down when `drained` or the proxy's hard stop is

@@ -17,6 +17,7 @@ use turnout_spec::Service;
 use turnout_spec::template::{Build, PullPolicy};
 
 use crate::docker::{DockerRuntime, engine, status};
+use crate::dockerignore::{BadPattern, Ignore};
 
 /// Label on an image turnout built: the service it was built for.
 pub const LABEL_BUILT_FOR: &str = "turnout.built-for";
@@ -105,14 +106,74 @@ pub fn context_dir(
     })
 }
 
+/// Why a build context cannot be sent.
+#[derive(Debug)]
+pub enum ContextError {
+    /// A file or folder of it cannot be read.
+    Read(std::io::Error),
+    /// Its `.dockerignore` has a line that is not a pattern.
+    Ignore(BadPattern),
+}
+
+impl From<std::io::Error> for ContextError {
+    fn from(e: std::io::Error) -> Self {
+        ContextError::Read(e)
+    }
+}
+
 /// The context folder as a tar archive, as `docker build` sends it
-/// (symbolic links kept as links). `.dockerignore` is not read.
-pub fn context_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
+/// (symbolic links kept as links), without what its `.dockerignore`
+/// excludes ([`crate::dockerignore`]). `dockerfile` and `.dockerignore`
+/// are sent even when excluded, as docker sends them: the builder reads
+/// them, and `COPY` still leaves them out.
+pub fn context_tar(dir: &Path, dockerfile: &str) -> Result<Vec<u8>, ContextError> {
+    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => Ignore::parse(&text).map_err(ContextError::Ignore)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let always = [dockerfile.trim_start_matches("./"), ".dockerignore"];
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Deterministic);
-    tar.append_dir_all(".", dir)?;
-    tar.into_inner()
+    tar.append_dir(".", dir)?;
+    append_folder(&mut tar, dir, "", &ignore, &always)?;
+    Ok(tar.into_inner()?)
+}
+
+/// Appends what `dir` (the context's `rel` folder) holds and is not
+/// excluded, in name order; an excluded folder is walked only when a `!`
+/// line may take back something in it.
+fn append_folder(
+    tar: &mut tar::Builder<Vec<u8>>,
+    dir: &Path,
+    rel: &str,
+    ignore: &Ignore,
+    always: &[&str],
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let excluded = ignore.excludes(&path) && !always.contains(&path.as_str());
+        let full = entry.path();
+        if entry.file_type()?.is_dir() {
+            if !excluded {
+                tar.append_dir(&path, &full)?;
+            }
+            if !excluded || ignore.has_exceptions() {
+                append_folder(tar, &full, &path, ignore, always)?;
+            }
+        } else if !excluded {
+            tar.append_path_with_name(&full, &path)?;
+        }
+    }
+    Ok(())
 }
 
 impl DockerRuntime {
@@ -158,14 +219,26 @@ impl DockerRuntime {
             dir.display()
         );
         let tar_dir = dir.clone();
-        let body = tokio::task::spawn_blocking(move || context_tar(&tar_dir))
+        let tar_dockerfile = dockerfile.to_string();
+        let body = tokio::task::spawn_blocking(move || context_tar(&tar_dir, &tar_dockerfile))
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
+            .map_err(|e| ContextError::Read(std::io::Error::other(e.to_string())))
             .and_then(|r| r)
-            .map_err(|e| RuntimeError::Engine {
-                action: action(),
-                message: format!("cannot read the build context {}: {e}", dir.display()),
-                hint: Some("make every file of the context readable".into()),
+            .map_err(|e| match e {
+                ContextError::Read(e) => RuntimeError::Engine {
+                    action: action(),
+                    message: format!("cannot read the build context {}: {e}", dir.display()),
+                    hint: Some("make every file of the context readable".into()),
+                },
+                ContextError::Ignore(bad) => RuntimeError::Engine {
+                    action: action(),
+                    message: format!("{}: {bad}", dir.join(".dockerignore").display()),
+                    hint: Some(
+                        "a line is a pattern (`*`, `?`, `[a-z]`, `**` for any folders), \
+                         `!pattern` to take one back, or a `#` comment"
+                            .into(),
+                    ),
+                },
             })?;
         let labels = HashMap::from([(LABEL_BUILT_FOR, service.name.as_str())]);
         let mut options = BuildImageOptionsBuilder::new()
@@ -370,7 +443,7 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a.txt"), "a").unwrap();
-        let bytes = context_tar(dir.path()).unwrap();
+        let bytes = context_tar(dir.path(), "Dockerfile").unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names: Vec<String> = archive
             .entries()
@@ -380,6 +453,50 @@ mod tests {
         names.sort();
         assert!(names.iter().any(|n| n.ends_with("Dockerfile")), "{names:?}");
         assert!(names.iter().any(|n| n.ends_with("sub/a.txt")), "{names:?}");
+    }
+
+    #[test]
+    fn the_context_tar_leaves_out_what_the_dockerignore_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("Dockerfile.web", "FROM scratch\n");
+        write(
+            ".dockerignore",
+            "# not sent\nsecret.key\ndata\n!data/keep.txt\n**/*.log\nDockerfile.web\n",
+        );
+        write("secret.key", "k");
+        write("data/big.bin", "b");
+        write("data/keep.txt", "t");
+        write("src/app.py", "p");
+        write("src/deep/x.log", "l");
+        let bytes = context_tar(dir.path(), "Dockerfile.web").unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .filter(|n| n != ".")
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile.web",
+                "data/keep.txt",
+                "src",
+                "src/app.py",
+                "src/deep",
+            ]
+        );
+        write(".dockerignore", "ok\n[oops\n");
+        match context_tar(dir.path(), "Dockerfile.web") {
+            Err(ContextError::Ignore(bad)) => assert_eq!(bad.line, 2),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@
 //! - `exec` (probe commands) cannot kill a command past its timeout (the
 //!   Engine API has no such call): the probe fails, the command is left;
 //! - `build:` is built through the API (`POST /build`, a tar of the
-//!   context made here; `.dockerignore` is not read) whenever a deploy or
+//!   context made here, without what its `.dockerignore` excludes:
+//!   [`dockerignore`]) whenever a deploy or
 //!   release starts the service, tagged with its `image:`, else
 //!   `turnout-build-<service>:<hash of the build spec>`
 //!   ([`image::image_ref`]); `pull_policy: never` with the image present
@@ -41,6 +42,7 @@
 
 pub mod container;
 mod docker;
+pub mod dockerignore;
 pub mod image;
 mod sweep;
 mod warnings;

@@ -24,6 +24,15 @@ pub struct RuntimeWarning {
     pub hint: String,
 }
 
+impl RuntimeWarning {
+    /// The warning and its hint on one line, as the API sends it and the
+    /// CLI prints it: `service web: the docker runtime ignores
+    /// container_name; hint: containers are named ...`.
+    pub fn line(&self) -> String {
+        format!("{self}; hint: {}", self.hint)
+    }
+}
+
 impl fmt::Display for RuntimeWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.service {

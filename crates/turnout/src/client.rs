@@ -26,9 +26,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use turnout_api_types::{
-    AbortRequest, AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest, ErrorBody,
-    LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseReport, ReleaseRequest, RouteList,
-    RouteStatus, ServiceList, ServiceStatus, WeightsRequest,
+    AbortRequest, AcceptedStatus, AppList, AppStatus, ConfirmRequest, DeployRequest, EmptyRequest,
+    ErrorBody, LogQuery, PromoteRequest, ReleaseList, ReleaseRecord, ReleaseReport, ReleaseRequest,
+    RouteList, RouteStatus, ServiceList, ServiceStatus, WeightsRequest,
 };
 use turnout_spec::Diagnostic;
 
@@ -600,17 +600,19 @@ impl Client {
         Ok(list.routes)
     }
 
-    /// `POST /v1/apps`: deploys an app; its first status.
-    pub async fn deploy(&self, request: &DeployRequest) -> Result<AppStatus, ClientError> {
+    /// `POST /v1/apps`: deploys an app; its first status and the
+    /// runtime's warnings.
+    pub async fn deploy(&self, request: &DeployRequest) -> Result<AcceptedStatus, ClientError> {
         self.call(Method::POST, "/apps", Some(request)).await
     }
 
-    /// `POST /v1/apps/{app}/releases`: starts a release; the app's status.
+    /// `POST /v1/apps/{app}/releases`: starts a release; the app's status
+    /// and the runtime's warnings.
     pub async fn release(
         &self,
         app: &str,
         request: &ReleaseRequest,
-    ) -> Result<AppStatus, ClientError> {
+    ) -> Result<AcceptedStatus, ClientError> {
         let path = format!("/apps/{}/releases", segment(app));
         self.call(Method::POST, &path, Some(request)).await
     }

@@ -32,6 +32,18 @@ pub enum RuntimeKind {
     Docker,
 }
 
+impl RuntimeKind {
+    /// What this runtime ignores of `template`, naming itself, as the
+    /// server says at deploy (`turnout validate --runtime` says it
+    /// offline, with no engine asked).
+    pub fn warnings(self, template: &Template) -> Vec<RuntimeWarning> {
+        match self {
+            RuntimeKind::Process => turnout_runtime_process::warnings(template),
+            RuntimeKind::Docker => turnout_runtime_docker::warnings(template),
+        }
+    }
+}
+
 /// The chosen runtime.
 #[derive(Debug)]
 pub enum AnyRuntime {

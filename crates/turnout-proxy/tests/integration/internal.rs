@@ -546,3 +546,87 @@ caller_addresses: {{ "127.0.0.5": web }}
     assert!(tokio::net::TcpStream::connect(added).await.is_err());
     svc.kill().await;
 }
+
+/// The listening sockets on `addr` (an IPv4 address) in this machine's
+/// network namespace, from `/proc/net/tcp` (state `0A`).
+fn listening_sockets(addr: std::net::SocketAddr) -> usize {
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        panic!("IPv4 only: {addr}");
+    };
+    let o = ip.octets();
+    let local = format!(
+        "{:02X}{:02X}{:02X}{:02X}:{:04X}",
+        o[3],
+        o[2],
+        o[1],
+        o[0],
+        addr.port()
+    );
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+/// With `workers: 3`, a listener opened while running is served as the
+/// configured ones are: the main runtime and each of the two extra
+/// workers accept on a socket of their own (three sockets on the
+/// address, `SO_REUSEPORT`), so the kernel spreads new connections over
+/// all three and every one is answered (a socket nobody accepted on would
+/// leave a third of them hanging). Removing it closes all three; the stop
+/// waits for its connections on every worker.
+#[tokio::test]
+async fn every_worker_serves_the_internal_listeners_opened_while_running() {
+    let svc = Backend::start("servicea").await;
+    let config = turnout_proxy::ProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        internal_listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin: None,
+        workers: 3,
+        ..turnout_proxy::ProxyConfig::default()
+    };
+    let yaml = format!(
+        "routes:\n  - host: servicea.local\n    callers: [web]\n    services: [{{ name: servicea, \
+         endpoints: [\"{}\"] }}]\ncaller_addresses: {{ \"127.0.0.5\": web }}\n",
+        svc.addr
+    );
+    let proxy = turnout_proxy::Proxy::start(config, table(&yaml))
+        .await
+        .unwrap();
+    let added = proxy
+        .add_internal_listener("127.0.0.11:0".parse().unwrap())
+        .unwrap();
+    assert_eq!(listening_sockets(added), 3, "one socket per runtime");
+    for i in 0..60 {
+        let answer = raw_from(
+            "127.0.0.5",
+            added,
+            &request("HTTP/1.1", "servicea.local", ""),
+        )
+        .await;
+        assert!(answer.contains(" 200 "), "connection {i}: {answer}");
+    }
+    assert_eq!(svc.hits(), 60);
+    // Something else on an address: refused, and none of the sockets stays.
+    let holder = std::net::TcpListener::bind("127.0.0.12:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    assert!(proxy.add_internal_listener(taken).is_err());
+    assert_eq!(listening_sockets(taken), 1, "only the holder's");
+    assert_eq!(proxy.internal_listeners(), [added]);
+
+    assert!(proxy.remove_internal_listener(added).await);
+    assert_eq!(listening_sockets(added), 0, "every socket is closed");
+    assert!(tokio::net::TcpStream::connect(added).await.is_err());
+    // Opened again, then stopped with the proxy, on every worker.
+    assert_eq!(proxy.add_internal_listener(added).unwrap(), added);
+    assert_eq!(listening_sockets(added), 3);
+    tokio::time::timeout(std::time::Duration::from_secs(10), proxy.shutdown())
+        .await
+        .expect("the workers stopped");
+    assert_eq!(listening_sockets(added), 0);
+    svc.kill().await;
+}

@@ -158,3 +158,88 @@ async fn slow_request_heads_are_cut_after_header_read() {
     proxy.shutdown().await;
     a.kill().await;
 }
+
+/// A listener whose accept queue is full: the kernel drops the SYNs of
+/// further connects, which hang as a connect to a killed container's
+/// address does. The held connections keep it full.
+async fn unanswered() -> (
+    tokio::net::TcpListener,
+    Vec<TcpStream>,
+    std::net::SocketAddr,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(e)) => panic!("connect to the full listener failed: {e}"),
+            Err(_) => break,
+        }
+        assert!(held.len() < 8, "the accept queue never filled");
+    }
+    (listener, held, addr)
+}
+
+/// A request connecting to an instance that does not answer gives up once
+/// the instance left the route (a republish without it, as when the
+/// control plane sees its container die) and the connect is still pending
+/// `LEAVING_GRACE` (100 ms) later, and is answered by the service's other
+/// instance, instead of waiting out the connect timeout
+/// (60 s here): on both request paths (HTTP/1.1 takes the fast path,
+/// HTTP/1.0 hyper's). Of two requests sent at once, round robin sends one
+/// to each instance: one is answered at once, the other hangs until the
+/// republish.
+#[tokio::test]
+async fn a_connect_in_progress_gives_up_when_its_instance_leaves_the_route() {
+    let b = Backend::start("b").await;
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let (_listener, _held, dead) = unanswered().await;
+        let route = |endpoints: &str| {
+            format!(
+                "routes:\n  - host: app.localhost\n    services:\n      - {{ name: s, endpoints: \
+                 [{endpoints}] }}\n"
+            )
+        };
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(60),
+            ..Timeouts::default()
+        };
+        let proxy = proxy_with(&route(&format!("\"{dead}\", \"{}\"", b.addr)), timeouts).await;
+        let public = proxy.addrs().public;
+        let request =
+            format!("GET / {version}\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+        let send = || {
+            let request = request.clone();
+            tokio::spawn(async move { raw_until_close(public, request.as_bytes()).await })
+        };
+        let (one, two) = (send(), send());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_ne!(
+            one.is_finished(),
+            two.is_finished(),
+            "{version}: one request hangs connecting"
+        );
+        let started = Instant::now();
+        proxy.publish(table(&route(&format!("\"{}\"", b.addr))));
+        for answer in [one, two] {
+            let answer = tokio::time::timeout(Duration::from_secs(20), answer)
+                .await
+                .expect("answered long before the 60 s connect timeout")
+                .unwrap();
+            assert!(
+                answer.starts_with(&format!("{version} 200")),
+                "{version}: {answer}"
+            );
+            assert!(answer.ends_with("\r\n\r\nb"), "{version}: {answer}");
+        }
+        eprintln!(
+            "{version}: answered {:?} after the republish",
+            started.elapsed()
+        );
+        proxy.shutdown().await;
+    }
+    b.kill().await;
+}

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::client::{self, ApiError, Client, Connection};
-use crate::cmd::release::{Goal, wait};
-use crate::cmd::render::print_status;
+use crate::cmd::release::{Goal, print_accepted, print_warnings, wait};
 use crate::output::{OutputFormat, print_diagnostics};
 use crate::output::{errln, outln};
-use turnout_api_types::{AppStatus, DeployRequest};
+use turnout_api_types::{AcceptedStatus, AppStatus, DeployRequest};
 
 /// Arguments of `turnout deploy`.
 #[derive(Debug, clap::Args)]
@@ -159,7 +158,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             env_files: template.env_files,
             base_dir: Some(template.base_dir),
         };
-        let status = client.deploy(&request).await?;
+        let AcceptedStatus { status, warnings } = client.deploy(&request).await?;
+        print_warnings(&warnings);
         if args.output == OutputFormat::Human {
             errln!(
                 "deployed app {name} from {}; starting instances",
@@ -174,7 +174,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Duration::from_secs(args.timeout),
         )
         .await?;
-        print_status(&waited.status, args.output)?;
+        print_accepted(waited.status.clone(), warnings, args.output)?;
         if args.output == OutputFormat::Human {
             print_try_lines(&client, &waited.status);
         }

@@ -11,9 +11,9 @@ use crate::client::{ApiError, AppArgs, Client};
 use crate::cmd::deploy::load_template;
 use crate::cmd::plan::PlanFlags;
 use crate::cmd::render::print_status;
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, outln, paint, use_color};
 use crate::output::{err, errln};
-use turnout_api_types::{AppStatus, ReleaseRequest, ServiceStatus};
+use turnout_api_types::{AcceptedStatus, AppStatus, ReleaseRequest, ServiceStatus};
 
 /// How often the status is polled while instances start.
 const POLL: Duration = Duration::from_millis(200);
@@ -71,7 +71,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             env_files: template.env_files,
             base_dir: Some(template.base_dir),
         };
-        let status = client.release(&app, &request).await?;
+        let AcceptedStatus { status, warnings } = client.release(&app, &request).await?;
+        print_warnings(&warnings);
         let Some(release) = status.release.clone() else {
             anyhow::bail!("the server started a release but its status shows none");
         };
@@ -85,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         if args.no_wait {
-            print_status(&status, args.on.output)?;
+            print_accepted(status, warnings, args.on.output)?;
             return Ok(ExitCode::SUCCESS);
         }
         let waited = wait(
@@ -96,9 +97,36 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Duration::from_secs(args.timeout),
         )
         .await?;
-        print_status(&waited.status, args.on.output)?;
+        print_accepted(waited.status.clone(), warnings, args.on.output)?;
         waited.into_result()
     })
+}
+
+/// The runtime's warnings of a deploy or release, on stderr, one
+/// `warning: ...` line each (as `turnout validate` prints its warnings).
+pub(crate) fn print_warnings(warnings: &[String]) {
+    let label = paint("warning", "yellow", use_color(true));
+    for w in warnings {
+        errln!("{label}: {w}");
+    }
+}
+
+/// The status a deploy or release ends with: as `turnout status` shows
+/// it, or as JSON with the runtime's warnings beside it (the API's
+/// answer to the deploy or release, with the status brought up to date).
+pub(crate) fn print_accepted(
+    status: AppStatus,
+    warnings: Vec<String>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Human => print_status(&status, output),
+        OutputFormat::Json => {
+            let accepted = AcceptedStatus { status, warnings };
+            outln!("{}", serde_json::to_string_pretty(&accepted)?);
+            Ok(())
+        }
+    }
 }
 
 /// What a wait is for.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod docker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
