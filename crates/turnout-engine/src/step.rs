@@ -235,10 +235,12 @@ fn unsupported(plan: &turnout_spec::ReleasePlan) -> Result<(), EngineError> {
             "release with --strategy gray or canary; `turnout plan FILE` shows what the A/B plan would do",
         ));
     }
-    if plan.analysis.prometheus.is_some() {
+    if let Some(gate) = &plan.analysis.prometheus
+        && let Err(e) = crate::prometheus::query_uri(&gate.url, &gate.query)
+    {
         return Err(EngineError::invalid(
-            "the plan's analysis.prometheus gate is not queried by this server yet",
-            "release without it: the router's own gates (max_error_rate, max_p99, ...) are judged; nothing was changed",
+            format!("analysis.prometheus.url: {e}"),
+            "give the Prometheus server's base URL, e.g. `url: http://prometheus:9090`; nothing was changed",
         ));
     }
     Ok(())
