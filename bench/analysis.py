@@ -229,6 +229,12 @@ def decision(bin_, rounds, window):
             server.wait("the rollback", lambda s: state(s) == "rolled-back")
             failed = event_at(server.events_after(after), "release-failed")
             rollbacks.append(failed - flipped)
+            # The next release may take these instances up again while
+            # they drain: healthy again first.
+            try:
+                flip(s, {"fail_rate": 0.0})
+            except (OSError, SystemExit):
+                pass
 
             # Promote: a healthy canary whose pause is one window; the
             # evidence is its first passing check.
