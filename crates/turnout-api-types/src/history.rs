@@ -57,7 +57,9 @@ pub struct ReleaseList {
 /// An event of the control plane.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
-    /// Its id: strictly increasing, so a client resumes "after id N".
+    /// Its id: strictly increasing, so a client resumes "after id N";
+    /// 0 for an event sent live only, never stored (an analysis check
+    /// repeating the verdict before it).
     pub id: i64,
     /// The app it is about (events outlive their app).
     pub app: String,

@@ -119,7 +119,9 @@ fn invalid(what: &str, diagnostics: Vec<Diagnostic>, hint: &str) -> ApiError {
 /// The plan of a release: the template's block with the request's
 /// overrides (`plan`, and the older top-level `strategy`) on top, through
 /// turnout-spec's one merge. A bad plan is refused (422) before anything starts;
-/// what the engine does not run yet (ab-test, the Prometheus gate) it refuses.
+/// what the engine cannot query (a Prometheus gate's URL that is not
+/// http://) or cannot release (an A/B test without a shared route) it
+/// refuses.
 fn release_plan(
     template: &turnout_spec::Template,
     spans: &PlanSpans,
@@ -571,21 +573,31 @@ pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
         .map_err(|e| ApiError::internal(&e))?;
     let mut last = past.last().map_or(q.after.unwrap_or(0), |e| e.id);
     let app = q.app;
+    // Id 0: a live-only event (an analysis check repeating the verdict
+    // before it), never stored: sent without an SSE id, so a client's
+    // Last-Event-ID stays on the last stored event.
     let to_event = |e: turnout_store::EventRecord| {
         let e = event_record(e);
-        Event::default()
+        let event = Event::default()
             .event(e.kind.clone())
-            .id(e.id.to_string())
-            .data(serde_json::to_string(&e).unwrap_or_default())
+            .data(serde_json::to_string(&e).unwrap_or_default());
+        if e.id == 0 {
+            event
+        } else {
+            event.id(e.id.to_string())
+        }
     };
     let past_events: Vec<std::result::Result<Event, Infallible>> =
         past.into_iter().map(|e| Ok(to_event(e))).collect();
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(move |e| {
         let e = e.ok()?;
-        if e.id <= last || app.as_ref().is_some_and(|a| a != &e.event.app) {
+        let live_only = e.id == 0;
+        if (!live_only && e.id <= last) || app.as_ref().is_some_and(|a| a != &e.event.app) {
             return None;
         }
-        last = e.id;
+        if !live_only {
+            last = e.id;
+        }
         Some(Ok(to_event(e)))
     });
     let stream = tokio_stream::iter(past_events).chain(live);

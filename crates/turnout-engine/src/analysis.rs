@@ -126,6 +126,23 @@ pub struct PrometheusGate {
     pub max: f64,
 }
 
+/// What the outside metric's query gave a check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outside<'a> {
+    /// The query's single value.
+    Value(f64),
+    /// No usable value, and why (`connection refused`, `the query
+    /// returned no series`): the gate cannot be judged.
+    Missing(&'a str),
+}
+
+/// `Some(value)`, or `None`: the query gave no value.
+impl From<Option<f64>> for Outside<'static> {
+    fn from(value: Option<f64>) -> Self {
+        value.map_or(Outside::Missing("the query gave none"), Outside::Value)
+    }
+}
+
 /// The gates of a plan's `analysis` block. Every gate is off unless set;
 /// a figure equal to its limit passes.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,8 +323,9 @@ impl From<&Analysis> for AnalysisEntry {
     }
 }
 
-/// Judges one window. `at_ms` is when it ended; `outside` is the value of
-/// `gates.prometheus`'s query, `None` when the query gave none.
+/// Judges one window. `at_ms` is when it ended; `outside` is what
+/// `gates.prometheus`'s query gave (`Some(value)`, `None`, or an
+/// [`Outside`] saying why there is no value).
 ///
 /// Fewer than `min_requests` requests to the new version: inconclusive,
 /// and no gate is judged (too little evidence to pass or to fail). When
@@ -316,13 +334,14 @@ impl From<&Analysis> for AnalysisEntry {
 /// Otherwise a crossed gate fails the check; a gate that cannot be judged
 /// (no value from the outside metric, no latency figures) makes it
 /// inconclusive unless another gate failed.
-pub fn analyse(
+pub fn analyse<'a>(
     at_ms: i64,
     gates: &Gates,
     new: &Window,
     baseline: &Window,
-    outside: Option<f64>,
+    outside: impl Into<Outside<'a>>,
 ) -> Analysis {
+    let outside = outside.into();
     let newf = new.figures();
     let basef = baseline.figures();
     let mut reasons = Vec::new();
@@ -412,22 +431,21 @@ pub fn analyse(
         }
     }
     if let Some(gate) = &gates.prometheus {
+        let missing = |why: &str| format!("no value for {} ({why})", gate.query);
         match outside {
             // Prometheus answers NaN for 0/0: no value either.
-            Some(value) if !value.is_nan() => {
-                if value > gate.max {
-                    note(
-                        Gate::Prometheus,
-                        Finding::Crossed,
-                        format!("{} = {value} > {}", gate.query, gate.max),
-                    );
-                }
-            }
-            _ => note(
+            Outside::Value(value) if value.is_nan() => note(
                 Gate::Prometheus,
                 Finding::Unknown,
-                format!("no value for {}", gate.query),
+                missing("the query gave NaN"),
             ),
+            Outside::Value(value) if value > gate.max => note(
+                Gate::Prometheus,
+                Finding::Crossed,
+                format!("{} = {value} > {}", gate.query, gate.max),
+            ),
+            Outside::Value(_) => {}
+            Outside::Missing(why) => note(Gate::Prometheus, Finding::Unknown, missing(why)),
         }
     }
 

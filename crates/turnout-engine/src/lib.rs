@@ -7,6 +7,7 @@
 //! route tables; the server commits every accepted `App` before answering.
 
 mod analysis;
+mod checks;
 mod controller;
 mod error;
 mod histogram;
@@ -14,6 +15,7 @@ mod internal;
 mod model;
 mod plan;
 mod progressive;
+pub mod prometheus;
 mod reconciler;
 mod report;
 mod routes;
@@ -23,11 +25,12 @@ mod status;
 mod step;
 mod store_map;
 
+pub use checks::CHECK_EVENT;
 pub use controller::{ControlError, Controller, DataPlane, Settings};
 pub use store_map::stored_template;
 
 pub use analysis::{
-    Analysis, DEFAULT_MIN_REQUESTS, Figures, Finding, Gate, Gates, PrometheusGate, Reason,
+    Analysis, DEFAULT_MIN_REQUESTS, Figures, Finding, Gate, Gates, Outside, PrometheusGate, Reason,
     Snapshot, Verdict, Window, analyse,
 };
 pub use error::EngineError;

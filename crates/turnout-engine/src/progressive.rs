@@ -297,7 +297,7 @@ pub fn analysed(
             r.state = ReleaseState::Paused;
             p.paused = Some(PauseReason::Inconclusive);
             let message = format!(
-                "release {id} paused: the analysis is inconclusive (too few requests to judge); it resumes by itself on the first passing window"
+                "release {id} paused: the analysis is inconclusive (its check's reasons say why); it resumes by itself on the first passing window"
             );
             (next, vec![event("release-paused", message)])
         }

@@ -735,34 +735,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             }) && let Some(step) = progress.step
             {
                 // Analysis: every window, the router's figures of the new
-                // version and the baseline over the same window.
-                let mut sampler = state.analysis.remove(&app_name);
-                let app = &state.apps[&app_name];
-                let read = || crate::sampling::readings(app, &self.inner.plane.figures(&app_name));
-                let outcome = crate::sampling::advance(
-                    &mut sampler,
-                    release.id,
-                    step,
-                    progress.plan.analysis.window.0,
-                    &crate::sampling::gates(&progress.plan.analysis),
-                    now_millis(),
-                    read,
-                );
-                if let Some(s) = sampler {
-                    state.analysis.insert(app_name.clone(), s);
-                }
-                if let crate::sampling::Outcome::Judged(judged) = outcome {
-                    tracing::info!(app = %app_name, verdict = %judged.verdict, reasons = ?judged.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(), "analysis");
-                    self.apply(
-                        state,
-                        &app_name,
-                        Command::Analysed {
-                            release_id: release.id,
-                            verdict: judged.verdict,
-                            failure: judged.failure(),
-                        },
-                    )?;
-                }
+                // version and the baseline over the same window (and the
+                // plan's Prometheus query, off the lock).
+                self.check_release(state, &app_name, &release, step)?;
             }
             let release = match state.apps[&app_name].active_release() {
                 Some(r) => r.clone(),

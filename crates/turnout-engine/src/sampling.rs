@@ -3,14 +3,16 @@
 //! baseline's counters on the routes the release shares are read, the
 //! window between two readings judged by [`crate::analysis::analyse`],
 //! and the verdict handed to the state machine (`Command::Analysed`).
-//! Pure but for the reading, which the reconciler does.
+//! Pure but for the reading, which the reconciler does. With the plan's
+//! Prometheus gate, a window that ends is judged once the query answered
+//! ([`Outcome::Query`]), off the state lock; the sampler waits for it.
 
 use std::time::Duration;
 
 use turnout_api_types::AnalysisEntry;
 use turnout_routing::{LatencyHistogram, ServiceFigures};
 
-use crate::analysis::{Gates, Snapshot, Window, analyse};
+use crate::analysis::{Analysis, Gates, Outside, PrometheusGate, Snapshot, Window, analyse};
 use crate::histogram::Histogram;
 use crate::model::{App, ServiceRole};
 
@@ -29,6 +31,53 @@ pub(crate) struct Sampler {
     pub baseline: Snapshot,
     /// The checks of this release so far.
     pub entries: Vec<AnalysisEntry>,
+    /// The window before this one waits for its outside query: no
+    /// window ends until it is judged (one query at a time).
+    pub querying: bool,
+}
+
+impl Sampler {
+    /// Records a check.
+    fn keep(&mut self, judged: &Analysis) {
+        self.entries.push(judged.to_entry());
+        if self.entries.len() > KEPT {
+            self.entries.remove(0);
+        }
+    }
+}
+
+/// A window that ended and waits for the outside query's value to be
+/// judged: its figures, taken when it ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub release_id: i64,
+    pub step: usize,
+    /// When the window ended, unix ms.
+    pub at_ms: i64,
+    pub new: Window,
+    pub baseline: Window,
+}
+
+impl Ended {
+    /// Judges the window with the query's outcome.
+    pub fn judge(&self, gates: &Gates, outside: Outside<'_>) -> Analysis {
+        analyse(self.at_ms, gates, &self.new, &self.baseline, outside)
+    }
+}
+
+/// Records `judged`, the verdict of `ended`, in the sampler waiting for
+/// it. False, and nothing recorded, when the sampler moved on meanwhile
+/// (another release or step): the verdict is about traffic that no longer
+/// decides anything.
+pub(crate) fn settle(sampler: Option<&mut Sampler>, ended: &Ended, judged: &Analysis) -> bool {
+    match sampler {
+        Some(s) if s.release_id == ended.release_id && s.step == ended.step && s.querying => {
+            s.querying = false;
+            s.keep(judged);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The gates of a plan's analysis block, as `analyse` takes them.
@@ -39,7 +88,10 @@ pub(crate) fn gates(plan: &turnout_spec::plan::Analysis) -> Gates {
         max_error_increase: plan.max_error_increase.map(|r| r.fraction()),
         max_p99: plan.max_p99.map(|m| Duration::from_millis(m.0)),
         max_p99_increase: plan.max_p99_increase.map(|m| Duration::from_millis(m.0)),
-        prometheus: None,
+        prometheus: plan.prometheus.as_ref().map(|p| PrometheusGate {
+            query: p.query.clone(),
+            max: p.max.0,
+        }),
     }
 }
 
@@ -92,7 +144,10 @@ pub(crate) enum Outcome {
     /// Nothing to judge yet.
     Waiting,
     /// A window was judged.
-    Judged(crate::analysis::Analysis),
+    Judged(Analysis),
+    /// A window ended; the plan's outside gate needs its query's value to
+    /// judge it ([`Ended::judge`], then [`settle`]).
+    Query(Ended),
 }
 
 /// Moves `sampler` on to `now_ms`. `read` gives the new version's and
@@ -110,7 +165,7 @@ pub(crate) fn advance(
     if let Some(s) = sampler
         && s.release_id == release_id
         && s.step == step
-        && now_ms - s.since_ms < window_ms as i64
+        && (s.querying || now_ms - s.since_ms < window_ms as i64)
     {
         return Outcome::Waiting;
     }
@@ -122,22 +177,24 @@ pub(crate) fn advance(
         new: new.clone(),
         baseline: baseline.clone(),
         entries,
+        querying: false,
     };
     match sampler {
         Some(s) if s.release_id == release_id && s.step == step => {
-            let judged = analyse(
-                now_ms,
-                gates,
-                &Window::between(&s.new, &new),
-                &Window::between(&s.baseline, &baseline),
-                None,
-            );
-            let mut entries = std::mem::take(&mut s.entries);
-            entries.push(judged.to_entry());
-            if entries.len() > KEPT {
-                entries.remove(0);
+            let ended = Ended {
+                release_id,
+                step,
+                at_ms: now_ms,
+                new: Window::between(&s.new, &new),
+                baseline: Window::between(&s.baseline, &baseline),
+            };
+            *s = fresh(std::mem::take(&mut s.entries));
+            if gates.prometheus.is_some() {
+                s.querying = true;
+                return Outcome::Query(ended);
             }
-            *s = fresh(entries);
+            let judged = ended.judge(gates, Outside::Missing("no outside gate"));
+            s.keep(&judged);
             Outcome::Judged(judged)
         }
         Some(s) if s.release_id == release_id => {

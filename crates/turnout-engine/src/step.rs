@@ -229,10 +229,12 @@ fn no_release(app: &App) -> EngineError {
 /// What of a progressive plan this server does not run yet: refused, so
 /// that nothing runs as less than the plan says.
 fn unsupported(plan: &turnout_spec::ReleasePlan) -> Result<(), EngineError> {
-    if plan.analysis.prometheus.is_some() {
+    if let Some(gate) = &plan.analysis.prometheus
+        && let Err(e) = crate::prometheus::query_uri(&gate.url, &gate.query)
+    {
         return Err(EngineError::invalid(
-            "the plan's analysis.prometheus gate is not queried by this server yet",
-            "release without it: the router's own gates (max_error_rate, max_p99, ...) are judged; nothing was changed",
+            format!("analysis.prometheus.url: {e}"),
+            "give the Prometheus server's base URL, e.g. `url: http://prometheus:9090`; nothing was changed",
         ));
     }
     Ok(())

@@ -424,13 +424,22 @@ fn a_canary_runs_its_scale_then_every_instance_once_promoted() {
 
 #[test]
 fn what_this_server_does_not_judge_yet_is_refused() {
-    let e = start(
-        &hello(),
-        r#"{"strategy": "gray", "analysis": {"prometheus": {"url": "http://p:9090", "query": "up", "max": 1}}}"#,
-    )
-    .unwrap_err();
+    // The Prometheus gate is queried over plain HTTP: another URL is
+    // refused, naming the field and the fix.
+    let gate = |url: &str| {
+        format!(
+            r#"{{"strategy": "gray", "analysis": {{"prometheus": {{"url": "{url}", "query": "up", "max": 1}}}}}}"#
+        )
+    };
+    let e = start(&hello(), &gate("https://p:9090")).unwrap_err();
     assert_eq!(e.code(), "invalid");
-    assert!(e.to_string().contains("analysis.prometheus"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("analysis.prometheus.url: https://p:9090 is not an http:// URL"),
+        "{e}"
+    );
+    assert!(e.hint().contains("http://prometheus:9090"), "{}", e.hint());
+    assert!(start(&hello(), &gate("http://p:9090")).is_ok());
     // A blue-green release has no steps to promote.
     let bg = step(
         &hello(),

@@ -12,7 +12,8 @@ use crate::error::{StoreError, sql};
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     /// Its id: strictly increasing, never reused, so an SSE client resumes
-    /// with "every event after id N".
+    /// with "every event after id N". 0 for an event the engine sends
+    /// live and never stores (an analysis check repeating its verdict).
     pub id: i64,
     /// When it was committed, unix milliseconds.
     pub at: i64,

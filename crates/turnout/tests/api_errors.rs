@@ -342,32 +342,34 @@ fn a_progressive_or_bad_plan_is_refused_and_starts_nothing() {
         format!("{frontend}x-turnout:\n  release:\n    strategy: gray\n    steps: [10, 50, 100]\n");
 
     // The template's own block asks for gray with an outside metric's
-    // gate, which this server does not query yet.
+    // gate at a URL the server cannot query (no TLS client).
     let gated = format!(
-        "{gray_block}    analysis: {{ prometheus: {{ url: 'http://127.0.0.1:9', query: up, max: 1 }} }}\n"
+        "{gray_block}    analysis: {{ prometheus: {{ url: 'https://127.0.0.1:9', query: up, max: 1 }} }}\n"
     );
     let body = serde_json::json!({"template": gated, "source_name": "v2.yaml"}).to_string();
     let message = assert_error(
-        "gray with a prometheus gate",
+        "gray with a prometheus gate over https",
         &server.api("POST", &path, Some(&body)),
         422,
         "invalid",
     );
     assert_eq!(
         message,
-        "the plan's analysis.prometheus gate is not queried by this server yet"
+        "analysis.prometheus.url: https://127.0.0.1:9 is not an http:// URL (the server queries Prometheus over plain HTTP)"
     );
 
-    // The request's overrides ask for ab-test, old field and new.
+    // The request's overrides ask for an A/B test, old field and new,
+    // whose rule sends requests to a service the test does not share.
+    let elsewhere = serde_json::json!({"rules": [{"match": {"header": {"x-variant": "a"}}, "service": "serviceA-v1"}]});
     for body in [
-        serde_json::json!({"template": frontend, "plan": {"strategy": "ab-test"}}),
-        serde_json::json!({"template": frontend, "strategy": "ab-test"}),
+        serde_json::json!({"template": frontend, "plan": {"strategy": "ab-test", "ab": elsewhere}}),
+        serde_json::json!({"template": frontend, "strategy": "ab-test", "plan": {"ab": elsewhere}}),
     ] {
         let r = server.api("POST", &path, Some(&body.to_string()));
         let message = assert_error("progressive override", &r, 422, "invalid");
         assert_eq!(
             message,
-            "strategy ab-test is not released by this server yet"
+            "the A/B rule sends requests to serviceA-v1, which is on no route the test shares (serviceb.localhost)"
         );
     }
 

@@ -199,8 +199,8 @@ fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
     let mut server = up(&dir);
     for (plan, says) in [
         (
-            serde_json::json!({"strategy": "gray", "analysis": {"prometheus": {"url": "http://127.0.0.1:9", "query": "up", "max": 1}}}),
-            "analysis.prometheus",
+            serde_json::json!({"strategy": "gray", "analysis": {"prometheus": {"url": "https://127.0.0.1:9", "query": "up", "max": 1}}}),
+            "analysis.prometheus.url",
         ),
         // An A/B rule whose service is on no route the test shares
         // (serviceA-v1 is unchanged, on its own route).

@@ -313,12 +313,18 @@ fn the_outside_gate_fails_above_max_and_is_inconclusive_without_a_value() {
         analyse(1, &gates, &fast(0), &fast(0), Some(0.5)).verdict,
         Verdict::Pass
     );
-    for missing in [None, Some(f64::NAN)] {
+    for (missing, why) in [
+        (Outside::from(None), "the query gave none"),
+        (Outside::Value(f64::NAN), "the query gave NaN"),
+        (Outside::Missing("connection refused"), "connection refused"),
+    ] {
         let a = analyse(1, &gates, &fast(0), &fast(0), missing);
         assert_eq!(a.verdict, Verdict::Inconclusive);
         assert_eq!(
             texts(&a),
-            ["prometheus: no value for sum(rate(errors[1m]))"]
+            [format!(
+                "prometheus: no value for sum(rate(errors[1m])) ({why})"
+            )]
         );
     }
     // A crossed gate fails the check even when the outside value is

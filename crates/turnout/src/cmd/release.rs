@@ -29,10 +29,11 @@ const POLL: Duration = Duration::from_millis(200);
     gray moves the new version through --steps, each held for --pause (until-promoted: until \
     `turnout promote`); canary gives --canary-share to --canary-scale new instances, then all \
     of them once promoted; `turnout pause`, `resume` and `abort` steer both. The analysis gates are \
-    judged every --window; a crossed one rolls back. ab-test gives the new version --ab-share \
-    of the shared routes' clients (sticky), sends what the plan's ab.rules match to their \
-    service, and counts the clients reaching --goal; `turnout report` compares the versions. \
-    The Prometheus gate is refused by this server until it runs it.\n\nExit status: 0 when the new \
+    judged every --window; a crossed one rolls back. The template's analysis.prometheus \
+    gate (an instant query) is judged with them: a value above its max rolls back, no value \
+    pauses. ab-test gives the new version --ab-share of the shared routes' clients (sticky), \
+    sends what the plan's ab.rules match to their service, and counts the clients reaching \
+    --goal; `turnout report` compares the versions.\n\nExit status: 0 when the new \
     instances are ready (a canary or gray release: its first step runs; with --no-wait: when the \
     release started), 1 when it is refused, fails or times out.\n\nExample:\n  turnout release \
     examples/hello/app-frontend-v2.yaml"
