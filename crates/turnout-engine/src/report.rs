@@ -64,6 +64,23 @@ pub(crate) fn snapshot<'a>(
     }
 }
 
+/// The routes a release shares: where new services run beside others,
+/// in table order.
+pub(crate) fn shared_routes(app: &App) -> Vec<&String> {
+    let role = |name: &str| app.services.get(name).map(|e| e.role);
+    app.weights
+        .iter()
+        .filter(|(_, ws)| {
+            ws.iter()
+                .any(|w| role(&w.service) == Some(ServiceRole::New))
+                && ws
+                    .iter()
+                    .any(|w| role(&w.service) != Some(ServiceRole::New))
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn role_name(role: Option<ServiceRole>) -> &'static str {
     match role {
         Some(ServiceRole::New) => "new",
@@ -84,19 +101,7 @@ pub(crate) fn build(
 ) -> Option<ReleaseReport> {
     let role = |name: &str| app.services.get(name).map(|e| e.role);
     let internal = crate::routes::internal_route_ids(app);
-    // The routes where new services run beside others, in table order.
-    let mut shared: Vec<&String> = app
-        .weights
-        .iter()
-        .filter(|(_, ws)| {
-            ws.iter()
-                .any(|w| role(&w.service) == Some(ServiceRole::New))
-                && ws
-                    .iter()
-                    .any(|w| role(&w.service) != Some(ServiceRole::New))
-        })
-        .map(|(id, _)| id)
-        .collect();
+    let mut shared = shared_routes(app);
     let goal_routes: BTreeSet<&str> = now
         .iter()
         .filter(|f| f.conversions.is_some())

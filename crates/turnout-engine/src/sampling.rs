@@ -10,10 +10,9 @@
 use std::time::Duration;
 
 use turnout_api_types::AnalysisEntry;
-use turnout_routing::{LatencyHistogram, ServiceFigures};
+use turnout_routing::ServiceFigures;
 
 use crate::analysis::{Analysis, Gates, Outside, PrometheusGate, Snapshot, Window, analyse};
-use crate::histogram::Histogram;
 use crate::model::{App, ServiceRole};
 
 /// How many checks a release keeps for its status (newest last).
@@ -95,47 +94,22 @@ pub(crate) fn gates(plan: &turnout_spec::plan::Analysis) -> Gates {
     }
 }
 
-fn bounds_ms() -> Vec<f64> {
-    let mut b: Vec<f64> = LatencyHistogram::bounds()
-        .iter()
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    b.push(f64::INFINITY);
-    b
-}
-
 /// The new version's and the baseline's cumulative counters: summed over
 /// the routes where the release's new services share with others (the
 /// baseline: those others).
 pub(crate) fn readings(app: &App, figures: &[ServiceFigures]) -> (Snapshot, Snapshot) {
     let role = |name: &str| app.services.get(name).map(|e| e.role);
-    let shared = |route: &str| {
-        app.weights.get(route).is_some_and(|ws| {
-            ws.iter()
-                .any(|w| role(&w.service) == Some(ServiceRole::New))
-                && ws
-                    .iter()
-                    .any(|w| role(&w.service) != Some(ServiceRole::New))
-        })
+    let shared = crate::report::shared_routes(app);
+    let side = |new: bool| {
+        crate::report::snapshot(
+            figures
+                .iter()
+                .filter(|f| shared.iter().any(|r| **r == *f.route))
+                .filter(|f| (role(&f.service) == Some(ServiceRole::New)) == new)
+                .map(|f| &f.served),
+        )
     };
-    let width = LatencyHistogram::bounds().len() + 1;
-    let mut sums = [(0u64, 0u64, vec![0u64; width]), (0, 0, vec![0u64; width])];
-    for f in figures.iter().filter(|f| shared(&f.route)) {
-        let side = usize::from(role(&f.service) != Some(ServiceRole::New));
-        let sum = &mut sums[side];
-        sum.0 += f.served.requests;
-        sum.1 += f.served.errors;
-        for (acc, c) in sum.2.iter_mut().zip(&f.served.latency.cumulative) {
-            *acc += c;
-        }
-    }
-    let snapshot = |(requests, errors, cumulative): &(u64, u64, Vec<u64>)| Snapshot {
-        requests: *requests,
-        errors: *errors,
-        latency: Histogram::from_cumulative(bounds_ms(), cumulative)
-            .unwrap_or_else(|_| Histogram::empty(bounds_ms()).expect("valid bounds")),
-    };
-    (snapshot(&sums[0]), snapshot(&sums[1]))
+    (side(true), side(false))
 }
 
 /// What one pass does with a release's sampler: start it (a new release or
