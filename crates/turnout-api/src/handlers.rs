@@ -221,6 +221,44 @@ pub(crate) async fn start_release<R: Runtime + 'static, D: DataPlane>(
     Ok((StatusCode::CREATED, Json(accepted)).into_response())
 }
 
+/// `POST /v1/apps/{app}/plan`: the release the body would start, laid out
+/// in steps against the app's current template (the routes it shares, the
+/// least time to promote and to roll back), checked as a release is;
+/// nothing starts.
+pub(crate) async fn plan_release<R: Runtime + 'static, D: DataPlane>(
+    State(s): State<ApiState<R, D>>,
+    Path(app): Path<String>,
+    JsonBody(b): JsonBody<ReleaseRequest>,
+) -> Result<Json<turnout_spec::Schedule>> {
+    let source = b.source_name.unwrap_or_else(|| "template.yaml".into());
+    s.controller.status(&app).await?;
+    let (t, spans) = template(&b.template, &source, &b.env_files, b.base_dir)?;
+    let (_, plan) = release_plan(&t, &spans, b.strategy.as_deref(), b.plan)?;
+    let old = s.controller.template(&app).await;
+    let domain = &s.controller.settings().domain;
+    if let Some(old) = &old {
+        let problems: Vec<Diagnostic> = turnout_spec::diff(old, &t, domain)
+            .check(plan.strategy)
+            .into_iter()
+            .chain(plan.check_release(old, &t, domain))
+            .filter(Diagnostic::is_error)
+            .collect();
+        if !problems.is_empty() {
+            return Err(invalid(
+                "the release",
+                problems,
+                "fix the template or the plan; nothing was started",
+            ));
+        }
+    }
+    Ok(Json(turnout_spec::Schedule::new(
+        &plan,
+        &t,
+        old.as_ref(),
+        domain,
+    )))
+}
+
 pub(crate) async fn list_releases<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     Path(app): Path<String>,

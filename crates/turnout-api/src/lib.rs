@@ -65,6 +65,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/apps/{app}"),
     ("GET", "/v1/apps/{app}/releases"),
     ("GET", "/v1/apps/{app}/report"),
+    ("POST", "/v1/apps/{app}/plan"),
     ("POST", "/v1/apps/{app}/releases"),
     ("GET", "/v1/apps/{app}/releases/{id}"),
     ("POST", "/v1/apps/{app}/confirm"),
@@ -117,6 +118,7 @@ pub fn router<R: Runtime + 'static, D: DataPlane>(
             get(handlers::get_release::<R, D>),
         )
         .route("/apps/{app}/report", get(handlers::report::<R, D>))
+        .route("/apps/{app}/plan", post(handlers::plan_release::<R, D>))
         .route("/apps/{app}/confirm", post(handlers::confirm::<R, D>))
         .route("/apps/{app}/rollback", post(handlers::rollback::<R, D>))
         .route("/apps/{app}/promote", post(handlers::promote::<R, D>))

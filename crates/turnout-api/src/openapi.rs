@@ -112,6 +112,15 @@ const OPERATIONS: &[Op] = &[
         )
     },
     get("/v1/apps/{app}/releases/{id}", "One release", &["404"]),
+    Op {
+        success: "200",
+        ..act(
+            "/v1/apps/{app}/plan",
+            "The release the body would start, laid out in steps against the app's current template (routes, weights, least time to promote and to roll back); checked as a release is (422), nothing starts",
+            "Release",
+            true,
+        )
+    },
     get(
         "/v1/apps/{app}/report",
         "Per-version figures of the current (or last) release since its traffic split began, and the A/B comparison: conversions by a two-proportion z-test, latency by Mann-Whitney U (409 before its first step, or when no route is shared)",
