@@ -213,6 +213,26 @@ fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
         assert_eq!(r.status, 422, "{}", r.body);
         assert!(r.body.contains(says), "{}", r.body);
     }
+    // The API's plan lays the release out against the running template,
+    // refuses what a release would, and starts nothing.
+    let mut body: serde_json::Value =
+        serde_json::from_str(&template_body("app-frontend-v2.yaml", &[])).unwrap();
+    body["plan"] = serde_json::json!({"strategy": "gray", "steps": [10, 50, 100], "pause": "2s"});
+    let path = format!("/v1/apps/{APP}/plan");
+    let r = server.api("POST", &path, Some(&body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let schedule = r.json();
+    let steps = schedule["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{schedule:#}");
+    assert_eq!(steps[0]["routes"][0]["route"], "serviceb.localhost");
+    assert_eq!(steps[0]["routes"][0]["new"], 10);
+    assert_eq!(steps[0]["routes"][0]["old"], 90);
+    assert_eq!(schedule["routes_from_diff"], true);
+    assert_eq!(schedule["min_promote_ms"], 6000);
+    body["plan"] = serde_json::json!({"strategy": "ab-test", "ab": {"rules": [{"match": {"header": {"x-variant": "a"}}, "service": "serviceA-v1"}]}});
+    let r = server.api("POST", &path, Some(&body.to_string()));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("on no route the test shares"), "{}", r.body);
     let s = server.status(APP);
     assert_eq!(s["release"], serde_json::Value::Null);
     assert_eq!(s["template_version"], 1);

@@ -85,6 +85,10 @@ impl Schedule {
                             .collect();
                         (r.id.clone(), r.internal, starting)
                     })
+                    // A route the release starts nothing on keeps its
+                    // weights (the engine moves only routes where new
+                    // services run beside others).
+                    .filter(|(_, _, starting): &(String, bool, Vec<String>)| !starting.is_empty())
                     .collect()
             }
             None => {
