@@ -618,8 +618,9 @@ function updateRouteWeights(r) {
     const name = row.dataset.service;
     const w = r.weights[name] ?? 0;
     const input = $('input', row);
-    if (!state.dirty.has(r.id)) input.value = String(w);
-    $('[data-m="wshare"]', row).textContent = total ? `${Math.round((100 * w) / total)} %` : '–';
+    // Written only when it differs: an unchanged weight costs no layout.
+    if (!state.dirty.has(r.id) && input.value !== String(w)) input.value = String(w);
+    put(figureNodes(row).wshare, total ? `${Math.round((100 * w) / total)} %` : '–');
   }
 }
 
