@@ -171,6 +171,11 @@ pub struct EventQuery {
     /// At most this many (100 when absent, 10,000 at most).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Only the newest this many (10,000 at most), still oldest first,
+    /// instead of the oldest `limit`; a stream replays them, then follows
+    /// (`last=0`: nothing from before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<usize>,
 }
 
 /// The query of `GET /v1/apps/{app}/metrics/stream`: how often a reading

@@ -51,7 +51,16 @@ const state = {
   streams: {},
   lastMetricsAt: 0,
   signatures: {},
+  follow: null, // the instance log being followed: {id, ctl}
+  streamPaths: {}, // what each stream last asked for (the tests read it)
+  eventsRead: 0, // events read from the event stream since the app was chosen
 };
+
+// How many recent events the page shows: read once at login (the event
+// stream's `last`), then followed live from the newest.
+const RECENT_EVENTS = 50;
+// The followed log keeps at most this many chunks (older ones drop).
+const LOG_KEEP = 2000;
 
 class ApiFailure extends Error {
   constructor(status, message, hint) {
@@ -183,7 +192,9 @@ function keepStreaming(key, path, onEvent) {
     let attempt = 0;
     while (session === state.session && !ctl.signal.aborted) {
       try {
-        await readStream(path(), ctl.signal, () => { attempt = 0; setOnline(true); }, onEvent);
+        const p = path();
+        state.streamPaths[key] = p;
+        await readStream(p, ctl.signal, () => { attempt = 0; setOnline(true); }, onEvent);
         if (ctl.signal.aborted) return;
         setOnline(false, `the ${key} stream ended`);
       } catch (e) {
@@ -229,6 +240,7 @@ async function login(token) {
 
 function logout(message) {
   state.session += 1;
+  stopFollowing('');
   for (const key of Object.keys(state.streams)) stopStream(key);
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
@@ -264,13 +276,36 @@ function start(list) {
       }
     }
   })();
-  keepStreaming('event', () => `/v1/events/stream?after=${state.lastEventId}`, (ev) => {
+}
+
+// The selected app's events: the newest RECENT_EVENTS once, then live; a
+// reconnect goes on after the last one seen, so nothing is shown twice.
+function streamEvents() {
+  const app = state.app;
+  state.lastEventId = 0;
+  state.eventsRead = 0;
+  keepStreaming('event', () => (state.lastEventId
+    ? `/v1/events/stream?app=${enc(app)}&after=${state.lastEventId}`
+    : `/v1/events/stream?app=${enc(app)}&last=${RECENT_EVENTS}`), (ev) => {
+    if (app !== state.app) return;
     const e = JSON.parse(ev.data);
     state.lastEventId = Math.max(state.lastEventId, e.id);
-    if (e.app === state.app) addEvent(e);
-    refresh();
-    if (e.app === state.app) refreshHistory();
+    state.eventsRead += 1;
+    addEvent(e);
+    soon();
   });
+}
+
+// Reads the status and the history again shortly, once for a burst of
+// events (the replay at login is one burst).
+let soonTimer = null;
+function soon() {
+  if (soonTimer) return;
+  soonTimer = setTimeout(() => {
+    soonTimer = null;
+    refresh();
+    refreshHistory();
+  }, 100);
 }
 
 function selectApp(name) {
@@ -280,7 +315,10 @@ function selectApp(name) {
   state.signatures = {};
   state.lastMetricsAt = Date.now();
   $('#events').replaceChildren();
+  stopFollowing('');
+  $('#log').textContent = '';
   streamMetrics();
+  streamEvents();
   refreshHistory();
   renderAll();
 }
@@ -319,18 +357,14 @@ function refresh() {
   return refreshing;
 }
 
+// The releases of the history (its events come from the event stream).
 async function refreshHistory() {
   const app = state.app;
   if (!app || !state.token) return;
   try {
-    const [releases, events] = await Promise.all([
-      api('GET', `/v1/apps/${enc(app)}/releases`),
-      api('GET', `/v1/events?app=${enc(app)}&limit=10000`),
-    ]);
+    const releases = await api('GET', `/v1/apps/${enc(app)}/releases`);
     if (app !== state.app) return;
     renderHistory(releases.releases);
-    $('#events').replaceChildren();
-    for (const e of events.events.slice(-50)) addEvent(e);
   } catch (_) {
     // The banner says it.
   }
@@ -388,10 +422,23 @@ function renderApps() {
   if (!state.apps.length) ul.append(el('li', { class: 'muted', text: 'No apps: deploy one with `turnout deploy FILE`.' }));
 }
 
+// Why a paused release waits, and what moves it on (DESIGN §8).
+const PAUSED = {
+  manual: 'paused by the operator: Resume or Promote moves it on',
+  inconclusive: 'the analysis could not judge its last window (too little traffic): '
+    + 'the first passing window resumes it, or Promote',
+  'until-promoted': 'waits at this step until promoted: Promote moves it on',
+};
+// A verdict in words: colour is never the only signal.
+const VERDICT = { pass: 'pass', fail: 'fail', inconclusive: 'inconclusive' };
+// How many of the newest analysis checks the panel lists.
+const CHECKS_SHOWN = 5;
+
 function renderRelease(s) {
   const r = s.release;
   const facts = $('#release-facts');
-  if (changed('release', r)) {
+  const shown = r && { ...r, analysis: undefined };
+  if (changed('release', shown)) {
     facts.replaceChildren();
     const fact = (k, v, name) => facts.append(el('dt', { text: k }), el('dd', { text: v, 'data-fact': name }));
     if (!r) {
@@ -402,9 +449,12 @@ function renderRelease(s) {
       fact('Versions', `${r.from_version} → ${r.to_version}`, 'versions');
       if (r.reason) fact('Reason', r.reason, 'reason');
       if (r.step) fact('Step', `${r.step.index + 1} of ${r.step.count}: the new version at ${r.step.share}%`, 'step');
-      if (r.paused) fact('Paused', r.paused, 'paused');
+      if (r.paused) fact('Paused', PAUSED[r.paused] ? `${r.paused}: ${PAUSED[r.paused]}` : r.paused, 'paused');
     }
-    const extra = $('#progressive-actions');
+  }
+  const extra = $('#progressive-actions');
+  if (!extra.children.length) {
+    // Made once: re-making them would take the keyboard focus away.
     extra.replaceChildren(
       ...PROGRESSIVE_ACTIONS.map((a) => {
         const b = el('button', { type: 'button', 'data-action': a.label, 'data-path': a.path, text: a.label });
@@ -413,7 +463,37 @@ function renderRelease(s) {
       }),
     );
   }
+  renderAnalysis(r ? r.analysis || [] : []);
   setActionsEnabled();
+}
+
+function figuresText(f) {
+  if (!f || !f.requests) return 'no requests';
+  const parts = [`${f.requests} requests`];
+  if (f.error_rate !== null && f.error_rate !== undefined) parts.push(`${fmt(100 * f.error_rate)} % errors`);
+  if (f.p99_ms !== null && f.p99_ms !== undefined) parts.push(`p99 ${fmt(f.p99_ms)} ms`);
+  return parts.join(', ');
+}
+
+// The newest analysis checks, newest first, each verdict in words.
+function renderAnalysis(checks) {
+  const box = $('#analysis');
+  if (!changed('analysis', checks)) return;
+  box.hidden = !checks.length;
+  const latest = checks[checks.length - 1];
+  $('#analysis-latest').textContent = latest
+    ? `Latest check: ${VERDICT[latest.verdict] || latest.verdict}` +
+      (latest.reasons.length ? ` (${latest.reasons.join('; ')})` : '') +
+      ` · ${checks.length} check${checks.length === 1 ? '' : 's'} so far`
+    : '';
+  $('#analysis tbody').replaceChildren(
+    ...checks.slice(-CHECKS_SHOWN).reverse().map((c) => el('tr', { 'data-check': String(c.at) },
+      el('td', { text: when(c.at) }),
+      el('td', {}, el('span', { class: `verdict verdict-${c.verdict}`, 'data-verdict': c.verdict, text: VERDICT[c.verdict] || c.verdict })),
+      el('td', { text: figuresText(c.new) }),
+      el('td', { text: figuresText(c.baseline) }),
+      el('td', { text: c.reasons.join('; ') || '–' }))),
+  );
 }
 
 function setActionsEnabled() {
@@ -500,7 +580,7 @@ function routeView(s, r) {
       el('td', {}, input),
       el('td', { 'data-m': 'wshare', text: '' }),
       el('td', { 'data-m': 'rps', text: '–' }),
-      el('td', {}, el('span', { class: `share-bar ${cls}`, 'data-m': 'bar', style: 'width:0' }), ' ',
+      el('td', {}, el('span', { class: `share-bar ${cls}`, 'data-m': 'bar' }), ' ',
         el('span', { 'data-m': 'share', text: '–' })));
   });
   form.append(
@@ -538,8 +618,9 @@ function updateRouteWeights(r) {
     const name = row.dataset.service;
     const w = r.weights[name] ?? 0;
     const input = $('input', row);
-    if (!state.dirty.has(r.id)) input.value = String(w);
-    $('[data-m="wshare"]', row).textContent = total ? `${Math.round((100 * w) / total)} %` : '–';
+    // Written only when it differs: an unchanged weight costs no layout.
+    if (!state.dirty.has(r.id) && input.value !== String(w)) input.value = String(w);
+    put(figureNodes(row).wshare, total ? `${Math.round((100 * w) / total)} %` : '–');
   }
 }
 
@@ -547,28 +628,58 @@ function fmt(n, digits = 1) {
   return Number.isFinite(n) ? n.toFixed(digits) : '–';
 }
 
+// Metrics come once a second for every service: they are painted in the
+// next animation frame (one paint for whatever arrived before it), and a
+// figure's text is written only when it changed, so that 200 services
+// updating leave the page free to answer input.
+let metricsFrame = 0;
 function renderMetrics() {
+  if (!metricsFrame) metricsFrame = requestAnimationFrame(paintMetrics);
+}
+
+function put(node, text, value) {
+  if (!node) return;
+  if (node.textContent !== text) node.textContent = text;
+  if (value !== undefined && node.dataset.value !== value) node.dataset.value = value;
+}
+
+// The figure nodes of a card or a route row, found once per element.
+function figureNodes(e) {
+  if (!e.figures) {
+    e.figures = {};
+    for (const n of e.querySelectorAll('[data-m]')) e.figures[n.dataset.m] = n;
+  }
+  return e.figures;
+}
+
+function paintMetrics() {
+  metricsFrame = 0;
   const m = state.metrics;
   const byService = new Map((m ? m.services : []).map((x) => [x.service, x]));
   for (const card of document.querySelectorAll('#services .card')) {
     const f = byService.get(card.dataset.service);
-    $('[data-m="rps"]', card).textContent = f ? fmt(f.requests_per_second) : '–';
-    $('[data-m="rps"]', card).dataset.value = f ? String(f.requests_per_second) : '';
-    $('[data-m="errors"]', card).textContent = f && f.error_rate !== null ? `${fmt(100 * f.error_rate)} %` : '–';
-    $('[data-m="p99"]', card).textContent = f && f.p99_ms !== null ? `${fmt(f.p99_ms)} ms` : '–';
+    const n = figureNodes(card);
+    put(n.rps, f ? fmt(f.requests_per_second) : '–', f ? String(f.requests_per_second) : '');
+    put(n.errors, f && f.error_rate !== null ? `${fmt(100 * f.error_rate)} %` : '–');
+    put(n.p99, f && f.p99_ms !== null ? `${fmt(f.p99_ms)} ms` : '–');
+  }
+  const byRoute = new Map();
+  for (const x of m ? m.routes : []) {
+    if (!byRoute.has(x.route)) byRoute.set(x.route, { total: 0, services: new Map() });
+    const r = byRoute.get(x.route);
+    r.total += x.requests;
+    r.services.set(x.service, x);
   }
   for (const form of document.querySelectorAll('#routes form[data-route]')) {
-    const rows = m ? m.routes.filter((x) => x.route === form.dataset.route) : [];
-    const total = rows.reduce((a, x) => a + x.requests, 0);
+    const route = byRoute.get(form.dataset.route);
     for (const row of form.querySelectorAll('tbody tr')) {
-      const f = rows.find((x) => x.service === row.dataset.service);
-      const rps = $('[data-m="rps"]', row);
-      rps.textContent = f ? fmt(f.requests_per_second) : '–';
-      rps.dataset.value = f ? String(f.requests_per_second) : '';
-      const share = total && f ? (100 * f.requests) / total : null;
-      $('[data-m="share"]', row).textContent = share === null ? '–' : `${Math.round(share)} %`;
-      $('[data-m="share"]', row).dataset.value = share === null ? '' : String(share);
-      $('[data-m="bar"]', row).style.width = `${share === null ? 0 : share / 10}em`;
+      const f = route && route.services.get(row.dataset.service);
+      const n = figureNodes(row);
+      put(n.rps, f ? fmt(f.requests_per_second) : '–', f ? String(f.requests_per_second) : '');
+      const share = route && route.total && f ? (100 * f.requests) / route.total : null;
+      put(n.share, share === null ? '–' : `${Math.round(share)} %`, share === null ? '' : String(share));
+      const width = `${share === null ? 0 : share / 10}em`;
+      if (n.bar && n.bar.style.width !== width) n.bar.style.width = width;
     }
   }
 }
@@ -598,7 +709,7 @@ function addEvent(e) {
   if (list.querySelector(`[data-event="${e.id}"]`)) return;
   list.append(el('li', { 'data-event': String(e.id) }, el('span', { class: 'muted', text: `${when(e.at)} ` }),
     el('strong', { text: e.kind }), ` ${e.message}`));
-  while (list.children.length > 50) list.firstElementChild.remove();
+  while (list.children.length > RECENT_EVENTS) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
 }
 
@@ -610,6 +721,7 @@ function renderLogChoices(s) {
   select.replaceChildren(...ids.map((id) => el('option', { value: id, text: id })));
   if (ids.includes(was)) select.value = was;
   $('#log-show').disabled = !ids.length;
+  $('#log-follow').disabled = !ids.length;
 }
 
 // ---- actions ----------------------------------------------------------
@@ -722,11 +834,69 @@ async function startRelease(e) {
 async function showLog() {
   const id = $('#log-instance').value;
   if (!id) return;
+  stopFollowing('');
   try {
     $('#log').textContent = await api('GET', `/v1/apps/${enc(state.app)}/instances/${enc(id)}/logs?tail=100`, undefined, { text: true }) || '(empty)';
   } catch (e) {
     $('#log').textContent = `Cannot read the log: ${failure(e)}`;
   }
+}
+
+// Follows an instance's log live (`follow=true`: the tail, then each line
+// as it is written) until stopped, another instance or app is chosen, or
+// the log ends.
+async function followLog() {
+  if (state.follow) {
+    stopFollowing(`Stopped following ${state.follow.id}.`);
+    return;
+  }
+  const id = $('#log-instance').value;
+  if (!id) return;
+  const app = state.app;
+  const ctl = new AbortController();
+  state.follow = { id, ctl };
+  const button = $('#log-follow');
+  button.setAttribute('aria-pressed', 'true');
+  button.textContent = 'Stop following';
+  $('#log-status').textContent = `Following ${id} live.`;
+  const pre = $('#log');
+  pre.textContent = '';
+  const mine = () => state.follow && state.follow.ctl === ctl;
+  try {
+    const r = await fetch(`/v1/apps/${enc(app)}/instances/${enc(id)}/logs?tail=100&follow=true`, {
+      headers: { Authorization: `Bearer ${state.token}` },
+      cache: 'no-store',
+      signal: ctl.signal,
+    });
+    if (!r.ok) throw await errorOf(r);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      appendLog(pre, value);
+    }
+    if (mine()) stopFollowing(`The log of ${id} ended: the instance stopped or the server went away.`);
+  } catch (e) {
+    if (mine()) stopFollowing(`Cannot follow the log of ${id}: ${failure(e)}`);
+  }
+}
+
+function appendLog(pre, text) {
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.append(text);
+  while (pre.childNodes.length > LOG_KEEP) pre.firstChild.remove();
+  if (atEnd) pre.scrollTop = pre.scrollHeight;
+}
+
+function stopFollowing(message) {
+  if (state.follow) {
+    state.follow.ctl.abort();
+    state.follow = null;
+  }
+  const button = $('#log-follow');
+  button.setAttribute('aria-pressed', 'false');
+  button.textContent = 'Follow live';
+  $('#log-status').textContent = message;
 }
 
 // ---- wiring -----------------------------------------------------------
@@ -746,6 +916,10 @@ document.addEventListener('DOMContentLoaded', () => {
     if (file) $('#release-template').value = await file.text();
   });
   $('#log-show').addEventListener('click', showLog);
+  $('#log-follow').addEventListener('click', followLog);
+  $('#log-instance').addEventListener('change', () => {
+    if (state.follow) stopFollowing(`Stopped following ${state.follow.id}: another instance was chosen.`);
+  });
   document.body.dataset.connection = 'online';
   if (state.token) login(state.token);
   else $('#token').focus();

@@ -584,18 +584,34 @@ pub(crate) async fn events<R: Runtime + 'static, D: DataPlane>(
     State(s): State<ApiState<R, D>>,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>> {
-    let events = s
-        .controller
-        .store()
-        .events(
-            q.app.as_deref(),
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(100).min(10_000),
-        )
-        .map_err(|e| ApiError::internal(&e))?;
+    if q.last.is_some() && q.limit.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the query gives both `last` and `limit`",
+            "give `last=N` for the newest N events or `limit=N` for the oldest N after `after`, not both",
+        ));
+    }
+    let events = past_events(&s, &q, 100)?;
     Ok(Json(EventList {
         events: events.into_iter().map(event_record).collect(),
     }))
+}
+
+/// The events a query asks for: with `last`, the newest that many; else
+/// the oldest `limit` (`default` when absent) after `after`.
+fn past_events<R: Runtime + 'static, D: DataPlane>(
+    s: &ApiState<R, D>,
+    q: &EventQuery,
+    default: usize,
+) -> Result<Vec<turnout_store::EventRecord>> {
+    let store = s.controller.store();
+    let (app, after) = (q.app.as_deref(), q.after.unwrap_or(0));
+    match q.last {
+        Some(n) => store.latest_events(app, after, n.min(10_000)),
+        None => store.events(app, after, q.limit.unwrap_or(default).min(10_000)),
+    }
+    .map_err(|e| ApiError::internal(&e))
 }
 
 pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
@@ -604,12 +620,26 @@ pub(crate) async fn event_stream<R: Runtime + 'static, D: DataPlane>(
 ) -> Result<Response> {
     // Subscribe before reading the past, so nothing falls between the two.
     let live = s.controller.subscribe();
-    let past = s
-        .controller
-        .store()
-        .events(q.app.as_deref(), q.after.unwrap_or(0), 10_000)
-        .map_err(|e| ApiError::internal(&e))?;
-    let mut last = past.last().map_or(q.after.unwrap_or(0), |e| e.id);
+    // With `last`, what comes live comes after the newest event there is
+    // (read before the replay, so nothing falls between the two): with
+    // `last=0` nothing from before is sent.
+    let newest = match q.last {
+        Some(_) => s
+            .controller
+            .store()
+            .latest_events(q.app.as_deref(), 0, 1)
+            .map_err(|e| ApiError::internal(&e))?
+            .first()
+            .map_or(0, |e| e.id),
+        None => 0,
+    };
+    // The stream takes no `limit` (its document lists none).
+    let q = EventQuery { limit: None, ..q };
+    let past = past_events(&s, &q, 10_000)?;
+    let mut last = past
+        .last()
+        .map_or(q.after.unwrap_or(0), |e| e.id)
+        .max(newest);
     let app = q.app;
     // Id 0: a live-only event (an analysis check repeating the verdict
     // before it), never stored: sent without an SSE id, so a client's

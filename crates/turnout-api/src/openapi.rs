@@ -71,9 +71,14 @@ const fn query(mut o: Op, params: &'static [(&'static str, &'static str)]) -> Op
 
 const TAIL: (&str, &str) = ("tail", "tail");
 const FOLLOW: (&str, &str) = ("follow", "follow");
-const EVENTS: &[(&str, &str)] = &[("app", "app"), ("after", "after"), ("limit", "limit")];
-/// The event stream's: no `limit`.
-const STREAM: &[(&str, &str)] = &[EVENTS[0], EVENTS[1]];
+const EVENTS: &[(&str, &str)] = &[
+    ("app", "app"),
+    ("after", "after"),
+    ("limit", "limit"),
+    ("last", "last"),
+];
+/// The event stream's: no `limit`; `last` replays the newest, then follows.
+const STREAM: &[(&str, &str)] = &[EVENTS[0], EVENTS[1], ("last", "stream_last")];
 
 const OPERATIONS: &[Op] = &[
     get("/v1/apps", "List apps with their status", &[]),
@@ -403,6 +408,12 @@ fn query_schema(name: &str) -> Value {
                           "description": "only events with a larger id"}),
         "limit" => json!({"type": "integer", "minimum": 0, "maximum": 10000, "default": 100,
                           "description": "at most this many (larger values count as 10000)"}),
+        "last" => json!({"type": "integer", "minimum": 0, "maximum": 10000,
+                         "description": "only the newest this many (larger values count as 10000), \
+                                         oldest first, instead of the oldest `limit`; not with `limit`"}),
+        "stream_last" => json!({"type": "integer", "minimum": 0, "maximum": 10000,
+                                "description": "replay only the newest this many (larger values count \
+                                                as 10000), then follow; `0`: only what happens from now"}),
         "interval_ms" => {
             json!({"type": "integer", "minimum": 100, "maximum": 60000, "default": 1000,
                                 "description": "milliseconds between readings"})

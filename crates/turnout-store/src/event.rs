@@ -71,20 +71,26 @@ pub(crate) fn prune(conn: &Connection, app: &str, keep: usize) -> Result<(), Sto
 }
 
 /// Reads up to `limit` events with an id above `after_id`, of one app or of
-/// all, in id order.
+/// all, in id order: the oldest of them, or with `newest` the newest.
 pub(crate) fn load(
     conn: &Connection,
     app: Option<&str>,
     after_id: i64,
     limit: usize,
+    newest: bool,
 ) -> Result<Vec<EventRecord>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let query = if newest {
+        "SELECT * FROM (SELECT id, app, at, kind, message, data FROM events
+           WHERE id > ?1 AND (?2 IS NULL OR app = ?2)
+           ORDER BY id DESC LIMIT ?3) ORDER BY id"
+    } else {
+        "SELECT id, app, at, kind, message, data FROM events
+         WHERE id > ?1 AND (?2 IS NULL OR app = ?2)
+         ORDER BY id LIMIT ?3"
+    };
     let rows = conn
-        .prepare_cached(
-            "SELECT id, app, at, kind, message, data FROM events
-             WHERE id > ?1 AND (?2 IS NULL OR app = ?2)
-             ORDER BY id LIMIT ?3",
-        )
+        .prepare_cached(query)
         .and_then(|mut stmt| {
             stmt.query_map(params![after_id, app, limit], |row| {
                 Ok((

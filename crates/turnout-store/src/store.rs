@@ -222,7 +222,18 @@ impl Store {
         after_id: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        event::load(&self.conn.lock(), app, after_id, limit)
+        event::load(&self.conn.lock(), app, after_id, limit, false)
+    }
+
+    /// As [`Store::events`], but the newest `limit` of them (still oldest
+    /// first): the recent history a console shows before it follows.
+    pub fn latest_events(
+        &self,
+        app: Option<&str>,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        event::load(&self.conn.lock(), app, after_id, limit, true)
     }
 }
 
@@ -894,6 +905,20 @@ mod tests {
         );
         assert_eq!(store.events(None, all[4].id, 100).unwrap(), vec![]);
         assert_eq!(store.events(None, 0, 0).unwrap(), vec![]);
+        // The newest of them, still oldest first.
+        assert_eq!(
+            messages(&store.latest_events(None, 0, 2).unwrap()),
+            ["e3", "e4"]
+        );
+        assert_eq!(
+            messages(&store.latest_events(Some("a"), 0, 2).unwrap()),
+            ["e2", "e4"]
+        );
+        assert_eq!(
+            messages(&store.latest_events(Some("b"), all[1].id, 100).unwrap()),
+            ["e3"]
+        );
+        assert_eq!(store.latest_events(None, 0, 0).unwrap(), vec![]);
     }
 
     #[test]

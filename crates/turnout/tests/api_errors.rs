@@ -126,6 +126,7 @@ fn bad_queries_and_paths_are_400_json() {
         ("bad percent-encoding in a path", b"/v1/apps/hel%zzlo"),
         ("a truncated percent-encoding", b"/v1/apps/hello%2"),
         ("bad percent-encoding in a query", b"/v1/events?app=%zz"),
+        ("both last and limit", b"/v1/events?last=5&limit=5"),
     ];
     for (what, target) in cases {
         let method = if target.ends_with(b"/switch") {

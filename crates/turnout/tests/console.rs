@@ -4,200 +4,22 @@
 //! `target/console-screenshots/`. Without Debian's `chromium` and
 //! `chromium-driver` (`.ci/run` installs them) each test prints a skip.
 
+mod browser;
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use browser::{
+    APP, Driver, Instances, ONE_BROWSER, WAIT, accept, browser, css, log_in, open, screenshot,
+    state_is, wait_js,
+};
+use fantoccini::Client;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use support::{Server, TempDir};
-
-const APP: &str = "hello";
-const WAIT: Duration = Duration::from_secs(30);
-
-/// One browser test at a time: three Chromiums at once on a two-core
-/// machine starve the servers they watch.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Where Debian puts the browser and its driver.
-fn browser() -> Option<(PathBuf, PathBuf)> {
-    let find = |names: &[&str]| {
-        names
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .or_else(|| {
-                let path = std::env::var_os("PATH")?;
-                std::env::split_paths(&path)
-                    .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-                    .find(|p| p.exists())
-            })
-    };
-    let chromium = find(&["/usr/bin/chromium", "chromium", "chromium-browser"])?;
-    let driver = find(&["/usr/bin/chromedriver", "chromedriver"])?;
-    Some((chromium, driver))
-}
-
-/// chromedriver in its own process group, killed with every browser it
-/// started when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    fn start(path: &Path) -> Driver {
-        use std::os::unix::process::CommandExt;
-        // A free port for the driver (it cannot report one it chose).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(path)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver starts");
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver { child, port }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        support::kill_all(&[self.child.id()]);
-        let _ = self.child.wait();
-    }
-}
-
-/// Kills what is left of the instances logging under a data dir.
-struct Instances(PathBuf);
-
-impl Drop for Instances {
-    fn drop(&mut self) {
-        support::kill_all(&support::processes_logging_to(&self.0));
-    }
-}
-
-/// A browser session on a fresh profile.
-async fn open(chromium: &Path, driver: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            // As root Chromium runs only without its sandbox.
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1400,1700",
-                     "--no-first-run", "--no-default-browser-check"],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    tokio::time::timeout(
-        WAIT,
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", driver.port)),
-    )
-    .await
-    .expect("a browser session within 30 s")
-    .expect("a browser session")
-}
-
-/// Where the screenshots go: `target/console-screenshots/`.
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::root().join("target"));
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
-    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
-}
-
-/// Runs `script` (a function body returning a value) until it returns
-/// something truthy, and returns that; fails after `WAIT` with `what`
-/// and the last value.
-async fn wait_js(c: &Client, what: &str, script: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = c.execute(script, vec![]).await.unwrap();
-        let truthy = match &v {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            Value::String(s) => !s.is_empty(),
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            _ => true,
-        };
-        if truthy {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never: {what} (last: {v})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn css(c: &Client, selector: &str) -> fantoccini::elements::Element {
-    c.find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("no {selector}: {e}"))
-}
-
-async fn log_in(c: &Client, server: &Server, token: &str) {
-    c.goto(&format!("http://{}/", server.admin)).await.unwrap();
-    let field = css(c, "#token").await;
-    field.clear().await.unwrap();
-    field.send_keys(token).await.unwrap();
-    field.send_keys(&Key::Enter.to_string()).await.unwrap();
-}
-
-/// Accepts the open confirmation dialog after checking that its accept
-/// button names `action`.
-async fn accept(c: &Client, action: &str) {
-    wait_js(
-        c,
-        "the dialog opens",
-        "return document.querySelector('#ask').open",
-    )
-    .await;
-    let ok = css(c, "#ask-ok").await;
-    assert_eq!(ok.text().await.unwrap(), action);
-    ok.click().await.unwrap();
-    wait_js(
-        c,
-        "the dialog closes",
-        "return !document.querySelector('#ask').open",
-    )
-    .await;
-}
-
-fn state_is(state: &str) -> String {
-    format!(
-        "return document.querySelector('[data-fact=state]')?.textContent === '{state}' \
-         && document.querySelector('#release-facts').textContent"
-    )
-}
-
 /// Requests to serviceb from another thread until stopped, at most
 /// 20,000 or for 120 s: the router counts them, the console shows them.
 struct Traffic {
@@ -768,5 +590,256 @@ async fn a_gray_release_is_promoted_and_aborted_from_the_console() {
     let s = server.status(APP);
     assert_eq!(s["release"]["reason"], "aborted: by the operator");
     screenshot(&c, "12-gray-aborted").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_release_shows_its_analysis_and_the_recent_events_then_live_ones() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((chromium, driver_path)) = browser() else {
+        eprintln!(
+            "skipping the console browser test: no chromium and chromedriver \
+             (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        return;
+    };
+    let dir = TempDir::new("console-analysis");
+    let server = Server::start(&["up", "examples/hello/app.yaml"], dir.path(), &[]);
+    server.wait_line("app hello is up", WAIT);
+    // No traffic and a thousand requests wanted per window: the analysis
+    // cannot judge, and the release pauses as inconclusive.
+    let mut body: Value =
+        serde_json::from_str(&support::template_body("app-frontend-v2.yaml", &[])).unwrap();
+    body["plan"] = json!({"strategy": "gray", "steps": [50, 100], "pause": "1s",
+        "analysis": {"window": "1s", "min_requests": 1000, "max_error_rate": "1%"}});
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{APP}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let s = server.wait_status(APP, WAIT, |s| s["release"]["paused"] == "inconclusive");
+    let check = s["release"]["analysis"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(check["verdict"], "inconclusive", "{check}");
+    let ids = |path: &str| -> Vec<i64> {
+        let r = server.api("GET", path, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str::<Value>(&r.body).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let before = ids(&format!("/v1/events?app={APP}&limit=10000"));
+
+    let driver = Driver::start(&driver_path);
+    let c = open(&chromium, &driver).await;
+    log_in(&c, &server, &server.token).await;
+    wait_js(&c, "the release is paused", &state_is("paused")).await;
+    // The step, why it is paused, and the check's verdict in words.
+    let step = css(&c, "[data-fact=step]").await.text().await.unwrap();
+    assert_eq!(step, "1 of 2: the new version at 50%");
+    let paused = css(&c, "[data-fact=paused]").await.text().await.unwrap();
+    assert!(
+        paused.starts_with("inconclusive: the analysis could not judge its last window"),
+        "{paused}"
+    );
+    let latest = wait_js(
+        &c,
+        "the latest check is shown",
+        "return !document.querySelector('#analysis').hidden \
+           && document.querySelector('#analysis-latest').textContent",
+    )
+    .await;
+    assert!(
+        latest
+            .as_str()
+            .unwrap()
+            .starts_with("Latest check: inconclusive"),
+        "{latest}"
+    );
+    let row = c
+        .execute(
+            "const r = document.querySelector('#analysis tbody tr'); \
+             return [...r.cells].map(c => c.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let cells: Vec<&str> = row
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cells[1], "inconclusive", "the verdict in words: {cells:?}");
+    let reasons = check["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!reasons.is_empty(), "{check}");
+    assert_eq!(cells[4], reasons, "{cells:?}");
+    screenshot(&c, "13-gray-analysis").await;
+
+    // The recent events once: the newest 50 of the app's, read by the
+    // stream's `last`, never the whole history.
+    let shown = |c: &Client| {
+        let c = c.clone();
+        async move {
+            let v = c
+                .execute(
+                    "return [...document.querySelectorAll('#events li')].map(l => Number(l.dataset.event))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            serde_json::from_value::<Vec<i64>>(v).unwrap()
+        }
+    };
+    let first = shown(&c).await;
+    assert!(before.len() > 3, "{before:?}");
+    let recent: Vec<i64> = before[before.len().saturating_sub(50)..].to_vec();
+    let newest = *before.last().unwrap();
+    let known: Vec<i64> = first.iter().copied().filter(|id| *id <= newest).collect();
+    assert!(
+        first.len() >= recent.len() && !known.is_empty(),
+        "{first:?} {recent:?}"
+    );
+    assert_eq!(
+        known[..],
+        recent[recent.len() - known.len()..],
+        "the newest events, oldest first"
+    );
+    let read = c
+        .execute("return [state.streamPaths.event, state.eventsRead]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        read[0],
+        json!(format!("/v1/events/stream?app={APP}&last=50")),
+        "one stream, replaying the newest 50"
+    );
+    assert!(
+        read[1].as_u64().unwrap() <= 50 && read[1].as_u64().unwrap() >= recent.len() as u64,
+        "read only the recent events: {read}"
+    );
+
+    // Then what happens live: a promote from elsewhere shows its events.
+    let r = server.api("POST", &format!("/v1/apps/{APP}/promote"), Some("{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = ids(&format!("/v1/events?app={APP}&after={newest}"));
+    assert!(!after.is_empty());
+    wait_js(
+        &c,
+        "the live events are shown",
+        &format!(
+            "return !!document.querySelector('#events li[data-event=\"{}\"]')",
+            after[0]
+        ),
+    )
+    .await;
+    let now = shown(&c).await;
+    let mut unique = now.clone();
+    unique.dedup();
+    assert_eq!(unique, now, "no event shown twice");
+    assert!(now.windows(2).all(|w| w[0] < w[1]), "in order: {now:?}");
+    wait_js(
+        &c,
+        "the last step is shown",
+        "return document.querySelector('[data-fact=step]')?.textContent \
+           === '2 of 2: the new version at 100%'",
+    )
+    .await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_log_is_followed_live_until_stopped() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((chromium, driver_path)) = browser() else {
+        eprintln!(
+            "skipping the console browser test: no chromium and chromedriver \
+             (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        return;
+    };
+    let dir = TempDir::new("console-logs");
+    let server = Server::start(&["serve"], dir.path(), &[]);
+    let _instances = Instances(dir.path().to_path_buf());
+    // An instance that writes a numbered line five times a second.
+    let template =
+        "ticker:\n  command: 'n=0; while :; do n=$$((n+1)); echo \"tick $$n\"; sleep 0.2; done'\n";
+    let deploy = json!({"name": "ticker", "template": template, "source_name": "ticker.yaml"});
+    let r = server.api("POST", "/v1/apps", Some(&deploy.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let driver = Driver::start(&driver_path);
+    let c = open(&chromium, &driver).await;
+    log_in(&c, &server, &server.token).await;
+    wait_js(
+        &c,
+        "the instance can be chosen",
+        "return document.querySelector('#log-instance').value === 'ticker.1' \
+           && !document.querySelector('#log-follow').disabled",
+    )
+    .await;
+    let last_tick = "const m = [...document.querySelector('#log').textContent \
+                       .matchAll(/tick (\\d+)/g)]; \
+                     return m.length ? Number(m[m.length - 1][1]) : 0";
+    css(&c, "#log-follow").await.click().await.unwrap();
+    let first = wait_js(&c, "a tick is shown", last_tick).await;
+    let first = first.as_i64().unwrap();
+    assert_eq!(
+        c.execute(
+            "return [document.querySelector('#log-follow').getAttribute('aria-pressed'), \
+               document.querySelector('#log-follow').textContent, \
+               document.querySelector('#log-status').textContent]",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(["true", "Stop following", "Following ticker.1 live."])
+    );
+    // Lines written after the follow started arrive without a click.
+    wait_js(
+        &c,
+        "new lines arrive live",
+        &format!("return (() => {{ {last_tick} }})() >= {}", first + 5),
+    )
+    .await;
+    let text = css(&c, "#log").await.text().await.unwrap();
+    let ticks: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "every line once, in order: {ticks:?}"
+    );
+    screenshot(&c, "14-log-follow").await;
+
+    // Stopped: no more lines.
+    css(&c, "#log-follow").await.click().await.unwrap();
+    let status = css(&c, "#log-status").await.text().await.unwrap();
+    assert_eq!(status, "Stopped following ticker.1.");
+    let stopped = c.execute(last_tick, vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(c.execute(last_tick, vec![]).await.unwrap(), stopped);
+    assert_eq!(
+        css(&c, "#log-follow")
+            .await
+            .attr("aria-pressed")
+            .await
+            .unwrap(),
+        Some("false".into())
+    );
     c.close().await.unwrap();
 }

@@ -206,4 +206,60 @@ fn events_stream_replays_and_follows() {
         }
         assert!(seen.len() < 100, "no weights event: {seen:?}");
     }
+
+    // `last`: the newest events only, oldest first, in the list and as
+    // the stream's replay.
+    let all: serde_json::Value = serde_json::from_str(
+        &server
+            .api("GET", "/v1/events?app=hello&limit=10000", None)
+            .body,
+    )
+    .unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let all = ids(&all);
+    assert!(all.len() > 3, "{all:?}");
+    let r = server.api("GET", "/v1/events?app=hello&last=2", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        ids(&serde_json::from_str(&r.body).unwrap()),
+        all[all.len() - 2..]
+    );
+    let newest = *all.last().unwrap();
+    let mut stream = TcpStream::connect(server.admin).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET /v1/events/stream?app=hello&last=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let next_id = |reader: &mut BufReader<TcpStream>| -> i64 {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(id) = line.trim().strip_prefix("id: ") {
+                return id.parse().unwrap();
+            }
+        }
+    };
+    assert_eq!(
+        next_id(&mut reader),
+        newest,
+        "the replay is the newest event"
+    );
+    let r = server.api(
+        "PUT",
+        "/v1/apps/hello/routes/serviceb/weights",
+        Some(r#"{"weights":{"serviceB-v1":60}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(next_id(&mut reader) > newest, "then what happens live");
 }
