@@ -646,7 +646,11 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         );
         state.apps.insert(app.to_string(), next);
         self.swap_in(&state, table);
-        self.begin_report(&mut state, app, release_id);
+        // A progressive release's figures start at its first step (see
+        // `apply`); the others' traffic moves from now on.
+        if !strategy.is_progressive() {
+            self.begin_report(&mut state, app, release_id);
+        }
         let status = self.status_in(&state, &state.apps[app]);
         drop(state);
         self.inner.wake.notify_one();

@@ -64,19 +64,21 @@ pub(crate) fn snapshot<'a>(
     }
 }
 
-/// The routes a release shares: where new services run beside others,
-/// in table order.
+/// Whether a route's weights hold new services beside others: a route
+/// the release shares (moved by its steps, read by its analysis and
+/// report).
+pub(crate) fn is_shared(app: &App, weights: &[crate::model::RouteWeight]) -> bool {
+    let new = |w: &crate::model::RouteWeight| {
+        app.services.get(&w.service).map(|e| e.role) == Some(ServiceRole::New)
+    };
+    weights.iter().any(new) && !weights.iter().all(new)
+}
+
+/// The routes a release shares ([`is_shared`]), in table order.
 pub(crate) fn shared_routes(app: &App) -> Vec<&String> {
-    let role = |name: &str| app.services.get(name).map(|e| e.role);
     app.weights
         .iter()
-        .filter(|(_, ws)| {
-            ws.iter()
-                .any(|w| role(&w.service) == Some(ServiceRole::New))
-                && ws
-                    .iter()
-                    .any(|w| role(&w.service) != Some(ServiceRole::New))
-        })
+        .filter(|(_, ws)| is_shared(app, ws))
         .map(|(id, _)| id)
         .collect()
 }

@@ -237,14 +237,7 @@ fn ab_test(
     else {
         return (Vec::new(), None);
     };
-    let role = |name: &str| app.services.get(name).map(|e| e.role);
-    let shared = weights
-        .iter()
-        .any(|w| role(&w.service) == Some(ServiceRole::New))
-        && weights
-            .iter()
-            .any(|w| role(&w.service) != Some(ServiceRole::New));
-    if !shared {
+    if !crate::report::is_shared(app, weights) {
         return (Vec::new(), None);
     }
     let rules = progress

@@ -16,26 +16,13 @@ const APP: &str = "hello";
 const WAIT: Duration = Duration::from_secs(30);
 const CLIENTS: u64 = 400;
 
-fn have_requests() -> bool {
-    Command::new("python3")
-        .args(["-c", "import requests"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn state(s: &serde_json::Value) -> String {
     s["release"]["state"].as_str().unwrap_or("").to_string()
 }
 
 /// `turnout ARGS` finding the server through its data dir.
 fn cli(dir: &TempDir, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnout"));
-    cmd.args(args)
-        .env("TURNOUT_DATA_DIR", dir.path())
-        .env_remove("TURNOUT_ADMIN")
-        .env_remove("TURNOUT_TOKEN")
-        .env("NO_COLOR", "1");
-    output_within(&mut cmd, WAIT)
+    support::cli_in(dir.path(), args)
 }
 
 /// Starts an A/B test of the frontend v2 (half the clients, a goal at
@@ -128,7 +115,7 @@ fn check_counts(report: &serde_json::Value, seen: &Seen) {
 
 #[test]
 fn an_ab_test_reports_a_seeded_conversion_difference_and_none_where_there_is_none() {
-    if !have_requests() {
+    if !support::have("python3", &["-c", "import requests"]) {
         // .ci/run installs it; elsewhere say why nothing ran.
         eprintln!("skipped: needs python3 with requests");
         return;

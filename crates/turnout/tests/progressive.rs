@@ -6,10 +6,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, TempDir, output_within, template_body};
+use support::{Server, TempDir, template_body};
 
 const APP: &str = "hello";
 const WAIT: Duration = Duration::from_secs(30);
@@ -38,13 +37,7 @@ fn release(server: &Server, plan: serde_json::Value) -> support::Response {
 
 /// `turnout ARGS` finding the server through its data dir.
 fn cli(dir: &TempDir, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnout"));
-    cmd.args(args)
-        .env("TURNOUT_DATA_DIR", dir.path())
-        .env_remove("TURNOUT_ADMIN")
-        .env_remove("TURNOUT_TOKEN")
-        .env("NO_COLOR", "1");
-    output_within(&mut cmd, WAIT)
+    support::cli_in(dir.path(), args)
 }
 
 /// Answers of `n` requests to serviceb, counted by body.

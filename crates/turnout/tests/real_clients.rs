@@ -10,19 +10,11 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::time::Duration;
 
 use support::{Server, TempDir};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn have(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// The clients' template: `api` on the internal route api.local, and one
 /// caller per client, each on a public route of its own name.
@@ -87,7 +79,9 @@ fn call(server: &Server, name: &str, target: Option<&str>) -> String {
 
 #[test]
 fn real_clients_call_internal_routes_and_the_outside_through_the_router() {
-    if !have("python3", &["-c", "import requests"]) || !have("curl", &["--version"]) {
+    if !support::have("python3", &["-c", "import requests"])
+        || !support::have("curl", &["--version"])
+    {
         // .ci/run installs both; elsewhere say why nothing ran.
         eprintln!("skipped: needs python3 with requests, and curl");
         return;
@@ -138,7 +132,7 @@ fn python_template(file: &str) -> String {
 /// (examples/hello-python): the same answers as with `turnout demo-app`.
 #[test]
 fn seed_walkthrough_with_python_requests_services() {
-    if !have("python3", &["-c", "import requests"]) {
+    if !support::have("python3", &["-c", "import requests"]) {
         eprintln!("skipped: needs python3 with requests");
         return;
     }

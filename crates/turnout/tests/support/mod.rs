@@ -522,3 +522,23 @@ fn remove_at_exit(tag: &str) {
         .stderr(Stdio::null())
         .spawn();
 }
+
+/// `turnout ARGS` finding its server through the data dir `dir` (no admin
+/// address or token from the environment, no colour), within 30 s.
+pub fn cli_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnout"));
+    cmd.args(args)
+        .env("TURNOUT_DATA_DIR", dir)
+        .env_remove("TURNOUT_ADMIN")
+        .env_remove("TURNOUT_TOKEN")
+        .env("NO_COLOR", "1");
+    output_within(&mut cmd, Duration::from_secs(30))
+}
+
+/// Whether `program ARGS` runs and succeeds (a tool a test needs).
+pub fn have(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
