@@ -289,9 +289,13 @@ function streamEvents() {
     : `/v1/events/stream?app=${enc(app)}&last=${RECENT_EVENTS}`), (ev) => {
     if (app !== state.app) return;
     const e = JSON.parse(ev.data);
-    state.lastEventId = Math.max(state.lastEventId, e.id);
-    state.eventsRead += 1;
-    addEvent(e);
+    // Id 0: an analysis check repeating its verdict, sent live and never
+    // stored; the release panel shows it, the list keeps stored events.
+    if (e.id !== 0) {
+      state.lastEventId = Math.max(state.lastEventId, e.id);
+      state.eventsRead += 1;
+      addEvent(e);
+    }
     soon();
   });
 }
