@@ -159,6 +159,11 @@ fn advance(app: &App, to_last: bool, now_ms: i64) -> (App, Vec<Effect>) {
     let current = progress.step.unwrap_or(0);
     let last = stages.len() - 1;
     if current >= last {
+        // `--full` is 100 % for the new version, also when the last stage
+        // is less (an A/B test's one stage is its split).
+        if to_last && stages[last] < 100 {
+            next.weights = weights_at(&next, &release.saved_weights, 100);
+        }
         return complete(next, &progress);
     }
     let target = if to_last { last } else { current + 1 };

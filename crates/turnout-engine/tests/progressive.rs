@@ -423,7 +423,7 @@ fn a_canary_runs_its_scale_then_every_instance_once_promoted() {
 }
 
 #[test]
-fn what_this_server_does_not_judge_yet_is_refused() {
+fn an_https_prometheus_and_a_pause_of_blue_green_are_refused() {
     // The Prometheus gate is queried over plain HTTP: another URL is
     // refused, naming the field and the fix.
     let gate = |url: &str| {
@@ -505,6 +505,39 @@ fn an_ab_test_has_its_rules_and_goal_on_the_shared_route_from_its_first_step() {
     );
     let ended = front_spec(&app);
     assert!(ended.ab_goal.is_none() && ended.rules.is_empty());
+}
+
+/// Promote ends an A/B test at its split, waiting for the operator's
+/// confirm; `--full` gives the new version 100 % first (DESIGN §8).
+#[test]
+fn promoting_an_ab_test_ends_it_at_its_split_and_full_at_100() {
+    let plan = r#"{"strategy": "ab-test", "pause": "until-promoted", "ab": {"share": 30}}"#;
+    let (app, _) = start(&hello(), plan).unwrap();
+    let app = ok(
+        &app,
+        Command::Ready {
+            release_id: 2,
+            now_ms: 2_000,
+        },
+    );
+    assert_eq!(
+        (state(&app), front(&app)),
+        (ReleaseState::Paused, pair(70, 30))
+    );
+    for (full, weights) in [(false, pair(70, 30)), (true, pair(0, 100))] {
+        let done = ok(
+            &app,
+            Command::Promote {
+                full,
+                now_ms: 3_000,
+            },
+        );
+        assert_eq!(
+            (state(&done), front(&done)),
+            (ReleaseState::PendingConfirmation, weights),
+            "promote full: {full}"
+        );
+    }
 }
 
 #[test]

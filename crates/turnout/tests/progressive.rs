@@ -187,7 +187,7 @@ fn a_timed_gray_release_moves_on_by_itself_and_abort_rolls_back() {
 }
 
 #[test]
-fn what_the_server_does_not_judge_yet_is_refused_and_changes_nothing() {
+fn plans_the_server_cannot_run_are_refused_and_change_nothing() {
     let dir = TempDir::new("gray-refused");
     let mut server = up(&dir);
     for (plan, says) in [

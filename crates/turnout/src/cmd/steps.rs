@@ -15,7 +15,8 @@ use crate::cmd::render::{announce, print_status};
     after_help = "Moves a canary or gray release to its next step now, without waiting \
     for the step's pause; after the last step the release is pending-confirmation (or \
     confirmed, with on_success: confirm). A canary's promotion first starts the rest of its \
-    new instances.\n\nExamples:\n  turnout promote --app hello\n  turnout promote --full --app hello"
+    new instances. An A/B test has one step: promote ends it at its split (--full: the new \
+    version at 100 %), to be confirmed or rolled back.\n\nExamples:\n  turnout promote --app hello\n  turnout promote --full --app hello"
 )]
 pub struct PromoteArgs {
     /// Straight to 100 %, skipping the remaining steps.
