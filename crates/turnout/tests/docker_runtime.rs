@@ -29,8 +29,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    Cleanup, WAIT, answers, cli, containers, docker, ensure_image, ensure_images, tag, unique_app,
-    wait_containers,
+    Cleanup, WAIT, answers, cli, containers, docker, ensure_image, ensure_images, hello_templates,
+    tag, unique_app, wait_containers,
 };
 use support::{Server, TempDir, output_within, root};
 
@@ -495,25 +495,6 @@ fn a_taken_port_80_on_the_gateway_fails_the_deploy_naming_it() {
     // The network is not turnout's: it was left as it was.
     assert_eq!(gateway(&network), gw);
     drop(holder);
-}
-
-/// The hello example's templates with this run's image tag.
-fn hello_templates(dir: &Path) -> [PathBuf; 3] {
-    [
-        "app-docker.yaml",
-        "app-docker-frontend-v2.yaml",
-        "app-docker-backend-v2.yaml",
-    ]
-    .map(|name| {
-        let text = std::fs::read_to_string(root().join("examples/hello").join(name)).unwrap();
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            text.replace("turnout:dev", &format!("turnout:{}", tag())),
-        )
-        .unwrap();
-        path
-    })
 }
 
 /// The app's running containers of `service`: their ids, sorted.

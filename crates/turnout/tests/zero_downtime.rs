@@ -9,112 +9,37 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::load::{Bounds, Load, TRANSITION};
 use support::{Server, TempDir, template_body};
 
 const APP: &str = "hello";
 const WAIT: Duration = Duration::from_secs(30);
 /// Bounds of the load: whichever comes first.
-const MAX_REQUESTS_PER_CLIENT: usize = 20_000;
-const MAX_LOAD_TIME: Duration = Duration::from_secs(120);
-const CLIENTS: usize = 4;
-const TRANSITION: usize = 99;
-
-#[derive(Default)]
-struct Tally {
-    ok: AtomicUsize,
-    failed: AtomicUsize,
-    /// Body → count, per phase.
-    seen: Mutex<BTreeMap<(usize, String), usize>>,
-    failures: Mutex<Vec<String>>,
-}
+const LOAD: Bounds = Bounds {
+    clients: 4,
+    requests_per_client: 20_000,
+    time: Duration::from_secs(120),
+};
 
 #[test]
 fn no_request_fails_through_releases_flips_confirm_and_rollback() {
     let dir = TempDir::new("zero");
     let server = Server::start(&["up", "examples/hello/app.yaml"], dir.path(), &[]);
     server.wait_line("app hello is up", WAIT);
-    let stop = Arc::new(AtomicBool::new(false));
-    let phase = Arc::new(AtomicUsize::new(0));
-    let tally = Arc::new(Tally::default());
-    let public = server.public;
-    let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (stop, phase, tally) = (stop.clone(), phase.clone(), tally.clone());
-            std::thread::spawn(move || {
-                for _ in 0..MAX_REQUESTS_PER_CLIENT {
-                    if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LOAD_TIME {
-                        break;
-                    }
-                    let p = phase.load(Ordering::Relaxed);
-                    let r = support::request(
-                        public,
-                        "GET",
-                        "/",
-                        &[("Host", "serviceb.localhost")],
-                        None,
-                    );
-                    // A request that straddles a phase change is counted in
-                    // the transition: its inner call may see either side.
-                    let p = if phase.load(Ordering::Relaxed) == p {
-                        p
-                    } else {
-                        TRANSITION
-                    };
-                    if r.status == 200 {
-                        tally.ok.fetch_add(1, Ordering::Relaxed);
-                        *tally.seen.lock().unwrap().entry((p, r.body)).or_insert(0) += 1;
-                    } else {
-                        tally.failed.fetch_add(1, Ordering::Relaxed);
-                        tally
-                            .failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("phase {p}: {} {}", r.status, r.body));
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(server.public, "serviceb.localhost", LOAD);
     let ok = |r: support::Response| {
         assert!(r.status < 300, "{}", r.body);
         r
     };
     let state = |s: &serde_json::Value| s["release"]["state"].as_str().unwrap_or("").to_string();
-    // Slows every instance of `service` down before its inner call, so
-    // requests are in flight there when the service leaves the app.
-    let slow_down = |service: &str| {
-        let status = server.status(APP);
-        let endpoints: Vec<std::net::SocketAddr> = status["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["name"] == service)
-            .flat_map(|s| s["instances"].as_array().unwrap().clone())
-            .filter_map(|i| i["endpoint"].as_str().and_then(|e| e.parse().ok()))
-            .collect();
-        assert!(!endpoints.is_empty(), "no endpoints of {service}: {status}");
-        for endpoint in endpoints {
-            let r = support::request(
-                endpoint,
-                "POST",
-                "/control",
-                &[],
-                Some(r#"{"latency_ms":300}"#),
-            );
-            assert_eq!(r.status, 200, "{}", r.body);
-        }
-    };
+    let slow_down = |service: &str| support::load::slow_down(&server, APP, service, 300);
     let settle = || std::thread::sleep(Duration::from_millis(150));
 
     settle();
     // Phase 1: frontend release, then 50 weight flips.
-    phase.store(1, Ordering::Relaxed);
+    load.phase(1);
     ok(server.api(
         "POST",
         &format!("/v1/apps/{APP}/releases"),
@@ -134,14 +59,14 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
     // Phase 2: switch to v2 and confirm (v1 drained and removed).
     // Requests that start while a change is being made are counted in a
     // transition phase (99) and not checked against either side.
-    phase.store(TRANSITION, Ordering::Relaxed);
+    load.phase(TRANSITION);
     slow_down("serviceB-v1");
     ok(server.api(
         "POST",
         &format!("/v1/apps/{APP}/routes/serviceb/switch"),
         None,
     ));
-    phase.store(2, Ordering::Relaxed);
+    load.phase(2);
     // Requests that reached serviceB-v1 before the switch still sleep and
     // make their call to servicea.local after the confirm.
     std::thread::sleep(Duration::from_millis(50));
@@ -154,18 +79,18 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         Some(&template_body("app-backend-v2.yaml", &[])),
     ));
     server.wait_status(APP, WAIT, |s| state(s) == "pending-confirmation");
-    phase.store(TRANSITION, Ordering::Relaxed);
+    load.phase(TRANSITION);
     ok(server.api(
         "PUT",
         &format!("/v1/apps/{APP}/routes/servicea.local/weights"),
         Some(r#"{"weights":{"serviceA-v2":100,"serviceA-v1":0}}"#),
     ));
-    phase.store(3, Ordering::Relaxed);
+    load.phase(3);
     settle();
     // Phase 4: rollback.
-    phase.store(TRANSITION, Ordering::Relaxed);
+    load.phase(TRANSITION);
     ok(server.api("POST", &format!("/v1/apps/{APP}/rollback"), None));
-    phase.store(4, Ordering::Relaxed);
+    load.phase(4);
     settle();
     // Phase 5: a third frontend, serviceB-v3, takes all the traffic and is
     // rolled back while its requests are in flight.
@@ -174,7 +99,7 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         .replace("serviceB-v2", "serviceB-v3")
         .replace("'Welcome to the '", "'Hi '");
     let body = serde_json::json!({ "template": v3, "source_name": "app-frontend-v3.yaml" });
-    phase.store(TRANSITION, Ordering::Relaxed);
+    load.phase(TRANSITION);
     ok(server.api(
         "POST",
         &format!("/v1/apps/{APP}/releases"),
@@ -186,23 +111,18 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         &path,
         Some(r#"{"weights":{"serviceB-v3":100,"serviceB-v2":0}}"#),
     ));
-    phase.store(5, Ordering::Relaxed);
+    load.phase(5);
     settle();
     slow_down("serviceB-v3");
     settle();
-    phase.store(TRANSITION, Ordering::Relaxed);
+    load.phase(TRANSITION);
     ok(server.api("POST", &format!("/v1/apps/{APP}/rollback"), None));
-    phase.store(6, Ordering::Relaxed);
+    load.phase(6);
     // The rolled-back instances finish their slow requests, inner calls
     // included, while draining.
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
-    let failures = tally.failures.lock().unwrap();
-    let seen = tally.seen.lock().unwrap();
-    let total = tally.ok.load(Ordering::Relaxed) + tally.failed.load(Ordering::Relaxed);
+    let outcome = load.finish();
+    let (failures, seen, total) = (&outcome.failures, &outcome.seen, outcome.total);
     eprintln!("requests: {total}, failed: {}", failures.len());
     eprintln!("seen: {seen:?}");
     assert!(
@@ -215,12 +135,7 @@ fn no_request_fails_through_releases_flips_confirm_and_rollback() {
         total > 200,
         "the load was too small to mean anything: {total}"
     );
-    let in_phase = |p: usize| -> Vec<&str> {
-        seen.keys()
-            .filter(|(q, _)| *q == p)
-            .map(|(_, b)| b.as_str())
-            .collect()
-    };
+    let in_phase = |p: usize| outcome.in_phase(p);
     // Traffic moved to the new frontend and, in the backend release, to the
     // new backend; after the rollback, back to the old backend.
     assert!(in_phase(1).contains(&"Hello world!"), "{seen:?}");

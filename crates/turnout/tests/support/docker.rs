@@ -182,6 +182,25 @@ pub fn wait_containers(
     }
 }
 
+/// The hello example's templates with this run's image tag.
+pub fn hello_templates(dir: &Path) -> [PathBuf; 3] {
+    [
+        "app-docker.yaml",
+        "app-docker-frontend-v2.yaml",
+        "app-docker-backend-v2.yaml",
+    ]
+    .map(|name| {
+        let text = std::fs::read_to_string(root().join("examples/hello").join(name)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            text.replace("turnout:dev", &format!("turnout:{}", tag())),
+        )
+        .unwrap();
+        path
+    })
+}
+
 /// A CLI verb against the server.
 pub fn cli(server: &Server, args: &[&str]) -> String {
     let out = output_within(

@@ -6,6 +6,7 @@
 
 #[macro_use]
 pub mod docker;
+pub mod load;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
