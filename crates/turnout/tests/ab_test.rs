@@ -3,13 +3,19 @@
 //! `requests` (each its own session and cookie jar), the conversions the
 //! router counted, and the report's verdict — significant for a seeded
 //! 30 % against 10 %, not for 20 % against 20 % — from the API and the
-//! CLI, during the test and after it ended.
+//! CLI, during the test and after it ended. The same on containers (issue
+//! 11 item 4): the docker twins of the example, every sticky client's
+//! request a call from a frontend container through `servicea.local`.
 
+#[macro_use]
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
+use support::docker::{
+    Cleanup, answers, cli as docker_cli, ensure_image, hello_templates, unique_app, wait_containers,
+};
 use support::{Server, TempDir, output_within, template_body};
 
 const APP: &str = "hello";
@@ -26,10 +32,10 @@ fn cli(dir: &TempDir, args: &[&str]) -> std::process::Output {
 }
 
 /// Starts an A/B test of the frontend v2 (half the clients, a goal at
-/// /checkout, `x-variant: b` forced to v2) and waits for its split.
-fn start_ab_test(server: &Server) {
-    let mut body: serde_json::Value =
-        serde_json::from_str(&template_body("app-frontend-v2.yaml", &[])).unwrap();
+/// /checkout, `x-variant: b` forced to v2) on `app` and waits for its
+/// split; `body`: the release request with the v2 template.
+fn start_ab_test(server: &Server, app: &str, body: &str) {
+    let mut body: serde_json::Value = serde_json::from_str(body).unwrap();
     body["plan"] = serde_json::json!({
         "strategy": "ab-test",
         "pause": "until-promoted",
@@ -41,12 +47,36 @@ fn start_ab_test(server: &Server) {
     });
     let r = server.api(
         "POST",
-        &format!("/v1/apps/{APP}/releases"),
+        &format!("/v1/apps/{app}/releases"),
         Some(&body.to_string()),
     );
     assert_eq!(r.status, 201, "{}", r.body);
-    let s = server.wait_status(APP, WAIT, |s| state(s) == "paused");
+    let s = server.wait_status(app, WAIT, |s| state(s) == "paused");
     assert_eq!(s["release"]["step"]["share"], 50, "{s:#}");
+}
+
+/// Requests with `x-variant: b` reach v2 whatever the split.
+fn check_rule(server: &Server) {
+    for _ in 0..20 {
+        let r = support::request(
+            server.public,
+            "GET",
+            "/",
+            &[("Host", "serviceb.localhost"), ("x-variant", "b")],
+            None,
+        );
+        assert_eq!(r.body, "Welcome to the world!", "{r:?}");
+    }
+}
+
+/// A report that finds 30 % against 10 % significant.
+fn check_significant(report: &serde_json::Value) {
+    let c = &report["conversion"];
+    assert_eq!(c["significant"], true, "{report:#}");
+    let difference = c["difference"].as_f64().unwrap();
+    assert!((0.15..0.25).contains(&difference), "{report:#}");
+    assert!(c["p_value"].as_f64().unwrap() < 0.001, "{report:#}");
+    assert_eq!(c["confidence"], 0.95);
 }
 
 /// What the clients script saw: per variant (first word of the answer),
@@ -129,18 +159,9 @@ fn an_ab_test_reports_a_seeded_conversion_difference_and_none_where_there_is_non
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.body.contains("turnout release"), "{}", r.body);
 
-    start_ab_test(&server);
-    // The rule sends `x-variant: b` to v2, whatever the split.
-    for _ in 0..20 {
-        let r = support::request(
-            server.public,
-            "GET",
-            "/",
-            &[("Host", "serviceb.localhost"), ("x-variant", "b")],
-            None,
-        );
-        assert_eq!(r.body, "Welcome to the world!", "{r:?}");
-    }
+    let v2 = template_body("app-frontend-v2.yaml", &[]);
+    start_ab_test(&server, APP, &v2);
+    check_rule(&server);
 
     // 30 % of v2's clients convert against 10 % of v1's.
     let seen = run_clients(&server, "Hello=1,Welcome=3");
@@ -153,12 +174,7 @@ fn an_ab_test_reports_a_seeded_conversion_difference_and_none_where_there_is_non
     check_counts(&report, &seen);
     assert_eq!(variant(&report, "serviceB-v1")["role"], "old");
     assert_eq!(variant(&report, "serviceB-v2")["role"], "new");
-    let c = &report["conversion"];
-    assert_eq!(c["significant"], true, "{report:#}");
-    let difference = c["difference"].as_f64().unwrap();
-    assert!((0.15..0.25).contains(&difference), "{report:#}");
-    assert!(c["p_value"].as_f64().unwrap() < 0.001, "{report:#}");
-    assert_eq!(c["confidence"], 0.95);
+    check_significant(&report);
     // The human report says it in words.
     let o = cli(&dir, &["report", "--app", APP]);
     let text = String::from_utf8_lossy(&o.stdout);
@@ -177,7 +193,7 @@ fn an_ab_test_reports_a_seeded_conversion_difference_and_none_where_there_is_non
 
     // A second test counts from its own start: 20 % against 20 % is no
     // difference.
-    start_ab_test(&server);
+    start_ab_test(&server, APP, &v2);
     let seen = run_clients(&server, "Hello=2,Welcome=2");
     let r = server.api("GET", &format!("/v1/apps/{APP}/report"), None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -194,5 +210,74 @@ fn an_ab_test_reports_a_seeded_conversion_difference_and_none_where_there_is_non
         text.contains("conversion: no significant difference at 95 %"),
         "{text}"
     );
+    server.stop();
+}
+
+#[test]
+fn an_ab_test_on_containers_splits_sticky_clients_and_reports_their_conversions() {
+    need_docker!();
+    if !support::have("python3", &["-c", "import requests"]) {
+        eprintln!("skipped: needs python3 with requests");
+        return;
+    }
+    ensure_image();
+    let dir = TempDir::new("ab-docker");
+    let data = dir.path().join("data");
+    let app = unique_app("dkab");
+    let _cleanup = Cleanup {
+        data_dir: data.clone(),
+        own: Vec::new(),
+        own_networks: Vec::new(),
+    };
+    let [v1, frontend, _] = hello_templates(dir.path());
+    let args = [
+        "up",
+        "--runtime",
+        "docker",
+        "--name",
+        &app,
+        v1.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args, &data, &[]);
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    let old = wait_containers(&app, "serviceB-v1's two", |c| {
+        c.values().filter(|(s, _)| s == "serviceB-v1").count() == 2
+    });
+
+    let v2 = serde_json::json!({
+        "template": std::fs::read_to_string(&frontend).unwrap(),
+        "source_name": "app-docker-frontend-v2.yaml",
+    });
+    start_ab_test(&server, &app, &v2.to_string());
+    check_rule(&server);
+    let seen = run_clients(&server, "Hello=1,Welcome=3");
+    let r = server.api("GET", &format!("/v1/apps/{app}/report"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["strategy"], "ab-test");
+    check_counts(&report, &seen);
+    check_significant(&report);
+
+    // Promoted in full, then confirmed: v2's containers take every
+    // request and v1's are removed.
+    docker_cli(&server, &["promote", "--full", "--app", &app]);
+    let s = server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
+    let all_v2 = std::collections::BTreeMap::from([("Welcome to the world!".to_string(), 20)]);
+    assert_eq!(answers(&server, "serviceb.localhost", 20), all_v2, "{s:#}");
+    docker_cli(&server, &["confirm", "--app", &app]);
+    let after = wait_containers(&app, "serviceB-v1's containers removed", |c| {
+        c.values().all(|(s, _)| s != "serviceB-v1")
+    });
+    // serviceA-v1's three containers, called by both variants, are still there.
+    let shared = |c: &std::collections::BTreeMap<String, (String, String)>| {
+        c.iter()
+            .filter(|(_, (s, _))| s == "serviceA-v1")
+            .map(|(name, _)| name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shared(&after), shared(&old));
+    assert_eq!(shared(&after).len(), 3, "{after:?}");
+    let r = server.api("GET", &format!("/v1/apps/{app}/report"), None);
+    assert_eq!(r.json()["running"], false, "{}", r.body);
     server.stop();
 }
