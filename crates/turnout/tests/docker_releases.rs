@@ -394,7 +394,6 @@ fn ids_by_version(app: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in docker(&[
         "ps",
-        "-q",
         "--no-trunc",
         "--filter",
         &filter,
