@@ -519,7 +519,7 @@ fn a_standard_release_rolls_containers_two_at_a_time_without_losing_a_request() 
         &failed[..failed.len().min(5)]
     );
     assert!(
-        seen.get("one").is_some() && seen.get("two").is_some(),
+        seen.contains_key("one") && seen.contains_key("two"),
         "{seen:?}"
     );
     let snapshots = snapshots.lock().unwrap();
@@ -612,7 +612,7 @@ fn a_new_container_failing_its_health_check_stops_the_roll_and_the_old_ones_serv
     );
     // The new ones are removed; the old ones serve, untouched.
     wait_containers(&app, "only the old containers", |_| {
-        ids_by_version(&app).get("2").is_none()
+        !ids_by_version(&app).contains_key("2")
     });
     assert_eq!(ids_by_version(&app).get("1"), old.get("1"));
     stop.store(true, Ordering::Relaxed);
@@ -677,12 +677,12 @@ fn a_gray_release_on_containers_walks_its_steps_to_pending_confirmation() {
     let deadline = Instant::now() + WAIT;
     let s = loop {
         let s = server.status(&app);
-        if let Some(share) = s["release"]["step"]["share"].as_u64() {
-            if seen_steps.last() != Some(&share) {
-                // The route's weights are the step's share, in one step.
-                assert_eq!(weights(&s), (100 - share, share), "{s:#}");
-                seen_steps.push(share);
-            }
+        if let Some(share) = s["release"]["step"]["share"].as_u64()
+            && seen_steps.last() != Some(&share)
+        {
+            // The route's weights are the step's share, in one step.
+            assert_eq!(weights(&s), (100 - share, share), "{s:#}");
+            seen_steps.push(share);
         }
         if state(&s) == "pending-confirmation" {
             break s;
