@@ -184,7 +184,8 @@ fn bad_input_is_refused_before_anything_starts_and_changes_nothing() {
             ),
             vec![],
             vec![
-                "services.web-v2.volumes[0]: invalid volume".into(),
+                "services.web-v2.volumes[0]: invalid volume: the source and the target are empty"
+                    .into(),
                 "found \"::bad\"".into(),
                 "expected `target`, `source:target` or `source:target:mode`".into(),
             ],
@@ -212,6 +213,18 @@ fn bad_input_is_refused_before_anything_starts_and_changes_nothing() {
             vec![
                 "services.web-v2.volumes[0]: invalid volume mode \"rx\"".into(),
                 "write `ro` or `rw`".into(),
+            ],
+        ),
+        (
+            "read-only and read-write at once",
+            format!(
+                "services:\n{}",
+                service("web-v2", "v2", "", "    volumes: [\"./site:/site:ro,rw\"]\n")
+            ),
+            vec![],
+            vec![
+                "services.web-v2.volumes[0]: invalid volume mode: `ro` and `rw` together".into(),
+                "keep one: `ro` (read-only) or `rw`".into(),
             ],
         ),
         (
