@@ -115,12 +115,9 @@ pub(crate) fn check(
             if scale > 1 {
                 return Err(EngineError::invalid(
                     format!("{what} and has {scale} instances: each would publish it"),
-                    format!(
-                        "a host port is published by one container: give the port to one \
-                         instance (scale 1), let the engine pick host ports (`- \"{}\"`), or \
-                         drop `ports:` and reach the service through its turnout route",
-                        mapping.target
-                    ),
+                    "a host port is published by one container: give the port to one \
+                     instance (scale 1), or drop the host port and reach the service \
+                     through its turnout route, which balances over every instance",
                 ));
             }
             for r in reserved {

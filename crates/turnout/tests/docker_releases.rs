@@ -173,7 +173,7 @@ fn bad_input_is_refused_before_anything_starts_and_changes_nothing() {
             vec![
                 format!("service web-v2 publishes host port {other_port}/tcp"),
                 "has 2 instances: each would publish it".into(),
-                format!("let the engine pick host ports (`- \"5000\"`)"),
+                "give the port to one instance (scale 1)".into(),
             ],
         ),
         (
