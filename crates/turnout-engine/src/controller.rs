@@ -565,8 +565,14 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         template: Template,
     ) -> Result<AcceptedStatus, ControlError> {
         let all: Vec<&Service> = template.services.iter().collect();
-        // Published ports first: a clash is refused before an image is built.
-        self.check_ports(&*self.inner.state.lock().await, name, &all)?;
+        {
+            // Published ports first: a clash is refused before an image is
+            // built (an app already deployed is refused below, as such).
+            let state = self.inner.state.lock().await;
+            if !state.apps.contains_key(name) {
+                self.check_ports(&state, name, &all)?;
+            }
+        }
         let warnings = self.prepare_runnable(&template, None).await?;
         let known = self.inner.state.lock().await.apps.contains_key(name);
         if !known && self.needs_internal(&template.services) {
