@@ -606,6 +606,7 @@ fn a_new_container_failing_its_health_check_stops_the_roll_and_the_old_ones_serv
     // While it tries: never more than `parallelism` new containers, and
     // the old four all running.
     let mut most_new = 0;
+    let deadline = Instant::now() + WAIT;
     let s = loop {
         let ids = ids_by_version(&app);
         most_new = most_new.max(ids.get("2").map_or(0, BTreeSet::len));
@@ -615,6 +616,7 @@ fn a_new_container_failing_its_health_check_stops_the_roll_and_the_old_ones_serv
             break s;
         }
         assert!(state(&s) == "deploying" || state(&s) == "failed", "{s:#}");
+        assert!(Instant::now() < deadline, "never rolled back: {s:#}");
         std::thread::sleep(Duration::from_millis(100));
     };
     let reason = s["release"]["reason"].as_str().unwrap_or("");
