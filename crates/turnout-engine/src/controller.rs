@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify, broadcast};
 use turnout_routing::RouteTable;
 use turnout_runtime::{Handle, LogTarget, Logs, ProbeSchedule, Runtime, Started};
-use turnout_spec::{Strategy, Template};
+use turnout_spec::{Service, Strategy, Template};
 use turnout_store::{Change, EventRecord, InstanceRecord, NewEvent, Store, now_millis};
 
 use crate::error::EngineError;
 use crate::model::{App, ReleaseState};
 use crate::plan::Phase;
+use crate::ports::{self, Reserved};
 use crate::status::{AppStatus, app_status};
 use crate::step::{Command, deploy, step};
 use crate::store_map::{app_record, events_of, load_app, release_record, template_record};
@@ -45,6 +46,10 @@ pub struct Settings {
     /// (`X-Turnout-Service` with `X-Turnout-Preview-Token`, DESIGN §8);
     /// `None` leaves it off.
     pub preview_token: Option<String>,
+    /// Where turnout's router listens besides `internal_addr` (its public
+    /// listener, the admin API): a container may not publish a host port
+    /// there (DESIGN §6.1).
+    pub reserved: Vec<Reserved>,
 }
 
 impl Settings {
@@ -59,6 +64,7 @@ impl Settings {
             stop_grace: Duration::from_secs(10),
             tick: Duration::from_millis(100),
             preview_token: None,
+            reserved: Vec::new(),
         }
     }
 }
@@ -485,6 +491,36 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         Ok(())
     }
 
+    /// Refuses a host port that one of `incoming` (services of `app` the
+    /// deploy or release would start) publishes when another container
+    /// publishes it or the router listens there (DESIGN §6.1), on runtimes
+    /// whose instances publish host ports; before anything starts.
+    fn check_ports(
+        &self,
+        state: &State,
+        app: &str,
+        incoming: &[&Service],
+    ) -> Result<(), EngineError> {
+        if !self.inner.runtime.publishes_ports() {
+            return Ok(());
+        }
+        let running: Vec<_> = state.apps.values().flat_map(ports::running).collect();
+        let mut reserved = self.inner.settings.reserved.clone();
+        if let Some(addr) = self.inner.settings.internal_addr {
+            reserved.push(Reserved {
+                addr,
+                what: "turnout's internal listener".into(),
+            });
+        }
+        for (owner, addrs) in &state.listening {
+            reserved.extend(addrs.iter().map(|addr| Reserved {
+                addr: *addr,
+                what: format!("turnout's internal router for app {owner}"),
+            }));
+        }
+        ports::check(app, incoming, &running, &reserved)
+    }
+
     /// [`check_runnable`](Self::check_runnable), then what the runtime
     /// needs before the services start (their images), all before
     /// anything changes. Runs without the state lock: the runtime may ask
@@ -528,6 +564,15 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         source_name: &str,
         template: Template,
     ) -> Result<AcceptedStatus, ControlError> {
+        let all: Vec<&Service> = template.services.iter().collect();
+        {
+            // Published ports first: a clash is refused before an image is
+            // built (an app already deployed is refused below, as such).
+            let state = self.inner.state.lock().await;
+            if !state.apps.contains_key(name) {
+                self.check_ports(&state, name, &all)?;
+            }
+        }
         let warnings = self.prepare_runnable(&template, None).await?;
         let known = self.inner.state.lock().await.apps.contains_key(name);
         if !known && self.needs_internal(&template.services) {
@@ -541,6 +586,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
             )
             .into());
         }
+        self.check_ports(&state, name, &all)?;
         let app = deploy(name, &self.inner.settings.domain, template, 1);
         check_routes_free(&state, &app)?;
         // Built before the commit: a state whose table cannot be built is
@@ -594,7 +640,20 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 .map(|s| s.name.clone())
                 .collect())
         };
-        let prepared = incoming(&*self.inner.state.lock().await)?;
+        let services_named = |names: &[String]| -> Vec<&Service> {
+            template
+                .services
+                .iter()
+                .filter(|s| names.contains(&s.name))
+                .collect()
+        };
+        let prepared = {
+            let state = self.inner.state.lock().await;
+            let prepared = incoming(&state)?;
+            // Published ports first: a clash is refused before an image is built.
+            self.check_ports(&state, app, &services_named(&prepared))?;
+            prepared
+        };
         let warnings = self.prepare_runnable(&template, Some(&prepared)).await?;
         if self.needs_internal(&template.services) {
             self.listen_for(app, false).await?;
@@ -602,6 +661,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         let mut state = self.inner.state.lock().await;
         let incoming = incoming(&state)?;
         self.check_runnable(&template, Some(&incoming))?;
+        self.check_ports(&state, app, &services_named(&incoming))?;
         let current = state
             .apps
             .get(app)

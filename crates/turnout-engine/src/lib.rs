@@ -14,6 +14,7 @@ mod histogram;
 mod internal;
 mod model;
 mod plan;
+mod ports;
 mod progressive;
 pub mod prometheus;
 mod reconciler;
@@ -40,6 +41,7 @@ pub use model::{
     Weights,
 };
 pub use plan::{Action, InstanceView, Phase, instance_id, plan, release_ready};
+pub use ports::Reserved;
 pub use progressive::{stages, weights_at};
 pub use routes::{
     CallerIds, Instances, NoInstances, caller_name, calls, internal_hosts, local_hosts, route_file,

@@ -407,6 +407,10 @@ impl Runtime for DockerRuntime {
         false
     }
 
+    fn publishes_ports(&self) -> bool {
+        true
+    }
+
     async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError> {
         let mut gateways = self.networks.lock().await;
         let (_, gateway) = self.ensure_network(app).await?;
@@ -501,23 +505,8 @@ impl Runtime for DockerRuntime {
         tracing::info!(target: "turnout::progress", "starting container {} for {}", short(&id), spec.id);
         if let Err(e) = self.docker.start_container(&id, None).await {
             let err = engine(format!("cannot start container {id} of {}", spec.id), &e);
-            if let RuntimeError::Engine { message, .. } = &err
-                && message.contains("port is already allocated")
-            {
-                let _ = self.remove(&id).await;
-                return Err(RuntimeError::Engine {
-                    action: format!("cannot start {}", spec.id),
-                    message: message.clone(),
-                    hint: Some(
-                        "two containers cannot publish the same host port (`ports:`); during \
-                         a blue-green release both versions run side by side: publish \
-                         different ports, or route through turnout instead of publishing"
-                            .into(),
-                    ),
-                });
-            }
             let _ = self.remove(&id).await;
-            return Err(err);
+            return Err(port_taken(&spec.id, &source.service, err));
         }
         let found = self
             .docker
@@ -777,6 +766,48 @@ fn gateway(name: &str, network: &bollard::models::NetworkInspect) -> Result<IpAd
         })
 }
 
+/// A start the engine refused because a host port of `ports:` is taken
+/// (by another container: "port is already allocated"; by a program
+/// outside the engine: "address already in use"), as an error naming the
+/// port and what to do; any other error as it is.
+fn port_taken(instance: &str, service: &Service, err: RuntimeError) -> RuntimeError {
+    let RuntimeError::Engine { message, .. } = &err else {
+        return err;
+    };
+    let by_container = message.contains("port is already allocated");
+    if !by_container && !message.contains("address already in use") {
+        return err;
+    }
+    // The port the engine names, among those the service publishes.
+    let port = service.ports.iter().filter_map(|m| m.published).find(|p| {
+        let needle = format!(":{p}");
+        message
+            .match_indices(&needle)
+            .any(|(at, _)| !message[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
+    });
+    let what = port.map_or_else(|| "a host port".to_string(), |p| format!("host port {p}"));
+    let hint = if by_container {
+        format!(
+            "another container publishes {what}: two containers cannot publish one host port \
+             (`ports:`); publish another host port, or drop `ports:` and reach the service \
+             through its turnout route"
+        )
+    } else {
+        let see = port.map_or_else(String::new, |p| {
+            format!(" (see what: ss -ltnp 'sport = :{p}')")
+        });
+        format!(
+            "a program outside turnout listens on {what}{see}: stop it, or publish another \
+             host port in `ports:`"
+        )
+    };
+    RuntimeError::Engine {
+        action: format!("cannot start {instance}: {what} is taken"),
+        message: message.clone(),
+        hint: Some(hint),
+    }
+}
+
 /// A container id as `docker ps` shows it.
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -811,7 +842,50 @@ pub(crate) fn engine(action: String, e: &DockerError) -> RuntimeError {
 
 #[cfg(test)]
 mod tests {
-    use super::Lines;
+    use super::{Lines, port_taken};
+    use turnout_runtime::RuntimeError;
+
+    #[test]
+    fn a_taken_host_port_is_named_with_what_to_do() {
+        let yaml = "web:\n  image: x\n  ports: [\"1808:5000\", \"18080:5001\"]\n";
+        let parsed = turnout_spec::parse("t.yaml", yaml, &|_| None).unwrap();
+        let service = &parsed.template.services[0];
+        let engine = |message: &str| RuntimeError::Engine {
+            action: "cannot start container abc of web.1".into(),
+            message: message.into(),
+            hint: None,
+        };
+        let outside = port_taken(
+            "web.1",
+            service,
+            engine(
+                "driver failed programming external connectivity on endpoint web-1 (abc): \
+                 Error starting userland proxy: listen tcp4 0.0.0.0:18080: bind: address \
+                 already in use",
+            ),
+        );
+        let text = format!("{outside} {}", outside.hint().unwrap_or_default());
+        assert!(
+            text.contains("cannot start web.1: host port 18080 is taken")
+                && text.contains("a program outside turnout listens on host port 18080")
+                && text.contains("ss -ltnp 'sport = :18080'"),
+            "{text}"
+        );
+        let container = port_taken(
+            "web.1",
+            service,
+            engine("Bind for 0.0.0.0:1808 failed: port is already allocated"),
+        );
+        let text = format!("{container} {}", container.hint().unwrap_or_default());
+        assert!(
+            text.contains("host port 1808 is taken")
+                && text.contains("another container publishes host port 1808"),
+            "{text}"
+        );
+        // Any other refusal is left as it is.
+        let other = port_taken("web.1", service, engine("no such image"));
+        assert_eq!(other.hint(), None);
+    }
 
     #[test]
     fn log_chunks_become_lines() {

@@ -253,6 +253,15 @@ pub trait Runtime: Send + Sync {
         true
     }
 
+    /// Whether instances publish the fixed host ports of `ports:` on the
+    /// machine (containers), so that two of them cannot publish one, nor
+    /// one where turnout's router listens: the engine refuses such a
+    /// deploy or release before anything starts. `false` for runtimes that
+    /// give every instance free host ports of its own (processes).
+    fn publishes_ports(&self) -> bool {
+        false
+    }
+
     /// Where turnout's internal router must listen so that `app`'s
     /// instances reach its internal (`.local`) routes with no proxy
     /// settings (containers: port 80 of the app network's gateway, made

@@ -408,6 +408,28 @@ fn bad_volumes_are_errors_with_what_to_write() {
         "invalid volume: too many `:`",
     );
     the_error(
+        "services:\n  a:\n    image: i\n    volumes: [\"::bad\"]\n",
+        4,
+        15,
+        "services.a.volumes[0]",
+        "invalid volume: the source and the target are empty",
+    );
+    the_error(
+        "services:\n  a:\n    image: i\n    volumes: [\"data::ro\"]\n",
+        4,
+        15,
+        "services.a.volumes[0]",
+        "invalid volume: the target is empty",
+    );
+    let d = the_error(
+        "services:\n  a:\n    image: i\n    volumes: [\"./a:/a:ro,rw\"]\n",
+        4,
+        15,
+        "services.a.volumes[0]",
+        "invalid volume mode: `ro` and `rw` together",
+    );
+    assert!(d.hint.unwrap().contains("keep one"));
+    the_error(
         "services:\n  a:\n    image: i\n    volumes: [\":/b\"]\n",
         4,
         15,

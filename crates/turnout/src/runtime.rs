@@ -159,6 +159,7 @@ delegate_runtime! {
     fn check(&self, service: &Service) -> Result<(), RuntimeError>;
     fn warnings(&self, template: &Template) -> Vec<RuntimeWarning>;
     fn proxies_calls(&self) -> bool;
+    fn publishes_ports(&self) -> bool;
     fn ports(&self, container_ports: &[u16]) -> Result<BTreeMap<u16, u16>, RuntimeError>;
     async fn prepare(&self, template: &Template, service: &Service) -> Result<(), RuntimeError>;
     async fn internal_addresses(&self, app: &str) -> Result<Vec<SocketAddr>, RuntimeError>;

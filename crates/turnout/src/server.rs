@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
-use turnout_engine::{Controller, DataPlane, Settings};
+use turnout_engine::{Controller, DataPlane, Reserved, Settings};
 use turnout_proxy::{Proxy, ProxyConfig, Publisher};
 use turnout_routing::RouteTable;
 use turnout_store::Store;
@@ -249,6 +249,20 @@ impl Server {
         let mut settings = Settings::new(data_dir.clone());
         settings.domain = args.domain.clone();
         settings.internal_addr = Some(internal);
+        // A container may not publish a host port where the router listens.
+        settings.reserved = [
+            ("turnout's public listener", Some(bound.public)),
+            ("turnout's admin API", Some(listener.local_addr()?)),
+            ("turnout's TLS listener", bound.tls),
+        ]
+        .into_iter()
+        .filter_map(|(what, addr)| {
+            addr.map(|addr| Reserved {
+                addr,
+                what: what.into(),
+            })
+        })
+        .collect();
         settings.ready_deadline = Duration::from_secs(args.ready_timeout);
         settings.drain_timeout = Duration::from_secs(args.drain_timeout);
         // The preview override is on, behind its own secret (DESIGN §8):

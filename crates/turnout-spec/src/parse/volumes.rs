@@ -81,6 +81,16 @@ fn short_volume(spec: &str, pos: Pos, path: &FieldPath, sink: &mut Sink) -> Opti
             return None;
         }
     };
+    if target.is_empty() {
+        // `::x` or `data::ro`: compose's "empty section between colons".
+        let what = if source == Some("") {
+            "invalid volume: the source and the target are empty"
+        } else {
+            "invalid volume: the target is empty"
+        };
+        bad(sink, what);
+        return None;
+    }
     if !target.starts_with('/') {
         bad(
             sink,
@@ -115,7 +125,16 @@ fn short_volume(spec: &str, pos: Pos, path: &FieldPath, sink: &mut Sink) -> Opti
         }
     }
     if let Some(mode) = mode {
-        for option in mode.split(',') {
+        let options: Vec<&str> = mode.split(',').collect();
+        if options.contains(&"ro") && options.contains(&"rw") {
+            sink.push(
+                Diagnostic::error(pos, path, "invalid volume mode: `ro` and `rw` together")
+                    .found(quoted(spec))
+                    .hint("keep one: `ro` (read-only) or `rw` (read-write, the default)"),
+            );
+            return None;
+        }
+        for option in options {
             match option {
                 "ro" => mount.read_only = true,
                 "rw" => mount.read_only = false,

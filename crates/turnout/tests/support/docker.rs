@@ -294,3 +294,58 @@ impl Drop for RemoveImages {
         }
     }
 }
+
+/// A CLI verb against the server that must be refused: what it wrote
+/// (stdout and stderr); the test fails if it succeeded.
+pub fn cli_refused(server: &Server, args: &[&str]) -> String {
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(args)
+            .env("TURNOUT_DATA_DIR", &server.data_dir)
+            .env("TURNOUT_ADMIN", server.admin.to_string())
+            .env("NO_COLOR", "1"),
+        WAIT,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "turnout {args:?} succeeded: {text}");
+    text
+}
+
+/// What the engine holds of a server (by its id in `cleanup`'s data dir):
+/// the ids of its containers, networks and volumes, sorted. Two equal
+/// snapshots around a refused request show it started and made nothing.
+pub fn engine_objects(cleanup: &Cleanup) -> Vec<String> {
+    let Some(id) = cleanup.server_id() else {
+        return Vec::new();
+    };
+    let filter = format!("label=turnout.server={id}");
+    let mut out: Vec<String> = Vec::new();
+    for (kind, args) in [
+        (
+            "container",
+            vec!["ps", "-aq", "--no-trunc", "--filter", &filter],
+        ),
+        (
+            "network",
+            vec!["network", "ls", "-q", "--no-trunc", "--filter", &filter],
+        ),
+        ("volume", vec!["volume", "ls", "-q", "--filter", &filter]),
+    ] {
+        out.extend(docker(&args).lines().map(|l| format!("{kind} {l}")));
+    }
+    out.sort();
+    out
+}
+
+/// A host port that was free a moment ago (bound on every address and let
+/// go), for a template's `ports:`.
+pub fn free_host_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
