@@ -403,3 +403,40 @@ fn serde_derives_only_where_the_design_allows() {
          (put API bodies in turnout-api-types): {offenders:#?}"
     );
 }
+
+/// The methods of a trait in `source` (its `fn` lines one indent deep).
+fn trait_methods(source: &str, header: &str) -> Vec<String> {
+    let start = source.find(header).expect("the trait");
+    let body = &source[start..];
+    let end = body.find("\n}\n").expect("the trait's end");
+    body[..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("    fn "))
+        .map(|l| l[..l.find(['(', '<']).unwrap()].to_string())
+        .collect()
+}
+
+/// `AnyRuntime` hands every `Runtime` method to the runtime chosen: a
+/// method with a default body that the binary's `delegate_runtime!` list
+/// leaves out would silently answer with the default (`publishes_ports`
+/// did, and the ports check never ran on docker).
+#[test]
+fn the_binary_delegates_every_runtime_method() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let methods = trait_methods(
+        &read("turnout-runtime/src/runtime.rs"),
+        "pub trait Runtime: Send + Sync {",
+    );
+    assert!(methods.len() >= 10, "{methods:?}");
+    let binary = read("turnout/src/runtime.rs");
+    let list = &binary[binary.find("delegate_runtime! {").expect("the list")..];
+    let missing: Vec<&String> = methods
+        .iter()
+        .filter(|m| !list.contains(&format!("fn {m}(&self")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "crates/turnout/src/runtime.rs: delegate_runtime! does not list {missing:?}"
+    );
+}
