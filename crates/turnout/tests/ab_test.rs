@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::docker::{
-    Cleanup, answers, cli as docker_cli, ensure_image, hello_templates, unique_app, wait_containers,
+    Cleanup, answers, cli as docker_cli, ensure_image, hello_templates, unique_app, up,
+    wait_containers,
 };
 use support::{Server, TempDir, output_within, template_body};
 
@@ -224,22 +225,9 @@ fn an_ab_test_on_containers_splits_sticky_clients_and_reports_their_conversions(
     let dir = TempDir::new("ab-docker");
     let data = dir.path().join("data");
     let app = unique_app("dkab");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let [v1, frontend, _] = hello_templates(dir.path());
-    let args = [
-        "up",
-        "--runtime",
-        "docker",
-        "--name",
-        &app,
-        v1.to_str().unwrap(),
-    ];
-    let mut server = Server::start(&args, &data, &[]);
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let mut server = up(&app, &v1, &data);
     let old = wait_containers(&app, "serviceB-v1's two", |c| {
         c.values().filter(|(s, _)| s == "serviceB-v1").count() == 2
     });

@@ -21,10 +21,10 @@ mod support;
 use std::time::Duration;
 
 use support::docker::{
-    Cleanup, WAIT, cli, ensure_image, hello_templates, unique_app, wait_containers,
+    Cleanup, WAIT, cli, ensure_image, hello_templates, unique_app, up, wait_containers,
 };
 use support::load::{Bounds, Load, TRANSITION, slow_down};
-use support::{Server, TempDir};
+use support::TempDir;
 
 /// Bounds of the load: whichever comes first.
 const LOAD: Bounds = Bounds {
@@ -50,25 +50,9 @@ fn no_request_fails_through_releases_confirm_and_rollback_on_containers() {
     let dir = TempDir::new("docker-load");
     let data = dir.path().join("data");
     let app = unique_app("dkload");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let [v1, frontend, backend] = hello_templates(dir.path());
-    let server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            v1.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let server = up(&app, &v1, &data);
     let cli = |args: &[&str]| {
         let mut args = args.to_vec();
         args.extend(["--app", &app]);

@@ -62,11 +62,7 @@ fn state(s: &serde_json::Value) -> String {
 /// removes what it made.
 fn serve(dir: &TempDir, flags: &[&str]) -> (Server, Cleanup) {
     let data = dir.path().join("data");
-    let cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let cleanup = Cleanup::of(&data);
     let mut args = vec!["serve", "--runtime", "docker"];
     args.extend_from_slice(flags);
     (Server::start(&args, &data, &[]), cleanup)

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use support::docker::{
     Cleanup, WAIT, answers, cli, containers, docker, ensure_image, ensure_images, hello_templates,
-    tag, unique_app, wait_containers,
+    tag, unique_app, up, wait_containers,
 };
 use support::{Server, TempDir, output_within, root};
 
@@ -69,19 +69,7 @@ fn up_and_a_blue_green_release_on_containers() {
 
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     let v2 = web_template(dir.path(), "app-v2.yaml", "v2");
-    let mut server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            v1.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let mut server = up(&app, &v1, &data);
     assert!(
         cleanup.server_id().is_some(),
         "the data dir has a server id"
@@ -214,11 +202,7 @@ fn a_missing_image_is_refused_before_anything_starts() {
     let dir = TempDir::new("docker-missing");
     let data = dir.path().join("data");
     let app = unique_app("dkmiss");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let image = format!("turnout-no-such-image:{}", std::process::id());
     let file = dir.path().join("app.yaml");
     std::fs::write(
@@ -382,25 +366,9 @@ fn a_python_urllib_client_calls_a_local_route_with_no_proxy_settings() {
     let dir = TempDir::new("docker-local");
     let data = dir.path().join("data");
     let app = unique_app("dkloc");
-    let cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let cleanup = Cleanup::of(&data);
     let file = local_routes_template(dir.path());
-    let mut server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            file.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let mut server = up(&app, &file, &data);
 
     // The allowed caller: urllib resolves api.local to the gateway, where
     // the internal router knows the container by its address.
@@ -524,25 +492,9 @@ fn the_hello_walkthrough_on_containers() {
     let dir = TempDir::new("docker-hello");
     let data = dir.path().join("data");
     let app = unique_app("dkhello");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let [v1, frontend, backend] = hello_templates(dir.path());
-    let server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            v1.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let server = up(&app, &v1, &data);
     // serviceB's containers call http://servicea.local/ with no proxy.
     assert_eq!(
         answers(&server, "serviceb.localhost", 4),
@@ -661,19 +613,7 @@ fn a_server_killed_in_pending_confirmation_adopts_its_containers() {
     };
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     let v2 = web_template(dir.path(), "app-v2.yaml", "v2");
-    let mut server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            v1.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let mut server = up(&app, &v1, &data);
     cli(&server, &["release", v2.to_str().unwrap(), "--app", &app]);
     server.wait_status(&app, WAIT, |s| state(s) == "pending-confirmation");
     let before = container_ids(&app);
@@ -739,11 +679,7 @@ fn a_server_killed_while_deploying_adopts_the_new_containers() {
     let dir = TempDir::new("docker-kill-deploying");
     let data = dir.path().join("data");
     let app = unique_app("dkd");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let v1 = web_template(dir.path(), "app.yaml", "v1");
     // The image has no shell: this probe command can never pass, so the
     // release stays `deploying`.
@@ -799,25 +735,9 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
     let dir = TempDir::new("docker-kill-one");
     let data = dir.path().join("data");
     let app = unique_app("dkk");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let v1 = web_template(dir.path(), "app.yaml", "v1");
-    let server = Server::start(
-        &[
-            "up",
-            "--runtime",
-            "docker",
-            "--name",
-            &app,
-            v1.to_str().unwrap(),
-        ],
-        &data,
-        &[],
-    );
-    server.wait_line(&format!("app {app} is up"), WAIT);
+    let server = up(&app, &v1, &data);
     let victim = format!("{app}-web-v1-1");
     assert_eq!(
         docker(&["inspect", "--format", "{{.State.Running}}", &victim]),

@@ -60,11 +60,7 @@ fn warnings_name_the_runtime_in_use() {
     ensure_image();
     std::fs::write(&file, body(&format!("turnout:{}", tag()))).unwrap();
     let data = dir.path().join("docker");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let app = unique_app("warnd");
     let (up, stderr) = up_stderr(
         &[
@@ -104,11 +100,7 @@ fn a_build_is_made_through_the_engine_api_with_progress() {
     let app = unique_app("dkbuild");
     let image = format!("turnout-test-built-{app}:1").to_lowercase();
     let _images = RemoveImages(vec![image.clone()]);
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let web = dir.path().join("web");
     std::fs::create_dir(&web).unwrap();
     std::fs::write(web.join("hello.txt"), "hello\n").unwrap();
@@ -186,11 +178,7 @@ fn a_bad_build_is_refused_before_anything_starts() {
     let dir = TempDir::new("docker-badbuild");
     let data = dir.path().join("data");
     let app = unique_app("dkbadb");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let up = |file: &Path| {
         output_within(
             Command::new(env!("CARGO_BIN_EXE_turnout"))
@@ -260,11 +248,7 @@ fn a_pull_the_template_asks_for_fails_clearly_without_a_registry() {
     let dir = TempDir::new("docker-pull");
     let data = dir.path().join("data");
     let app = unique_app("dkpull");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let image = format!("turnout:{}", tag());
     let file = dir.path().join("app.yaml");
     // `field` goes under the service, `label` under its labels.
@@ -452,11 +436,7 @@ fn deploy_and_release_print_the_runtime_warnings() {
     need_docker!();
     ensure_image();
     let data = dir.path().join("docker");
-    let _cleanup = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup = Cleanup::of(&data);
     let server = Server::start(&["serve", "--runtime", "docker"], &data, &[]);
     let image = format!("turnout:{}", tag());
     let fields = "    container_name: NAME-box\n    user: '1000'\n";
@@ -709,11 +689,7 @@ fn a_build_leaves_out_what_the_dockerignore_excludes() {
 
     std::fs::write(web.join(".dockerignore"), "secret.key\n[oops\n").unwrap();
     let data = dir.path().join("data2");
-    let _cleanup2 = Cleanup {
-        data_dir: data.clone(),
-        own: Vec::new(),
-        own_networks: Vec::new(),
-    };
+    let _cleanup2 = Cleanup::of(&data);
     let (up, stderr) = up_stderr(&up_args, &data);
     assert!(!up, "{stderr}");
     assert!(

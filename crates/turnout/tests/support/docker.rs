@@ -113,6 +113,15 @@ pub struct Cleanup {
 }
 
 impl Cleanup {
+    /// What the server of `data_dir` makes; nothing the test made itself.
+    pub fn of(data_dir: &Path) -> Cleanup {
+        Cleanup {
+            data_dir: data_dir.to_path_buf(),
+            own: Vec::new(),
+            own_networks: Vec::new(),
+        }
+    }
+
     pub fn server_id(&self) -> Option<String> {
         std::fs::read_to_string(self.data_dir.join("server-id"))
             .ok()
@@ -180,6 +189,19 @@ pub fn wait_containers(
         assert!(Instant::now() < deadline, "never {what}: {now:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `turnout up --runtime docker --name APP TEMPLATE` with its data in
+/// `data`, once it says the app is up.
+pub fn up(app: &str, template: &Path, data: &Path) -> Server {
+    let template = template.to_str().unwrap();
+    let server = Server::start(
+        &["up", "--runtime", "docker", "--name", app, template],
+        data,
+        &[],
+    );
+    server.wait_line(&format!("app {app} is up"), WAIT);
+    server
 }
 
 /// The hello example's templates with this run's image tag.
