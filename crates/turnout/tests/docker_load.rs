@@ -20,11 +20,11 @@ mod support;
 
 use std::time::Duration;
 
+use support::TempDir;
 use support::docker::{
     Cleanup, WAIT, cli, ensure_image, hello_templates, unique_app, up, wait_containers,
 };
 use support::load::{Bounds, Load, TRANSITION, slow_down};
-use support::TempDir;
 
 /// Bounds of the load: whichever comes first.
 const LOAD: Bounds = Bounds {
