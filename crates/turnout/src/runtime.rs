@@ -50,7 +50,7 @@ pub enum AnyRuntime {
     /// `--runtime process`.
     Process(ProcessRuntime),
     /// `--runtime docker`.
-    Docker(DockerRuntime),
+    Docker(Box<DockerRuntime>),
 }
 
 impl AnyRuntime {
@@ -85,7 +85,7 @@ impl AnyRuntime {
                     api = docker.api_version(),
                     "docker runtime"
                 );
-                Ok(AnyRuntime::Docker(docker))
+                Ok(AnyRuntime::Docker(Box::new(docker)))
             }
         }
     }
