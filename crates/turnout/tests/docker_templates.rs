@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use support::docker::{
     Cleanup, RemoveImages, WAIT, containers, docker, ensure_image, tag, unique_app, up_stderr,
-    up_stderr_logging,
+    up_stderr_logging, verb,
 };
 use support::{Server, TempDir, output_within};
 
@@ -315,23 +315,6 @@ fn a_pull_the_template_asks_for_fails_clearly_without_a_registry() {
     );
     assert!(up, "{stderr}");
     assert!(!stderr.contains("pulling image"), "{stderr}");
-}
-
-/// `turnout VERB ARGS` against `server`: (success, stdout, stderr).
-fn verb(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(args)
-            .env("TURNOUT_DATA_DIR", &server.data_dir)
-            .env("TURNOUT_ADMIN", server.admin.to_string())
-            .env("NO_COLOR", "1"),
-        WAIT,
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A template of `web` (or `web-v2`) and `other`, each serving demo-app on

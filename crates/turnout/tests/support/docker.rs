@@ -223,22 +223,30 @@ pub fn hello_templates(dir: &Path) -> [PathBuf; 3] {
     })
 }
 
-/// A CLI verb against the server.
-pub fn cli(server: &Server, args: &[&str]) -> String {
+/// `turnout VERB ARGS` against `server`, uncoloured: (success, stdout,
+/// stderr).
+pub fn verb(server: &Server, args: &[&str]) -> (bool, String, String) {
     let out = output_within(
         Command::new(env!("CARGO_BIN_EXE_turnout"))
             .args(args)
             .env("TURNOUT_DATA_DIR", &server.data_dir)
-            .env("TURNOUT_ADMIN", server.admin.to_string()),
+            .env("TURNOUT_ADMIN", server.admin.to_string())
+            .env("NO_COLOR", "1"),
         WAIT,
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "turnout {args:?} failed: {text}");
-    text
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A CLI verb against the server that must succeed: what it wrote
+/// (stdout and stderr).
+pub fn cli(server: &Server, args: &[&str]) -> String {
+    let (ok, out, err) = verb(server, args);
+    assert!(ok, "turnout {args:?} failed: {out}{err}");
+    out + &err
 }
 
 /// Bodies of `n` requests to `host`, counted.
@@ -320,21 +328,9 @@ impl Drop for RemoveImages {
 /// A CLI verb against the server that must be refused: what it wrote
 /// (stdout and stderr); the test fails if it succeeded.
 pub fn cli_refused(server: &Server, args: &[&str]) -> String {
-    let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(args)
-            .env("TURNOUT_DATA_DIR", &server.data_dir)
-            .env("TURNOUT_ADMIN", server.admin.to_string())
-            .env("NO_COLOR", "1"),
-        WAIT,
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "turnout {args:?} succeeded: {text}");
-    text
+    let (ok, out, err) = verb(server, args);
+    assert!(!ok, "turnout {args:?} succeeded: {out}{err}");
+    out + &err
 }
 
 /// What the engine holds of a server (by its id in `cleanup`'s data dir):
