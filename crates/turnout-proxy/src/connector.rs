@@ -53,8 +53,29 @@ impl tower_service::Service<Uri> for Connector {
         let target = uri
             .authority()
             .and_then(|a| a.as_str().parse::<std::net::SocketAddr>().ok());
-        let connecting = self.http.call(uri);
+        let http = self.http.call(uri);
         let shared = self.shared.clone();
+        // From inside the instance's network namespace where there is one
+        // ([`crate::netns`]), else as `HttpConnector` does.
+        let within = self.shared.clone();
+        let connecting = async move {
+            if let Some(shared) = within.upgrade()
+                && let Some(namespaces) = shared.namespaces.get()
+                && let Some(addr) = target
+            {
+                let timeout = shared.config.timeouts.connect;
+                match tokio::time::timeout(timeout, namespaces.connect(addr)).await {
+                    Ok(Some(connected)) => {
+                        let stream = connected?;
+                        stream.set_nodelay(true)?;
+                        return Ok::<_, BoxError>(TokioIo::new(stream));
+                    }
+                    Ok(None) => {}
+                    Err(_) => return Err(format!("connect to {addr} timed out").into()),
+                }
+            }
+            Ok(http.await?)
+        };
         // One allocation per new connection, not per request.
         Box::pin(async move {
             let instance = shared

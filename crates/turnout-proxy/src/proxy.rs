@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
@@ -22,6 +22,7 @@ use crate::error::{ProxyError, RouteFileError};
 use crate::instance::InstanceState;
 use crate::internal_listeners::{InternalListeners, Worker};
 use crate::metrics::Metrics;
+use crate::netns::{Namespaces, UpstreamNamespaces};
 use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
@@ -90,6 +91,18 @@ impl Publisher {
     /// the new table is built first; instances it no longer lists drain.
     pub fn publish(&self, table: RouteTable) {
         self.shared.publish(table);
+    }
+
+    /// Gives the proxy the network namespaces its upstream addresses are
+    /// local to (the docker runtime's containers): new connections to
+    /// those addresses are made from inside them, over the namespace's
+    /// loopback instead of the bridge ([`UpstreamNamespaces`]). Once per
+    /// proxy: false (and nothing changes) when they were given already.
+    pub fn set_upstream_namespaces(&self, namespaces: impl UpstreamNamespaces + 'static) -> bool {
+        self.shared
+            .namespaces
+            .set(Namespaces::new(Box::new(namespaces)))
+            .is_ok()
     }
 
     /// The Prometheus text of the proxy's metrics.
@@ -275,6 +288,7 @@ impl Proxy {
                 .timer(TokioTimer::new())
                 .build(egress),
             config,
+            namespaces: OnceLock::new(),
             tasks: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),
             stop: CancellationToken::new(),

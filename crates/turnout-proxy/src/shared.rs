@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -18,6 +18,7 @@ use crate::conversions::Conversions;
 use crate::forward::ProxyBody;
 use crate::instance::Instance;
 use crate::metrics::Metrics;
+use crate::netns::Namespaces;
 use crate::registry::{Context, Registry, Removed};
 use crate::snapshot::Snapshot;
 
@@ -42,6 +43,10 @@ pub(crate) struct Shared {
     /// instances of ours, so without the connector's drain watch.
     pub egress: Client<HttpConnector, ProxyBody>,
     pub config: ProxyConfig,
+    /// Set once by the control plane whose instances live in network
+    /// namespaces of their own (containers): new upstream connections
+    /// are made inside them where it can.
+    pub namespaces: OnceLock<Namespaces>,
     /// Health checks, drain timers, connections and tunnels.
     pub tasks: TaskTracker,
     pub runtime: tokio::runtime::Handle,

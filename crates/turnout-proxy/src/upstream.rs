@@ -100,10 +100,7 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
     }
     let stream = while_taking_requests(
         instance,
-        tokio::time::timeout(
-            shared.config.timeouts.connect,
-            TcpStream::connect(instance.addr),
-        ),
+        tokio::time::timeout(shared.config.timeouts.connect, open(shared, instance.addr)),
     )
     .await?
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -114,6 +111,18 @@ pub(crate) async fn connect(shared: &Shared, instance: &Instance) -> io::Result<
         since: Instant::now(),
         _watch: watch,
     })
+}
+
+/// A new connection to `addr`: from inside the address's own network
+/// namespace where the control plane gave one ([`crate::netns`]), else
+/// from the router's.
+pub(crate) async fn open(shared: &Shared, addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+    if let Some(namespaces) = shared.namespaces.get()
+        && let Some(connected) = namespaces.connect(addr).await
+    {
+        return connected;
+    }
+    TcpStream::connect(addr).await
 }
 
 /// How long a connect in progress may still take once its instance

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -30,6 +31,7 @@ use crate::container::{
     instance_number, network_name,
 };
 use crate::image;
+use crate::namespaces::ContainerNamespaces;
 
 /// How long connecting and the version negotiation may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +76,8 @@ pub struct DockerRuntime {
     /// containers. Held while the list is made, so that the status calls
     /// of one pass wait for it instead of each listing.
     listing: Mutex<Option<(Instant, HashMap<String, bool>)>>,
+    /// The running containers' network namespaces, for the router.
+    namespaces: Arc<ContainerNamespaces>,
 }
 
 /// The engine's address as `connect` reads it.
@@ -115,6 +119,7 @@ impl DockerRuntime {
         };
         Ok(DockerRuntime {
             docker,
+            namespaces: Arc::new(ContainerNamespaces::for_engine(&host)),
             host,
             server_id: server_id.into(),
             networks: Mutex::new(HashMap::new()),
@@ -158,7 +163,13 @@ impl DockerRuntime {
         listing.as_ref()?.1.get(id).copied()
     }
 
-    /// The engine's address.
+    /// The running containers' network namespaces, which the router
+    /// reaches them through ([`ContainerNamespaces`]).
+    pub fn namespaces(&self) -> Arc<ContainerNamespaces> {
+        self.namespaces.clone()
+    }
+
+    /// Where the engine was reached.
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -293,6 +304,7 @@ impl DockerRuntime {
 
     /// Removes a container (and its anonymous volumes); gone is fine.
     pub(crate) async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        self.namespaces.forget(id);
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
@@ -364,6 +376,7 @@ impl DockerRuntime {
             .and_then(|s| s.pid)
             .and_then(|p| u32::try_from(p).ok())
             .filter(|p| *p > 0);
+        self.namespaces.list(&id, address, pid);
         Ok(Started {
             handle: Handle::new(id),
             address,

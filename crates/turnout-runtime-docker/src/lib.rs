@@ -37,6 +37,9 @@
 //!   in its place (`missing`, the default, and `never` use the local
 //!   image, and a missing one is an error: DESIGN §6.1 pulls nothing
 //!   else);
+//! - the router reaches a running container from inside its network
+//!   namespace where it can ([`ContainerNamespaces`]), over the bridge
+//!   otherwise;
 //! - progress (builds, pulls, containers being created and started) goes
 //!   to the server's log at info level, target `turnout::progress`.
 
@@ -44,8 +47,10 @@ pub mod container;
 mod docker;
 pub mod dockerignore;
 pub mod image;
+mod namespaces;
 mod sweep;
 mod warnings;
 
 pub use docker::{DEFAULT_HOST, DockerRuntime, engine_host};
+pub use namespaces::ContainerNamespaces;
 pub use warnings::warnings;

@@ -6,15 +6,18 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use turnout_proxy::UpstreamNamespaces;
 use turnout_runtime::{
     ExecOutcome, Handle, InstanceSpec, InstanceStatus, LogTarget, Logs, Runtime, RuntimeError,
     RuntimeWarning, Started,
 };
-use turnout_runtime_docker::DockerRuntime;
+use turnout_runtime_docker::{ContainerNamespaces, DockerRuntime};
 use turnout_runtime_process::ProcessRuntime;
 use turnout_spec::{Service, Template};
 
@@ -87,6 +90,29 @@ impl AnyRuntime {
                 );
                 Ok(AnyRuntime::Docker(Box::new(docker)))
             }
+        }
+    }
+}
+
+/// The docker runtime's containers' network namespaces, as the router
+/// asks for them: new upstream connections to a container are made from
+/// inside its namespace (turnout-proxy's `UpstreamNamespaces`).
+#[derive(Debug)]
+pub struct ContainerUpstreams(Arc<ContainerNamespaces>);
+
+impl UpstreamNamespaces for ContainerUpstreams {
+    fn namespace(&self, addr: SocketAddr) -> Option<OwnedFd> {
+        self.0.open(addr.ip())
+    }
+}
+
+impl AnyRuntime {
+    /// What the router needs to reach this runtime's instances from inside
+    /// their network namespaces: only containers have their own.
+    pub fn upstream_namespaces(&self) -> Option<ContainerUpstreams> {
+        match self {
+            AnyRuntime::Process(_) => None,
+            AnyRuntime::Docker(docker) => Some(ContainerUpstreams(docker.namespaces())),
         }
     }
 }

@@ -242,6 +242,9 @@ impl Server {
         let proxy = Proxy::start(config, RouteTable::default())
             .await
             .context("cannot start the router")?;
+        if let Some(namespaces) = runtime.upstream_namespaces() {
+            proxy.set_upstream_namespaces(namespaces);
+        }
         let bound = proxy.addrs();
         let internal = bound
             .internal

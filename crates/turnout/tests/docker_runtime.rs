@@ -808,3 +808,107 @@ fn a_killed_container_is_replaced_while_traffic_goes_on() {
         "{slowest:?} (connect timeout {connect:?})"
     );
 }
+
+/// The remote addresses of the established TCP connections to port 5000
+/// in the network namespace of `container`'s main process (its
+/// `/proc/<pid>/net/tcp`: that namespace's table, addresses in hex, IPv4
+/// in the machine's byte order).
+fn peers_on_5000(container: &str) -> Vec<std::net::Ipv4Addr> {
+    let pid = docker(&["inspect", "--format", "{{.State.Pid}}", container]);
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let addr = |hex: &str| {
+        let (ip, port) = hex.split_once(':').unwrap();
+        let ip = u32::from_str_radix(ip, 16).unwrap();
+        (
+            std::net::Ipv4Addr::from(ip.to_ne_bytes()),
+            u16::from_str_radix(port, 16).unwrap(),
+        )
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, state) = (addr(fields[1]), addr(fields[2]), fields[3]);
+            (state == "01" && local.1 == 5000).then_some(remote.0)
+        })
+        .collect()
+}
+
+/// Each container's address on `app`'s network, by container id.
+fn addresses(app: &str) -> Vec<(String, std::net::Ipv4Addr)> {
+    container_ids(app)
+        .into_iter()
+        .map(|id| {
+            let ip = docker(&[
+                "inspect",
+                "--format",
+                &format!("{{{{(index .NetworkSettings.Networks \"{app}_default\").IPAddress}}}}"),
+                &id,
+            ]);
+            (id, ip.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_router_reaches_containers_from_inside_their_network_namespaces() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-netns");
+    let template = web_template(dir.path(), "app.yaml", "v1");
+    // As the router is started by default, and with the namespaces off:
+    // its connections to a container come from the container's own
+    // address (its loopback) in the first case, from the network's
+    // gateway (the host, over the bridge) in the second.
+    for (netns, expect_own) in [("on", true), ("off", false)] {
+        let data = dir.path().join(format!("data-{netns}"));
+        let app = unique_app("ns");
+        let _cleanup = Cleanup::of(&data);
+        let mut server = Server::start(
+            &[
+                "up",
+                "--runtime",
+                "docker",
+                "--name",
+                &app,
+                template.to_str().unwrap(),
+            ],
+            &data,
+            &[("TURNOUT_DOCKER_NETNS", netns)],
+        );
+        server.wait_line(&format!("app {app} is up"), WAIT);
+        // Keep-alive connections stay pooled in the router, so they are
+        // still established when looked at.
+        assert_eq!(
+            answers(&server, "web.localhost", 20),
+            BTreeMap::from([("v1".into(), 20)])
+        );
+        let gateway = gateway(&format!("{app}_default"));
+        let mut seen = 0;
+        for (id, own) in addresses(&app) {
+            for peer in peers_on_5000(&id) {
+                seen += 1;
+                let from = if peer == own {
+                    "own address"
+                } else {
+                    "elsewhere"
+                };
+                assert_eq!(
+                    peer == own,
+                    expect_own,
+                    "TURNOUT_DOCKER_NETNS={netns}: a connection to {id} at {own} came from \
+                     {peer} ({from}; the gateway is {gateway})"
+                );
+                if !expect_own {
+                    assert_eq!(peer.to_string(), gateway);
+                }
+            }
+        }
+        assert!(
+            seen > 0,
+            "no router connection to a container was established"
+        );
+        server.stop();
+    }
+}
