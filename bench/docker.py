@@ -9,8 +9,11 @@ states: `docker ps -a`), then releases the other one again and rolls it
 back (timed until its 5 containers are gone likewise).
 
 (d): the router's requests/s and latency to container backends against
-the same router to process backends: two `turnout up` servers of the same
-binary, one per runtime, each running the hello app plus a service `web`
+the same router to process backends: three `turnout up` servers of the
+same binary, one per runtime and a third on docker with the router's
+connections over the bridge (`TURNOUT_DOCKER_NETNS=off`, row `bridge`;
+by default they are made inside the containers' network namespaces),
+each running the hello app plus a service `web`
 of 2 `turnout demo-app --text 'Hello world!'` instances on a public route;
 wrk with bench/proxy.sh's settings (-t1 -c32 keep-alive) straight to one
 `web` backend (no router: what the path to a container costs by itself),
@@ -105,7 +108,7 @@ def container_ids(labels):
 class Server:
     """`turnout up` on ephemeral loopback ports, stopped with SIGTERM."""
 
-    def __init__(self, runtime, app, template):
+    def __init__(self, runtime, app, template, env=None):
         self.app = app
         self.data = tempfile.mkdtemp(prefix=f"turnout-bench-docker-{runtime}-")
         self.proc = subprocess.Popen(
@@ -113,7 +116,7 @@ class Server:
              "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
              "--internal-listen", "127.0.0.1:0"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=dict(os.environ, RUST_LOG="off"))
+            env=dict(os.environ, RUST_LOG="off", **(env or {})))
         SERVERS.append(self)
         lines = []
         # Read stdout on a thread (bounded waits; the pipe never fills).
@@ -301,11 +304,17 @@ def overhead(tmp):
     }
     labels = "  labels:\n    aliyun.scale: 2\n    aliyun.routing.port_5000: web\n"
     servers = {}
-    for runtime, name in (("process", "app.yaml"), ("docker", "app-docker.yaml")):
-        d = os.path.join(tmp, runtime)
+    # "bridge": the docker runtime with the router's connections to the
+    # containers over the bridge (TURNOUT_DOCKER_NETNS=off), as before
+    # they were made inside the containers' network namespaces.
+    for kind, runtime, name, env in (("process", "process", "app.yaml", None),
+                                     ("docker", "docker", "app-docker.yaml", None),
+                                     ("bridge", "docker", "app-docker.yaml",
+                                      {"TURNOUT_DOCKER_NETNS": "off"})):
+        d = os.path.join(tmp, kind)
         os.makedirs(d)
         path = template(name, d, "\n" + web[runtime] + labels)
-        servers[runtime] = Server(runtime, f"benchw{runtime[0]}{os.getpid()}", path)
+        servers[kind] = Server(runtime, f"benchw{kind[0]}{os.getpid()}", path, env)
     for s in servers.values():
         for host, want in (("web.localhost", "Hello world!"), ("serviceb.localhost", "Hello world!")):
             status, body = call(s.public, "GET", "/", headers={"Host": host})
@@ -314,13 +323,14 @@ def overhead(tmp):
     # One backend of each runtime, straight (no router): what the path to
     # a container costs by itself (bridge and veth against loopback).
     direct = {}
-    for runtime, s in servers.items():
+    for runtime, s in list(servers.items())[:2]:
         st = s.api("GET", f"/v1/apps/{s.app}")
         direct[runtime] = next(i["endpoint"] for x in st["services"] if x["name"] == "web"
                                for i in x["instances"] if i.get("endpoint"))
     rows = [("direct", "process"), ("direct", "docker"), ("web.localhost", "process"),
-            ("web.localhost", "docker"), ("serviceb.localhost", "process"),
-            ("serviceb.localhost", "docker")]
+            ("web.localhost", "docker"), ("web.localhost", "bridge"),
+            ("serviceb.localhost", "process"), ("serviceb.localhost", "docker"),
+            ("serviceb.localhost", "bridge")]
     results = {k: [] for k in rows}
     for rnd in range(ROUNDS):
         # Order rotated per round, as bench/proxy.sh does.
@@ -347,15 +357,18 @@ def overhead(tmp):
         server_cpu = "" if host == "direct" else f"{cpu:.1f}"
         print(f"    {names[host]:<36} {runtime:<8} {rps:>8.0f} {p50:>7.0f} {p99:>7.0f} "
               f"{server_cpu:>7} {engine:>8.2f}")
-    for host in ("direct", "web.localhost", "serviceb.localhost"):
-        p, d = med[(host, "process")], med[(host, "docker")]
-        per_round = [dr[0] / pr[0] for dr, pr in zip(results[(host, "docker")],
+    for host, kind in (("direct", "docker"), ("web.localhost", "docker"),
+                       ("web.localhost", "bridge"), ("serviceb.localhost", "docker"),
+                       ("serviceb.localhost", "bridge")):
+        p, d = med[(host, "process")], med[(host, kind)]
+        per_round = [dr[0] / pr[0] for dr, pr in zip(results[(host, kind)],
                                                        results[(host, "process")])]
-        print(f"    {host}: docker/process req/s, median of the rounds' ratios "
+        print(f"    {host}: {kind}/process req/s, median of the rounds' ratios "
               f"{statistics.median(per_round):.2f} (per round "
               + ", ".join(f"{x:.2f}" for x in per_round) + f"); p99 {d[2] / p[2]:.2f}"
               + ("" if host == "direct" else f", server CPU/req {d[3] / p[3]:.2f}")
-              + ("  (target: web within 10 %)" if host == "web.localhost" else ""))
+              + ("  (target: web within 10 %)" if (host, kind) == ("web.localhost", "docker")
+                 else ""))
 
 
 def main():

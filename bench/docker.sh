@@ -9,7 +9,8 @@
 #       — target < 3 s
 #   (c) rollback, until the new 5 containers are gone likewise — < 3 s
 #   (d) the router's requests/s and latency to container backends beside
-#       the same router to process backends (same demo-app answer, wrk
+#       the same router to process backends (and to container backends
+#       over the bridge, TURNOUT_DOCKER_NETNS=off) (same demo-app answer, wrk
 #       with bench/proxy.sh's settings) — target: within 10 %
 # Each over ROUNDS rounds (median, min, max). Prints figures; asserts
 # nothing. Everything on loopback or the app's own containers, bounded;
