@@ -53,12 +53,12 @@ pub fn weights_at(app: &App, saved: &Weights, share: u8) -> Weights {
     let role = |name: &str| app.services.get(name).map(|e| e.role);
     let mut out = app.weights.clone();
     for (route, ws) in out.iter_mut() {
+        if !crate::report::is_shared(app, ws) {
+            continue;
+        }
         let new: Vec<usize> = (0..ws.len())
             .filter(|&i| role(&ws[i].service) == Some(ServiceRole::New))
             .collect();
-        if new.is_empty() || new.len() == ws.len() {
-            continue;
-        }
         let before = |service: &str| {
             saved
                 .get(route)

@@ -279,7 +279,7 @@ fn lanes(
     let old_services: Vec<String> = services()
         .filter(|s| role(s) != Some(ServiceRole::New))
         .collect();
-    if new_callers.is_empty() || new_services.is_empty() || old_services.is_empty() {
+    if new_callers.is_empty() || !crate::report::is_shared(app, weights) {
         return BTreeMap::new();
     }
     let mut lanes = BTreeMap::from([(
