@@ -22,13 +22,20 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 
+use arc_swap::ArcSwap;
+
 /// The listing; see the module's documentation.
 #[derive(Debug, Default)]
 pub struct ContainerNamespaces {
     /// Off when the engine is not on this machine, or the operator set
     /// `TURNOUT_DOCKER_NETNS=off`.
     enabled: bool,
-    by_address: Mutex<HashMap<IpAddr, Listed>>,
+    /// Read without a lock: the router opens connections from it, on its
+    /// request path.
+    by_address: ArcSwap<HashMap<IpAddr, Listed>>,
+    /// Held while the listing is changed (a start, an adoption, a
+    /// removal), so that two changes never lose one another.
+    changing: Mutex<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +59,7 @@ impl ContainerNamespaces {
         let off = std::env::var("TURNOUT_DOCKER_NETNS").is_ok_and(|v| v == "off");
         ContainerNamespaces {
             enabled: host.starts_with("unix://") && !off,
-            by_address: Mutex::default(),
+            ..ContainerNamespaces::default()
         }
     }
 
@@ -75,26 +82,31 @@ impl ContainerNamespaces {
                 identity,
             })
         });
-        let mut by_address = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-        match listed {
-            Some(listed) => by_address.insert(address, listed),
-            None => by_address.remove(&address),
-        };
+        self.change(|by_address| {
+            match listed {
+                Some(listed) => by_address.insert(address, listed),
+                None => by_address.remove(&address),
+            };
+        });
+    }
+
+    /// Applies `change` to a copy of the listing and stores the copy.
+    fn change(&self, change: impl FnOnce(&mut HashMap<IpAddr, Listed>)) {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_address = HashMap::clone(&self.by_address.load());
+        change(&mut by_address);
+        self.by_address.store(std::sync::Arc::new(by_address));
     }
 
     /// Forgets `container` (it is being removed).
     pub(crate) fn forget(&self, container: &str) {
-        let mut by_address = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-        by_address.retain(|_, listed| listed.container != container);
+        self.change(|by_address| by_address.retain(|_, listed| listed.container != container));
     }
 
     /// The network namespace `address` is local to, open, if it is listed
     /// and still the one listed.
     pub fn open(&self, address: IpAddr) -> Option<OwnedFd> {
-        let listed = {
-            let by_address = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-            by_address.get(&address)?.clone()
-        };
+        let listed = self.by_address.load().get(&address)?.clone();
         let file = std::fs::File::open(format!("/proc/{}/ns/net", listed.pid)).ok()?;
         let found = file.metadata().ok()?;
         ((found.dev(), found.ino()) == listed.identity).then(|| file.into())
@@ -102,10 +114,7 @@ impl ContainerNamespaces {
 
     /// How many namespaces are listed (for tests and the log).
     pub fn len(&self) -> usize {
-        self.by_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.by_address.load().len()
     }
 
     /// Whether none is listed.
@@ -121,7 +130,7 @@ mod tests {
     fn on() -> ContainerNamespaces {
         ContainerNamespaces {
             enabled: true,
-            by_address: Mutex::default(),
+            ..ContainerNamespaces::default()
         }
     }
 
@@ -153,23 +162,15 @@ mod tests {
         // Listed by hand with an identity that is not the process's: as
         // when the pid was reused by another process after the container
         // ended.
-        namespaces.by_address.lock().unwrap().insert(
-            ADDRESS,
-            Listed {
-                container: "c1".into(),
-                pid,
-                identity: (0, 1),
-            },
-        );
+        let listed = |identity| Listed {
+            container: "c1".into(),
+            pid,
+            identity,
+        };
+        namespaces.change(|m| drop(m.insert(ADDRESS, listed((0, 1)))));
         assert!(namespaces.open(ADDRESS).is_none());
         let real = identity(&pid.to_string()).unwrap();
-        namespaces
-            .by_address
-            .lock()
-            .unwrap()
-            .get_mut(&ADDRESS)
-            .unwrap()
-            .identity = real;
+        namespaces.change(|m| drop(m.insert(ADDRESS, listed(real))));
         assert!(namespaces.open(ADDRESS).is_some());
         namespaces.forget("c2");
         assert_eq!(namespaces.len(), 1);

@@ -181,7 +181,7 @@ const LOCKS: [&str; 12] = [
 /// tunnels, the upstream pool and connector, in-flight accounting, the
 /// per-version figures and the A/B feed's queue, and the snapshot they
 /// read.
-const REQUEST_PATH: [&str; 27] = [
+const REQUEST_PATH: [&str; 28] = [
     "body.rs",
     "caller.rs",
     "connection.rs",
@@ -204,6 +204,7 @@ const REQUEST_PATH: [&str; 27] = [
     "in_flight.rs",
     "instance.rs",
     "listener.rs",
+    "netns.rs",
     "response.rs",
     "snapshot.rs",
     "tunnel.rs",
