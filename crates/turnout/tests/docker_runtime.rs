@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use support::docker::{
     Cleanup, WAIT, answers, cli, containers, docker, ensure_image, ensure_images, hello_templates,
-    tag, unique_app, up, wait_containers,
+    tag, unique_app, up, up_refused, wait_containers,
 };
 use support::{Server, TempDir, output_within, root};
 
@@ -210,16 +210,7 @@ fn a_missing_image_is_refused_before_anything_starts() {
         format!("web:\n  image: {image}\n  labels:\n    aliyun.routing.port_5000: web\n"),
     )
     .unwrap();
-    let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(["up", "--runtime", "docker", "--name", &app])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .args(["--internal-listen", "127.0.0.1:0"]),
-        WAIT,
-    );
+    let out = up_refused(&app, &file, &data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -440,16 +431,7 @@ fn a_taken_port_80_on_the_gateway_fails_the_deploy_naming_it() {
     let holder = std::net::TcpListener::bind(format!("{gw}:80"))
         .unwrap_or_else(|e| panic!("cannot hold {gw}:80 for the test: {e}"));
     let file = local_routes_template(dir.path());
-    let out = output_within(
-        Command::new(env!("CARGO_BIN_EXE_turnout"))
-            .args(["up", "--runtime", "docker", "--name", &app])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .args(["--internal-listen", "127.0.0.1:0"]),
-        WAIT,
-    );
+    let out = up_refused(&app, &file, &data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

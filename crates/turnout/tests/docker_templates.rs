@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    Cleanup, RemoveImages, WAIT, containers, docker, ensure_image, tag, unique_app, up_stderr,
-    up_stderr_logging, verb,
+    Cleanup, RemoveImages, WAIT, containers, docker, ensure_image, tag, unique_app, up_refused,
+    up_stderr, up_stderr_logging, verb,
 };
 use support::{Server, TempDir, output_within};
 
@@ -179,19 +179,7 @@ fn a_bad_build_is_refused_before_anything_starts() {
     let data = dir.path().join("data");
     let app = unique_app("dkbadb");
     let _cleanup = Cleanup::of(&data);
-    let up = |file: &Path| {
-        output_within(
-            Command::new(env!("CARGO_BIN_EXE_turnout"))
-                .args(["up", "--runtime", "docker", "--name", &app])
-                .arg(file)
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-                .args(["--internal-listen", "127.0.0.1:0"])
-                .env("NO_COLOR", "1"),
-            WAIT,
-        )
-    };
+    let up = |file: &Path| up_refused(&app, file, &data);
     let file = dir.path().join("app.yaml");
     std::fs::write(
         &file,
@@ -273,17 +261,7 @@ fn a_pull_the_template_asks_for_fails_clearly_without_a_registry() {
     ] {
         write(field, label);
         let started = Instant::now();
-        let out = output_within(
-            Command::new(env!("CARGO_BIN_EXE_turnout"))
-                .args(["up", "--runtime", "docker", "--name", &app])
-                .arg(&file)
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-                .args(["--internal-listen", "127.0.0.1:0"])
-                .env("NO_COLOR", "1"),
-            WAIT,
-        );
+        let out = up_refused(&app, &file, &data);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{why}: {stderr}");
         assert!(

@@ -12,12 +12,14 @@
 //! removed at exit; `TURNOUT_TEST_IMAGE_TAG` picks a fixed one instead,
 //! e.g. `dev`, the tag the examples use, which is then kept).
 
+#[macro_use]
 mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::docker::tag;
 use support::{output_within, root, signal};
 
 /// The whole build, a cold debootstrap included (about 2.5 minutes here).
@@ -26,41 +28,6 @@ const DOCKER_BOUND: Duration = Duration::from_secs(60);
 
 fn script() -> PathBuf {
     root().join("images/build.sh")
-}
-
-/// This process's own image tag (see [`support::test_image_tag`]).
-fn tag() -> String {
-    support::test_image_tag()
-}
-
-/// Why the engine tests cannot run here, if they cannot.
-fn docker_missing() -> Option<String> {
-    if let Err(e) = Command::new("docker").arg("--version").output() {
-        return Some(format!("no docker CLI ({e})"));
-    }
-    let out = output_within(
-        Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]),
-        DOCKER_BOUND,
-    );
-    if out.status.success() {
-        None
-    } else {
-        let host =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        Some(format!(
-            "no Docker engine answers at {host}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-macro_rules! need_docker {
-    () => {
-        if let Some(why) = docker_missing() {
-            eprintln!("skipped: {why}; these tests need a Docker engine (start it: systemctl start docker)");
-            return;
-        }
-    };
 }
 
 /// `docker ARGS`, which must succeed; its stdout, trimmed.

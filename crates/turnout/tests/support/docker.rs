@@ -260,6 +260,23 @@ pub fn answers(server: &Server, host: &str, n: usize) -> BTreeMap<String, usize>
     counts
 }
 
+/// `turnout up --runtime docker --name APP FILE` on ephemeral loopback
+/// ports with its data in `data`, uncoloured, until it exits: for a start
+/// that is refused (a hung one fails the test at [`WAIT`]).
+pub fn up_refused(app: &str, file: &Path, data: &Path) -> std::process::Output {
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_turnout"))
+            .args(["up", "--runtime", "docker", "--name", app])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--internal-listen", "127.0.0.1:0"])
+            .env("NO_COLOR", "1"),
+        WAIT,
+    )
+}
+
 /// Runs `turnout up ARGS` until it says the app is up, stops it with
 /// SIGTERM and returns what it wrote on stderr, and whether it came up.
 pub fn up_stderr(args: &[&str], data: &Path) -> (bool, String) {
