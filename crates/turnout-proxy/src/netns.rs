@@ -61,36 +61,41 @@ impl Namespaces {
         }
         let namespace = self.inner.namespace(addr)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
+        // A thread that cannot be made (a thread limit) leaves the
+        // connection to the usual path, which needs none.
+        std::thread::Builder::new()
             .name("turnout-netns".into())
             .spawn(move || {
                 // The thread ends here, so it is never used again from
                 // inside the other namespace.
-                let made = setns(&namespace, CloneFlags::CLONE_NEWNET)
-                    .map_err(io::Error::from)
-                    .and_then(|()| match addr {
+                let made = match setns(&namespace, CloneFlags::CLONE_NEWNET) {
+                    Err(refused) => Err(io::Error::from(refused)),
+                    Ok(()) => Ok(match addr {
                         SocketAddr::V4(_) => TcpSocket::new_v4(),
                         SocketAddr::V6(_) => TcpSocket::new_v6(),
-                    });
+                    }),
+                };
                 let _ = tx.send(made);
-            });
-        if let Err(err) = spawned {
-            return Some(Err(err));
-        }
-        let socket = match rx.await {
-            Ok(Ok(socket)) => socket,
-            Ok(Err(err)) => {
+            })
+            .ok()?;
+        let socket = match rx.await.ok()? {
+            // A socket that cannot be made (out of descriptors) is this
+            // connection's error, as it would be on the usual path.
+            Ok(made) => made,
+            Err(refused) => {
                 if self.enabled.swap(false, Ordering::Relaxed) {
                     tracing::info!(
-                        error = %err,
-                        "cannot open upstream connections inside containers' network \
-                         namespaces; they go over the bridge from now on"
+                        error = %refused,
+                        "cannot enter containers' network namespaces; upstream \
+                         connections go over the bridge from now on"
                     );
                 }
                 return None;
             }
-            Err(_) => return Some(Err(io::Error::other("the namespace thread ended early"))),
         };
-        Some(socket.connect(addr).await)
+        Some(match socket {
+            Ok(socket) => socket.connect(addr).await,
+            Err(err) => Err(err),
+        })
     }
 }

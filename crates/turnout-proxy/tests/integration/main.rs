@@ -12,6 +12,7 @@ mod health;
 mod internal;
 mod lanes;
 mod metrics;
+mod namespaces;
 mod protocols;
 mod reload;
 mod routing;
