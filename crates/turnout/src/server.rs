@@ -49,7 +49,9 @@ pub struct ServerArgs {
     /// How instances run: `process` runs each instance's `command` as a
     /// child process group; `docker` runs each instance as a container
     /// through the Docker Engine API (DOCKER_HOST, default
-    /// unix:///var/run/docker.sock).
+    /// unix:///var/run/docker.sock); the router then reaches containers
+    /// from inside their network namespaces where it may
+    /// (TURNOUT_DOCKER_NETNS=off: over the bridge).
     #[arg(long, env = "TURNOUT_RUNTIME", value_enum, default_value = "process")]
     pub runtime: RuntimeKind,
     /// Domain a bare route prefix is completed with (`web` → web.DOMAIN).
