@@ -34,6 +34,7 @@ use support::docker::{
     Cleanup, WAIT, cli, cli_refused, containers, docker, engine_objects, ensure_image,
     free_host_port, tag, unique_app, wait_containers,
 };
+use support::load::{Bounds, Load};
 use support::{Server, TempDir, request};
 
 /// One service (compose `services:` layout) of the local image running
@@ -420,30 +421,12 @@ fn ids_by_version(app: &str) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-/// Requests to `web.localhost` from one client until `stop` (bounded:
-/// 20 000 requests, 120 s), the bodies counted and the failures kept.
-fn load(
-    server: &Server,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(BTreeMap<String, usize>, Vec<String>)> {
-    let public = server.public;
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let (mut seen, mut failed) = (BTreeMap::new(), Vec::new());
-        for _ in 0..20_000 {
-            if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(120) {
-                break;
-            }
-            let r = request(public, "GET", "/", &[("Host", "web.localhost")], None);
-            if r.status == 200 {
-                *seen.entry(r.body).or_insert(0) += 1;
-            } else {
-                failed.push(format!("{} {}", r.status, r.body));
-            }
-        }
-        (seen, failed)
-    })
-}
+/// One client on `web.localhost`, bounded (20 000 requests, 120 s).
+const ONE_CLIENT: Bounds = Bounds {
+    clients: 1,
+    requests_per_client: 20_000,
+    time: Duration::from_secs(120),
+};
 
 const ROLLING: &str = "      aliyun.scale: 4\n      aliyun.rolling_updates: true\n      \
                        aliyun.rolling_updates.parallelism: 2\n      \
@@ -496,8 +479,7 @@ fn a_standard_release_rolls_containers_two_at_a_time_without_losing_a_request() 
             }
         })
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = load(&server, stop.clone());
+    let client = Load::start(server.public, "web.localhost", ONE_CLIENT);
     let out = cli(
         &server,
         &[
@@ -516,17 +498,12 @@ fn a_standard_release_rolls_containers_two_at_a_time_without_losing_a_request() 
         ids.len() == 1 && ids.get("2").map(BTreeSet::len) == Some(4)
     });
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
+    let out = client.finish();
     done.store(true, Ordering::Relaxed);
-    let (seen, failed) = client.join().unwrap();
     watcher.join().unwrap();
 
-    assert!(
-        failed.is_empty(),
-        "{} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    out.assert_none_failed();
+    let seen = out.answers();
     assert!(
         seen.contains_key("one") && seen.contains_key("two"),
         "{seen:?}"
@@ -589,8 +566,7 @@ fn a_new_container_failing_its_health_check_stops_the_roll_and_the_old_ones_serv
     let old = ids_by_version(&app);
     assert_eq!(old.get("1").map(BTreeSet::len), Some(4), "{old:?}");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = load(&server, stop.clone());
+    let client = Load::start(server.public, "web.localhost", ONE_CLIENT);
     let body = serde_json::json!({"template": std::fs::read_to_string(&v2).unwrap(),
                                   "source_name": "v2.yaml", "strategy": "standard"});
     let r = server.api(
@@ -626,15 +602,14 @@ fn a_new_container_failing_its_health_check_stops_the_roll_and_the_old_ones_serv
         !ids_by_version(&app).contains_key("2")
     });
     assert_eq!(ids_by_version(&app).get("1"), old.get("1"));
-    stop.store(true, Ordering::Relaxed);
-    let (seen, failed) = client.join().unwrap();
-    assert!(
-        failed.is_empty(),
-        "{} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
+    let out = client.finish();
+    out.assert_none_failed();
+    let seen = out.answers();
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        ["one"],
+        "{seen:?}"
     );
-    assert_eq!(seen.keys().collect::<Vec<_>>(), ["one"], "{seen:?}");
 }
 
 /// web-v1 and web-v2 sharing `web.localhost`: the weights of the route.
@@ -667,8 +642,7 @@ fn a_gray_release_on_containers_walks_its_steps_to_pending_confirmation() {
     cli(&server, &["deploy", v1.to_str().unwrap(), "--name", &app]);
     let v1_ids = ids_by_version(&app);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = load(&server, stop.clone());
+    let client = Load::start(server.public, "web.localhost", ONE_CLIENT);
     // Steps of 1 s each, an analysis window of 1 s with a gate the healthy
     // new version passes.
     let text = format!("services:\n{}", service("web-v2", "v2", two, ""));
@@ -728,14 +702,9 @@ fn a_gray_release_on_containers_walks_its_steps_to_pending_confirmation() {
     wait_containers(&app, "only web-v2 left", |c| {
         c.len() == 2 && c.values().all(|(s, _)| s == "web-v2")
     });
-    stop.store(true, Ordering::Relaxed);
-    let (seen, failed) = client.join().unwrap();
-    assert!(
-        failed.is_empty(),
-        "{} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    let out = client.finish();
+    out.assert_none_failed();
+    let seen = out.answers();
     assert!(
         seen.contains_key("v1") && seen.contains_key("v2"),
         "{seen:?}"

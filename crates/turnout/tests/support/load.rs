@@ -138,6 +138,26 @@ impl Load {
 }
 
 impl Outcome {
+    /// Every answer whatever its phase, with how many requests got it.
+    pub fn answers(&self) -> BTreeMap<&str, usize> {
+        let mut answers = BTreeMap::new();
+        for ((_, body), n) in &self.seen {
+            *answers.entry(body.as_str()).or_insert(0) += n;
+        }
+        answers
+    }
+
+    /// Fails the test if a request failed, showing the first few.
+    pub fn assert_none_failed(&self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} requests failed: {:?}",
+            self.failures.len(),
+            self.total,
+            &self.failures[..self.failures.len().min(5)]
+        );
+    }
+
     /// The distinct answers of phase `p`.
     pub fn in_phase(&self, p: usize) -> Vec<&str> {
         self.seen
