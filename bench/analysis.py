@@ -35,19 +35,9 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, call
+
 V2 = open(os.path.join(ROOT, "examples/hello/app-frontend-v2.yaml")).read()
-
-
-def call(addr, method, path, body=None, headers=None, timeout=30):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    data = json.dumps(body) if body is not None else None
-    conn.request(method, path, body=data, headers=headers or {})
-    r = conn.getresponse()
-    text = r.read().decode()
-    conn.close()
-    return r.status, text
 
 
 class Server:

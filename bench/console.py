@@ -27,8 +27,9 @@ import tempfile
 import threading
 import time
 
+from common import ROOT, call
+
 BIN, SERVICES, INPUTS, LOADS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -39,17 +40,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def call(addr, method, path, body=None, headers=None, timeout=60):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    data = json.dumps(body) if body is not None else None
-    conn.request(method, path, body=data, headers=headers or {})
-    r = conn.getresponse()
-    text = r.read().decode()
-    conn.close()
-    return r.status, text
 
 
 class WebDriver:

@@ -44,9 +44,10 @@ import threading
 import time
 import urllib.parse
 
+from common import ROOT, call
+
 BIN, TAG = sys.argv[1], sys.argv[2]
 ROUNDS, DURATION, CONNS = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELLO = os.path.join(ROOT, "examples/hello")
 WAIT = 120  # seconds: the bound of every wait below
 HZ = os.sysconf("SC_CLK_TCK")
@@ -55,17 +56,6 @@ SERVERS = []
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def call(addr, method, path, body=None, headers=None):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    data = json.dumps(body) if body is not None else None
-    conn.request(method, path, body=data, headers=headers or {})
-    r = conn.getresponse()
-    text = r.read().decode()
-    conn.close()
-    return r.status, text
 
 
 class Engine(http.client.HTTPConnection):

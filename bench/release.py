@@ -2,7 +2,6 @@
 on ephemeral loopback ports and times releases, weight changes and
 confirms through the REST API. Prints figures; asserts nothing."""
 
-import http.client
 import json
 import os
 import shutil
@@ -13,19 +12,9 @@ import sys
 import tempfile
 import time
 
+from common import ROOT, call
+
 BIN, ROUNDS = sys.argv[1], int(sys.argv[2])
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def call(addr, method, path, body=None, headers=None):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    data = json.dumps(body) if body is not None else None
-    conn.request(method, path, body=data, headers=headers or {})
-    r = conn.getresponse()
-    text = r.read().decode()
-    conn.close()
-    return r.status, text
 
 
 def main():
