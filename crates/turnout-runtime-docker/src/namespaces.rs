@@ -76,7 +76,7 @@ impl ContainerNamespaces {
                 return None;
             }
             let identity = identity(&pid.to_string())?;
-            (Some(identity) != crate::namespaces::identity("self")).then(|| Listed {
+            (Some(identity) != self::identity("self")).then(|| Listed {
                 container: container.to_string(),
                 pid,
                 identity,
@@ -112,7 +112,7 @@ impl ContainerNamespaces {
         ((found.dev(), found.ino()) == listed.identity).then(|| file.into())
     }
 
-    /// How many namespaces are listed (for tests and the log).
+    /// How many namespaces are listed.
     pub fn len(&self) -> usize {
         self.by_address.load().len()
     }
