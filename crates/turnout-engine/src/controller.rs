@@ -147,6 +147,10 @@ pub(crate) struct Inst {
     /// spec it was started from), kept until it is stopped: a draining
     /// instance of a service that left the app keeps its caller identity.
     pub(crate) calls: Vec<String>,
+    /// Why its last start failed, when starting again cannot help
+    /// ([`turnout_runtime::RuntimeError::is_permanent`]): a release
+    /// waiting for it fails at once.
+    pub(crate) start_error: Option<String>,
 }
 
 impl Inst {
@@ -323,6 +327,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         .then(|| Instant::now() + settings.drain_timeout),
                     stopping: false,
                     restart_at: (phase == Phase::Exited).then(Instant::now),
+                    start_error: None,
                     launching: false,
                     unfound,
                     calls,

@@ -482,6 +482,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 drain_deadline: None,
                 stopping: false,
                 restart_at: None,
+                start_error: None,
                 launching: false,
                 unfound: false,
                 calls: crate::routes::calls(&entry.spec),
@@ -643,6 +644,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                     inst.schedule = ProbeSchedule::new(launch.plan);
                     inst.next_probe = Instant::now() + inst.schedule.first_delay();
                     inst.restart_at = None;
+                    inst.start_error = None;
                     let what = started.pid.map_or_else(
                         || format!("({})", started.handle),
                         |pid| format!("(pid {pid})"),
@@ -669,6 +671,7 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         continue;
                     }
                     inst.phase = Phase::Exited;
+                    inst.start_error = e.is_permanent().then(|| e.to_string());
                     inst.record.restarts += u32::from(launch.restarting);
                     inst.restart_at =
                         Some(Instant::now() + MAX_BACKOFF.min(Duration::from_secs(2)));
@@ -768,6 +771,16 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                         now_ms: now_millis(),
                     },
                 )?;
+            } else if let Some(reason) = cannot_start(state, &app_name) {
+                // Waiting out the deadline cannot help.
+                self.apply(
+                    state,
+                    &app_name,
+                    Command::Fail {
+                        release_id: release.id,
+                        reason,
+                    },
+                )?;
             } else if (release.state == ReleaseState::Deploying || scaling)
                 && state.deadlines.get(&app_name).is_some_and(|d| *d <= now)
             {
@@ -854,6 +867,26 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
 }
 
 /// The planner's view of an app's instances.
+/// Why a new instance of `app`'s release cannot start (its last start
+/// failed so that starting again cannot help), if one cannot.
+fn cannot_start(state: &State, app: &str) -> Option<String> {
+    let services = &state.apps.get(app)?.services;
+    state
+        .instances
+        .iter()
+        .filter(|((a, _), i)| {
+            a == app
+                && i.phase != Phase::Draining
+                && services.get(&i.record.service).is_some_and(|e| {
+                    matches!(
+                        e.role,
+                        crate::model::ServiceRole::New | crate::model::ServiceRole::Changed
+                    )
+                })
+        })
+        .find_map(|(_, i)| i.start_error.clone())
+}
+
 fn views(state: &State, app: &str) -> Vec<InstanceView> {
     state
         .instances

@@ -871,10 +871,10 @@ fn port_taken(instance: &str, service: &Service, err: RuntimeError) -> RuntimeEr
              host port in `ports:`"
         )
     };
-    RuntimeError::Engine {
+    RuntimeError::PortTaken {
         action: format!("cannot start {instance}: {what} is taken"),
         message: message.clone(),
-        hint: Some(hint),
+        hint,
     }
 }
 

@@ -118,6 +118,18 @@ pub enum RuntimeError {
         /// What to do about it, when there is something to say.
         hint: Option<String>,
     },
+    /// A host port the instance publishes is taken (by another container,
+    /// or by a program outside the engine): starting again does not help
+    /// while its holder keeps it.
+    #[error("{action}: {message}")]
+    PortTaken {
+        /// What was being done (`cannot start web.1: host port 8080 is taken`).
+        action: String,
+        /// What the engine said.
+        message: String,
+        /// Who holds it and what to do.
+        hint: String,
+    },
     /// No free loopback port could be bound.
     #[error("cannot allocate a loopback port: {source}")]
     Ports {
@@ -127,13 +139,41 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether starting the instance again cannot succeed as things stand:
+    /// the template or the machine must change first (a program that is
+    /// not there or not executable, an empty command, a port reference
+    /// that has no value, a host port someone else holds). A release whose
+    /// new instance fails so fails at once, instead of at its ready
+    /// deadline; other start errors are retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            RuntimeError::Spawn { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            RuntimeError::Unsupported { .. }
+            | RuntimeError::EmptyCommand { .. }
+            | RuntimeError::UnknownPort { .. }
+            | RuntimeError::UnmappedPort { .. }
+            | RuntimeError::MissingImage { .. }
+            | RuntimeError::PortTaken { .. } => true,
+            RuntimeError::LogFile { .. }
+            | RuntimeError::ReadLog { .. }
+            | RuntimeError::ProcStat { .. }
+            | RuntimeError::Signal { .. }
+            | RuntimeError::StillRunning { .. }
+            | RuntimeError::Engine { .. }
+            | RuntimeError::Ports { .. } => false,
+        }
+    }
+
     /// What the operator can do about it, when there is something to say
     /// (for the API's `hint` and the CLI).
     pub fn hint(&self) -> Option<String> {
         match self {
-            RuntimeError::Unsupported { hint, .. } | RuntimeError::MissingImage { hint, .. } => {
-                Some(hint.clone())
-            }
+            RuntimeError::Unsupported { hint, .. }
+            | RuntimeError::MissingImage { hint, .. }
+            | RuntimeError::PortTaken { hint, .. } => Some(hint.clone()),
             RuntimeError::Engine { hint, .. } => hint.clone(),
             RuntimeError::UnknownPort { variable, .. } if variable == "PORT" => Some(
                 "route a port with a routing label (aliyun.routing.port_<N>), or give a default: \
@@ -157,5 +197,37 @@ impl RuntimeError {
             ),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeError;
+
+    #[test]
+    fn only_errors_a_new_start_cannot_mend_are_permanent() {
+        let spawn = |kind| RuntimeError::Spawn {
+            instance: "web.1".into(),
+            program: "web".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert!(spawn(std::io::ErrorKind::NotFound).is_permanent());
+        assert!(spawn(std::io::ErrorKind::PermissionDenied).is_permanent());
+        // Out of processes or memory: it may work a moment later.
+        assert!(!spawn(std::io::ErrorKind::WouldBlock).is_permanent());
+        assert!(!spawn(std::io::ErrorKind::OutOfMemory).is_permanent());
+        let taken = RuntimeError::PortTaken {
+            action: "cannot start web.1: host port 8080 is taken".into(),
+            message: "address already in use".into(),
+            hint: "stop it".into(),
+        };
+        assert!(taken.is_permanent());
+        assert_eq!(taken.hint().as_deref(), Some("stop it"));
+        let engine = RuntimeError::Engine {
+            action: "cannot start container abc".into(),
+            message: "connection reset".into(),
+            hint: None,
+        };
+        assert!(!engine.is_permanent());
     }
 }

@@ -380,6 +380,57 @@ fn a_host_port_held_outside_turnout_fails_the_start_naming_it() {
     drop(holder);
 }
 
+#[test]
+fn a_release_onto_a_host_port_held_outside_turnout_fails_at_once_and_rolls_back() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-port-held-release");
+    // A ready deadline far beyond the test's wait: only the start error
+    // can end the release in time.
+    let (server, _cleanup) = serve(&dir, &["--ready-timeout", "600"]);
+    let app = unique_app("dkheldr");
+    let v1 = write(
+        dir.path(),
+        "v1.yaml",
+        &format!("services:\n{}", service("web-v1", "v1", "", "")),
+    );
+    cli(&server, &["deploy", v1.to_str().unwrap(), "--name", &app]);
+    let old = ids_by_version(&app);
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let text = format!(
+        "services:\n{}",
+        service(
+            "web-v2",
+            "v2",
+            "",
+            &format!("    ports: [\"{port}:5000\"]\n")
+        )
+    );
+    let body = serde_json::json!({"template": text, "source_name": "v2.yaml"});
+    let r = server.api(
+        "POST",
+        &format!("/v1/apps/{app}/releases"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let s = server.wait_status(&app, WAIT, |s| state(s) == "rolled-back");
+    let reason = s["release"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "failed: cannot start web-v2.1: host port {port} is taken"
+        )),
+        "{reason}"
+    );
+    wait_containers(&app, "only the old containers", |_| {
+        !ids_by_version(&app).contains_key("2")
+    });
+    assert_eq!(ids_by_version(&app), old);
+    let r = server.get("web.localhost");
+    assert_eq!((r.status, r.body.as_str()), (200, "v1"), "{r:?}");
+    drop(holder);
+}
+
 /// The instances of service `name` in a status: id → state.
 fn instance_states(s: &serde_json::Value, name: &str) -> BTreeMap<String, String> {
     s["services"]

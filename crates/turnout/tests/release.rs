@@ -254,6 +254,28 @@ fn a_release_whose_instances_never_get_ready_rolls_back() {
 }
 
 #[test]
+fn a_release_whose_instances_cannot_start_fails_at_once_not_at_its_deadline() {
+    let dir = TempDir::new("cannot-start");
+    // A ready deadline far beyond the test's wait: only the start error
+    // can end the release in time.
+    let server = up(&dir, &["--ready-timeout", "600"]);
+    let unstartable = "serviceA-v1:\n  command: turnout demo-app --text 'world!'\n  labels:\n    aliyun.scale: 3\n    aliyun.routing.port_5000: servicea.local\nserviceB-v1:\n  command: turnout demo-app --upstream \"$$dep_endpoint\" --prefix 'Hello '\n  environment:\n    - 'dep_endpoint=http://servicea.local'\n  labels:\n    aliyun.scale: 2\n    aliyun.routing.port_5001: serviceb\n  external_links:\n    - \"servicea.local\"\nserviceB-v2:\n  command: turnout demo-app --text two\n  working_dir: /nonexistent/turnout-dir\n  labels:\n    aliyun.routing.port_5001: serviceb\n    aliyun.routing.coexist: true\n";
+    let body = serde_json::json!({ "template": unstartable, "source_name": "unstartable.yaml" })
+        .to_string();
+    let r = server.api("POST", &format!("/v1/apps/{APP}/releases"), Some(&body));
+    assert_eq!(r.status, 201, "{}", r.body);
+    // WAIT is far less than the deadline.
+    let s = server.wait_status(APP, WAIT, |s| state(s) == "rolled-back");
+    let reason = s["release"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("failed: cannot start serviceB-v2.1 (")
+            && reason.contains("working directory /nonexistent/turnout-dir does not exist"),
+        "{reason}"
+    );
+    assert_eq!(server.get("serviceb.localhost").body, "Hello world!");
+}
+
+#[test]
 fn kill_9_in_pending_confirmation_then_serve_resumes_and_adopts() {
     let dir = TempDir::new("crash");
     let mut server = up(&dir, &[]);
