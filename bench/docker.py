@@ -250,6 +250,18 @@ def ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
+def switches(pid):
+    """Context switches (voluntary and not) of every thread of PID."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return total
+
+
 def to_us(v):
     m = re.match(r"([0-9.]+)(us|ms|s)$", v)
     n, unit = float(m.group(1)), m.group(2)
@@ -264,17 +276,22 @@ def dockerd_pid():
 DOCKERD = dockerd_pid()
 
 
-def wrk(pid, addr, host):
+def wrk(pid, addr, host, backends):
     """wrk on http://ADDR/ with Host HOST: req/s, p50 µs, p99 µs, CPU µs
-    per request of process PID (None: not counted) and of dockerd."""
+    per request of process PID (None: not counted) and of dockerd, and the
+    CPU µs and context switches per request of the BACKENDS' processes
+    (how often they went to sleep and were woken: the figure that tells
+    container backends from process ones, docs/performance.md)."""
     before = ticks(pid) if pid else 0
     engine_before = ticks(DOCKERD) if DOCKERD else 0
+    backends_before = (sum(map(ticks, backends)), sum(map(switches, backends)))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNS}", f"-d{DURATION}s", "--latency", "-H", f"Host: {host}",
          f"http://{addr}/"], capture_output=True, text=True,
         timeout=DURATION + 60).stdout
     after = ticks(pid) if pid else 0
     engine_after = ticks(DOCKERD) if DOCKERD else 0
+    backends_after = (sum(map(ticks, backends)), sum(map(switches, backends)))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     reqs = max(int(re.search(r"(\d+) requests in", out).group(1)), 1)
     p50 = to_us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
@@ -283,7 +300,9 @@ def wrk(pid, addr, host):
     if errors:
         log(f"  {addr} {host}: {'; '.join(errors)}")
     return (rps, p50, p99, (after - before) / HZ * 1e6 / reqs,
-            (engine_after - engine_before) / HZ * 1e6 / reqs)
+            (engine_after - engine_before) / HZ * 1e6 / reqs,
+            (backends_after[0] - backends_before[0]) / HZ * 1e6 / reqs,
+            (backends_after[1] - backends_before[1]) / reqs)
 
 
 def overhead(tmp):
@@ -315,8 +334,17 @@ def overhead(tmp):
     direct = {}
     for runtime, s in list(servers.items())[:2]:
         st = s.api("GET", f"/v1/apps/{s.app}")
-        direct[runtime] = next(i["endpoint"] for x in st["services"] if x["name"] == "web"
-                               for i in x["instances"] if i.get("endpoint"))
+        direct[runtime] = next((i["endpoint"], i["pid"]) for x in st["services"]
+                               if x["name"] == "web" for i in x["instances"] if i.get("endpoint"))
+    # The backends' processes (the instances' pids: the process, or the
+    # container's main process), per server: web's, and the hello app's
+    # (serviceb calls servicea.local).
+    pids = {}
+    for kind, s in servers.items():
+        st = s.api("GET", f"/v1/apps/{s.app}")
+        for host, of_web in (("web.localhost", True), ("serviceb.localhost", False)):
+            pids[(host, kind)] = [i["pid"] for x in st["services"] if (x["name"] == "web") == of_web
+                                  for i in x["instances"] if i.get("pid")]
     rows = [("direct", "process"), ("direct", "docker"), ("web.localhost", "process"),
             ("web.localhost", "docker"), ("web.localhost", "bridge"),
             ("serviceb.localhost", "process"), ("serviceb.localhost", "docker"),
@@ -328,25 +356,27 @@ def overhead(tmp):
             host, runtime = key
             s = servers[runtime]
             if host == "direct":
-                results[key].append(wrk(None, direct[runtime], "web.localhost"))
+                endpoint, pid = direct[runtime]
+                results[key].append(wrk(None, endpoint, "web.localhost", [pid]))
             else:
-                results[key].append(wrk(s.proc.pid, s.public, host))
+                results[key].append(wrk(s.proc.pid, s.public, host, pids[key]))
         log(f"  round {rnd + 1}: " + ", ".join(
             f"{h.split('.')[0]}/{r} {results[(h, r)][-1][0]:.0f}" for h, r in rows) + " req/s")
     for s in servers.values():
         s.stop()
-    med = {k: [statistics.median(x[i] for x in v) for i in range(5)] for k, v in results.items()}
+    med = {k: [statistics.median(x[i] for x in v) for i in range(7)] for k, v in results.items()}
     print(f"(d) wrk -t1 -c{CONNS} -d{DURATION}s keep-alive, medians of {ROUNDS} interleaved rounds; "
-          "CPU µs per request of the turnout server (router and control plane) and of dockerd")
+          "CPU µs per request of the turnout server (router and control plane), of dockerd and "
+          "of the backends' processes; the backends' context switches per request")
     print(f"    {'what':<36} {'backends':<8} {'req/s':>8} {'p50 µs':>7} {'p99 µs':>7} "
-          f"{'server':>7} {'dockerd':>8}")
+          f"{'server':>7} {'dockerd':>8} {'backends':>8} {'switches':>8}")
     names = {"direct": "direct to one backend (no router)",
              "web.localhost": "web: router -> backend",
              "serviceb.localhost": "serviceb: -> servicea.local ->"}
-    for (host, runtime), (rps, p50, p99, cpu, engine) in med.items():
+    for (host, runtime), (rps, p50, p99, cpu, engine, back, sw) in med.items():
         server_cpu = "" if host == "direct" else f"{cpu:.1f}"
         print(f"    {names[host]:<36} {runtime:<8} {rps:>8.0f} {p50:>7.0f} {p99:>7.0f} "
-              f"{server_cpu:>7} {engine:>8.2f}")
+              f"{server_cpu:>7} {engine:>8.2f} {back:>8.1f} {sw:>8.3f}")
     for host, kind in (("direct", "docker"), ("web.localhost", "docker"),
                        ("web.localhost", "bridge"), ("serviceb.localhost", "docker"),
                        ("serviceb.localhost", "bridge")):
