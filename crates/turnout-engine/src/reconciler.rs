@@ -866,7 +866,6 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     }
 }
 
-/// The planner's view of an app's instances.
 /// Why a new instance of `app`'s release cannot start (its last start
 /// failed so that starting again cannot help), if one cannot.
 fn cannot_start(state: &State, app: &str) -> Option<String> {
@@ -887,6 +886,7 @@ fn cannot_start(state: &State, app: &str) -> Option<String> {
         .find_map(|(_, i)| i.start_error.clone())
 }
 
+/// The planner's view of an app's instances.
 fn views(state: &State, app: &str) -> Vec<InstanceView> {
     state
         .instances
