@@ -12,7 +12,9 @@
 //! `external_links` do not allow gets 403, a taken port 80 on the app
 //! network's gateway fails the deploy naming it, and the hello example's
 //! walkthrough (frontend, then backend release) runs on containers with
-//! serviceB-v2's containers untouched by the backend release.
+//! serviceB-v2's containers untouched by the backend release. The
+//! router's connections to a container come from inside the container's
+//! network namespace (from the gateway with `TURNOUT_DOCKER_NETNS=off`).
 //!
 //! The docker CLI is used only to look at what turnout made and to clean
 //! up. Where no engine answers, the engine tests print a skip and pass.
