@@ -6,6 +6,7 @@
 //! observes instances through a runtime, runs the effects and publishes
 //! route tables; the server commits every accepted `App` before answering.
 
+mod advance;
 mod analysis;
 mod checks;
 mod controller;

@@ -5,8 +5,7 @@
 //! (2) probes the ones that are due, outside the lock, (3) asks the pure
 //! planner what to start and drain and does it, (4) stops drained
 //! instances once nothing is in flight to them (or at the drain deadline),
-//! (5) moves releases on (`Ready` once every new instance is ready, `Fail`
-//! past the deadline), and (6) publishes a new route table when readiness
+//! (5) moves releases on ([`crate::advance`]), and (6) publishes a new route table when readiness
 //! changed. Every change is committed before it is acted on where it
 //! matters for crash safety: an instance is recorded as soon as it runs.
 
@@ -22,9 +21,7 @@ use turnout_spec::template::Restart;
 use turnout_store::{Change, InstanceRecord, NewEvent, now_millis};
 
 use crate::controller::{ControlError, Controller, DataPlane, Inst, State};
-use crate::model::ReleaseState;
-use crate::plan::{Action, InstanceView, Phase, plan, release_ready};
-use crate::step::Command;
+use crate::plan::{Action, InstanceView, Phase, plan};
 
 /// The longest wait between restarts of a crashing instance.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -718,116 +715,6 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         was_routed
     }
 
-    /// Moves releases on: ready ones to the next state, late ones to
-    /// failed, failed ones to rolled-back.
-    fn advance_releases(&self, state: &mut State) -> Result<(), ControlError> {
-        let now = Instant::now();
-        let apps: Vec<String> = state.apps.keys().cloned().collect();
-        for app_name in apps {
-            let Some(release) = state.apps[&app_name].active_release().cloned() else {
-                continue;
-            };
-            // A promoted canary starting the rest of its instances waits
-            // for them as a deploying release does.
-            let scaling = release.progress.as_ref().is_some_and(|p| p.scaling);
-            if let Some(progress) = release.progress.as_ref().filter(|p| {
-                p.plan.analysis.has_gates()
-                    && !scaling
-                    && (release.state == ReleaseState::Progressing
-                        || p.paused == Some(crate::model::PauseReason::Inconclusive))
-            }) && let Some(step) = progress.step
-            {
-                // Analysis: every window, the router's figures of the new
-                // version and the baseline over the same window (and the
-                // plan's Prometheus query, off the lock).
-                self.check_release(state, &app_name, &release, step)?;
-            }
-            let release = match state.apps[&app_name].active_release() {
-                Some(r) => r.clone(),
-                None => continue,
-            };
-            if release.state == ReleaseState::Progressing && !scaling {
-                // A step whose pause ran out moves on.
-                self.apply(
-                    state,
-                    &app_name,
-                    Command::Tick {
-                        release_id: release.id,
-                        now_ms: now_millis(),
-                    },
-                )?;
-                continue;
-            }
-            if release.state != ReleaseState::Deploying && !scaling {
-                continue;
-            }
-            let views = views(state, &app_name);
-            if release_ready(&state.apps[&app_name], &views) {
-                self.apply(
-                    state,
-                    &app_name,
-                    Command::Ready {
-                        release_id: release.id,
-                        now_ms: now_millis(),
-                    },
-                )?;
-            } else if let Some(reason) = cannot_start(state, &app_name) {
-                // Waiting out the deadline cannot help.
-                self.apply(
-                    state,
-                    &app_name,
-                    Command::Fail {
-                        release_id: release.id,
-                        reason,
-                    },
-                )?;
-            } else if (release.state == ReleaseState::Deploying || scaling)
-                && state.deadlines.get(&app_name).is_some_and(|d| *d <= now)
-            {
-                let waiting: Vec<String> = state.apps[&app_name]
-                    .services
-                    .values()
-                    .filter(|e| {
-                        matches!(
-                            e.role,
-                            crate::model::ServiceRole::New | crate::model::ServiceRole::Changed
-                        )
-                    })
-                    .map(|e| e.name().to_string())
-                    .collect();
-                let reason = format!(
-                    "new instances of {} not ready within {}s",
-                    waiting.join(", "),
-                    self.inner.settings.ready_deadline.as_secs()
-                );
-                self.apply(
-                    state,
-                    &app_name,
-                    Command::Fail {
-                        release_id: release.id,
-                        reason,
-                    },
-                )?;
-            }
-        }
-        // A failed release is rolled back once its `failed` state is
-        // committed: at once, or by the next server when this one died in
-        // between.
-        let failed: Vec<String> = state
-            .apps
-            .iter()
-            .filter(|(_, a)| {
-                a.active_release()
-                    .is_some_and(|r| r.state == ReleaseState::Failed)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for app_name in failed {
-            self.apply(state, &app_name, Command::Rollback)?;
-        }
-        Ok(())
-    }
-
     /// Stops every instance (a graceful stop of `turnout up`), waiting for
     /// them; their records are removed.
     pub async fn stop_all(&self) {
@@ -866,28 +753,8 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
     }
 }
 
-/// Why a new instance of `app`'s release cannot start (its last start
-/// failed so that starting again cannot help), if one cannot.
-fn cannot_start(state: &State, app: &str) -> Option<String> {
-    let services = &state.apps.get(app)?.services;
-    state
-        .instances
-        .iter()
-        .filter(|((a, _), i)| {
-            a == app
-                && i.phase != Phase::Draining
-                && services.get(&i.record.service).is_some_and(|e| {
-                    matches!(
-                        e.role,
-                        crate::model::ServiceRole::New | crate::model::ServiceRole::Changed
-                    )
-                })
-        })
-        .find_map(|(_, i)| i.start_error.clone())
-}
-
 /// The planner's view of an app's instances.
-fn views(state: &State, app: &str) -> Vec<InstanceView> {
+pub(crate) fn views(state: &State, app: &str) -> Vec<InstanceView> {
     state
         .instances
         .iter()
