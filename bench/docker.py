@@ -22,7 +22,10 @@ servicea.local -> backend), interleaved rounds (order rotated), medians;
 the docker/process ratio per round and its median (the machine's load
 moves between rounds; a ratio within a round is fairer); CPU per request
 of each server process (router and control plane; its instances are not
-counted) and of dockerd.
+counted) and of dockerd. Each server runs in a session of its own, not
+in wrk's: a process shares its session's scheduling group (autogroup),
+and a server in the bench's session would put its process instances in
+one group with the load generator, which no real client is.
 
 Prints figures; asserts nothing. Everything on loopback or the app's own
 containers, every wait bounded.
@@ -106,7 +109,14 @@ class Server:
              "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
              "--internal-listen", "127.0.0.1:0"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=dict(os.environ, RUST_LOG="off", **(env or {})))
+            env=dict(os.environ, RUST_LOG="off", **(env or {})),
+            # A session of its own, as under a service manager or in a
+            # terminal of its own: in the bench's session the server and its
+            # process instances would share one scheduling group (autogroup)
+            # with wrk, an advantage no real client gives and no container
+            # can share (docs/performance.md, "Docker runtime").
+            # SAME_SESSION=1 keeps them in it, to show the difference.
+            start_new_session=os.environ.get("SAME_SESSION") != "1")
         SERVERS.append(self)
         lines = []
         # Read stdout on a thread (bounded waits; the pipe never fills).

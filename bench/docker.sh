@@ -19,7 +19,9 @@
 #   bench/docker.sh [ROUNDS]
 # Knobs (environment): DURATION (s per wrk run, default 5), CONNS (wrk
 # connections, default 32), PARTS (releases,overhead: both by default),
-# TURNOUT (a turnout binary instead of building target/release/turnout).
+# TURNOUT (a turnout binary instead of building target/release/turnout),
+# SAME_SESSION=1 (the servers in the bench's session, with wrk: the
+# arrangement before session 10, which favours process backends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh

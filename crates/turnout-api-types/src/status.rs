@@ -120,6 +120,13 @@ pub struct InstanceStatus {
     /// How often it was restarted.
     #[serde(default)]
     pub restarts: u32,
+    /// Why it cannot start as things stand — a host port held outside
+    /// turnout, a missing image or `working_dir`, a command that is not
+    /// found — while it does not run; absent otherwise. The server keeps
+    /// retrying it (the cause may be outside the template), but waiting
+    /// for it is pointless: `deploy` and `up` stop at it, a release fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A route in a status.

@@ -47,6 +47,7 @@ fn status() -> AppStatus {
                 endpoint: Some("127.0.0.1:41234".into()),
                 pid: None,
                 restarts: 0,
+                error: None,
             }],
         }],
         routes: vec![RouteStatus {

@@ -148,8 +148,10 @@ pub(crate) struct Inst {
     /// instance of a service that left the app keeps its caller identity.
     pub(crate) calls: Vec<String>,
     /// Why its last start failed, when starting again cannot help
-    /// ([`turnout_runtime::RuntimeError::is_permanent`]): a release
-    /// waiting for it fails at once.
+    /// ([`turnout_runtime::RuntimeError::is_permanent`], or a command
+    /// that its shell did not find: [`crate::reconciler`]'s exit codes
+    /// 126 and 127 before it was ever ready): a release waiting for it
+    /// fails at once, and the status shows it.
     pub(crate) start_error: Option<String>,
 }
 

@@ -207,6 +207,9 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
                 continue;
             }
             routing_changed |= inst.phase == Phase::Ready;
+            if inst.phase == Phase::Starting {
+                inst.start_error = not_found(&key.1, status);
+            }
             inst.phase = Phase::Exited;
             inst.clear_started();
             inst.record.updated_at = now_millis();
@@ -866,4 +869,26 @@ impl<R: Runtime + 'static, D: DataPlane> Controller<R, D> {
         }
         out
     }
+}
+
+/// Why an instance that exited before it was ever ready cannot start as
+/// things stand, when its exit status is a shell's for a command it could
+/// not run (POSIX: 127 not found, 126 found but not executable): process
+/// commands run through `sh -c`, and so do many container entrypoints.
+/// Any other exit is retried as a crash.
+fn not_found(id: &str, status: InstanceStatus) -> Option<String> {
+    let why = match status {
+        InstanceStatus::Exited { code: Some(127) } => {
+            "its command was not found (its shell names it in `turnout logs SERVICE`); fix \
+             `command:` or install the program"
+        }
+        InstanceStatus::Exited { code: Some(126) } => {
+            "its command was found but cannot be run (not executable, or a directory; see \
+             `turnout logs SERVICE`)"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "cannot start {id}: it {status} before it was ready: {why}"
+    ))
 }

@@ -65,6 +65,7 @@ pub(crate) fn app_status(app: &App, state: &State, preview_token: Option<&String
                             endpoint: primary.and_then(|p| i.endpoint(p)).map(|a| a.to_string()),
                             pid: i.record.pid,
                             restarts: i.record.restarts,
+                            error: i.start_error.clone(),
                         },
                     )
                 })

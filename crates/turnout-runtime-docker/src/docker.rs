@@ -570,7 +570,11 @@ impl Runtime for DockerRuntime {
         if let Err(e) = self.docker.start_container(&id, None).await {
             let err = engine(format!("cannot start container {id} of {}", spec.id), &e);
             let _ = self.remove(&id).await;
-            return Err(port_taken(&spec.id, &source.service, err));
+            return Err(not_runnable(
+                &spec.id,
+                image,
+                port_taken(&spec.id, &source.service, err),
+            ));
         }
         let found = self
             .docker
@@ -878,6 +882,34 @@ fn port_taken(instance: &str, service: &Service, err: RuntimeError) -> RuntimeEr
     }
 }
 
+/// An engine's refusal to start a container because its command is not in
+/// its image or cannot be run (the OCI runtime's `exec: "x": executable
+/// file not found in $PATH`, `no such file or directory`, `permission
+/// denied`), as an error naming it and what to do; any other error as it is.
+fn not_runnable(instance: &str, image: &str, err: RuntimeError) -> RuntimeError {
+    let RuntimeError::Engine { message, .. } = &err else {
+        return err;
+    };
+    let Some(at) = message.find("exec: ") else {
+        return err;
+    };
+    let after = &message[at..];
+    let found = after.contains("executable file not found") || after.contains("no such file");
+    if !found && !after.contains("permission denied") {
+        return err;
+    }
+    let what = if found { "not in" } else { "not runnable in" };
+    RuntimeError::NotRunnable {
+        action: format!("cannot start {instance}: its command is {what} image {image}"),
+        message: message.clone(),
+        hint: format!(
+            "`command:` (or the image's entrypoint) names a program that image {image} does not \
+             hold{}: fix `command:`, or rebuild the image with it",
+            if found { "" } else { " as an executable file" }
+        ),
+    }
+}
+
 /// A container id as `docker ps` shows it.
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -912,7 +944,7 @@ pub(crate) fn engine(action: String, e: &DockerError) -> RuntimeError {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lines, port_taken};
+    use super::{Lines, not_runnable, port_taken};
     use turnout_runtime::RuntimeError;
 
     #[test]
@@ -955,6 +987,40 @@ mod tests {
         // Any other refusal is left as it is.
         let other = port_taken("web.1", service, engine("no such image"));
         assert_eq!(other.hint(), None);
+    }
+
+    #[test]
+    fn a_command_missing_from_its_image_is_named_and_permanent() {
+        let engine = |message: &str| RuntimeError::Engine {
+            action: "cannot start container abc of web.1".into(),
+            message: message.into(),
+            hint: None,
+        };
+        // Docker 20.10's words for a command not on the image's PATH.
+        let missing = not_runnable(
+            "web.1",
+            "app:1",
+            engine(
+                "OCI runtime create failed: container_linux.go:380: starting container process \
+                 caused: exec: \"nosuch\": executable file not found in $PATH: unknown",
+            ),
+        );
+        assert!(missing.is_permanent());
+        let text = format!("{missing} {}", missing.hint().unwrap_or_default());
+        assert!(
+            text.contains("cannot start web.1: its command is not in image app:1")
+                && text.contains("fix `command:`"),
+            "{text}"
+        );
+        let denied = not_runnable(
+            "web.1",
+            "app:1",
+            engine("starting container process caused: exec: \"/etc\": permission denied"),
+        );
+        assert!(denied.is_permanent() && denied.to_string().contains("not runnable in"));
+        // Any other refusal is left as it is, and is retried.
+        let other = not_runnable("web.1", "app:1", engine("permission denied on the socket"));
+        assert!(!other.is_permanent());
     }
 
     #[test]

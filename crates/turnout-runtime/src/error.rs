@@ -130,6 +130,17 @@ pub enum RuntimeError {
         /// Who holds it and what to do.
         hint: String,
     },
+    /// The instance's program is not there or cannot be run (a container
+    /// command its image does not hold): starting again does not help.
+    #[error("{action}: {message}")]
+    NotRunnable {
+        /// What was being done (`cannot start web.1: its command is not in image turnout:dev`).
+        action: String,
+        /// What the engine said.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// No free loopback port could be bound.
     #[error("cannot allocate a loopback port: {source}")]
     Ports {
@@ -156,7 +167,8 @@ impl RuntimeError {
             | RuntimeError::UnknownPort { .. }
             | RuntimeError::UnmappedPort { .. }
             | RuntimeError::MissingImage { .. }
-            | RuntimeError::PortTaken { .. } => true,
+            | RuntimeError::PortTaken { .. }
+            | RuntimeError::NotRunnable { .. } => true,
             RuntimeError::LogFile { .. }
             | RuntimeError::ReadLog { .. }
             | RuntimeError::ProcStat { .. }
@@ -173,7 +185,8 @@ impl RuntimeError {
         match self {
             RuntimeError::Unsupported { hint, .. }
             | RuntimeError::MissingImage { hint, .. }
-            | RuntimeError::PortTaken { hint, .. } => Some(hint.clone()),
+            | RuntimeError::PortTaken { hint, .. }
+            | RuntimeError::NotRunnable { hint, .. } => Some(hint.clone()),
             RuntimeError::Engine { hint, .. } => hint.clone(),
             RuntimeError::UnknownPort { variable, .. } if variable == "PORT" => Some(
                 "route a port with a routing label (aliyun.routing.port_<N>), or give a default: \

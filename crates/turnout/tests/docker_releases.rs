@@ -368,6 +368,17 @@ fn a_host_port_held_outside_turnout_fails_the_start_naming_it() {
         failed.contains(&format!("cannot start web.1: host port {port} is taken")),
         "{failed}"
     );
+    // The status says it too, for `deploy` and `up` to stop waiting at.
+    let status = server.wait_status(&app, WAIT, |s| {
+        s["services"][0]["instances"][0]["error"].is_string()
+    });
+    let error = status["services"][0]["instances"][0]["error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        error.contains(&format!("host port {port} is taken")),
+        "{error}"
+    );
     // The failed container is not left behind.
     let left: Vec<String> = containers(&app)
         .values()

@@ -199,6 +199,42 @@ fn up_and_a_blue_green_release_on_containers() {
 }
 
 #[test]
+fn a_command_missing_from_its_image_ends_up_at_once_keeping_nothing() {
+    need_docker!();
+    ensure_image();
+    let dir = TempDir::new("docker-no-command");
+    let data = dir.path().join("data");
+    let app = unique_app("dkcmd");
+    let _cleanup = Cleanup::of(&data);
+    let image = format!("turnout:{}", tag());
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "web:\n  image: {image}\n  command: [\"turnout-no-such-program\"]\n  labels:\n    \
+             aliyun.routing.port_5000: web\n"
+        ),
+    )
+    .unwrap();
+    // Within up_refused's bound, far less than `up`'s ready timeout (120 s).
+    let out = up_refused(&app, &file, &data);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot start web.1: its command is not in image {image}"
+        )) && stderr.contains("executable file not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("nothing of app {app} is kept")),
+        "{stderr}"
+    );
+    // The container that could not start is not left behind.
+    assert!(containers(&app).is_empty(), "{:?}", containers(&app));
+}
+
+#[test]
 fn a_missing_image_is_refused_before_anything_starts() {
     need_docker!();
     let dir = TempDir::new("docker-missing");

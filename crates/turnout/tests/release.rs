@@ -253,26 +253,53 @@ fn a_release_whose_instances_never_get_ready_rolls_back() {
     assert!(kinds.contains(&"release-failed"), "{kinds:?}");
 }
 
-#[test]
-fn a_release_whose_instances_cannot_start_fails_at_once_not_at_its_deadline() {
-    let dir = TempDir::new("cannot-start");
+/// Releases the hello app's backend as a `serviceB-v2` whose definition
+/// is `v2` (its lines after `serviceB-v2:`) and waits for the release to
+/// be rolled back, long before its ready deadline; the release's reason.
+fn release_that_cannot_start(name: &str, v2: &str) -> String {
+    let dir = TempDir::new(name);
     // A ready deadline far beyond the test's wait: only the start error
     // can end the release in time.
     let server = up(&dir, &["--ready-timeout", "600"]);
-    let unstartable = "serviceA-v1:\n  command: turnout demo-app --text 'world!'\n  labels:\n    aliyun.scale: 3\n    aliyun.routing.port_5000: servicea.local\nserviceB-v1:\n  command: turnout demo-app --upstream \"$$dep_endpoint\" --prefix 'Hello '\n  environment:\n    - 'dep_endpoint=http://servicea.local'\n  labels:\n    aliyun.scale: 2\n    aliyun.routing.port_5001: serviceb\n  external_links:\n    - \"servicea.local\"\nserviceB-v2:\n  command: turnout demo-app --text two\n  working_dir: /nonexistent/turnout-dir\n  labels:\n    aliyun.routing.port_5001: serviceb\n    aliyun.routing.coexist: true\n";
+    let unstartable = format!(
+        "serviceA-v1:\n  command: turnout demo-app --text 'world!'\n  labels:\n    aliyun.scale: 3\n    aliyun.routing.port_5000: servicea.local\nserviceB-v1:\n  command: turnout demo-app --upstream \"$$dep_endpoint\" --prefix 'Hello '\n  environment:\n    - 'dep_endpoint=http://servicea.local'\n  labels:\n    aliyun.scale: 2\n    aliyun.routing.port_5001: serviceb\n  external_links:\n    - \"servicea.local\"\nserviceB-v2:\n{v2}  labels:\n    aliyun.routing.port_5001: serviceb\n    aliyun.routing.coexist: true\n"
+    );
     let body = serde_json::json!({ "template": unstartable, "source_name": "unstartable.yaml" })
         .to_string();
     let r = server.api("POST", &format!("/v1/apps/{APP}/releases"), Some(&body));
     assert_eq!(r.status, 201, "{}", r.body);
     // WAIT is far less than the deadline.
     let s = server.wait_status(APP, WAIT, |s| state(s) == "rolled-back");
-    let reason = s["release"]["reason"].as_str().unwrap();
+    assert_eq!(server.get("serviceb.localhost").body, "Hello world!");
+    s["release"]["reason"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_release_whose_instances_cannot_start_fails_at_once_not_at_its_deadline() {
+    let reason = release_that_cannot_start(
+        "cannot-start",
+        "  command: turnout demo-app --text two\n  working_dir: /nonexistent/turnout-dir\n",
+    );
     assert!(
         reason.starts_with("failed: cannot start serviceB-v2.1 (")
             && reason.contains("working directory /nonexistent/turnout-dir does not exist"),
         "{reason}"
     );
-    assert_eq!(server.get("serviceb.localhost").body, "Hello world!");
+}
+
+#[test]
+fn a_release_whose_command_is_not_found_fails_at_once_not_at_its_deadline() {
+    // The shell starts; the program it runs is not there (exit 127).
+    let reason = release_that_cannot_start(
+        "not-found",
+        "  command: turnout-no-such-program --port 5001\n",
+    );
+    assert!(
+        reason.starts_with(
+            "failed: cannot start serviceB-v2.1: it exited with status 127 before it was ready"
+        ) && reason.contains("its command was not found"),
+        "{reason}"
+    );
 }
 
 #[test]

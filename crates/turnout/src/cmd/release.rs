@@ -166,8 +166,19 @@ pub(crate) enum Progress {
     Waiting(String),
     /// The goal is reached.
     Done,
-    /// The release failed or was rolled back: what to say.
+    /// The release failed or was rolled back, or an instance cannot
+    /// start: what to say.
     Failed(String),
+}
+
+/// An instance of `services` that cannot start as things stand, and why
+/// (the server's `error` of it), if one cannot: waiting for it is
+/// pointless.
+pub(crate) fn cannot_start<'a>(services: &[&'a ServiceStatus]) -> Option<(&'a str, &'a str)> {
+    services
+        .iter()
+        .flat_map(|svc| &svc.instances)
+        .find_map(|i| Some((i.id.as_str(), i.error.as_deref()?)))
 }
 
 /// Judges one status against a goal. Pure, so the stop rules are tested
@@ -196,7 +207,9 @@ pub(crate) fn progress(s: &AppStatus, goal: Goal) -> Progress {
         .join("  ");
     match goal {
         Goal::Deploy => {
-            if watched.iter().all(|svc| svc.ready >= svc.scale) {
+            if let Some((_, error)) = cannot_start(&watched) {
+                Progress::Failed(error.to_string())
+            } else if watched.iter().all(|svc| svc.ready >= svc.scale) {
                 Progress::Done
             } else {
                 Progress::Waiting(text)
@@ -278,10 +291,17 @@ pub(crate) async fn wait(
             Progress::Done => None,
             Progress::Failed(message) => Some(ApiError::local(
                 message,
-                format!(
-                    "see `turnout history --app {app}` for what happened and `turnout logs \
-                     SERVICE --app {app}` for why the new services were not ready"
-                ),
+                match goal {
+                    Goal::Deploy => format!(
+                        "the server keeps trying to start it, in case the cause is outside the \
+                         template; see `turnout ps --app {app}`, fix the cause, or release a \
+                         fixed template with `turnout release FILE --app {app}`"
+                    ),
+                    Goal::Release(_) => format!(
+                        "see `turnout history --app {app}` for what happened and `turnout logs \
+                         SERVICE --app {app}` for why the new services were not ready"
+                    ),
+                },
             )),
         };
         if tty && !shown.is_empty() {
@@ -360,5 +380,25 @@ mod tests {
             progress(&status(None, None, 2), Goal::Deploy),
             Progress::Done
         );
+    }
+
+    #[test]
+    fn a_deploy_stops_at_an_instance_that_cannot_start() {
+        let mut s = status(None, None, 1);
+        s.services[1].instances = serde_json::from_value(json!([
+            {"id": "serviceB-v2.1", "state": "ready"},
+            {"id": "serviceB-v2.2", "state": "exited", "restarts": 3,
+             "error": "cannot start serviceB-v2.2: host port 8080 is taken: address in use"}
+        ]))
+        .unwrap();
+        assert_eq!(
+            progress(&s, Goal::Deploy),
+            Progress::Failed(
+                "cannot start serviceB-v2.2: host port 8080 is taken: address in use".into()
+            )
+        );
+        // An error that went away (the port was freed, the start worked).
+        s.services[1].instances[1].error = None;
+        assert!(matches!(progress(&s, Goal::Deploy), Progress::Waiting(_)));
     }
 }

@@ -137,7 +137,8 @@ impl Foreground {
     /// Returns the exit code; the caller stops the server.
     async fn run(self, template: turnout_spec::Template, mut signals: Signals) -> ExitCode {
         let name = &self.name;
-        if self.controller.template(name).await.is_some() {
+        let resumed = self.controller.template(name).await.is_some();
+        if resumed {
             errln!("resuming app {name} from {}", self.data_dir.display());
         } else if let Err(e) = self.controller.deploy(name, &self.source, template).await {
             errln!("error: {e}");
@@ -149,7 +150,12 @@ impl Foreground {
         outln!("{}", self.addrs.listening_line());
         let early = tokio::select! {
             signal = signals.recv() => Some(signal),
-            () = self.wait_ready() => None,
+            waited = self.wait_ready() => {
+                if let Err((id, error)) = waited {
+                    return self.cannot_start(&id, &error, resumed).await;
+                }
+                None
+            }
         };
         let signal = match early {
             Some(signal) => signal,
@@ -164,15 +170,62 @@ impl Foreground {
         ExitCode::SUCCESS
     }
 
-    /// Shows progress until every instance is ready (or the timeout).
-    async fn wait_ready(&self) {
+    /// Ends `up` at an instance that cannot start as things stand: exit 1.
+    /// An app deployed by this `up` is deleted first (nothing of it ran),
+    /// so that the data dir is as it was and `up` of a fixed template
+    /// starts afresh; a resumed one is kept.
+    async fn cannot_start(&self, id: &str, error: &str, resumed: bool) -> ExitCode {
+        let name = &self.name;
+        errln!("error: {error}");
+        // Its last words (`sh: 1: x: not found`): once `up` has ended there
+        // is no server for `turnout logs` to ask.
+        if let Ok(logs) = self.controller.logs(name, id, 5, false).await
+            && !logs.lines.is_empty()
+        {
+            errln!("  {id}'s last output:");
+            for line in &logs.lines {
+                errln!("    {line}");
+            }
+        }
+        if resumed {
+            errln!(
+                "  hint: app {name} is kept in {}; fix the cause and run `turnout up` again, or \
+                 release a fixed template with `turnout release FILE` from another terminal",
+                self.data_dir.display()
+            );
+        } else {
+            if let Err(e) = self.controller.delete(name).await {
+                errln!("error: cannot delete app {name}: {e}");
+            }
+            errln!(
+                "  hint: nothing of app {name} is kept; fix the cause and run `turnout up {}` \
+                 again",
+                self.source
+            );
+        }
+        errln!("stopping app {name}'s instances");
+        ExitCode::from(1)
+    }
+
+    /// Shows progress until every instance is ready (or the timeout); an
+    /// error when one cannot start as things stand (a host port held
+    /// outside turnout, a command that is not found: the status's
+    /// `error`), since waiting for it is pointless.
+    async fn wait_ready(&self) -> Result<(), (String, String)> {
         let started = Instant::now();
         let tty = use_color(true);
         let mut last = String::new();
         loop {
             let Ok(status) = self.controller.status(&self.name).await else {
-                return;
+                return Ok(());
             };
+            let services: Vec<_> = status.services.iter().collect();
+            if let Some((id, error)) = crate::cmd::release::cannot_start(&services) {
+                if tty && !last.is_empty() {
+                    err!("\n");
+                }
+                return Err((id.to_string(), error.to_string()));
+            }
             let (ready, scale): (u32, u32) = status.services.iter().fold((0, 0), |(r, s), svc| {
                 (r + svc.ready.min(svc.scale), s + svc.scale)
             });
@@ -189,7 +242,7 @@ impl Foreground {
                 if tty {
                     err!("\n");
                 }
-                return;
+                return Ok(());
             }
             if started.elapsed() > self.ready_timeout {
                 if tty {
@@ -199,7 +252,7 @@ impl Foreground {
                     "warning: not every instance is ready after {}s; see `turnout ps` and `turnout logs SERVICE`",
                     self.ready_timeout.as_secs()
                 );
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
