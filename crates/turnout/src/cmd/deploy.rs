@@ -18,7 +18,9 @@ use turnout_api_types::{AcceptedStatus, AppStatus, DeployRequest};
     from the `.env` of the template's folder; `env_file`s are read here and their values sent; \
     problems are shown as `turnout validate` shows them; nothing is sent when it is invalid.\n\n\
     Exit status: 0 when every instance is ready, 1 when the template or the server refuses, \
-    or the instances are not ready in time.\n\nExample:\n  turnout deploy examples/hello/app.yaml"
+    the instances are not ready in time, or one cannot start as things stand (its command is \
+    not found, a host port it publishes is held: the status's `error`; the server keeps \
+    retrying it).\n\nExample:\n  turnout deploy examples/hello/app.yaml"
 )]
 pub struct Args {
     /// The template to deploy.

@@ -18,6 +18,9 @@ use crate::server::{ProxyPlane, Server, ServerArgs, ServerFile, Signals, init_lo
     after_help = "On a data dir that already holds the app, `up` resumes it when FILE \
     is the app's current template (during a release: the target); when FILE differs it exits \
     1 and changes nothing: use `turnout release FILE` from another terminal.\n\n\
+    An instance that cannot start as things stand (its command is not found, a host port it \
+    publishes is held) ends `up` with exit 1 and its last lines of output; an app this `up` \
+    deployed is then deleted, so that nothing of it is kept.\n\n\
     Output: the listening line and the app's URLs on stdout, progress and logs on stderr; \
     the server keeps running when either is closed (`turnout up FILE | head -1`).\n\n\
     Example:\n  turnout up examples/hello/app.yaml\n  \
