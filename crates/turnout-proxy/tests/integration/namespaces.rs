@@ -39,7 +39,10 @@ struct Netns(String);
 impl Netns {
     /// `None` where one cannot be made (no `ip`, not root).
     fn make() -> Option<Netns> {
-        let name = format!("turnout-test-{}", std::process::id());
+        // One name per namespace: the tests run at once in one process.
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("turnout-test-{}-{n}", std::process::id());
         let ip = |args: &[&str]| {
             Command::new("ip")
                 .args(args)
@@ -200,5 +203,49 @@ async fn a_namespace_that_cannot_be_entered_falls_back_once_and_for_all() {
         1,
         "asked again after the refusal"
     );
+    proxy.shutdown().await;
+}
+
+/// The threads of this process named `name`.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+#[tokio::test]
+async fn a_namespace_has_one_thread_for_all_its_new_connections() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(netns) = Netns::make() else {
+        eprintln!("skipped: cannot make a network namespace here (`ip netns add` needs root)");
+        return;
+    };
+    // Every answer ends its connection: each request is a new upstream
+    // connection, made inside the namespace.
+    let (addr, accepted) = backend(Some(&netns), "inside", true).await;
+    let proxy = proxy(&one_route(addr)).await;
+    let public = proxy.addrs().public;
+    let asked = Arc::new(AtomicUsize::new(0));
+    assert!(proxy.set_upstream_namespaces(Everywhere {
+        namespace: netns.path(),
+        asked: asked.clone(),
+    }));
+    // Its thread is named after the namespace's inode.
+    let name = format!("netns{}", std::fs::metadata(netns.path()).unwrap().ino());
+    let client = client();
+    for _ in 0..8 {
+        let answer = get(&client, public, "app.localhost", "/", &[]).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body.as_str()),
+            (200, "inside")
+        );
+    }
+    let accepted = accepted.load(Ordering::Relaxed);
+    assert!(accepted >= 8, "{accepted} connections for 8 requests");
+    // One thread made them all, and it waits for the next (not one thread
+    // per connection, each gone once its socket was made).
+    assert_eq!(threads_named(&name), 1, "threads named {name}");
     proxy.shutdown().await;
 }
