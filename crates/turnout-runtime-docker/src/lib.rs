@@ -48,6 +48,7 @@ mod docker;
 pub mod dockerignore;
 pub mod image;
 mod namespaces;
+mod start_error;
 mod sweep;
 mod warnings;
 
