@@ -198,6 +198,18 @@ fn up_and_a_blue_green_release_on_containers() {
     );
 }
 
+/// `DIR/app.yaml`: one service `web` of `image` on a public route, with
+/// `extra` (its lines) besides.
+fn one_web(dir: &Path, image: &str, extra: &str) -> PathBuf {
+    let file = dir.join("app.yaml");
+    std::fs::write(
+        &file,
+        format!("web:\n  image: {image}\n{extra}  labels:\n    aliyun.routing.port_5000: web\n"),
+    )
+    .unwrap();
+    file
+}
+
 #[test]
 fn a_command_missing_from_its_image_ends_up_at_once_keeping_nothing() {
     need_docker!();
@@ -207,15 +219,11 @@ fn a_command_missing_from_its_image_ends_up_at_once_keeping_nothing() {
     let app = unique_app("dkcmd");
     let _cleanup = Cleanup::of(&data);
     let image = format!("turnout:{}", tag());
-    let file = dir.path().join("app.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "web:\n  image: {image}\n  command: [\"turnout-no-such-program\"]\n  labels:\n    \
-             aliyun.routing.port_5000: web\n"
-        ),
-    )
-    .unwrap();
+    let file = one_web(
+        dir.path(),
+        &image,
+        "  command: [\"turnout-no-such-program\"]\n",
+    );
     // Within up_refused's bound, far less than `up`'s ready timeout (120 s).
     let out = up_refused(&app, &file, &data);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -242,12 +250,7 @@ fn a_missing_image_is_refused_before_anything_starts() {
     let app = unique_app("dkmiss");
     let _cleanup = Cleanup::of(&data);
     let image = format!("turnout-no-such-image:{}", std::process::id());
-    let file = dir.path().join("app.yaml");
-    std::fs::write(
-        &file,
-        format!("web:\n  image: {image}\n  labels:\n    aliyun.routing.port_5000: web\n"),
-    )
-    .unwrap();
+    let file = one_web(dir.path(), &image, "");
     let out = up_refused(&app, &file, &data);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
